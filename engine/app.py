@@ -1,0 +1,95 @@
+"""The app factory: one Flask app, its extensions, its plugins and its concerns.
+
+Every call builds a complete, independent app (its own plugin manager, job registry and Redis
+client), so tests and tools can hold several at once.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, send_from_directory
+from jinja2 import ChoiceLoader, FileSystemLoader
+from werkzeug.security import safe_join
+
+from engine import config as config_module
+from engine.db import configure_sqlite, db
+from engine.jobs import registry
+from engine.plugins import Plugins
+
+ENGINE_DIR = Path(__file__).resolve().parent
+
+# The core's concerns, each a module with `init_app(app)`: its routes, template globals, CLI.
+CONCERNS = (
+    "engine.web",
+)
+
+
+def create_app(overrides: dict[str, Any] | None = None,
+               instance_path: str | Path | None = None) -> Flask:
+    instance = Path(instance_path or config_module.default_instance_path()).resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    app = Flask("engine", instance_path=str(instance), root_path=str(ENGINE_DIR),
+                static_folder="static", template_folder="templates")
+    app.config.update(config_module.load(instance, overrides))
+    _configure_logging(app)
+
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            configure_sqlite(db.engine)
+
+    plugins = Plugins(app)
+    app.extensions["magnet.jobs"] = registry.build(app)
+    _register_plugin_parts(app, plugins)
+    for name in CONCERNS:
+        importlib.import_module(name).init_app(app)
+
+    app.before_request(plugins.refresh)
+    app.jinja_env.globals["hook"] = lambda name, **kw: plugins.render(name, **kw)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    logger = logging.getLogger("magnet")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _register_plugin_parts(app: Flask, plugins: Plugins) -> None:
+    """Blueprints (404 while disabled), templates, static files and CLI commands of plugins."""
+    for name, (slug, blueprint) in plugins.collect_unique(
+            "register_blueprints", key=lambda bp: bp.name).items():
+        blueprint.before_request(_gate(plugins, slug))
+        app.register_blueprint(blueprint)
+    for slug, command in plugins.collect("register_commands", include_disabled=True):
+        app.cli.add_command(command)
+
+    template_dirs = [str(info.path / "templates") for info in plugins.infos.values()
+                     if info.path and (info.path / "templates").is_dir()]
+    app.jinja_loader = ChoiceLoader([FileSystemLoader(str(ENGINE_DIR / "templates")),
+                                     *map(FileSystemLoader, template_dirs)])
+
+    @app.get("/plugins/<slug>/static/<path:filename>")
+    def plugin_static(slug: str, filename: str) -> Any:
+        info = plugins.infos.get(slug)
+        if not info or not info.path or not plugins.is_enabled(slug):
+            abort(404)
+        folder = info.path / "static"
+        if not safe_join(str(folder), filename):
+            abort(404)
+        return send_from_directory(folder, filename, max_age=86400)
+
+
+def _gate(plugins: Plugins, slug: str) -> Any:
+    def plugin_must_be_enabled() -> None:
+        plugins.refresh()
+        if not plugins.is_enabled(slug):
+            abort(404)
+    return plugin_must_be_enabled

@@ -1,0 +1,1 @@
+"""The engine's own features, written as plugins of its own hooks (always enabled)."""

@@ -1,0 +1,105 @@
+"""Configuration: engine defaults, then `instance/magnet.toml`, then the environment.
+
+Each layer overrides the one before, so a laptop needs no configuration at all (SQLite and an
+embedded Redis inside the instance folder) while a deployment sets `DATABASE_URL`, `REDIS_URL`
+and `SECRET_KEY` in its environment, as twelve-factor hosts expect.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, Any] = {
+    "SITE_NAME": "Magnet",
+    "SITE_URL": "",  # absolute base for feeds, sitemaps and emails; the request's host when empty
+    "SQLALCHEMY_DATABASE_URI": None,  # filled from DATABASE_URL or instance/magnet.db
+    "REDIS_URL": None,  # empty: an embedded Redis whose files live in the instance folder
+    "SAFE_MODE": False,
+    "PLUGINS_PATH": str(PROJECT_ROOT / "plugins"),
+    "THEMES_PATH": str(PROJECT_ROOT / "themes"),
+    "CONTENT_PATH": str(PROJECT_ROOT / "content"),
+    "PLUGIN_STATE_REFRESH_SECONDS": 2.0,
+    "OUTBOX_MAX_ATTEMPTS": 8,
+    "OUTBOX_LEASE_SECONDS": 300,
+    "MAX_CONTENT_LENGTH": 1 * 1024 * 1024,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "MAIL_HOST": "",  # empty: emails are written to instance/mail/ instead of sent
+    "MAIL_PORT": 25,
+    "MAIL_USERNAME": "",
+    "MAIL_PASSWORD": "",
+    "MAIL_USE_TLS": False,
+    "MAIL_FROM": "Magnet <hello@localhost>",
+}
+
+# Environment variables read as they are, beside every `MAGNET_<KEY>` variable.
+PLAIN_ENV = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI", "REDIS_URL": "REDIS_URL", "SECRET_KEY": "SECRET_KEY"}
+
+
+def default_instance_path() -> Path:
+    """The instance folder: `MAGNET_INSTANCE_PATH`, else `instance/` beside the project."""
+    return Path(os.environ.get("MAGNET_INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+
+
+def _coerce(raw: str, like: Any) -> Any:
+    """Read an environment string as the type of the default it replaces."""
+    if isinstance(like, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(like, int):
+        return int(raw)
+    if isinstance(like, float):
+        return float(raw)
+    return raw
+
+
+def _normalise_database_url(url: str) -> str:
+    """Accept the `postgres://` and `postgresql://` forms hosts hand out; use psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _secret_key(instance: Path) -> str:
+    """Read the instance's secret key, generating it on the first run (never a fixed default)."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load(instance: Path, overrides: dict[str, Any] | None = None,
+         environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Merge the layers into one dict for `app.config`."""
+    environ = dict(os.environ if environ is None else environ)
+    config = dict(DEFAULTS)
+    toml_file = instance / "magnet.toml"
+    if toml_file.exists():
+        with toml_file.open("rb") as fh:
+            config.update({k.upper(): v for k, v in tomllib.load(fh).items()})
+    for name, key in PLAIN_ENV.items():
+        if environ.get(name):
+            config[key] = environ[name]
+    for name, raw in environ.items():
+        if name.startswith("MAGNET_") and name not in ("MAGNET_INSTANCE_PATH",):
+            key = name[len("MAGNET_"):]
+            config[key] = _coerce(raw, DEFAULTS.get(key, ""))
+    config.update(overrides or {})
+
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'magnet.db'}"
+    config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _secret_key(instance)
+    return config

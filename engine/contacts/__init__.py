@@ -1,0 +1,1 @@
+"""Contacts: people, companies, tags, consent and the activity timeline (the 360-degree view)."""

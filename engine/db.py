@@ -1,0 +1,122 @@
+"""The database: one Flask-SQLAlchemy extension, UTC datetimes, and SQLite tuned for many writers.
+
+SQLite is the zero-configuration default, and several processes (web workers, RQ workers, the
+CLI) write to it at once. Three settings keep "database is locked" away from users:
+WAL (readers never block the writer), a generous busy timeout (a writer waits for the lock
+instead of failing), and write transactions that take the lock up front with
+`BEGIN IMMEDIATE`. Without the last one, a transaction that read first and writes later can
+fail at once when another process committed in between, whatever the busy timeout says.
+So every write goes through `write()`; plain reads stay deferred and never queue behind writers.
+On PostgreSQL the same code runs ordinary transactions.
+"""
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+_immediate = contextvars.ContextVar("magnet_begin_immediate", default=False)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (the only kind of datetime Magnet stores)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use engine.db.utcnow() or an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, busy timeout, foreign keys, and `BEGIN IMMEDIATE` inside `write()`."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def locking() -> Iterator[None]:
+    """Make every transaction begun inside take SQLite's write lock at once (raw connections)."""
+    token = _immediate.set(True)
+    try:
+        yield
+    finally:
+        _immediate.reset(token)
+
+
+@contextmanager
+def write() -> Iterator[Any]:
+    """A write transaction on `db.session`: commits on success, rolls back on error.
+
+    It first ends whatever read transaction the session had open (reads are never left
+    half-done: nothing is pending outside `write()`), then begins a new one that takes SQLite's
+    write lock at once, so the writer waits its turn instead of failing later. A `write()`
+    inside another joins it: the outer one commits both, or neither.
+    """
+    session = db.session
+    if _immediate.get() and session.in_transaction():
+        yield session  # nested: join the enclosing write, which commits or rolls back
+        return
+    if session.in_transaction():
+        session.commit()
+    with locking():
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,49 @@
+"""The Redis connection: `REDIS_URL` when set, else the embedded server of the instance folder."""
+from __future__ import annotations
+
+import atexit
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+
+from engine.jobs.embedded import EmbeddedRedis
+
+# Short timeouts: when Redis is down a request must fall back at once, not hang.
+CLIENT_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 5.0,
+                  "health_check_interval": 30}
+
+
+def redis_url(app: Flask) -> str:
+    return app.config.get("REDIS_URL") or EmbeddedRedis(Path(app.instance_path)).url
+
+
+def client_for(app: Flask) -> redis.Redis:
+    """The app's Redis client (one connection pool per app)."""
+    client = app.extensions.get("magnet.redis")
+    if client is None:
+        client = redis.Redis.from_url(redis_url(app), **CLIENT_OPTIONS)
+        app.extensions["magnet.redis"] = client
+    return client
+
+
+def connection() -> redis.Redis:
+    return client_for(current_app)
+
+
+def ensure_embedded(app: Flask) -> EmbeddedRedis | None:
+    """Start the embedded Redis if the app uses it and none answers; stopped at exit."""
+    if app.config.get("REDIS_URL"):
+        return None
+    server = EmbeddedRedis(Path(app.instance_path))
+    if server.start():
+        atexit.register(server.stop)
+        return server
+    return None
+
+
+def available() -> bool:
+    try:
+        return bool(connection().ping())
+    except (redis.RedisError, OSError):
+        return False

@@ -1,0 +1,65 @@
+"""Named jobs: what a worker may run, on which queue, and how often for periodic ones.
+
+Jobs are looked up by name rather than passed to RQ as functions, so a row in the outbox or a
+job in Redis names a job in words (`mail.send`) that survives code moves, and a disabled
+plugin's jobs can be skipped.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+QUEUES = ("default", "mail", "events")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    func: Callable[..., Any]
+    queue: str = "default"
+    every: float | None = None  # seconds, for periodic jobs
+    atomic: bool = False  # outbox jobs: run the handler and mark the row done in one transaction
+    owner: str = ""  # the plugin slug that registered it
+
+
+def job(name: str, queue: str = "default", every: float | None = None,
+        atomic: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as a job; return it from a `register_jobs` hook to make it runnable.
+
+    `every` makes it periodic: the workers enqueue it once per interval across the cluster.
+    `atomic` (outbox jobs whose work is only in the database) commits the handler's writes
+    together with the outbox row's `done` mark, so even a crash cannot make it act twice.
+    """
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; use one of {QUEUES}")
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.magnet_job = JobSpec(name, func, queue, every, atomic)  # type: ignore[attr-defined]
+        return func
+    return mark
+
+
+def build(app: Flask) -> dict[str, JobSpec]:
+    """Collect every plugin's jobs (start-up); two jobs with one name refuse to start."""
+    plugins = app.extensions["magnet.plugins"]
+    found = plugins.collect_unique("register_jobs", key=lambda f: _spec(f).name)
+    return {name: JobSpec(**{**_spec(func).__dict__, "owner": owner})
+            for name, (owner, func) in found.items()}
+
+
+def _spec(func: Callable[..., Any]) -> JobSpec:
+    try:
+        return func.magnet_job  # type: ignore[attr-defined]
+    except AttributeError:
+        raise TypeError(f"{func!r} is returned by register_jobs but is not decorated with "
+                        "@engine.jobs.job") from None
+
+
+def get(name: str) -> JobSpec:
+    try:
+        return current_app.extensions["magnet.jobs"][name]
+    except KeyError:
+        raise LookupError(f"no job named {name!r}") from None

@@ -1,0 +1,39 @@
+"""The functions RQ runs. They look jobs up by name in the worker's app (see `registry`)."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app
+from rq import Queue, Retry
+
+from engine.jobs import outbox, registry
+from engine.jobs.connection import connection
+
+log = logging.getLogger("magnet.jobs")
+
+
+def _owner_enabled(spec: registry.JobSpec) -> bool:
+    plugins = current_app.extensions["magnet.plugins"]
+    return not spec.owner or plugins.is_enabled(spec.owner)
+
+
+def run_outbox_row(row_id: int) -> str:
+    return outbox.run(row_id)
+
+
+def run_named(name: str, kwargs: dict[str, Any]) -> Any:
+    spec = registry.get(name)
+    if not _owner_enabled(spec):
+        log.info("job %s skipped: plugin %r is disabled", name, spec.owner)
+        return None
+    return spec.func(**kwargs)
+
+
+def enqueue(name: str, **kwargs: Any) -> Any:
+    """Run a job soon on its queue, retried with back-off; for work that may be lost with
+    Redis (caches, roll-ups). Work that must survive goes through `outbox.add()`."""
+    spec = registry.get(name)
+    queue = Queue(spec.queue, connection=connection())
+    return queue.enqueue(run_named, name, kwargs, retry=Retry(max=3, interval=[5, 30, 120]),
+                         result_ttl=60, failure_ttl=7 * 86400)

@@ -1,0 +1,105 @@
+"""`magnet worker`: RQ's non-forking worker inside the app, plus the periodic-job ticker.
+
+RQ's default worker forks a child per job, which here runs about 50 jobs/s; `SimpleWorker`
+runs jobs in its own process (hundreds per second, see `bench/worker_throughput.py`) and keeps
+the app, its plugin state and its database pool warm between jobs. Parallelism comes from more
+worker processes (`--processes N`, or more machines), not from forking.
+
+Each worker also runs a ticker thread: periodic jobs (`@job(every=...)`) are enqueued at most
+once per interval across all workers, using a Redis key with that interval as expiry as the
+lock, and the ticker keeps the worker's heartbeat key fresh for `/healthz`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from flask import Flask
+from rq import Queue, SimpleWorker
+
+from engine.jobs import registry
+from engine.jobs.runner import run_named
+
+log = logging.getLogger("magnet.worker")
+
+HEARTBEAT_KEY = "magnet:worker:{}"
+HEARTBEAT_TTL = 30
+TICK_SECONDS = 0.5
+
+
+class MagnetWorker(SimpleWorker):
+    """Runs each job inside a fresh app context, with the plugin state refreshed first."""
+
+    app: Flask
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        with self.app.app_context():
+            self.app.extensions["magnet.plugins"].refresh()
+            return super().execute_job(job, queue)
+
+
+class Ticker(threading.Thread):
+    def __init__(self, app: Flask, conn: redis.Redis, name: str) -> None:
+        super().__init__(daemon=True, name="magnet-ticker")
+        self.app, self.conn, self.worker_name = app, conn, name
+        self.stopping = threading.Event()
+        self.periodic = [spec for spec in app.extensions["magnet.jobs"].values() if spec.every]
+
+    def run(self) -> None:
+        next_beat = 0.0
+        while not self.stopping.wait(TICK_SECONDS):
+            try:
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.conn.set(HEARTBEAT_KEY.format(self.worker_name), str(time.time()),
+                                  ex=HEARTBEAT_TTL)
+                    next_beat = now + HEARTBEAT_TTL / 3
+                for spec in self.periodic:
+                    self.maybe_enqueue(spec)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("ticker: Redis unavailable: %s", exc)
+
+    def maybe_enqueue(self, spec: registry.JobSpec) -> None:
+        lock = f"magnet:periodic:{spec.name}"
+        if self.conn.set(lock, self.worker_name, nx=True, px=max(int(spec.every * 1000), 100)):
+            Queue(spec.queue, connection=self.conn).enqueue(
+                run_named, spec.name, {}, result_ttl=0, failure_ttl=86400,
+                job_timeout=max(60, int(spec.every * 10)))
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
+def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
+               burst: bool = False, with_scheduler: bool = True) -> bool:
+    """Work the named queues until stopped (or until empty, in burst mode)."""
+    queues = queues or ["default", "mail", "events"]
+    name = worker_name()
+    worker = MagnetWorker([Queue(q, connection=conn) for q in queues], connection=conn,
+                          name=f"{name}.{time.monotonic_ns() % 100000}")
+    worker.app = app
+    ticker = None
+    if not burst:
+        ticker = Ticker(app, conn, name)
+        ticker.start()
+    try:
+        return worker.work(burst=burst, with_scheduler=with_scheduler and not burst,
+                           logging_level="WARNING")
+    finally:
+        if ticker:
+            ticker.stopping.set()
+            try:
+                conn.delete(HEARTBEAT_KEY.format(name))
+            except (redis.RedisError, OSError):
+                pass
+
+
+def live_workers(conn: redis.Redis) -> int:
+    """How many workers sent a heartbeat within the last `HEARTBEAT_TTL` seconds."""
+    return sum(1 for _ in conn.scan_iter(match=HEARTBEAT_KEY.format("*"), count=100))

@@ -1,0 +1,31 @@
+"""Alembic environment shared by the core's and every plugin's migration branch.
+
+The engine runs Alembic itself (see `engine.migrate`) and hands over an open connection, so
+migrations always use the app's own database settings.
+"""
+from alembic import context
+
+from engine.db import db
+
+config = context.config
+connection = config.attributes["connection"]
+include_table = config.attributes.get("include_table")
+
+
+def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    """When writing one branch's revision, compare only the tables that branch owns."""
+    if include_table is None:
+        return True
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return table is None or include_table(table)
+
+
+context.configure(
+    connection=connection,
+    include_object=include_object,
+    target_metadata=db.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,122 @@
+"""Every hook Magnet offers, in one place, grouped by role.
+
+The prefix says how to implement a hook without reading further:
+- `register_*` collect: return a list (or one item); the engine merges them and refuses duplicates.
+- `on_*` are actions: broadcast; the return value is ignored.
+- `filter_*` pass their first argument through each plugin; return it, changed or not.
+- `tpl_*` are template slots: return HTML (str or Markup) placed into the theme.
+
+`docs/hooks.md` documents each one (signature, when, in which process); a test fails when a hook
+here lacks documentation or a test of its own.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("magnet")
+hookimpl = pluggy.HookimplMarker("magnet")
+
+
+# --- register_*: collected at start-up --------------------------------------------------------
+
+@hookspec
+def register_blueprints() -> list[Any]:
+    """Flask blueprints the plugin serves; their routes answer 404 while it is disabled."""
+
+
+@hookspec
+def register_commands() -> list[Any]:
+    """Click commands or groups added under `magnet`."""
+
+
+@hookspec
+def register_jobs() -> list[Any]:
+    """Functions decorated with `engine.jobs.job`: outbox handlers, queue jobs, periodic jobs."""
+
+
+@hookspec
+def register_settings() -> Any:
+    """A WTForms `Form` class describing the plugin's settings (validated, stored in the DB)."""
+
+
+@hookspec
+def register_shortcodes() -> dict[str, Any]:
+    """`{name: render(args, context) -> str}` for `[name arg=value]` in Markdown."""
+
+
+@hookspec
+def register_admin_menu() -> list[Any]:
+    """`engine.admin.MenuItem`s added to the admin navigation."""
+
+
+@hookspec
+def register_dashboard_cards() -> list[Any]:
+    """Callables `card() -> str` (HTML) shown on the admin dashboard."""
+
+
+# --- on_*: actions ----------------------------------------------------------------------------
+
+@hookspec
+def on_plugin_enabled(slug: str) -> None:
+    """A plugin was enabled (runs after its migrations, in the process that enabled it)."""
+
+
+@hookspec
+def on_plugin_disabled(slug: str) -> None:
+    """A plugin is being disabled (runs before it stops receiving hooks)."""
+
+
+@hookspec
+def on_content_published(item: Any) -> None:
+    """A page or post became visible to visitors (published now, or its scheduled time came)."""
+
+
+@hookspec
+def on_form_submitted(submission: Any, contact: Any) -> None:
+    """A form submission was stored; runs in a worker after the commit, once per submission."""
+
+
+@hookspec
+def on_contact_created(contact: Any) -> None:
+    """A new contact was stored; runs in a worker after the commit."""
+
+
+@hookspec
+def on_contact_updated(contact: Any, changes: dict[str, Any]) -> None:
+    """A contact's fields changed (`changes` maps field to `(old, new)`); runs in a worker."""
+
+
+@hookspec
+def on_event(events: list[Any]) -> None:
+    """A batch of stored activity events (page views, clicks, downloads...); runs in a worker."""
+
+
+# --- filter_*: values passed through each plugin ---------------------------------------------
+
+@hookspec
+def filter_page_html(html: str, item: Any, request: Any) -> str:
+    """The rendered HTML body of a page or post, before the theme wraps it."""
+
+
+@hookspec
+def filter_page_variant(variant: str, request: Any) -> str:
+    """The cache variant of an anonymous page view; plugins that personalise add to it."""
+
+
+# --- tpl_*: template slots --------------------------------------------------------------------
+
+@hookspec
+def tpl_head(request: Any) -> str:
+    """HTML placed at the end of `<head>` on every public page."""
+
+
+@hookspec
+def tpl_body_end(request: Any) -> str:
+    """HTML placed at the end of `<body>` on every public page."""
+
+
+@hookspec
+def tpl_after_content(item: Any, request: Any) -> str:
+    """HTML placed after the content of a page or post."""

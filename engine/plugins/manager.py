@@ -1,0 +1,262 @@
+"""The per-app plugin manager: enabled state, hook calls with error isolation, settings.
+
+pluggy keeps the registry and checks every implementation against its spec at start-up. Hooks
+are then called through this class rather than `pm.hook.<name>()`, for two reasons:
+- isolation: pluggy stops at the first exception; here each plugin's call is guarded, so one
+  broken plugin is logged and reported to the owner while the page or job still completes;
+- live state: every plugin stays registered and disabled ones are skipped at call time, so
+  enabling or disabling takes effect in every process within seconds, without re-registering
+  (and re-creating Flask blueprints, which Flask cannot do after the first request).
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pluggy
+from flask import Flask
+from markupsafe import Markup
+from sqlalchemy import func, insert, select
+
+from engine.db import db, locking, utcnow, write
+from engine.plugins import hookspecs
+from engine.plugins.discovery import PluginError, PluginInfo, discover
+from engine.plugins.models import PluginErrorLog, PluginState
+
+log = logging.getLogger("magnet.plugins")
+
+ERROR_REPORT_INTERVAL = 60.0  # seconds between two stored reports of the same failure
+
+
+class Plugins:
+    """Flask extension: `app.extensions["magnet.plugins"]`, or `engine.plugins.current()`."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        self.app = app
+        self.pm = pluggy.PluginManager("magnet")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        for info in discover(app.config["PLUGINS_PATH"]):
+            try:
+                self.pm.register(info.module, name=info.slug)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(f"plugin {info.slug!r}: {exc}") from exc
+            self.infos[info.slug] = info
+        self.pm.check_pending()
+        self.safe_mode = bool(app.config.get("SAFE_MODE"))
+        self.refresh_seconds = float(app.config["PLUGIN_STATE_REFRESH_SECONDS"])
+        self._enabled = frozenset(slug for slug, i in self.infos.items() if i.builtin)
+        self._settings: dict[str, dict[str, Any]] = {}
+        self._stamp: tuple[Any, ...] | None = None
+        self._checked_at = 0.0
+        self._pending_errors: list[dict[str, Any]] = []
+        self._last_reported: dict[tuple[str, str, str], float] = {}
+        app.extensions["magnet.plugins"] = self
+        app.teardown_appcontext(self._flush_errors)
+
+    # --- state ----------------------------------------------------------------------------
+
+    def is_enabled(self, slug: str) -> bool:
+        return slug in self._enabled
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        return self._enabled
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read enabled state and settings if another process may have changed them.
+
+        Costs one small query every `PLUGIN_STATE_REFRESH_SECONDS` per process; called before
+        each request and each job.
+        """
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.refresh_seconds:
+            return
+        self._checked_at = now
+        try:
+            stamp = tuple(db.session.execute(
+                select(func.count(), func.max(PluginState.updated_at))).one())
+        except Exception:  # tables not created yet (before the first `db upgrade`)
+            db.session.rollback()
+            return
+        if stamp == self._stamp and not force:
+            return
+        rows = {r.slug: r for r in db.session.scalars(select(PluginState))}
+        enabled = set()
+        for slug, info in self.infos.items():
+            row = rows.get(slug)
+            on = info.builtin or (row.enabled if row else info.default_enabled)
+            if on and (info.builtin or not self.safe_mode):
+                enabled.add(slug)
+        self._enabled = frozenset(enabled)
+        self._settings = {slug: dict(row.settings or {}) for slug, row in rows.items()}
+        self._stamp = stamp
+
+    def set_enabled(self, slug: str, enabled: bool) -> None:
+        """Turn a plugin on or off for every process; runs its migrations when turned on."""
+        info = self.require(slug)
+        if info.builtin:
+            raise PluginError(f"{slug!r} is part of the engine and cannot be turned off")
+        if not enabled and self.is_enabled(slug):
+            self.call("on_plugin_disabled", slug=slug)
+        if enabled:
+            from engine import migrate
+            migrate.upgrade(self.app, [slug])
+        with write() as session:
+            row = session.get(PluginState, slug) or PluginState(slug=slug, settings={})
+            row.enabled = enabled
+            row.updated_at = utcnow()
+            session.add(row)
+        self.refresh(force=True)
+        if enabled:
+            self.call("on_plugin_enabled", slug=slug)
+
+    def require(self, slug: str) -> PluginInfo:
+        try:
+            return self.infos[slug]
+        except KeyError:
+            raise PluginError(f"no plugin named {slug!r}; `magnet plugins list` shows them") from None
+
+    # --- settings ---------------------------------------------------------------------------
+
+    def settings_form_class(self, slug: str) -> Any:
+        """The WTForms class the plugin registered for its settings, or None."""
+        for owner, form_class in self.call("register_settings", include_disabled=True):
+            if owner == slug and form_class is not None:
+                return form_class
+        return None
+
+    def settings(self, slug: str) -> dict[str, Any]:
+        """The plugin's stored settings over the defaults its form declares."""
+        self.refresh()
+        values: dict[str, Any] = {}
+        form_class = self.settings_form_class(slug)
+        if form_class is not None:
+            values = {name: field.kwargs.get("default") for name, field in form_class._unbound_fields}
+        values.update(self._settings.get(slug, {}))
+        return values
+
+    def save_settings(self, slug: str, formdata: Any) -> Any:
+        """Validate `formdata` with the plugin's form; store it when valid. Returns the form."""
+        form_class = self.settings_form_class(slug)
+        if form_class is None:
+            raise PluginError(f"plugin {slug!r} has no settings")
+        form = form_class(formdata=formdata, data=self.settings(slug))
+        if form.validate():
+            with write() as session:
+                row = session.get(PluginState, slug) or PluginState(
+                    slug=slug, enabled=self.infos[slug].default_enabled)
+                row.settings = {name: field.data for name, field in form._fields.items()
+                                if name not in ("csrf_token", "submit")}
+                row.updated_at = utcnow()
+                session.add(row)
+            self.refresh(force=True)
+        return form
+
+    # --- calling hooks ------------------------------------------------------------------------
+
+    def _impls(self, hook_name: str, include_disabled: bool) -> Iterable[Any]:
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
+            if include_disabled or impl.plugin_name in self._enabled:
+                yield impl
+
+    def _guarded(self, hook_name: str, impl: Any, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        try:
+            return True, impl.function(**{a: kwargs[a] for a in impl.argnames})
+        except Exception as exc:  # the engine's boundary: report, never propagate
+            self.report_error(impl.plugin_name, hook_name, exc)
+            return False, None
+
+    def call(self, hook_name: str, include_disabled: bool = False,
+             **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every enabled implementation; `[(slug, result)]` for those that returned."""
+        results = []
+        for impl in self._impls(hook_name, include_disabled):
+            ok, result = self._guarded(hook_name, impl, kwargs)
+            if ok and result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def collect(self, hook_name: str, include_disabled: bool = False,
+                **kwargs: Any) -> list[tuple[str, Any]]:
+        """For `register_*` hooks: every item returned, flattened, with the slug that gave it."""
+        items = []
+        for slug, result in self.call(hook_name, include_disabled, **kwargs):
+            if isinstance(result, dict):
+                items.extend((slug, pair) for pair in result.items())
+            elif isinstance(result, (list, tuple)):
+                items.extend((slug, item) for item in result)
+            else:
+                items.append((slug, result))
+        return items
+
+    def collect_unique(self, hook_name: str, key: Callable[[Any], str],
+                       **kwargs: Any) -> dict[str, tuple[str, Any]]:
+        """`collect` from every plugin, keyed by `key(item)`; two plugins with one key refuse."""
+        found: dict[str, tuple[str, Any]] = {}
+        for slug, item in self.collect(hook_name, include_disabled=True, **kwargs):
+            name = key(item)
+            if name in found:
+                raise PluginError(f"{hook_name}: {name!r} is registered by both "
+                                  f"{found[name][0]!r} and {slug!r}")
+            found[name] = (slug, item)
+        return found
+
+    def filter(self, hook_name: str, value: Any, **kwargs: Any) -> Any:
+        """Pass `value` through each enabled plugin in turn (WordPress's `apply_filters`)."""
+        first = hookspecs_first_arg(self.pm, hook_name)
+        for impl in self._impls(hook_name, include_disabled=False):
+            ok, result = self._guarded(hook_name, impl, {first: value, **kwargs})
+            if ok and result is not None:
+                value = result
+        return value
+
+    def render(self, hook_name: str, **kwargs: Any) -> Markup:
+        """Join what each enabled plugin returns for a `tpl_*` slot (plugins are trusted code)."""
+        return Markup("\n").join(Markup(str(html)) for _, html in self.call(hook_name, **kwargs))
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def report_error(self, slug: str, hook: str, exc: BaseException) -> None:
+        """Log a plugin's exception with its name and keep it for the owner to see.
+
+        The row is written when the app context ends: writing now could wait on the very
+        SQLite write lock the failing caller holds.
+        """
+        log.error("plugin %r failed in %s: %s", slug, hook, exc, exc_info=exc)
+        key, now = (slug, hook, str(exc)[:200]), time.monotonic()
+        if now - self._last_reported.get(key, -ERROR_REPORT_INTERVAL) < ERROR_REPORT_INTERVAL:
+            return
+        self._last_reported[key] = now
+        self._pending_errors.append(dict(
+            slug=slug, hook=hook, message=f"{type(exc).__name__}: {exc}"[:2000],
+            traceback="".join(traceback.format_exception(exc))[-8000:], created_at=utcnow()))
+
+    def _flush_errors(self, _exc: BaseException | None = None) -> None:
+        if not self._pending_errors:
+            return
+        pending, self._pending_errors = self._pending_errors, []
+        try:  # its own connection: the app context's session may already be torn down
+            with locking(), db.engine.begin() as connection:
+                connection.execute(insert(PluginErrorLog), pending)
+        except Exception:
+            log.exception("could not store %d plugin error report(s)", len(pending))
+
+    def recent_errors(self, slug: str | None = None, limit: int = 20) -> list[PluginErrorLog]:
+        query = select(PluginErrorLog).order_by(PluginErrorLog.created_at.desc()).limit(limit)
+        if slug:
+            query = query.where(PluginErrorLog.slug == slug)
+        return list(db.session.scalars(query))
+
+
+def hookspecs_first_arg(pm: pluggy.PluginManager, hook_name: str) -> str:
+    """The name of a filter hook's first parameter (the value being filtered)."""
+    return getattr(pm.hook, hook_name).spec.argnames[0]

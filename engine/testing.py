@@ -1,0 +1,180 @@
+"""pytest fixtures for the engine's and plugins' tests (loaded by the root `conftest.py`).
+
+Real parts, not mocks: every app gets its own SQLite file (copied from a database migrated once
+per session) and a real Redis (an embedded one per test process, or `MAGNET_TEST_REDIS_URL`).
+Tests marked `both_backends` run again on PostgreSQL when `MAGNET_TEST_DATABASE_URL` is set:
+each such test gets a fresh database cloned from a migrated template.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from engine import create_app, migrate
+from engine.db import db
+from engine.jobs.embedded import EmbeddedRedis
+
+PG_URL = os.environ.get("MAGNET_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("MAGNET_TEST_REDIS_URL", "")
+_counter = itertools.count()
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line("markers", "both_backends: run on SQLite and, when configured, "
+                                       "on PostgreSQL too")
+
+
+def pytest_generate_tests(metafunc: Any) -> None:
+    if "backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_backends") is not None
+        params = ["sqlite", "postgresql"] if both and PG_URL else ["sqlite"]
+        metafunc.parametrize("backend", params, indirect=True)
+
+
+@pytest.fixture
+def backend(request: Any) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+def _worker_index() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: Any) -> Iterator[str]:
+    """A Redis for this test process: MAGNET_TEST_REDIS_URL (one db per xdist worker) or an
+    embedded server, stopped when the session ends."""
+    if REDIS_URL:
+        url = make_url_with_db(REDIS_URL, 1 + _worker_index())
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def make_url_with_db(url: str, index: int) -> str:
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    return f"{base}/{index}"
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: Any) -> Path:
+    folder = tmp_path_factory.mktemp("template")
+    app = create_app({"TESTING": True}, instance_path=folder)
+    migrate.upgrade(app)
+    with app.app_context():
+        db.engine.dispose()
+    return folder / "magnet.db"
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str | None]:
+    if not PG_URL:
+        yield None
+        return
+    name = f"magnet_tpl_{os.getpid()}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url},
+                     instance_path=Path(f"/tmp/magnet-pg-template-{os.getpid()}"))
+    migrate.upgrade(app)
+    with app.app_context():
+        db.engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _pg_admin() -> Any:
+    url = make_url(PG_URL)
+    url = url.set(drivername="postgresql+psycopg", database="postgres")
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, redis_url: str, backend: str, _sqlite_template: Path,
+             _pg_template: str | None) -> Iterator[Callable[..., Flask]]:
+    """`make_app(**config)`: a migrated app in its own instance folder and database.
+
+    Redis is emptied for each new app, so queued jobs never leak from one test to the next.
+    """
+    apps: list[Flask] = []
+    pg_databases: list[str] = []
+
+    def factory(instance: Path | None = None, fresh_db: bool = False, **config: Any) -> Flask:
+        instance = instance or tmp_path / f"instance{next(_counter)}"
+        instance.mkdir(parents=True, exist_ok=True)
+        overrides: dict[str, Any] = {"TESTING": True, "REDIS_URL": redis_url, **config}
+        if backend == "postgresql" and "SQLALCHEMY_DATABASE_URI" not in config:
+            name = f"magnet_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+            with _pg_admin().connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
+            pg_databases.append(name)
+            overrides["SQLALCHEMY_DATABASE_URI"] = make_url(PG_URL).set(
+                database=name).render_as_string(hide_password=False)
+        elif not fresh_db and not (instance / "magnet.db").exists() \
+                and "SQLALCHEMY_DATABASE_URI" not in config:
+            shutil.copy(_sqlite_template, instance / "magnet.db")
+        redis_lib.Redis.from_url(redis_url).flushdb()
+        app = create_app(overrides, instance_path=instance)
+        migrate.upgrade(app)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        client = app.extensions.get("magnet.redis")
+        if client is not None:
+            client.close()
+    if pg_databases:
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            for name in pg_databases:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+def run_jobs(app: Flask, queues: list[str] | None = None) -> None:
+    """Run every queued job with a real RQ worker (in burst mode) in this process."""
+    from engine.jobs.connection import client_for
+    from engine.jobs.worker import run_worker
+    run_worker(app, client_for(app), queues, burst=True)
+
+
+@pytest.fixture
+def work() -> Callable[..., None]:
+    """`work(app)`: drain the queues with a real worker, as `magnet worker --burst` would."""
+    return run_jobs

@@ -1,0 +1,1 @@
+"""Bundled plugins: each sub-package is one plugin (see README, "Writing a plugin")."""
