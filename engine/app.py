@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, send_from_directory
+from flask import Flask, abort, request, send_from_directory
 from jinja2 import ChoiceLoader, FileSystemLoader
 from werkzeug.security import safe_join
 
@@ -18,12 +18,20 @@ from engine import config as config_module
 from engine.db import configure_sqlite, db
 from engine.jobs import registry
 from engine.plugins import Plugins
+from engine.themes.loader import ThemeLoader
 
 ENGINE_DIR = Path(__file__).resolve().parent
 
 # The core's concerns, each a module with `init_app(app)`: its routes, template globals, CLI.
 CONCERNS = (
     "engine.web",
+    "engine.contacts",
+    "engine.mail",
+    "engine.forms",
+    "engine.themes",
+    "engine.content",
+    "engine.auth",
+    "engine.admin",
 )
 
 
@@ -64,16 +72,19 @@ def _configure_logging(app: Flask) -> None:
 
 def _register_plugin_parts(app: Flask, plugins: Plugins) -> None:
     """Blueprints (404 while disabled), templates, static files and CLI commands of plugins."""
+    owners = {}
     for name, (slug, blueprint) in plugins.collect_unique(
             "register_blueprints", key=lambda bp: bp.name).items():
-        blueprint.before_request(_gate(plugins, slug))
         app.register_blueprint(blueprint)
+        owners[name] = slug
+    app.before_request(_gate(plugins, owners))
     for slug, command in plugins.collect("register_commands", include_disabled=True):
         app.cli.add_command(command)
 
     template_dirs = [str(info.path / "templates") for info in plugins.infos.values()
                      if info.path and (info.path / "templates").is_dir()]
-    app.jinja_loader = ChoiceLoader([FileSystemLoader(str(ENGINE_DIR / "templates")),
+    app.jinja_loader = ChoiceLoader([ThemeLoader(app),  # the active theme first
+                                     FileSystemLoader(str(ENGINE_DIR / "templates")),
                                      *map(FileSystemLoader, template_dirs)])
 
     @app.get("/plugins/<slug>/static/<path:filename>")
@@ -87,9 +98,12 @@ def _register_plugin_parts(app: Flask, plugins: Plugins) -> None:
         return send_from_directory(folder, filename, max_age=86400)
 
 
-def _gate(plugins: Plugins, slug: str) -> Any:
+def _gate(plugins: Plugins, owners: dict[str, str]) -> Any:
+    """A disabled plugin's routes answer 404 (checked per request, so no restart is needed)."""
     def plugin_must_be_enabled() -> None:
-        plugins.refresh()
-        if not plugins.is_enabled(slug):
-            abort(404)
+        slug = owners.get(request.blueprint or "")
+        if slug:
+            plugins.refresh()
+            if not plugins.is_enabled(slug):
+                abort(404)
     return plugin_must_be_enabled

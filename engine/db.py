@@ -104,15 +104,18 @@ def write() -> Iterator[Any]:
 
     It first ends whatever read transaction the session had open (reads are never left
     half-done: nothing is pending outside `write()`), then begins a new one that takes SQLite's
-    write lock at once, so the writer waits its turn instead of failing later. A `write()`
+    write lock at once, so the writer waits its turn instead of failing later. Objects loaded
+    before are expired, so what the write reads is current (sessions keep objects loaded
+    across commits, `expire_on_commit=False`, for templates rendered after a write). A `write()`
     inside another joins it: the outer one commits both, or neither.
     """
-    session = db.session
+    session = db.session()
     if _immediate.get() and session.in_transaction():
         yield session  # nested: join the enclosing write, which commits or rolls back
         return
     if session.in_transaction():
         session.commit()
+    session.expire_all()  # what the write reads must come from inside its transaction
     with locking():
         try:
             yield session

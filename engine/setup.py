@@ -9,7 +9,10 @@ import importlib
 
 from flask import Flask
 
-STEPS: tuple[str, ...] = ()
+STEPS: tuple[str, ...] = (
+    "engine.content.setup:load_demo",
+    "engine.auth.setup:first_owner",
+)
 
 
 def first_run(app: Flask, base_url: str) -> list[str]:

@@ -225,3 +225,19 @@ def page(browser: Any) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def make_plugins(tmp_path: Path) -> Callable[..., Path]:
+    """`make_plugins(slug=source, ...)`: write plugin packages into a fresh plugins folder and
+    return it, for `make_app(PLUGINS_PATH=folder)`. Each call gets a uniquely named folder, so
+    its modules never clash with another test's."""
+    import textwrap
+
+    def factory(**sources: str) -> Path:
+        folder = tmp_path / f"testplugins_{uuid.uuid4().hex[:10]}"
+        for slug, source in sources.items():
+            (folder / slug).mkdir(parents=True)
+            (folder / slug / "__init__.py").write_text(textwrap.dedent(source))
+        return folder
+    return factory

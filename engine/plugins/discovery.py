@@ -19,6 +19,10 @@ from types import ModuleType
 # each core concern that implements hooks adds its module here.
 BUILTINS: dict[str, str] = {
     "core": "engine.builtin.core",
+    "contacts": "engine.contacts.hooks",
+    "mail": "engine.mail.hooks",
+    "forms": "engine.forms.hooks",
+    "content": "engine.content.hooks",
 }
 
 # Names the core's own migration branches use; a plugin may not take them.

@@ -10,6 +10,7 @@ are then called through this class rather than `pm.hook.<name>()`, for two reaso
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pluggy
-from flask import Flask
+from flask import Flask, has_app_context
 from markupsafe import Markup
 from sqlalchemy import func, insert, select
 
@@ -101,6 +102,13 @@ class Plugins:
 
     def set_enabled(self, slug: str, enabled: bool) -> None:
         """Turn a plugin on or off for every process; runs its migrations when turned on."""
+        with self._app_context():
+            self._set_enabled(slug, enabled)
+
+    def _app_context(self) -> Any:
+        return contextlib.nullcontext() if has_app_context() else self.app.app_context()
+
+    def _set_enabled(self, slug: str, enabled: bool) -> None:
         info = self.require(slug)
         if info.builtin:
             raise PluginError(f"{slug!r} is part of the engine and cannot be turned off")
@@ -139,7 +147,7 @@ class Plugins:
         values: dict[str, Any] = {}
         form_class = self.settings_form_class(slug)
         if form_class is not None:
-            values = {name: field.kwargs.get("default") for name, field in form_class._unbound_fields}
+            values = {name: field.data for name, field in form_class()._fields.items()}
         values.update(self._settings.get(slug, {}))
         return values
 
@@ -150,6 +158,11 @@ class Plugins:
             raise PluginError(f"plugin {slug!r} has no settings")
         form = form_class(formdata=formdata, data=self.settings(slug))
         if form.validate():
+            self._store_settings(slug, form)
+        return form
+
+    def _store_settings(self, slug: str, form: Any) -> None:
+        with self._app_context():
             with write() as session:
                 row = session.get(PluginState, slug) or PluginState(
                     slug=slug, enabled=self.infos[slug].default_enabled)
@@ -158,7 +171,6 @@ class Plugins:
                 row.updated_at = utcnow()
                 session.add(row)
             self.refresh(force=True)
-        return form
 
     # --- calling hooks ------------------------------------------------------------------------
 

@@ -1,0 +1,200 @@
+"""Bare Flask apps, the baselines every workload is measured against in the same run.
+
+They do the least a hand-written app would do for the same job, with nothing of Magnet's
+(no plugins, no ORM, no cache), so a ratio shows what the engine costs or saves:
+- `string_app`: returns a short string — the WSGI ceiling of this machine and server;
+- `page_app()`: one query on a SQLite file, then a landing-page template like the engine's;
+- `insert_app()`: a form post stored with one INSERT, then a redirect, as a form would answer;
+- `beacon_app`: accepts a small JSON beacon after checking it, and stores nothing.
+
+The SQLite file comes from `BENCH_SQLITE` (a temporary file when unset); each app creates
+its tables on start, so a benchmark only has to point gunicorn at it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, redirect, render_template, request
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BEACON_TYPES = {"page_view", "click", "download", "form_view"}
+
+NAVIGATION = [{"label": label, "url": url} for label, url in (
+    ("Home", "/"), ("Webinar", "/webinar"), ("Pricing", "/pricing"), ("Blog", "/blog"),
+    ("About", "/about"))]
+BENEFITS = [{"title": f"Lesson {i}: {title}", "text": text} for i, (title, text) in enumerate((
+    ("Know your visitor", "Which questions bring people to your site, and what they expect."),
+    ("Write the offer", "One page, one promise, one form: how to keep the visitor's attention."),
+    ("Ask less", "Every field you drop adds sign-ups; progressive profiling asks the rest."),
+    ("Follow up", "A welcome sequence that teaches instead of selling, timed to their reading."),
+    ("Measure", "Sources, campaigns and conversions, without drowning in dashboards."),
+    ("Improve", "Small weekly experiments that compound into a better funnel."),
+), start=1)]
+TESTIMONIALS = [
+    {"text": "We doubled our newsletter sign-ups in a month by removing three form fields.",
+     "name": "Ana Ruiz", "role": "Founder, Ruiz Ceramics"},
+    {"text": "The checklist in chapter four is now taped to every desk in the office.",
+     "name": "Tom Becker", "role": "Marketing lead, Becker & Sons"},
+    {"text": "Clear, practical, and short enough to read on a train ride.",
+     "name": "Priya Nair", "role": "Consultant"},
+]
+BODY_HTML = "".join(
+    f"<h2>{heading}</h2><p>{text}</p>" for heading, text in (
+        ("A guide for small teams", "Marketing a small business is mostly about consistency: "
+         "a clear offer, a page that explains it, and a way to stay in touch with the people "
+         "who showed interest. This e-book walks you through each step with examples."),
+        ("Who it is for", "Owners and one-person marketing departments who want more "
+         "enquiries without hiring an agency or learning a dozen tools."),
+        ("What is inside", "Forty pages, six lessons, a checklist for every lesson and "
+         "templates you can copy: landing page outline, welcome emails and a simple "
+         "reporting sheet."),
+    ))
+
+
+def database_path() -> str:
+    return os.environ.get("BENCH_SQLITE") or str(Path(tempfile.gettempdir()) / "bench-baseline.db")
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Configured as the engine configures SQLite, so neither side gets an unfair setting."""
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+def prepare_database(path: str) -> None:
+    """Create the tables and the landing page row (idempotent: every worker calls it)."""
+    connection = _connect(path)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, "
+                           "slug TEXT UNIQUE, title TEXT, seo_title TEXT, summary TEXT, "
+                           "body_html TEXT, published_at TEXT)")
+        connection.execute("CREATE TABLE IF NOT EXISTS submissions (id INTEGER PRIMARY KEY, "
+                           "form TEXT, email TEXT, first_name TEXT, data TEXT, ip TEXT, "
+                           "created_at TEXT)")
+        connection.execute(
+            "INSERT OR IGNORE INTO pages (slug, title, seo_title, summary, body_html, "
+            "published_at) VALUES (?, ?, ?, ?, ?, ?)",
+            ("home", "Marketing that fits a small business", "",
+             "A free e-book: six lessons to turn visitors into customers, in plain words.",
+             BODY_HTML, datetime.now(UTC).isoformat()))
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+class _PerThreadConnection:
+    """One connection per worker thread, opened on first use (after gunicorn forked)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = self.local.connection = _connect(self.path)
+        return connection
+
+
+string_app = Flask("baseline_string")
+
+
+@string_app.get("/")
+def hello() -> str:
+    return "Hello, world!"
+
+
+def page_app() -> Flask:
+    path = database_path()
+    prepare_database(path)
+    connections = _PerThreadConnection(path)
+    app = Flask("baseline_page", template_folder=str(TEMPLATES))
+    organization = {"@context": "https://schema.org", "@type": "Organization",
+                    "name": "Northwind Studio", "url": "http://127.0.0.1/"}
+
+    @app.get("/")
+    def landing() -> str:
+        row = connections.get().execute(
+            "SELECT slug, title, seo_title, summary, body_html FROM pages WHERE slug = ?",
+            ("home",)).fetchone()
+        if row is None:
+            abort(404)
+        page = dict(zip(("slug", "title", "seo_title", "summary", "body_html"), row))
+        return render_template("landing.html", page=page, site_name="Northwind Studio",
+                               navigation=NAVIGATION, benefits=BENEFITS,
+                               testimonials=TESTIMONIALS, organization=organization,
+                               token="t" * 64, year=datetime.now(UTC).year)
+    return app
+
+
+def insert_app() -> Flask:
+    path = database_path()
+    prepare_database(path)
+    connections = _PerThreadConnection(path)
+    app = Flask("baseline_insert")
+
+    @app.get("/")
+    def ready() -> str:
+        return "ready"
+
+    @app.post("/forms/<slug>")
+    def submit(slug: str) -> Any:
+        email = request.form.get("email", "").strip().lower()
+        if "@" not in email or len(email) > 254:
+            return "A valid email address is required.", 400
+        data = {key: value[:1000] for key, value in request.form.items()}
+        connection = connections.get()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(
+                "INSERT INTO submissions (form, email, first_name, data, ip, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (slug, email, data.get("first_name", ""), json.dumps(data),
+                 request.remote_addr, datetime.now(UTC).isoformat()))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return redirect("/thank-you", code=303)
+    return app
+
+
+beacon_app = Flask("baseline_beacon")
+
+
+@beacon_app.get("/")
+def beacon_ready() -> str:
+    return "ready"
+
+
+@beacon_app.post("/t")
+def beacon() -> Any:
+    if request.content_length is None or request.content_length > 4096:
+        return "", 413
+    try:
+        event = json.loads(request.get_data())
+    except ValueError:
+        return "", 400
+    if not isinstance(event, dict) or event.get("type") not in BEACON_TYPES \
+            or not isinstance(event.get("url"), str):
+        return "", 400
+    return "", 204
+
+
+def count_submissions(path: str | None = None) -> int:
+    connection = _connect(path or database_path())
+    try:
+        return int(connection.execute("SELECT count(*) FROM submissions").fetchone()[0])
+    finally:
+        connection.close()

@@ -1,0 +1,85 @@
+"""The admin blueprint at /admin: its layout, navigation and response headers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.routing import BuildError
+
+from engine.admin.menu import MenuItem
+from engine.plugins import current as plugins
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+# The core's areas, in menu order; an area appears once its view is registered.
+CORE_MENU = (
+    MenuItem("Dashboard", "admin.dashboard", "viewer"),
+    MenuItem("Pages & posts", "admin.content_list", "editor"),
+    MenuItem("Forms", "admin.forms_list", "viewer"),
+    MenuItem("Contacts", "admin.contacts_list", "viewer"),
+    MenuItem("Plugins", "admin.plugins_list", "owner"),
+    MenuItem("Themes", "admin.themes_list", "owner"),
+    MenuItem("Users", "admin.users_list", "owner"),
+    MenuItem("Audit log", "admin.audit_log", "owner"),
+)
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url: str
+    active: bool
+
+
+def _link(item: MenuItem) -> NavLink | None:
+    if not current_user.is_authenticated or not current_user.can(item.role):
+        return None
+    try:
+        url = url_for(item.endpoint)
+    except BuildError:
+        return None
+    return NavLink(item.label, url, _area(item.endpoint) == _area(request.endpoint or ""))
+
+
+def _area(endpoint: str) -> str:
+    """`admin.content_edit` -> `admin.content`; a plugin's endpoint -> its blueprint."""
+    blueprint, _, view = endpoint.partition(".")
+    return f"{blueprint}.{view.split('_')[0]}" if blueprint == "admin" else blueprint
+
+
+def navigation() -> dict[str, list[NavLink]]:
+    """The menu this person may see: the core's areas, then enabled plugins' entries."""
+    core = [link for item in CORE_MENU if (link := _link(item))]
+    extra = []
+    for _slug, item in plugins().collect("register_admin_menu"):
+        if isinstance(item, MenuItem) and (link := _link(item)):
+            extra.append(link)
+    return {"core": core, "plugins": sorted(extra, key=lambda link: link.label.lower())}
+
+
+@bp.app_context_processor
+def admin_globals() -> dict[str, Any]:
+    return {"admin_navigation": navigation, "site_name": current_app.config["SITE_NAME"]}
+
+
+@bp.after_request
+def never_cache(response: Response) -> Response:
+    """Admin pages hold private data and change at every action: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(403)
+@bp.errorhandler(404)
+@bp.errorhandler(410)
+def error_page(exc: Any) -> Any:
+    code = getattr(exc, "code", 500) or 500
+    return render_template("admin/error.html", code=code,
+                           description=getattr(exc, "description", "")), code

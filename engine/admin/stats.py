@@ -1,0 +1,73 @@
+"""Read-only figures for the dashboard, computed with a few aggregate queries.
+
+The tables belong to the contacts and forms concerns; the dashboard only counts their rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from engine.contacts.models import Activity, Contact
+from engine.db import db, utcnow
+from engine.forms.models import Form, Submission
+
+PERIOD = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class FormFigures:
+    slug: str
+    title: str
+    submissions: int
+    views: int
+
+    @property
+    def conversion(self) -> float | None:
+        """Submissions per view of the form, when views were tracked."""
+        return self.submissions / self.views if self.views else None
+
+
+def contacts_summary() -> dict[str, int]:
+    week_ago = utcnow() - timedelta(days=7)
+    live = Contact.status.notin_(("merged", "erased"))
+    total = db.session.scalar(select(func.count()).select_from(Contact).where(live)) or 0
+    new = db.session.scalar(select(func.count()).select_from(Contact).where(
+        live, Contact.created_at >= week_ago)) or 0
+    return {"total": total, "new_this_week": new}
+
+
+def new_contacts_by_day(days: int = 30) -> list[tuple[str, int]]:
+    """New contacts per day for the chart, oldest first, days without any included as 0."""
+    today = utcnow().date()
+    start = today - timedelta(days=days - 1)
+    day = func.date(Contact.created_at)
+    rows = db.session.execute(select(day, func.count()).where(
+        Contact.created_at >= utcnow() - timedelta(days=days)).group_by(day)).all()
+    counts = {str(d)[:10]: n for d, n in rows}
+    return [((start + timedelta(days=i)).strftime("%d %b"),
+             counts.get((start + timedelta(days=i)).isoformat(), 0)) for i in range(days)]
+
+
+def form_figures() -> list[FormFigures]:
+    since = utcnow() - PERIOD
+    submissions = dict(db.session.execute(
+        select(Submission.form_slug, func.count()).where(Submission.created_at >= since)
+        .group_by(Submission.form_slug)).all())
+    form_key = Activity.properties["form"].as_string()
+    views = dict(db.session.execute(
+        select(form_key, func.count()).where(Activity.type == "form_view",
+                                             Activity.occurred_at >= since)
+        .group_by(form_key)).all())
+    forms = db.session.execute(select(Form.slug, Form.title).order_by(Form.title)).all()
+    return [FormFigures(slug, title, submissions.get(slug, 0), views.get(slug, 0))
+            for slug, title in forms]
+
+
+def top_pages(limit: int = 10) -> list[tuple[str, int]]:
+    since = utcnow() - PERIOD
+    return [(url, n) for url, n in db.session.execute(
+        select(Activity.url, func.count().label("n")).where(
+            Activity.type == "page_view", Activity.occurred_at >= since)
+        .group_by(Activity.url).order_by(func.count().desc()).limit(limit)).all()]

@@ -1,0 +1,36 @@
+"""Themes: choose the site's public look."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from engine import themes as theme_service
+from engine.admin import audit
+from engine.admin.blueprint import bp
+from engine.auth import require_role
+
+
+@bp.get("/themes")
+@require_role("owner")
+def themes_list() -> Any:
+    registry = theme_service.current()
+    registry.refresh(force=True)
+    return render_template("admin/themes.html", themes=sorted(registry.themes.values(),
+                                                              key=lambda t: t.name),
+                           active=registry.active)
+
+
+@bp.post("/themes/activate")
+@require_role("owner")
+def themes_activate() -> Any:
+    name = request.form.get("name", "")
+    try:
+        theme = theme_service.current().use(name)
+    except theme_service.ThemeError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.themes_list"))
+    audit.record(current_user, "theme.activate", theme.name)
+    flash(f"{theme.name} is now the site's theme.")
+    return redirect(url_for("admin.themes_list"))

@@ -1,0 +1,93 @@
+"""Accounts, roles and sign-in for the admin (Flask-Login, argon2, CSRF on admin forms).
+
+Roles are ordered owner > editor > viewer; `require_role` guards every admin view, the core's
+and plugins' alike.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, abort, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from engine.auth.models import ROLES, User
+
+__all__ = ["ROLES", "User", "csrf", "require_role"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+# Requests under these paths are the admin's: CSRF-checked with the session's token. Public
+# forms and the tracking beacon use their own session-less tokens (their pages are cached).
+PROTECTED_PREFIXES = ("/admin", "/auth")
+
+
+def require_role(role: str) -> Callable[[F], F]:
+    """Let through only signed-in, active people with `role` or a higher one.
+
+    Anonymous visitors are sent to the sign-in page (or get a 401 from scripts); signed-in people
+    without the role get a 403.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; use one of {ROLES}")
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not current_user.can(role):
+                abort(403)
+            return view(*args, **kwargs)
+        guarded.required_role = role  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+    return decorate
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Session cookies marked `Secure` whenever the request itself came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or (
+            has_request_context() and request.is_secure)
+
+
+def _load_user(user_id: str) -> User | None:
+    from engine.db import db
+    uid, _, key = user_id.partition(":")
+    if not uid.isdigit() or not key:
+        return None
+    user = db.session.get(User, int(uid))
+    if user is None or not user.active or user.session_key != key:
+        return None
+    return user
+
+
+def _csrf_for_admin() -> None:
+    if request.path.startswith(PROTECTED_PREFIXES):
+        csrf.protect()
+
+
+def init_app(app: Flask) -> None:
+    from engine.auth import cli, views
+
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # only the admin's paths, below
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # an editor's tab may stay open all day
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", views.session_lifetime())
+    app.session_interface = SessionInterface()
+    csrf.init_app(app)
+    app.before_request(_csrf_for_admin)
+
+    login_manager.init_app(app)
+    login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(views.unauthorized)
+    login_manager.login_view = "auth.login"
+
+    app.register_blueprint(views.bp)
+    app.cli.add_command(cli.users_group)

@@ -1,0 +1,53 @@
+"""Signed, expiring, single-use links (password reset, invitation, first sign-in).
+
+A token names the user and a fingerprint of the account's state (password hash, last sign-in,
+session key). Using the link changes that state, so the same link then fails: single use without
+storing tokens. The signature (itsdangerous, keyed by SECRET_KEY, salted by purpose) stops
+forgery; the timestamp in it, expiry.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from engine.auth.models import User
+from engine.db import db
+
+LIFETIMES = {
+    "reset": timedelta(hours=1),
+    "invite": timedelta(days=7),
+    "welcome": timedelta(days=3),
+}
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"magnet.auth.{purpose}")
+
+
+def _fingerprint(user: User) -> str:
+    state = f"{user.password_hash}|{user.last_login_at}|{user.session_key}|{user.active}|{user.email}"
+    return hashlib.sha256(state.encode()).hexdigest()[:20]
+
+
+def make(user: User, purpose: str) -> str:
+    return _serializer(purpose).dumps({"u": user.id, "f": _fingerprint(user)})
+
+
+def read(token: str, purpose: str) -> User | None:
+    """The user a still-valid token names, or None (forged, expired or already used)."""
+    if not token or len(token) > 500:
+        return None
+    try:
+        data = _serializer(purpose).loads(
+            token, max_age=int(LIFETIMES[purpose].total_seconds()))
+    except BadSignature:
+        return None
+    if not isinstance(data, dict):
+        return None
+    user = db.session.get(User, data.get("u"))
+    if user is None or not user.active or data.get("f") != _fingerprint(user):
+        return None
+    return user

@@ -1,0 +1,186 @@
+"""Sign in, sign out, password reset, invitations and the first owner's welcome link."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session, url_for)
+from flask_login import current_user, login_user, logout_user
+
+from engine.auth import accounts, throttle, tokens
+from engine.auth.forms import (AcceptInvitationForm, NewPasswordForm, ResetRequestForm,
+                               SignInForm, WelcomeForm)
+from engine.auth.models import User
+
+bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
+
+ACCOUNT_LIMIT = 5  # failed sign-ins per account per window
+ADDRESS_LIMIT = 30  # failed sign-ins per IP address per window
+WINDOW = 15 * 60
+RESET_LIMIT = 5  # reset emails per account or address per hour
+
+
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def safe_next(target: str | None, default: str = "/admin/") -> str:
+    """Only a path on this site: never an absolute URL, a `//host` or a backslash trick."""
+    if not target or len(target) > 2000:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")) \
+            or "\\" in target or any(ord(c) < 32 for c in target):
+        return default
+    return target
+
+
+def start_session(user: User, remember: bool = False) -> None:
+    """Sign in with a brand-new session (no value of the old one survives: no fixation)."""
+    session.clear()
+    session.permanent = remember
+    login_user(user, remember=False, fresh=True)
+    accounts.mark_signed_in(user)
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, (seconds + 59) // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = SignInForm()
+    next_url = safe_next(request.values.get("next"))
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(next_url)
+    error, status = None, 200
+    if form.validate_on_submit():
+        email, address = form.email.data.strip().lower(), _client_address()
+        checks = [("signin-account", email, ACCOUNT_LIMIT), ("signin-address", address, ADDRESS_LIMIT)]
+        wait = throttle.blocked_for(checks)
+        if wait:
+            error, status = (f"Too many failed sign-in attempts. For your security, signing in is "
+                             f"locked for {_minutes(wait)}; you can also reset your password."), 429
+        else:
+            user = accounts.authenticate(email, form.password.data)
+            if user is None:
+                throttle.hit("signin-account", email, WINDOW)
+                throttle.hit("signin-address", address, WINDOW)
+                error, status = "That email and password do not match an active account.", 401
+            else:
+                throttle.clear("signin-account", email)
+                start_session(user, remember=bool(form.remember.data))
+                return redirect(next_url)
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form, error=error, next_url=next_url), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    logout_user()
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+def request_reset() -> Any:
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        email, address = form.email.data.strip().lower(), _client_address()
+        if not throttle.blocked_for([("reset-account", email, RESET_LIMIT),
+                                     ("reset-address", address, RESET_LIMIT * 4)]):
+            throttle.hit("reset-account", email, 3600)
+            throttle.hit("reset-address", address, 3600)
+            user = accounts.by_email(email)
+            if user is not None and user.active and not user.invited:
+                accounts.send_reset_email(user)
+        # The same answer whether or not the address has an account: no account discovery.
+        return render_template("auth/reset_sent.html", email=email)
+    return render_template("auth/reset_request.html", form=form), 400 if request.method == "POST" else 200
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> Any:
+    user = tokens.read(token, "reset")
+    if user is None:
+        return render_template("auth/link_invalid.html", what="password reset"), 410
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        accounts.set_password(user, form.password.data)
+        start_session(user)
+        flash("Your password is changed.")
+        return redirect(url_for("admin.dashboard"))
+    return render_template("auth/new_password.html", form=form, user=user,
+                           heading="Choose a new password", action=request.path)
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> Any:
+    user = tokens.read(token, "invite")
+    if user is None or not user.invited:
+        return render_template("auth/link_invalid.html", what="invitation"), 410
+    form = AcceptInvitationForm(name=user.name)
+    if form.validate_on_submit():
+        from engine.db import write
+        with write():
+            user.name = (form.name.data or "").strip()[:200]
+        accounts.set_password(user, form.password.data)
+        start_session(user)
+        flash(f"Welcome to {current_app.config['SITE_NAME']}.")
+        return redirect(url_for("admin.dashboard"))
+    return render_template("auth/new_password.html", form=form, user=user, action=request.path,
+                           heading=f"Join {current_app.config['SITE_NAME']}")
+
+
+@bp.route("/welcome/<token>", methods=["GET", "POST"])
+def welcome(token: str) -> Any:
+    """The first owner's one-time link printed by `magnet serve` on the first run."""
+    user = tokens.read(token, "welcome")
+    if user is None or user.role != "owner":
+        return render_template("auth/link_invalid.html", what="sign-in"), 410
+    form = WelcomeForm(email="" if user.email.endswith("@localhost") else user.email,
+                       name=user.name)
+    error = None
+    if form.validate_on_submit():
+        try:
+            email = accounts.normalise_email(form.email.data)
+            other = accounts.by_email(email)
+            if other is not None and other.id != user.id:
+                raise accounts.AccountError(f"{email} already has an account.")
+            from engine.db import write
+            with write():
+                user.email, user.name = email, (form.name.data or "").strip()[:200]
+            accounts.set_password(user, form.password.data)
+        except accounts.AccountError as exc:
+            error = str(exc)
+        else:
+            start_session(user)
+            flash("Your owner account is ready.")
+            return redirect(url_for("admin.dashboard"))
+    return render_template("auth/new_password.html", form=form, user=user, action=request.path,
+                           heading="Set up your owner account", error=error)
+
+
+def session_lifetime() -> timedelta:
+    return timedelta(days=14)
+
+
+@bp.after_request
+def never_cache(response: Any) -> Any:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def unauthorized() -> Any:
+    """Not signed in: pages go to the sign-in form; scripts (htmx, fetch) get a plain 401."""
+    if request.headers.get("HX-Request") or request.accept_mimetypes.best == "application/json" \
+            or request.method != "GET":
+        abort(401)
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -1,0 +1,44 @@
+"""The activity timeline: typed events, anonymous or a contact's, written inside the caller's
+`write()` so an event is stored exactly when what caused it is."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from engine.contacts.models import Activity
+from engine.db import db, utcnow
+
+
+def record(type: str, *, contact_id: int | None = None, visitor_id: str | None = None,
+           url: str = "", properties: dict[str, Any] | None = None,
+           occurred_at: datetime | None = None) -> Activity:
+    """Add one event to the timeline (call inside `engine.db.write()`)."""
+    row = Activity(type=type, contact_id=contact_id, visitor_id=visitor_id, url=url[:4000],
+                   properties=properties or {}, occurred_at=occurred_at or utcnow())
+    db.session.add(row)
+    return row
+
+
+def record_many(rows: list[dict[str, Any]]) -> int:
+    """Add many events in one multi-row INSERT (call inside `engine.db.write()`).
+
+    Each dict has the keyword arguments of `record()` plus `type`; returns how many were added.
+    """
+    if not rows:
+        return 0
+    now = utcnow()
+    values = [{"type": r["type"], "contact_id": r.get("contact_id"),
+               "visitor_id": r.get("visitor_id"), "url": (r.get("url") or "")[:4000],
+               "properties": r.get("properties") or {}, "occurred_at": r.get("occurred_at") or now}
+              for r in rows]
+    db.session.execute(insert(Activity), values)
+    return len(values)
+
+
+def timeline(contact_id: int, limit: int = 200) -> list[Activity]:
+    """A contact's events, newest first (merged contacts' events moved here are included)."""
+    return list(db.session.scalars(select(Activity).where(Activity.contact_id == contact_id)
+                                   .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+                                   .limit(limit)))

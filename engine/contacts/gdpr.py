@@ -1,0 +1,88 @@
+"""GDPR: a person's data as JSON (right of access) and erasure that keeps the numbers.
+
+Erasure anonymises rather than deletes: the contact row stays (as `erased`, with no personal
+data) so conversion counts, attribution and campaign figures stay right, while everything that
+names or tracks the person (email, names, phone, custom values, consent proof, browser ids,
+event properties, submitted form values) is removed.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from engine.contacts import activity as activity_service
+from engine.contacts.models import Activity, Contact, ContactTag, Subscription, Visitor
+from engine.contacts.service import snapshot
+from engine.db import db, utcnow, write
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _merged_ids(contact_id: int) -> list[int]:
+    """The contact and every contact merged into it, so their data comes along."""
+    ids, frontier = [contact_id], [contact_id]
+    while frontier:
+        frontier = list(db.session.scalars(select(Contact.id).where(Contact.merged_into_id.in_(frontier))))
+        ids += frontier
+    return ids
+
+
+def export_contact(contact_id: int) -> dict[str, Any]:
+    """Everything stored about one person, as JSON-ready data."""
+    from engine.forms.service import submissions_for
+    from engine.contacts.merge import merges_of
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise LookupError(f"no contact {contact_id}")
+    ids = _merged_ids(contact_id)
+    return {
+        "contact": snapshot(contact),
+        "company": contact.company.name if contact.company else None,
+        "tags": sorted(t.name for t in contact.tags),
+        "lists": [{"list": s.list_slug, "status": s.status, "since": _iso(s.created_at),
+                   "confirmed_at": _iso(s.confirmed_at)}
+                  for s in db.session.scalars(select(Subscription).where(Subscription.contact_id.in_(ids)))],
+        "browsers": [{"id": v.id, "first_seen": _iso(v.first_seen), "last_seen": _iso(v.last_seen)}
+                     for v in db.session.scalars(select(Visitor).where(Visitor.contact_id.in_(ids)))],
+        "activity": [{"type": a.type, "url": a.url, "properties": a.properties,
+                      "occurred_at": _iso(a.occurred_at)}
+                     for a in db.session.scalars(select(Activity).where(Activity.contact_id.in_(ids))
+                                                 .order_by(Activity.occurred_at))],
+        "form_submissions": submissions_for(ids),
+        "merges": [{"winner": m.winner_id, "loser": m.loser_id, "by": m.actor,
+                    "at": _iso(m.created_at), "undone_at": _iso(m.undone_at)} for m in merges_of(contact_id)],
+        "exported_at": utcnow().isoformat(),
+    }
+
+
+def erase_contact(contact_id: int, actor: str) -> None:
+    """Anonymise a person (and the contacts merged into them); keep rows for aggregate counts."""
+    from engine.forms.service import erase_submissions
+    with write() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise LookupError(f"no contact {contact_id}")
+        ids = _merged_ids(contact_id)
+        for person in session.scalars(select(Contact).where(Contact.id.in_(ids))):
+            person.email = f"erased-{person.id}@erased.invalid"
+            person.first_name = person.last_name = person.phone = person.job_title = ""
+            person.country = ""
+            person.custom, person.consent_proof = {}, {}
+            person.consent, person.consent_at = "withdrawn", None
+            person.first_touch = {k: v for k, v in (person.first_touch or {}).items() if k.startswith("utm_")}
+            person.last_touch = {k: v for k, v in (person.last_touch or {}).items() if k.startswith("utm_")}
+            person.status, person.company_id = "erased", None
+            person.updated_at = utcnow()
+        session.execute(update(Activity).where(Activity.contact_id.in_(ids))
+                        .values(visitor_id=None, properties={}, url=""))
+        session.execute(delete(Visitor).where(Visitor.contact_id.in_(ids)))
+        session.execute(delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
+        session.execute(update(Subscription).where(Subscription.contact_id.in_(ids))
+                        .values(status="unsubscribed", source=""))
+        erase_submissions(ids)
+        activity_service.record("contact_erased", contact_id=contact_id,
+                                properties={"by": actor[:200]})

@@ -1,0 +1,29 @@
+"""The contact store's follow-up jobs: plugins hear about new and changed contacts."""
+from __future__ import annotations
+
+from typing import Any
+
+from engine import plugins
+from engine.contacts.identity import resolve
+from engine.jobs import job
+from engine.plugins import hookimpl
+
+
+@job("contacts.created")
+def contact_created(contact_id: int) -> None:
+    contact = resolve(contact_id)
+    if contact is not None:
+        plugins.current().call("on_contact_created", contact=contact)
+
+
+@job("contacts.updated")
+def contact_updated(contact_id: int, changes: dict[str, Any]) -> None:
+    contact = resolve(contact_id)
+    if contact is not None and changes:
+        plugins.current().call("on_contact_updated", contact=contact,
+                               changes={k: tuple(v) for k, v in changes.items()})
+
+
+@hookimpl
+def register_jobs() -> list[Any]:
+    return [contact_created, contact_updated]

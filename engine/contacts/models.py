@@ -1,0 +1,156 @@
+"""The contact store's tables: people, companies, tags, lists, custom fields, activity, visitors.
+
+A contact is never deleted by the engine: an erased one is anonymised (GDPR) and a merged one is
+kept with `merged_into_id` set, so a merge can be undone and aggregate counts stay right.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.db import UTCDateTime, db, utcnow
+
+LIFECYCLE_STAGES = ("subscriber", "lead", "marketing_qualified", "sales_qualified",
+                    "opportunity", "customer", "evangelist", "other")
+CONSENT_STATES = ("unknown", "granted", "withdrawn")
+
+
+
+class ContactTag(db.Model):
+    """A mapped class rather than a bare table, so the migration tooling knows its owner."""
+
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"),
+                                        primary_key=True, index=True)
+
+
+class Company(db.Model):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    domain: Mapped[str] = mapped_column(String(255), default="", index=True)
+    custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="company")
+
+
+class Tag(db.Model):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Contact(db.Model):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # normalised, see service
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    job_title: Mapped[str] = mapped_column(String(150), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")  # ISO 3166-1 alpha-2
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"),
+                                                   index=True)
+    lifecycle_stage: Mapped[str] = mapped_column(String(30), default="subscriber")
+    custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    consent: Mapped[str] = mapped_column(String(10), default="unknown")
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_proof: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # form, ip, text
+    first_touch: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # referrer, utm_*
+    last_touch: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(10), default="active")  # merged, erased, bounced
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    company: Mapped[Company | None] = relationship(back_populates="contacts")
+    tags: Mapped[list[Tag]] = relationship(secondary="contact_tags", lazy="selectin",
+                                            viewonly=True)
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    def __repr__(self) -> str:
+        return f"<Contact {self.id} {self.email}>"
+
+
+class CustomField(db.Model):
+    """A typed custom field; values live in `Contact.custom` and are validated against this."""
+
+    __tablename__ = "contact_fields"
+
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    label: Mapped[str] = mapped_column(String(150))
+    type: Mapped[str] = mapped_column(String(10), default="text")  # text, number, date, choice
+    choices: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Subscription(db.Model):
+    """A contact on a list; `pending` until a double opt-in is confirmed."""
+
+    __tablename__ = "list_subscriptions"
+    __table_args__ = (UniqueConstraint("contact_id", "list_slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    list_slug: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="subscribed")  # pending, unsubscribed
+    source: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Activity(db.Model):
+    """One typed event on the timeline: anonymous (visitor only) until the visitor identifies."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_contact_occurred", "contact_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    visitor_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(50), index=True)
+    url: Mapped[str] = mapped_column(Text, default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Visitor(db.Model):
+    """A browser (the signed cookie id); a contact can have several."""
+
+    __tablename__ = "visitors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"),
+                                                   index=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ContactMerge(db.Model):
+    """Who merged which contacts when, which values won, and what moved: enough to undo it."""
+
+    __tablename__ = "contact_merges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    winner_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    loser_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    winner_before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    loser_before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    values_won: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # field: from loser
+    moved: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ids moved to the winner
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by: Mapped[str] = mapped_column(String(200), default="")

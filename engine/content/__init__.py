@@ -1,0 +1,49 @@
+"""Content: landing pages and blog posts in Markdown, their public URLs, feeds and sitemap.
+
+Services for the admin and plugins:
+- `engine.content.service`: create/update/publish/schedule/unpublish items, revisions, restore;
+- `engine.content.render.render_markdown(text, context)`: the sanitising pipeline (previews);
+- `engine.content.cache.invalidate()`: make every process re-render its cached pages.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, g
+from werkzeug.local import LocalProxy
+
+from engine.content import cache, models  # noqa: F401  (models: tables known to migrations)
+from engine.content.cli import content_group
+
+
+def human_date(moment: datetime | None) -> str:
+    """`3 November 2026`: unambiguous in every English-speaking country."""
+    return f"{moment.day} {moment:%B %Y}" if moment else ""
+
+
+def _per_request(name: str, load: Any) -> Any:
+    def value() -> Any:
+        if name not in g:
+            setattr(g, name, load())
+        return getattr(g, name)
+    return LocalProxy(value)
+
+
+def _site_context() -> dict[str, Any]:
+    """`site` and `nav` for every template that extends the theme (a form's page, say), loaded
+    only when a template reads them."""
+    from engine.content import seo, service
+    return {"site": _per_request("magnet_site", seo.site),
+            "nav": _per_request("magnet_nav", service.navigation)}
+
+
+def init_app(app: Flask) -> None:
+    from engine.content import views
+    cache.init_app(app)
+    app.register_blueprint(views.blueprint)
+    app.register_error_handler(404, views.not_found)
+    app.register_error_handler(500, views.server_error)
+    app.context_processor(_site_context)
+    app.add_template_filter(human_date)
+    app.cli.add_command(content_group)

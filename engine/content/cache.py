@@ -1,0 +1,153 @@
+"""The page cache: what anonymous visitors see, rendered once per process and change.
+
+Entries live in each process's memory (a bounded LRU), keyed by
+`(generation, plugin state, variant, path)`:
+- `generation` is one integer row in the database (`content_cache_state`). Publishing,
+  unpublishing, saving a published item, switching the theme, or anything calling
+  `invalidate()` bumps it in the same transaction as the change, so every web process, on
+  every machine, misses on its very next request: one primary-key read per request is the
+  whole cost of cross-process invalidation, and it needs neither Redis nor a message bus.
+- the plugin state stamp changes when a plugin is enabled or disabled (its slots change pages);
+- `variant` comes from the `filter_page_variant` hook, so personalising plugins (smart
+  content) add what they vary on, and the cache keeps one copy per variant;
+- an entry also expires when the next scheduled item becomes due: a listing rendered before a
+  post's time must not be served after it.
+
+Requests that carry a session or remember-me cookie (signed-in editors) bypass the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from flask import Flask, Response, current_app, request
+from sqlalchemy import select, update
+
+from engine.content.models import PageCacheState
+from engine.db import db, utcnow
+
+MAX_ENTRIES = 2000
+BYPASS_COOKIES = ("session", "remember_token")
+IGNORED_PARAMS = ("utm_", "gclid", "fbclid", "mc_cid", "mc_eid")
+
+
+@dataclass(frozen=True)
+class Entry:
+    body: bytes
+    status: int
+    content_type: str
+    etag: str
+    expires_at: datetime | None
+
+
+class PageCache:
+    """`app.extensions["magnet.page_cache"]`: this process's entries."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[Any, ...], Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Entry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry.expires_at is not None and utcnow() >= entry.expires_at:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[Any, ...], entry: Entry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def generation() -> int:
+    """The site's content generation, read from the database (cheap: one primary-key read)."""
+    value = db.session.scalar(select(PageCacheState.generation).where(PageCacheState.id == 1))
+    return value or 0
+
+
+def invalidate() -> None:
+    """Make every process re-render its pages; call inside the `write()` that changes them."""
+    session = db.session
+    changed = session.execute(update(PageCacheState).where(PageCacheState.id == 1).values(
+        generation=PageCacheState.generation + 1, changed_at=utcnow())).rowcount
+    if not changed:
+        session.add(PageCacheState(id=1, generation=1, changed_at=utcnow()))
+    session.flush()
+    current_app.extensions["magnet.page_cache"].clear()
+
+
+def _cache_path() -> str:
+    params = [(k, v) for k, v in parse_qsl(request.query_string.decode("latin-1"),
+                                           keep_blank_values=True)
+              if not k.startswith(IGNORED_PARAMS)]
+    return request.path + ("?" + urlencode(sorted(params)) if params else "")
+
+
+def cacheable_request() -> bool:
+    return request.method in ("GET", "HEAD") and not any(
+        name in request.cookies for name in BYPASS_COOKIES)
+
+
+def cached(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve an anonymous GET from the cache; store a 200 response the view renders.
+
+    The view may set `g.cache_expires_at` (the next scheduled publication) on a miss.
+    """
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from flask import g
+
+        from engine import plugins
+        from engine.themes import current as themes
+        gen = generation()
+        themes().refresh(generation=gen)
+        if not cacheable_request():
+            return view(*args, **kwargs)
+        manager = plugins.current()
+        variant = manager.filter("filter_page_variant", "", request=request)
+        key = (gen, manager.enabled, str(variant), _cache_path())
+        store: PageCache = current_app.extensions["magnet.page_cache"]
+        entry = store.get(key)
+        state = "hit"
+        if entry is None:
+            state = "miss"
+            response = current_app.make_response(view(*args, **kwargs))
+            if response.status_code != 200 or response.direct_passthrough:
+                return response
+            body = response.get_data()
+            entry = Entry(body=body, status=200, content_type=response.content_type,
+                          etag=hashlib.blake2b(body, digest_size=12).hexdigest(),
+                          expires_at=g.get("cache_expires_at"))
+            store.put(key, entry)
+        response = Response(entry.body, status=entry.status, content_type=entry.content_type)
+        response.set_etag(entry.etag)
+        response.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
+        response.headers["X-Magnet-Cache"] = state
+        return response.make_conditional(request)
+    return wrapper
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["magnet.page_cache"] = PageCache()

@@ -1,0 +1,125 @@
+"""Tables owned by content: pages and posts, their revisions, tags, old-URL redirects, site
+settings and the page-cache generation every process watches."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.db import UTCDateTime, db, utcnow
+
+KINDS = ("page", "post")
+STATUSES = ("draft", "scheduled", "published")
+
+
+class ContentItem(db.Model):
+    """A page or a blog post: the fields of its current revision, copied here for fast reads."""
+
+    __tablename__ = "content_item"
+    __table_args__ = (UniqueConstraint("kind", "slug", name="uq_content_item_kind_slug"),
+                      Index("ix_content_item_visible", "kind", "status", "published_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    slug: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    seo_title: Mapped[str] = mapped_column(String(300), default="")
+    seo_description: Mapped[str] = mapped_column(String(500), default="")
+    social_image: Mapped[str] = mapped_column(String(500), default="")
+    canonical_url: Mapped[str] = mapped_column(String(500), default="")
+    template: Mapped[str] = mapped_column(String(100), default="")
+    author: Mapped[str] = mapped_column(String(200), default="")
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Template-specific data from front matter (hero, benefits, testimonials...), like
+    # WordPress's custom fields; templates read it, Markdown never sees it.
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    menu_order: Mapped[int | None] = mapped_column(Integer)  # shown in the navigation when set
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revision_id: Mapped[int | None] = mapped_column(Integer)  # the current revision
+    # What `magnet content sync` last wrote: the file's hash and the revision it made. A current
+    # revision other than that one means someone edited the item since.
+    source_hash: Mapped[str] = mapped_column(String(64), default="")
+    source_revision_id: Mapped[int | None] = mapped_column(Integer)
+
+    tag_rows: Mapped[list[ContentTag]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ContentTag.position",
+        lazy="selectin")
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+    @property
+    def path(self) -> str:
+        if self.kind == "post":
+            return f"/blog/{self.slug}"
+        return "/" if self.slug == "home" else f"/{self.slug}"
+
+    def is_visible(self, now: datetime | None = None) -> bool:
+        """Published, or scheduled and its time has come."""
+        return (self.status in ("published", "scheduled") and self.published_at is not None
+                and self.published_at <= (now or utcnow()))
+
+
+class ContentTag(db.Model):
+    __tablename__ = "content_tag"
+    __table_args__ = (UniqueConstraint("item_id", "tag", name="uq_content_tag_item_tag"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("content_item.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    item: Mapped[ContentItem] = relationship(back_populates="tag_rows")
+
+
+class ContentRevision(db.Model):
+    """One save of an item: a full snapshot, so any revision can be restored."""
+
+    __tablename__ = "content_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("content_item.id", ondelete="CASCADE"),
+                                         index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ContentRedirect(db.Model):
+    """An old URL of an item (its slug changed): answered with a 301 to the current URL."""
+
+    __tablename__ = "content_redirect"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    old_path: Mapped[str] = mapped_column(String(300), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("content_item.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SiteSetting(db.Model):
+    """Site-wide facts the theme and SEO need (name, tagline, organisation)."""
+
+    __tablename__ = "content_site_setting"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class PageCacheState(db.Model):
+    """One row whose generation every process reads per cached request; bumped on change."""
+
+    __tablename__ = "content_cache_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

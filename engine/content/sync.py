@@ -1,0 +1,247 @@
+"""Content as files: `content/` (Markdown with YAML front matter) to the database and back.
+
+Layout: `pages/<slug>.md`, `posts/<slug>.md`, `site.yaml` (name, tagline, organisation) and
+`forms/` (handed to `engine.forms.sync`). Front matter keys: title, slug (default: the file
+name), summary, description (SEO), seo_title, image (social), canonical, template, tags,
+categories, author, status (draft | published, default published), date (publication time; a
+future date schedules the item), nav (position in the navigation). Any other key is kept in the
+item's `fields` for templates (a landing page's hero, benefits, testimonials...).
+
+Sync is idempotent: items are matched by kind and slug, and each remembers the hash of the file
+it came from and the revision that import made. An unchanged file is skipped; a changed file
+updates the item, unless the item was edited elsewhere since (its current revision is not the
+one the sync made): then it is reported and left alone, unless `force` is given.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+from sqlalchemy import select
+
+from engine.content import service
+from engine.content.models import ContentItem
+from engine.db import db, write
+
+FOLDERS = {"page": "pages", "post": "posts"}
+KNOWN_KEYS = {"title", "slug", "summary", "description", "seo_title", "image", "canonical",
+              "template", "tags", "categories", "author", "status", "date", "nav"}
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"created {name}" for name in self.created]
+        out += [f"updated {name}" for name in self.updated]
+        out += [f"NOT updated {name}: edited since the last sync; keep the database's version "
+                "or re-run with --force to overwrite it" for name in self.conflicts]
+        out += [f"error {line}" for line in self.errors]
+        out += self.notes
+        out.append(f"{len(self.created)} created, {len(self.updated)} updated, "
+                   f"{len(self.unchanged)} unchanged, {len(self.conflicts)} not updated, "
+                   f"{len(self.errors)} errors")
+        return out
+
+
+def _when(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    """Front matter as JSON can store it (YAML dates become ISO strings)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def parse_file(path: Path, kind: str) -> dict[str, Any]:
+    """A content file as the item fields it describes, with `status` and `published_at`."""
+    post = frontmatter.loads(path.read_text(encoding="utf-8"))
+    meta = dict(post.metadata)
+    if not meta.get("title"):
+        raise ValueError("front matter needs a title")
+    menu = meta.get("nav")
+    status = str(meta.get("status") or "published")
+    if status not in ("draft", "published", "scheduled"):
+        raise ValueError(f"status must be draft or published, not {status!r}")
+    return {
+        "title": str(meta["title"]), "slug": str(meta.get("slug") or path.stem),
+        "body": post.content.strip() + "\n", "summary": str(meta.get("summary") or ""),
+        "seo_title": str(meta.get("seo_title") or ""),
+        "seo_description": str(meta.get("description") or ""),
+        "social_image": str(meta.get("image") or ""),
+        "canonical_url": str(meta.get("canonical") or ""),
+        "template": str(meta.get("template") or ""), "author": str(meta.get("author") or ""),
+        "tags": [str(t) for t in meta.get("tags") or []],
+        "categories": [str(c) for c in meta.get("categories") or []],
+        "menu_order": int(menu) if menu is not None else None,
+        "fields": _jsonable({k: v for k, v in meta.items() if k not in KNOWN_KEYS}),
+        "status": "draft" if status == "draft" else "published",
+        "published_at": _when(meta.get("date")),
+        "kind": kind,
+    }
+
+
+def _apply_status(item: ContentItem, status: str, published_at: datetime | None) -> None:
+    if status == "draft":
+        if item.status != "draft":
+            service.unpublish(item.id)
+    elif item.status == "draft" or (published_at and published_at != item.published_at):
+        service.publish(item.id, published_at)
+
+
+def _mark_synced(item_id: int, digest: str) -> None:
+    with write() as session:
+        item = session.get(ContentItem, item_id)
+        item.source_hash = digest
+        item.source_revision_id = item.revision_id
+
+
+def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: bool) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    data = parse_file(path, kind)
+    name = f"{kind} {data['slug']}"
+    status, published_at = data.pop("status"), data.pop("published_at")
+    data.pop("kind")
+    item = service.get_item(kind, data["slug"])
+    if item is None:
+        report.created.append(name)
+        if not dry_run:
+            item = service.create_item(kind, status=status, published_at=published_at,
+                                       actor="content sync", note=f"imported from {path.name}",
+                                       **data)
+            _mark_synced(item.id, digest)
+        return
+    if item.source_hash == digest:
+        report.unchanged.append(name)
+        return
+    edited_elsewhere = item.source_revision_id is None or item.revision_id != item.source_revision_id
+    if edited_elsewhere and not force:
+        report.conflicts.append(name)
+        return
+    report.updated.append(name)
+    if not dry_run:
+        service.update_item(item.id, actor="content sync", note=f"updated from {path.name}",
+                            **data)
+        _apply_status(item, status, published_at)
+        _mark_synced(item.id, digest)
+
+
+def _sync_forms(folder: Path, dry_run: bool, report: SyncReport) -> None:
+    forms = folder / "forms"
+    if not forms.is_dir():
+        return
+    if importlib.util.find_spec("engine.forms") is None or \
+            importlib.util.find_spec("engine.forms.sync") is None:
+        report.notes.append(f"forms: skipped {forms} (the forms module, engine.forms.sync, "
+                            "is not installed)")
+        return
+    lines = importlib.import_module("engine.forms.sync").sync_forms(forms, dry_run=dry_run)
+    report.notes.extend(f"forms: {line}" for line in lines or [])
+
+
+def sync(folder: str | Path, *, dry_run: bool = False, force: bool = False) -> SyncReport:
+    """Import `folder` into the database (see the module docstring for the rules)."""
+    folder = Path(folder)
+    report = SyncReport()
+    if not folder.is_dir():
+        report.errors.append(f"{folder} is not a folder")
+        return report
+    site_file = folder / "site.yaml"
+    if site_file.exists():
+        values = yaml.safe_load(site_file.read_text(encoding="utf-8")) or {}
+        current = service.site_settings()
+        if any(current.get(k) != v for k, v in values.items()):
+            (report.updated if current else report.created).append("site settings")
+            if not dry_run:
+                service.set_site_settings(values)
+        else:
+            report.unchanged.append("site settings")
+    for kind, sub in FOLDERS.items():
+        for path in sorted((folder / sub).glob("*.md")):
+            try:
+                _sync_item(path, kind, report, dry_run, force)
+            except (ValueError, yaml.YAMLError, service.ContentError) as exc:
+                db.session.rollback()
+                report.errors.append(f"{path}: {exc}")
+    _sync_forms(folder, dry_run, report)
+    return report
+
+
+def to_text(item: ContentItem) -> str:
+    """An item as a content file (the inverse of `parse_file`)."""
+    meta: dict[str, Any] = {"title": item.title}
+    if item.slug != item.title:
+        meta["slug"] = item.slug
+    optional = {"summary": item.summary, "description": item.seo_description,
+                "seo_title": item.seo_title, "image": item.social_image,
+                "canonical": item.canonical_url, "template": item.template,
+                "author": item.author, "tags": item.tags, "categories": item.categories,
+                "nav": item.menu_order}
+    meta.update({k: v for k, v in optional.items() if v not in (None, "", [])})
+    meta["status"] = "draft" if item.status == "draft" else "published"
+    if item.published_at:
+        meta["date"] = item.published_at.isoformat(timespec="seconds")
+    meta.update(item.fields or {})
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
+    return f"---\n{front}---\n\n{(item.body or '').strip()}\n"
+
+
+def export(folder: str | Path) -> list[str]:
+    """Write every item, the site settings and the forms to `folder`; returns what it wrote."""
+    folder = Path(folder)
+    written = []
+    items = list(db.session.scalars(select(ContentItem).order_by(ContentItem.kind,
+                                                                  ContentItem.slug)))
+    for item in items:
+        path = folder / FOLDERS[item.kind] / f"{item.slug}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = to_text(item)
+        path.write_text(text, encoding="utf-8")
+        written.append(str(path))
+        _mark_synced(item.id, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    settings = service.site_settings()
+    if settings:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "site.yaml").write_text(
+            yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        written.append(str(folder / "site.yaml"))
+    if importlib.util.find_spec("engine.forms") is not None and \
+            importlib.util.find_spec("engine.forms.sync") is not None:
+        (folder / "forms").mkdir(parents=True, exist_ok=True)
+        importlib.import_module("engine.forms.sync").export_forms(folder / "forms")
+        written.append(str(folder / "forms") + "/")
+    else:
+        written.append("forms: not exported (the forms module, engine.forms.sync, is not "
+                       "installed)")
+    return written
+
+
+def has_content() -> bool:
+    return db.session.scalar(select(ContentItem.id).limit(1)) is not None

@@ -1,0 +1,25 @@
+"""Forms: definitions, rendering, the submission pipeline, gated assets and double opt-in."""
+from __future__ import annotations
+
+from flask import Flask
+
+DEFAULTS = {
+    "FORM_TOKEN_MAX_AGE": 2 * 86400,  # longer than any page stays cached
+    "FORM_MIN_FILL_SECONDS": 2.0,  # faster than this is a bot
+    "FORM_RATE_LIMIT_IP": 30,  # submissions per IP per window, all forms together
+    "FORM_RATE_LIMIT_EMAIL": 5,  # submissions of one form by one address per window
+    "FORM_RATE_WINDOW": 600,  # seconds
+    "FORM_MAX_BYTES": 64 * 1024,  # a whole POST; larger is refused before it is read
+    "FORM_ASSET_LINK_SECONDS": 7 * 86400,
+    "FORM_CONFIRM_LINK_SECONDS": 14 * 86400,
+}
+
+
+def init_app(app: Flask) -> None:
+    from engine.forms import models  # noqa: F401  (tables known to migrations)
+    from engine.forms.cli import forms_group
+    from engine.forms.views import blueprint
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
+    app.register_blueprint(blueprint)
+    app.cli.add_command(forms_group)

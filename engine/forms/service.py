@@ -1,0 +1,48 @@
+"""Forms as the rest of the engine sees them: definitions by slug, submissions by contact."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from engine.db import db, utcnow, write
+from engine.forms.definitions import FormDef, parse
+from engine.forms.models import Form, Submission
+
+
+def get(slug: str) -> FormDef | None:
+    """The parsed definition of a form, or None when there is no such form."""
+    if len(slug) > 100:
+        return None
+    row = db.session.scalar(select(Form).where(Form.slug == slug))
+    return parse(row.definition) if row is not None else None
+
+
+def save(definition: dict[str, Any], source: str = "admin") -> Form:
+    """Create or replace a form from a definition (checked first); inside or outside a write."""
+    parsed = parse(definition)
+    with write() as session:
+        row = session.scalar(select(Form).where(Form.slug == parsed.slug)) or Form(slug=parsed.slug)
+        row.title, row.definition, row.source, row.updated_at = (parsed.title, definition, source,
+                                                                 utcnow())
+        session.add(row)
+    return row
+
+
+def all_forms() -> list[Form]:
+    return list(db.session.scalars(select(Form).order_by(Form.slug)))
+
+
+def submissions_for(contact_ids: list[int]) -> list[dict[str, Any]]:
+    """A person's submissions as JSON-ready data (for GDPR exports and the contact view)."""
+    return [{"id": s.id, "form": s.form_slug, "values": s.raw, "ip": s.ip, "page": s.page_url,
+             "submitted_at": s.created_at.isoformat()}
+            for s in db.session.scalars(select(Submission).where(Submission.contact_id.in_(contact_ids))
+                                        .order_by(Submission.id))]
+
+
+def erase_submissions(contact_ids: list[int]) -> None:
+    """Remove what people typed (inside `write()`); the rows stay so conversions still count."""
+    db.session.execute(update(Submission).where(Submission.contact_id.in_(contact_ids))
+                       .values(raw={}, data={}, ip="", user_agent="", referrer="", page_url="",
+                               visitor_id=None))

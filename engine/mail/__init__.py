@@ -1,0 +1,17 @@
+"""Mail: messages queued through the outbox and sent by a worker (SMTP, or a folder in dev).
+
+`send()` is called inside the caller's `write()`: the message is stored in the mail log and an
+outbox row is written in the same transaction, so an email exists exactly when the thing it
+announces does, and a Redis outage or an SMTP failure only delays it.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from engine.mail.service import HeaderInjection, send, send_many
+
+__all__ = ["HeaderInjection", "init_app", "send", "send_many"]
+
+
+def init_app(app: Flask) -> None:
+    from engine.mail import models  # noqa: F401  (tables known to migrations)

@@ -1,0 +1,77 @@
+"""Delivering mail: SMTP with one connection per batch, or `.eml` files when no host is set."""
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, Protocol
+
+from flask import current_app
+
+from engine.mail.models import MailMessage
+
+
+class Transport(Protocol):
+    def deliver(self, message: EmailMessage) -> None: ...
+
+
+def build(row: MailMessage) -> EmailMessage:
+    """The MIME message of a logged row: multipart/alternative with text and HTML."""
+    config = current_app.config
+    message = EmailMessage()
+    message["From"] = config["MAIL_FROM"]
+    message["To"] = row.to
+    message["Subject"] = row.subject
+    message["Date"] = formatdate(localtime=False)
+    domain = config["MAIL_FROM"].rsplit("@", 1)[-1].strip("> ") or "localhost"
+    message["Message-ID"] = row.message_id or make_msgid(idstring=f"m{row.id}", domain=domain)
+    for name, value in (row.headers or {}).items():
+        message[name] = value
+    message.set_content(row.text or "")
+    message.add_alternative(row.html, subtype="html")
+    return message
+
+
+class SMTPTransport:
+    def __init__(self, connection: smtplib.SMTP) -> None:
+        self.connection = connection
+
+    def deliver(self, message: EmailMessage) -> None:
+        self.connection.send_message(message)
+
+
+class FolderTransport:
+    """Development: each message is written to `instance/mail/` to open in a mail client."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def deliver(self, message: EmailMessage) -> None:
+        name = message["Message-ID"].strip("<>").split("@")[0]
+        (self.folder / f"{name}.eml").write_bytes(bytes(message))
+
+
+@contextmanager
+def open_transport() -> Iterator[Transport]:
+    """One connection for a whole batch (reconnecting per message costs a TCP+TLS handshake)."""
+    config: dict[str, Any] = current_app.config
+    if not config.get("MAIL_HOST"):
+        yield FolderTransport(Path(current_app.instance_path) / "mail")
+        return
+    connection = smtplib.SMTP(config["MAIL_HOST"], int(config["MAIL_PORT"]), timeout=30)
+    try:
+        if config.get("MAIL_USE_TLS"):
+            connection.starttls(context=ssl.create_default_context())
+        if config.get("MAIL_USERNAME"):
+            connection.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
+        yield SMTPTransport(connection)
+    finally:
+        try:
+            connection.quit()
+        except smtplib.SMTPException:
+            connection.close()

@@ -1,0 +1,30 @@
+"""The Traffic page in the admin: visits, visitors, pages, referrers and campaigns over a period."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template, request
+
+from engine.admin.charts import bar_chart
+from engine.auth import require_role
+from engine.db import utcnow
+from plugins.tracking import report
+
+blueprint = Blueprint("tracking_admin", __name__, url_prefix="/admin/traffic")
+
+
+@blueprint.get("/")
+@require_role("viewer")
+def traffic() -> Any:
+    period, error = report.period_from(request.args, utcnow().date())
+    data = report.traffic(period)
+    label = "%d %b" if period.days <= 366 else "%b %Y"
+    views_chart = bar_chart([(d["day"].strftime(label), d["page_views"]) for d in data.daily],
+                            f"Page views per day, {period.start} to {period.end}")
+    visitors_chart = bar_chart([(d["day"].strftime(label), d["visitors"]) for d in data.daily],
+                               f"Visitors per day, {period.start} to {period.end}")
+    months_chart = bar_chart([(m["month"], m["visitors"]) for m in data.months],
+                             "Monthly active visitors")
+    return render_template("tracking/traffic.html", period=period, error=error, data=data,
+                           presets=report.PRESETS, views_chart=views_chart,
+                           visitors_chart=visitors_chart, months_chart=months_chart)

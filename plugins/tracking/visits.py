@@ -1,0 +1,109 @@
+"""Visits (sessions) and first/last touch.
+
+A visit is a visitor's run of events with no idle gap longer than the timeout (30 minutes by
+default); arriving from a new campaign also starts one, as analytics tools do. A visit's source,
+medium, campaign and landing page are what attribution calls a touch: a contact's first touch is
+their earliest visit, their last touch their latest.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.contacts.models import Visitor
+from engine.db import db, utcnow
+from plugins.tracking import clean
+from plugins.tracking.models import Touches, Visit
+
+
+def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[Visit]:
+    """Give each event (oldest first) its visit, opening new ones; returns the new visits."""
+    visitor_ids = {e["visitor_id"] for e in events}
+    earliest = min(e["occurred_at"] for e in events)
+    current: dict[str, Visit] = {}
+    for visit in db.session.scalars(
+            select(Visit).where(Visit.visitor_id.in_(visitor_ids),
+                                Visit.last_seen_at >= earliest - timeout)
+            .order_by(Visit.last_seen_at)):
+        current[visit.visitor_id] = visit  # the latest one wins
+    new: list[Visit] = []
+    for e in events:
+        visit = current.get(e["visitor_id"])
+        props = e["properties"]
+        source, medium, campaign = clean.source_of(props.get("referrer", ""), props.get("utm", {}),
+                                                   urlsplit(e["url"]).netloc)
+        new_campaign = bool(props.get("utm")) and visit is not None and (
+            (visit.source, visit.medium, visit.campaign) != (source, medium, campaign))
+        if visit is None or e["occurred_at"] - visit.last_seen_at > timeout or new_campaign:
+            visit = Visit(id=secrets.token_hex(16), visitor_id=e["visitor_id"],
+                          started_at=e["occurred_at"], last_seen_at=e["occurred_at"],
+                          landing_url=e["url"][:2000], referrer=props.get("referrer", "")[:2000],
+                          source=source[:200], medium=medium[:100], campaign=campaign[:200],
+                          device=props.get("device", ""), browser=props.get("browser", ""),
+                          page_views=0, events=0)
+            db.session.add(visit)
+            current[e["visitor_id"]] = visit
+            new.append(visit)
+        visit.last_seen_at = max(visit.last_seen_at, e["occurred_at"])
+        visit.events += 1
+        visit.page_views += e["type"] == "page_view"
+        props["visit"] = visit.id
+    db.session.flush()
+    return new
+
+
+def as_touch(visit: Visit) -> dict[str, Any]:
+    return {"source": visit.source, "medium": visit.medium, "campaign": visit.campaign,
+            "landing_page": visit.landing_url, "referrer": visit.referrer,
+            "at": visit.started_at.isoformat()}
+
+
+def contacts_of(visitor_ids: set[str]) -> dict[str, int]:
+    """`{visitor id: contact id}` for the visitors already identified."""
+    if not visitor_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Visitor.id, Visitor.contact_id)
+        .where(Visitor.id.in_(visitor_ids), Visitor.contact_id.is_not(None))).all())
+
+
+def update_touches(contact_id: int, visitor_ids: list[str]) -> Touches | None:
+    """Set a contact's first touch (once) and last touch from the visits of their browsers."""
+    if not visitor_ids:
+        return None
+    ordered = select(Visit).where(Visit.visitor_id.in_(visitor_ids))
+    first = db.session.scalar(ordered.order_by(Visit.started_at).limit(1))
+    last = db.session.scalar(ordered.order_by(Visit.started_at.desc()).limit(1))
+    if first is None or last is None:
+        return None
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    stmt = insert(Touches).values(contact_id=contact_id, first_touch=as_touch(first),
+                                  last_touch=as_touch(last), updated_at=utcnow())
+    db.session.execute(stmt.on_conflict_do_update(
+        index_elements=["contact_id"],
+        set_={"last_touch": stmt.excluded.last_touch, "updated_at": stmt.excluded.updated_at}))
+    return db.session.get(Touches, contact_id, populate_existing=True)
+
+
+def visitors_of(contact_id: int) -> list[str]:
+    return list(db.session.scalars(select(Visitor.id).where(Visitor.contact_id == contact_id)))
+
+
+def touches(contact_id: int) -> dict[str, Any]:
+    """`{"first_touch": ..., "last_touch": ...}` of a contact; empty dicts when unknown."""
+    row = db.session.get(Touches, contact_id)
+    return {"first_touch": dict(row.first_touch or {}) if row else {},
+            "last_touch": dict(row.last_touch or {}) if row else {}}
+
+
+def last_seen(events: list[dict[str, Any]]) -> dict[str, datetime]:
+    seen: dict[str, datetime] = {}
+    for e in events:
+        seen[e["visitor_id"]] = max(seen.get(e["visitor_id"], e["occurred_at"]), e["occurred_at"])
+    return seen

@@ -1,0 +1,218 @@
+"""Accounts and sign-in: passwords, sessions, lockout, reset links, invitations, first run."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from tests.admin_helpers import PASSWORD, csrf_token, make_user, sign_in, signed_in
+
+
+def _mail_to(app, address):
+    from engine.mail.models import MailMessage
+    from engine.db import db
+    with app.app_context():
+        return list(db.session.scalars(select(MailMessage).where(MailMessage.to.contains(address))
+                                       .order_by(MailMessage.id)))
+
+
+@pytest.mark.both_backends
+def test_password_is_stored_as_argon2_and_sign_in_works(app):
+    from engine.auth.models import User
+    from engine.db import db
+    make_user(app, "Ed@Example.com", "editor")
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        assert user.email == "ed@example.com"
+        assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    client = app.test_client()
+    assert client.get("/admin/").status_code == 302  # anonymous: to the sign-in page
+    response = sign_in(client, "ed@example.com")
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    page = client.get("/admin/")
+    assert page.status_code == 200 and "Dashboard" in page.get_data(as_text=True)
+
+
+def test_wrong_password_is_refused_with_a_message(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    response = sign_in(client, "ed@example.com", "not the password")
+    assert response.status_code == 401
+    assert "do not match" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_sign_in_lockout_after_repeated_failures(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    for _ in range(5):
+        assert sign_in(client, "ed@example.com", "wrong password!").status_code == 401
+    locked = sign_in(client, "ed@example.com")  # even the right password now waits
+    assert locked.status_code == 429
+    assert "locked for 15 minutes" in locked.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_session_is_renewed_at_sign_in_and_cookies_are_protected(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    client.get("/auth/login")
+    before = client.get_cookie("session").value
+    response = sign_in(client, "ed@example.com")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert client.get_cookie("session").value != before
+    secure = app.test_client()
+    secure.get("/auth/login", base_url="https://localhost")
+    token = csrf_token(secure.get("/auth/login", base_url="https://localhost").get_data(as_text=True))
+    response = secure.post("/auth/login", base_url="https://localhost",
+                           headers={"Referer": "https://localhost/auth/login"},
+                           data={"email": "ed@example.com", "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_open_redirect_after_sign_in_is_refused(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    token = csrf_token(client.get("/auth/login").get_data(as_text=True))
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        response = client.post("/auth/login?next=" + target, data={
+            "email": "ed@example.com", "password": PASSWORD, "csrf_token": token})
+        assert response.headers["Location"] == "/admin/"
+        client.post("/auth/logout", data={"csrf_token": csrf_token(client.get("/admin/").get_data(as_text=True))})
+        token = csrf_token(client.get("/auth/login").get_data(as_text=True))
+
+
+def test_sign_in_form_without_csrf_token_is_refused(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    client.get("/auth/login")
+    response = client.post("/auth/login", data={"email": "ed@example.com", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.both_backends
+def test_password_reset_by_emailed_single_use_link(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    token = csrf_token(client.get("/auth/reset").get_data(as_text=True))
+    page = client.post("/auth/reset", data={"email": "ed@example.com", "csrf_token": token})
+    assert "Check your email" in page.get_data(as_text=True)
+    # An unknown address gets the same answer and no email.
+    client.post("/auth/reset", data={"email": "nobody@example.com", "csrf_token": token})
+    assert _mail_to(app, "nobody@example.com") == []
+    [message] = _mail_to(app, "ed@example.com")
+    link = re.search(r"https?://[^/\s]+(/auth/reset/[\w.\-]+)", message.text).group(1)
+    form = client.get(link)
+    assert form.status_code == 200
+    new = "a brand new passphrase"
+    response = client.post(link, data={"password": new, "confirm": new,
+                                       "csrf_token": csrf_token(form.get_data(as_text=True))})
+    assert response.status_code == 302
+    assert client.get(link).status_code == 410  # single use
+    fresh = app.test_client()
+    assert sign_in(fresh, "ed@example.com").status_code == 401  # the old password is gone
+    assert sign_in(app.test_client(), "ed@example.com", new).status_code == 302
+
+
+def test_reset_link_expires_and_forged_links_fail(app):
+    from engine.auth import tokens
+    from engine.auth.models import User
+    from engine.db import db
+    make_user(app, "ed@example.com", "editor")
+    with app.test_request_context():
+        user = db.session.scalar(select(User))
+        token = tokens.make(user, "reset")
+        assert tokens.read(token, "reset").id == user.id
+        assert tokens.read(token, "invite") is None  # a token serves one purpose only
+        assert tokens.read(token[:-2] + "xx", "reset") is None
+        lifetime = tokens.LIFETIMES["reset"]
+        tokens.LIFETIMES["reset"] = lifetime * 0 - lifetime
+        try:
+            assert tokens.read(token, "reset") is None
+        finally:
+            tokens.LIFETIMES["reset"] = lifetime
+
+
+def test_invitation_by_email_then_accept(app):
+    owner = signed_in(app, "owner")
+    token = csrf_token(owner.get("/admin/users").get_data(as_text=True))
+    response = owner.post("/admin/users", data={"email": "new@example.com", "role": "viewer",
+                                                "name": "Nia", "csrf_token": token})
+    assert response.status_code == 302
+    assert "Invited" in owner.get("/admin/users").get_data(as_text=True)
+    [message] = _mail_to(app, "new@example.com")
+    link = re.search(r"(/auth/invitation/[\w.\-]+)", message.text).group(1)
+    client = app.test_client()
+    form = client.get(link)
+    assert "Join" in form.get_data(as_text=True)
+    response = client.post(link, data={"name": "Nia", "password": "viewer's passphrase",
+                                       "confirm": "viewer's passphrase",
+                                       "csrf_token": csrf_token(form.get_data(as_text=True))})
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/users").status_code == 403  # a viewer, as invited
+    assert client.get(link).status_code == 410
+
+
+def test_deactivation_signs_the_person_out_at_once(app):
+    owner = signed_in(app, "owner")
+    editor = signed_in(app, "editor")
+    assert editor.get("/admin/").status_code == 200
+    from engine.auth.models import User
+    from engine.db import db
+    with app.app_context():
+        editor_id = db.session.scalar(select(User.id).where(User.role == "editor"))
+    token = csrf_token(owner.get("/admin/users").get_data(as_text=True))
+    owner.post(f"/admin/users/{editor_id}/active", data={"active": "0", "csrf_token": token})
+    assert editor.get("/admin/").status_code == 302
+    assert sign_in(app.test_client(), "editor@example.com").status_code == 401
+
+
+def test_last_owner_cannot_be_demoted(app):
+    owner = signed_in(app, "owner")
+    from engine.auth.models import User
+    from engine.db import db
+    with app.app_context():
+        owner_id = db.session.scalar(select(User.id))
+    token = csrf_token(owner.get("/admin/users").get_data(as_text=True))
+    owner.post(f"/admin/users/{owner_id}/role", data={"role": "viewer", "csrf_token": token})
+    assert "at least one owner" in owner.get("/admin/users").get_data(as_text=True)
+    assert owner.get("/admin/users").status_code == 200
+
+
+def test_first_run_creates_an_owner_with_a_one_time_link(app):
+    from engine import setup
+    with app.app_context():
+        notes = setup.first_run(app, "http://127.0.0.1:8000")
+    link = next(line.strip() for line in notes if "/auth/welcome/" in line)
+    assert link.startswith("http://127.0.0.1:8000/auth/welcome/")
+    path = link.split("8000", 1)[1]
+    client = app.test_client()
+    form = client.get(path)
+    assert form.status_code == 200
+    response = client.post(path, data={"email": "boss@example.com", "name": "Bo",
+                                       "password": "owner passphrase", "confirm": "owner passphrase",
+                                       "csrf_token": csrf_token(form.get_data(as_text=True))})
+    assert response.status_code == 302
+    assert client.get("/admin/users").status_code == 200
+    assert app.test_client().get(path).status_code == 410  # used once
+    with app.app_context():
+        assert not any("/auth/welcome/" in line for line in setup.first_run(app, "http://x"))
+
+
+def test_users_create_command_generates_and_prints_a_password(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "--email", "o@example.com", "--role", "owner"])
+    assert result.exit_code == 0, result.output
+    password = re.search(r"Password: (\S+)", result.output).group(1)
+    assert sign_in(app.test_client(), "o@example.com", password).status_code == 302
+    result = runner.invoke(args=["users", "create", "--email", "o@example.com", "--role", "owner"])
+    assert result.exit_code != 0 and "already has an account" in result.output
+    result = runner.invoke(args=["users", "create", "--email", "e@example.com", "--role", "editor",
+                                 "--password", "given passphrase"])
+    assert "Password:" not in result.output
+    assert sign_in(app.test_client(), "e@example.com", "given passphrase").status_code == 302

@@ -1,0 +1,79 @@
+"""SQLite under several writing processes, UTC datetimes, and the configuration layers."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from engine import config
+from engine.db import db
+from engine.plugins.models import PluginState
+
+# Each process reads a counter, then writes it back incremented: the read-then-write pattern
+# that fails at once with "database is locked" unless the write lock is taken up front.
+WRITER = """
+import sys
+from engine import create_app
+from engine.db import write
+from engine.plugins.models import PluginState
+
+app = create_app(instance_path=sys.argv[1])
+with app.app_context():
+    for _ in range(int(sys.argv[2])):
+        with write() as session:
+            row = session.get(PluginState, "counter")
+            row.settings = {"n": row.settings["n"] + 1}
+"""
+
+
+@pytest.mark.slow
+def test_several_processes_write_at_once_without_locking_errors(app):
+    from engine.db import write
+    with app.app_context(), write() as session:
+        session.add(PluginState(slug="counter", enabled=False, settings={"n": 0}))
+    processes = [subprocess.Popen([sys.executable, "-c", WRITER, app.instance_path, "150"],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+    with app.app_context():
+        assert db.session.get(PluginState, "counter").settings == {"n": 600}
+
+
+@pytest.mark.both_backends
+def test_datetimes_come_back_aware_in_utc(app):
+    from datetime import timedelta
+
+    from engine.db import write
+    local = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    with app.app_context():
+        with write() as session:
+            session.add(PluginState(slug="clock", enabled=False, settings={}, updated_at=local))
+        db.session.expire_all()
+        stored = db.session.scalars(select(PluginState.updated_at)
+                                    .where(PluginState.slug == "clock")).one()
+    assert stored == local and stored.tzinfo is not None and stored.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_refused(app):
+    from sqlalchemy.exc import StatementError
+
+    from engine.db import write
+    with app.app_context(), pytest.raises(StatementError, match="naive datetime"):
+        with write() as session:
+            session.add(PluginState(slug="naive", settings={}, updated_at=datetime(2026, 1, 1)))
+
+
+def test_configuration_layers_and_generated_secret(tmp_path):
+    (tmp_path / "magnet.toml").write_text('site_name = "Acme"\nmail_port = 2525\n')
+    loaded = config.load(tmp_path, environ={"MAGNET_MAIL_PORT": "587",
+                                            "DATABASE_URL": "postgres://u@h/db"})
+    assert loaded["SITE_NAME"] == "Acme"  # from the instance file
+    assert loaded["MAIL_PORT"] == 587  # the environment wins, typed like the default
+    assert loaded["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+    secret = (tmp_path / "secret_key").read_text()
+    assert len(secret) >= 40 and loaded["SECRET_KEY"] == secret
+    assert config.load(tmp_path, environ={})["SECRET_KEY"] == secret  # kept across runs
+    assert config.load(tmp_path, environ={"SECRET_KEY": "given"})["SECRET_KEY"] == "given"

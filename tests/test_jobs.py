@@ -1,0 +1,192 @@
+"""The jobs runtime: outbox durability and exactly-once claims, retries, periodic jobs, health."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from sqlalchemy import select
+
+from engine.db import db, utcnow, write
+from engine.jobs import outbox
+from engine.jobs.embedded import EmbeddedRedis
+from engine.jobs.outbox import OutboxRow
+from engine.jobs.runner import run_outbox_row
+
+JOBS = '''
+"""Jobs that leave a trace in a file, so a test can count how often each ran."""
+from pathlib import Path
+from engine.jobs import job
+from engine.plugins import hookimpl
+
+DEFAULT_ENABLED = True
+
+@job("trace.append", queue="default")
+def append(path, line):
+    with open(path, "a") as fh:
+        fh.write(line + "\\n")
+
+@job("trace.fail", queue="mail")
+def fail(path):
+    with open(path, "a") as fh:
+        fh.write("tried\\n")
+    raise RuntimeError("SMTP said 451, try later")
+
+@hookimpl
+def register_jobs():
+    return [append, fail]
+'''
+
+
+@pytest.fixture
+def jobs_app(make_app, make_plugins):
+    return make_app(PLUGINS_PATH=str(make_plugins(trace=JOBS)))
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def add_rows(app, path, count, job="trace.append"):
+    with app.app_context(), write():
+        for i in range(count):
+            if job == "trace.append":
+                outbox.add(job, path=str(path), line=f"row {i}")
+            else:
+                outbox.add(job, path=str(path))
+
+
+@pytest.mark.both_backends
+def test_outbox_row_runs_once_after_commit(jobs_app, work, tmp_path):
+    trace = tmp_path / "trace.txt"
+    add_rows(jobs_app, trace, 3)
+    work(jobs_app)
+    assert sorted(lines(trace)) == ["row 0", "row 1", "row 2"]
+    with jobs_app.app_context():
+        assert {r.status for r in db.session.scalars(select(OutboxRow))} == {"done"}
+
+
+def test_rolled_back_transaction_queues_nothing(jobs_app, work, tmp_path):
+    trace = tmp_path / "trace.txt"
+    with jobs_app.app_context():
+        with pytest.raises(ZeroDivisionError):
+            with write():
+                outbox.add("trace.append", path=str(trace), line="never")
+                1 / 0
+        assert db.session.scalars(select(OutboxRow)).all() == []
+    work(jobs_app)
+    assert lines(trace) == []
+
+
+def test_a_job_enqueued_twice_acts_once(jobs_app, work, tmp_path):
+    trace = tmp_path / "trace.txt"
+    add_rows(jobs_app, trace, 1)
+    with jobs_app.app_context():
+        row = db.session.scalars(select(OutboxRow)).one()
+        outbox.relay([row])  # a duplicate hand-over, as after a sweep racing the relay
+        outbox.relay([row])
+    work(jobs_app)
+    assert lines(trace) == ["row 0"]
+
+
+@pytest.mark.both_backends
+def test_writes_commit_while_redis_is_down_and_run_once_when_it_returns(
+        make_app, make_plugins, work, tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    app = make_app(PLUGINS_PATH=str(make_plugins(trace=JOBS)), REDIS_URL=server.url)
+    trace = tmp_path / "trace.txt"
+    try:
+        server.stop()
+        add_rows(app, trace, 5)  # must not raise: the rows wait
+        with app.app_context():
+            assert [r.status for r in db.session.scalars(select(OutboxRow))] == ["pending"] * 5
+            assert outbox.sweep() == 0  # Redis still down: nothing handed over, nothing lost
+        server.start()
+        with app.app_context(), write() as session:  # past the relay grace period
+            for row in session.scalars(select(OutboxRow)):
+                row.created_at = utcnow() - timedelta(minutes=1)
+        with app.app_context():
+            assert outbox.sweep() == 5
+            assert outbox.sweep() == 0  # handed over once, not again on the next sweep
+        work(app)
+        work(app)
+        assert sorted(lines(trace)) == [f"row {i}" for i in range(5)]
+    finally:
+        server.stop()
+
+
+def test_failures_retry_with_backoff_then_show_as_failed_and_can_be_requeued(
+        make_app, make_plugins, work, tmp_path):
+    app = make_app(PLUGINS_PATH=str(make_plugins(trace=JOBS)), OUTBOX_MAX_ATTEMPTS=2)
+    trace = tmp_path / "trace.txt"
+    add_rows(app, trace, 1, job="trace.fail")
+    work(app)
+    with app.app_context():
+        row = db.session.scalars(select(OutboxRow)).one()
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert "451" in row.last_error
+        assert row.available_at > utcnow() + timedelta(seconds=3)  # backed off
+        assert run_outbox_row(row.id) == "skipped"  # not due yet
+        with write():
+            row.available_at = utcnow()
+        assert run_outbox_row(row.id) == "failed"  # second and last attempt
+    assert lines(trace) == ["tried", "tried"]
+    from engine.cli import main
+    runner = app.test_cli_runner()
+    listing = runner.invoke(main, ["jobs"])
+    assert "failed 1" in listing.output and "trace.fail after 2 attempts" in listing.output
+    assert "Requeued 0 failed job(s) and 1 failed outbox row(s)" in runner.invoke(
+        main, ["jobs", "requeue"]).output
+    with app.app_context():
+        assert db.session.scalars(select(OutboxRow)).one().status == "pending"
+
+
+def test_a_crashed_workers_row_is_picked_up_after_its_lease(jobs_app, work, tmp_path):
+    trace = tmp_path / "trace.txt"
+    add_rows(jobs_app, trace, 1)
+    Queue("default", connection=jobs_app.extensions["magnet.redis"]).empty()  # job lost
+    with jobs_app.app_context():
+        row = outbox.claim(db.session.scalars(select(OutboxRow)).one().id)  # then it died
+        assert row.status == "running"
+        with write():
+            row.claimed_at = utcnow() - timedelta(hours=1)
+            row.created_at = utcnow() - timedelta(hours=1)
+        assert outbox.sweep() == 1
+    work(jobs_app)
+    assert lines(trace) == ["row 0"]
+
+
+def test_periodic_job_runs_once_per_interval_across_workers(jobs_app):
+    from engine.jobs.worker import Ticker
+    conn = jobs_app.extensions.get("magnet.redis") or __import__(
+        "engine.jobs.connection", fromlist=["client_for"]).client_for(jobs_app)
+    tickers = [Ticker(jobs_app, conn, f"w{i}") for i in range(3)]
+    sweep = jobs_app.extensions["magnet.jobs"]["outbox.sweep"]
+    for ticker in tickers:
+        ticker.maybe_enqueue(sweep)
+    assert Queue("default", connection=conn).count == 1
+
+
+def test_healthz_counts_live_workers(jobs_app):
+    from engine.jobs.connection import client_for
+    from engine.jobs.worker import HEARTBEAT_KEY
+    conn = client_for(jobs_app)
+    conn.set(HEARTBEAT_KEY.format("host.123"), "1", ex=30)
+    body = jobs_app.test_client().get("/healthz").get_json()
+    assert body == {"database": "ok", "redis": "ok", "workers": 1, "status": "ok"}
+
+
+def test_healthz_is_degraded_not_down_without_redis(make_app, tmp_path):
+    app = make_app(REDIS_URL=f"unix://{tmp_path}/nothing.sock")
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "degraded"
+
+
+def test_hook_register_jobs(jobs_app):
+    jobs = jobs_app.extensions["magnet.jobs"]
+    assert (jobs["trace.append"].owner, jobs["trace.append"].queue) == ("trace", "default")
+    assert (jobs["trace.fail"].owner, jobs["trace.fail"].queue) == ("trace", "mail")
+    assert jobs["outbox.sweep"].every == 5  # the engine's own, from its built-in plugin
