@@ -5,7 +5,8 @@ They do the least a hand-written app would do for the same job, with nothing of 
 - `string_app`: returns a short string — the WSGI ceiling of this machine and server;
 - `page_app()`: one query on a SQLite file, then a landing-page template like the engine's;
 - `insert_app()`: a form post stored with one INSERT, then a redirect, as a form would answer;
-- `beacon_app`: accepts a small JSON beacon after checking it, and stores nothing.
+- `beacon_app`: accepts a small JSON beacon (`{"t": type, "u": url, "k": token, ...}`, as
+  the tracking script sends) after checking it, and stores nothing.
 
 The SQLite file comes from `BENCH_SQLITE` (a temporary file when unset); each app creates
 its tables on start, so a benchmark only has to point gunicorn at it.
@@ -45,6 +46,9 @@ TESTIMONIALS = [
     {"text": "Clear, practical, and short enough to read on a train ride.",
      "name": "Priya Nair", "role": "Consultant"},
 ]
+COMPANY_SIZES = ["1-10", "11-50", "51-200", "201-1000", "1000+"]
+ROLES = [("marketing", "Marketing"), ("sales", "Sales"), ("founder", "Founder or executive"),
+         ("other", "Something else")]
 BODY_HTML = "".join(
     f"<h2>{heading}</h2><p>{text}</p>" for heading, text in (
         ("A guide for small teams", "Marketing a small business is mostly about consistency: "
@@ -55,6 +59,20 @@ BODY_HTML = "".join(
         ("What is inside", "Forty pages, six lessons, a checklist for every lesson and "
          "templates you can copy: landing page outline, welcome emails and a simple "
          "reporting sheet."),
+    )) + "<h2>Questions people ask</h2>" + "".join(
+    f"<h3>{question}</h3><p>{answer}</p>" for question, answer in (
+        ("Is it really free?", "Yes. You give us your email address and we send you the PDF. "
+         "You can unsubscribe from our tips with one click, at any time, and keep the book."),
+        ("How long does it take to read?", "About an hour from cover to cover. Each lesson "
+         "stands on its own, so most readers take one lesson a week and try it out."),
+        ("Do I need special software?", "No. Every exercise works with a spreadsheet, your "
+         "website and the email tool you already have. Where a tool helps, we name free ones."),
+        ("Is this for online shops only?", "No. The examples come from a ceramics studio, a "
+         "bookkeeping firm, a bakery and a software company: the ideas carry over."),
+        ("Who wrote it?", "Our team of three, who have spent twelve years helping small "
+         "businesses get found and remembered, and who answer every reply themselves."),
+        ("What do you do with my address?", "We send you the book and, if you agree, one "
+         "email a fortnight. We never sell or share it; our privacy page explains the rest."),
     ))
 
 
@@ -134,7 +152,8 @@ def page_app() -> Flask:
         return render_template("landing.html", page=page, site_name="Northwind Studio",
                                navigation=NAVIGATION, benefits=BENEFITS,
                                testimonials=TESTIMONIALS, organization=organization,
-                               token="t" * 64, year=datetime.now(UTC).year)
+                               company_sizes=COMPANY_SIZES, roles=ROLES, token="t" * 64,
+                               year=datetime.now(UTC).year)
     return app
 
 
@@ -186,8 +205,8 @@ def beacon() -> Any:
         event = json.loads(request.get_data())
     except ValueError:
         return "", 400
-    if not isinstance(event, dict) or event.get("type") not in BEACON_TYPES \
-            or not isinstance(event.get("url"), str):
+    if not isinstance(event, dict) or event.get("t") not in BEACON_TYPES \
+            or not isinstance(event.get("u"), str) or not isinstance(event.get("k"), str):
         return "", 400
     return "", 204
 

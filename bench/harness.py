@@ -388,6 +388,10 @@ class Report:
         for i, baseline in enumerate(self.baselines, 1):
             lines.append(f"ratio {i}: req/s relative to '{baseline}' in the same run "
                          "(median of the per-round ratios)")
+        for run in self.runs:
+            if run.error_count:
+                lines.append(f"warning: {run.error_count} requests to '{run.label}' failed "
+                             f"({', '.join(f'{k} {v}' for k, v in run.errors.items() if v)})")
         for target in self.targets:
             lines.append(f"target {target['target']}: {target['value']} (goal {target['goal']}) "
                          f"{'MET' if target['met'] else 'NOT MET'}")
@@ -397,8 +401,12 @@ class Report:
         path = self.write()
         print()
         print(self.table())
-        print(f"figures written to {path.relative_to(ROOT)}")
+        print(f"figures written to {_shown(path)}")
         return path
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def machine() -> dict[str, Any]:
@@ -442,17 +450,21 @@ class Subject:
     request: Request
 
 
-def compare(report: Report, subjects: list[Subject], options: argparse.Namespace) -> None:
+def compare(report: Report, subjects: list[Subject],
+            options: argparse.Namespace) -> dict[str, list[Figures]]:
     """Load each subject in turn, `options.rounds` times, interleaved.
 
     Interleaving matters on a shared machine: a slow moment then hits every subject of the
     round, not one of them. Each label's figures are merged over its rounds: req/s from the
-    total, latency percentiles as the median of the rounds'.
+    total, latency percentiles as the median of the rounds'. Returns every load run of each
+    label, warm-up included (to account for what the apps stored).
     """
+    every: dict[str, list[Figures]] = {subject.label: [] for subject in subjects}
     for subject in subjects:
         if options.warmup > 0:
-            load(subject.server.url, subject.request, options.warmup, options.connections,
-                 options.client)
+            every[subject.label].append(load(subject.server.url, subject.request,
+                                             options.warmup, options.connections,
+                                             options.client, subject.label))
     rounds: dict[str, list[Figures]] = {subject.label: [] for subject in subjects}
     for number in range(options.rounds):
         print(f"round {number + 1}/{options.rounds}", flush=True)
@@ -462,8 +474,15 @@ def compare(report: Report, subjects: list[Subject], options: argparse.Namespace
             print(f"    {subject.label}: {figures.rps:,.0f} req/s, p99 {figures.p99_ms:.1f} ms",
                   flush=True)
             rounds[subject.label].append(figures)
+            every[subject.label].append(figures)
     for subject in subjects:
         report.add(merge(rounds[subject.label]))
+    return every
+
+
+def answered(runs: list[Figures]) -> int:
+    """Requests answered with a success status (below 400) over these runs."""
+    return sum(run.requests - run.errors["status"] for run in runs)
 
 
 def merge(runs: list[Figures]) -> Figures:

@@ -50,7 +50,8 @@ def main() -> None:
             subjects.append(Subject("magnet: /healthz", engine, Request("/healthz")))
         post = first_post_path(engine.url)
         if post:
-            label = f"magnet: blog post {post}"
+            label = "magnet: blog post"
+            report.extra["blog_post"] = post
             subjects.append(Subject(label, engine, Request(post)))
             sizes[label] = len(fetch(engine.url + post)[1].encode())
         else:

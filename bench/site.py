@@ -15,6 +15,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,60 @@ def first_post_path(base_url: str) -> str | None:
         if re.fullmatch(r"/blog/(?!tag/|category/|page/)[^/]+/?", path):
             return path
     return None
+
+
+class _FormFields(HTMLParser):
+    """The named controls of the first form posting to `action`, as a browser sees them."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action, self.inside, self.done = action, False, False
+        self.controls: list[dict[str, str]] = []
+        self.select: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        if tag == "form" and not self.done and attributes.get("action", "").endswith(self.action):
+            self.inside = True
+        elif self.inside and tag in ("input", "textarea") and attributes.get("name"):
+            self.controls.append({"tag": tag, "type": attributes.get("type", "text").lower(),
+                                  **attributes})
+        elif self.inside and tag == "select" and attributes.get("name"):
+            self.select = {"tag": "select", "type": "select", **attributes}
+            self.controls.append(self.select)
+        elif self.inside and tag == "option" and self.select is not None \
+                and attributes.get("value") and "value" not in self.select:
+            self.select["value"] = attributes["value"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.select = None
+        elif tag == "form" and self.inside:
+            self.inside, self.done = False, True
+
+
+def fill_form(html: str, action: str, honeypot: str, unique: str) -> dict[str, str]:
+    """What a person would send: hidden values kept, the honeypot left empty, every other
+    field answered plausibly; `unique` goes into the email address."""
+    parser = _FormFields(action)
+    parser.feed(html)
+    answers: dict[str, str] = {}
+    for control in parser.controls:
+        name, kind = control["name"], control["type"]
+        if name == honeypot or kind in ("submit", "button", "file") or name in answers:
+            continue
+        if kind == "hidden":
+            answers[name] = control.get("value", "")
+        elif kind in ("checkbox", "radio"):
+            answers[name] = control.get("value") or "y"
+        elif kind == "email" or "email" in name:
+            answers[name] = f"bench-{unique}@example.com"
+        elif kind == "select":
+            answers[name] = control.get("value", "")
+        elif kind == "number":
+            answers[name] = control.get("min") or "3"
+        elif kind == "tel":
+            answers[name] = "+44 20 7946 0000"
+        else:
+            answers[name] = "Bench"
+    return answers

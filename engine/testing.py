@@ -241,3 +241,42 @@ def make_plugins(tmp_path: Path) -> Callable[..., Path]:
             (folder / slug / "__init__.py").write_text(textwrap.dedent(source))
         return folder
     return factory
+
+
+class SMTPSink:
+    """What the `smtp_server` fixture collects: every message received, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.host, self.port = "127.0.0.1", 0
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The app settings that send to this server (`make_app(**smtp_server.config)`)."""
+        return {"MAIL_HOST": self.host, "MAIL_PORT": self.port}
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes, policy
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, collecting what it receives."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = SMTPSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    sink.port = port
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -259,3 +259,19 @@ def test_plugin_errors_are_stored_rows(make_app, make_plugins):
         rows = db.session.scalars(select(PluginErrorLog)).all()
     assert [r.slug for r in rows] == ["broken"]
     assert "RuntimeError" in rows[0].traceback
+
+
+def test_installed_distributions_are_discovered_by_entry_point(make_app, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "magnet_extra").mkdir(parents=True)
+    (site / "magnet_extra" / "__init__.py").write_text(
+        '"""An installed plugin."""\n__version__ = "3.0"\n')
+    dist = site / "magnet_extra-3.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: magnet-extra\nVersion: 3.0\n")
+    (dist / "entry_points.txt").write_text("[magnet.plugins]\nextra = magnet_extra\n")
+    monkeypatch.syspath_prepend(str(site))
+    app = make_app()
+    info = app.extensions["magnet.plugins"].infos["extra"]
+    assert (info.source, info.version, info.description) == ("entry point", "3.0",
+                                                             "An installed plugin.")

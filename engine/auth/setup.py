@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from engine.auth import accounts
-from engine.auth.models import User
-from engine.db import db
+from engine.auth.models import User, new_session_key
+from engine.db import db, utcnow, write
 
 PLACEHOLDER_EMAIL = "owner@localhost"
 
@@ -20,8 +20,17 @@ def first_owner(app: Flask, base_url: str) -> list[str]:
         owners = list(db.session.scalars(select(User).where(User.role == "owner")))
         if any(not owner.invited for owner in owners):
             return []
-        owner = next((o for o in owners if o.active), None) or accounts.create_user(
-            PLACEHOLDER_EMAIL, "owner", name="")
+        owner = next((o for o in owners if o.active), None) or _placeholder_owner()
         url = accounts.link("welcome", owner, "auth.welcome", base_url=base_url)
         return ["No owner account has been set up yet. Open this one-time link within 3 days "
                 "to create yours:", f"  {url}"]
+
+
+def _placeholder_owner() -> User:
+    """An owner with no password and a placeholder address, replaced on the welcome page."""
+    with write() as session:
+        owner = User(email=PLACEHOLDER_EMAIL, name="", role="owner", active=True,
+                     password_hash=None, session_key=new_session_key(), created_at=utcnow())
+        session.add(owner)
+        session.flush()
+    return owner

@@ -238,11 +238,12 @@ def subscribe(contact: Contact, list_slug: str, *, source: str = "",
 
 
 def confirm_subscription(subscription_id: int) -> Subscription | None:
-    """Confirm a pending double opt-in (inside `write()`); None when it no longer exists."""
+    """Confirm a pending double opt-in (inside `write()`); None when nothing was pending."""
     sub = db.session.get(Subscription, subscription_id)
-    if sub is not None and sub.status == "pending":
-        sub.status = "subscribed"
-        sub.confirmed_at = utcnow()
+    if sub is None or sub.status != "pending":
+        return None
+    sub.status = "subscribed"
+    sub.confirmed_at = utcnow()
     return sub
 
 

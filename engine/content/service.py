@@ -76,15 +76,17 @@ def count_posts(tag: str | None = None) -> int:
 
 
 def related_posts(item: ContentItem, limit: int = 3) -> list[ContentItem]:
-    """Visible posts sharing the most tags with `item`, newest first among equals."""
-    if not item.tags:
-        return [post for post in recent_posts(limit + 1) if post.id != item.id][:limit]
+    """Visible posts sharing the most tags with `item`, newest first among equals; topped up
+    with the newest posts so a reader always has somewhere to go next."""
     shared = (select(ContentTag.item_id, func.count().label("n"))
               .where(ContentTag.tag.in_(item.tags), ContentTag.item_id != item.id)
               .group_by(ContentTag.item_id).subquery())
     query = (visible_query("post").join(shared, shared.c.item_id == ContentItem.id)
              .order_by(shared.c.n.desc(), ContentItem.published_at.desc()).limit(limit))
-    return list(db.session.scalars(query))
+    found = list(db.session.scalars(query))
+    seen = {item.id, *(post.id for post in found)}
+    found += [post for post in recent_posts(limit + len(seen)) if post.id not in seen]
+    return found[:limit]
 
 
 def navigation() -> list[ContentItem]:
@@ -159,9 +161,10 @@ def _validate(item: ContentItem) -> None:
         raise ContentError(f"slug {item.slug!r} is used by the engine; choose another")
     if item.status in ("scheduled", "published") and item.published_at is None:
         raise ContentError("a published or scheduled item needs a publication time")
-    clash = db.session.scalar(select(ContentItem.id).where(
-        ContentItem.kind == item.kind, ContentItem.slug == item.slug,
-        ContentItem.id != (item.id or 0)))
+    with db.session.no_autoflush:
+        clash = db.session.scalar(select(ContentItem.id).where(
+            ContentItem.kind == item.kind, ContentItem.slug == item.slug,
+            ContentItem.id != (item.id or 0)))
     if clash:
         raise ContentError(f"another {item.kind} already uses the slug {item.slug!r}")
 
@@ -174,9 +177,16 @@ def _set_tags(item: ContentItem, tags: list[str]) -> None:
             wanted.append(clean)
     if wanted == item.tags:
         return
-    item.tag_rows.clear()
-    db.session.flush()
-    item.tag_rows.extend(ContentTag(tag=tag, position=i) for i, tag in enumerate(wanted))
+    rows = {row.tag: row for row in item.tag_rows}
+    for tag, row in rows.items():
+        if tag not in wanted:
+            item.tag_rows.remove(row)
+    for position, tag in enumerate(wanted):
+        row = rows.get(tag) or ContentTag(tag=tag)
+        row.position = position
+        if tag not in rows:
+            item.tag_rows.append(row)
+    item.tag_rows.sort(key=lambda row: row.position)
 
 
 def _apply(item: ContentItem, changes: dict[str, Any]) -> None:
@@ -231,9 +241,9 @@ def create_item(kind: str, title: str, *, slug: str | None = None, status: str =
                            body="", summary="", seo_title="", seo_description="",
                            social_image="", canonical_url="", template="", author="",
                            categories=[], fields={})
-        session.add(item)
         _apply(item, fields)
         _validate(item)
+        session.add(item)
         _add_revision(item, actor, note)
         if status != "draft":
             cache.invalidate()

@@ -13,7 +13,9 @@ def load_demo(app: Flask, base_url: str) -> list[str]:
         return []
     folder = Path(app.config["CONTENT_PATH"])
     report = sync.sync(folder)
-    notes = [f"Loaded the demo site from {folder}: {len(report.created)} items "
+    pages = sum(name.startswith("page ") for name in report.created)
+    posts = sum(name.startswith("post ") for name in report.created)
+    notes = [f"Loaded the demo site from {folder}: {pages} pages and {posts} posts "
              f"(edit the files and run `magnet content sync`, or use the admin)."]
     notes += [f"  {line}" for line in report.errors + report.notes]
     return notes

@@ -131,12 +131,12 @@ def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: 
     data.pop("kind")
     item = service.get_item(kind, data["slug"])
     if item is None:
-        report.created.append(name)
         if not dry_run:
             item = service.create_item(kind, status=status, published_at=published_at,
                                        actor="content sync", note=f"imported from {path.name}",
                                        **data)
             _mark_synced(item.id, digest)
+        report.created.append(name)
         return
     if item.source_hash == digest:
         report.unchanged.append(name)
@@ -145,12 +145,12 @@ def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: 
     if edited_elsewhere and not force:
         report.conflicts.append(name)
         return
-    report.updated.append(name)
     if not dry_run:
         service.update_item(item.id, actor="content sync", note=f"updated from {path.name}",
                             **data)
         _apply_status(item, status, published_at)
         _mark_synced(item.id, digest)
+    report.updated.append(name)
 
 
 def _sync_forms(folder: Path, dry_run: bool, report: SyncReport) -> None:

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import pycountry
 from wtforms import (BooleanField, DecimalField, Form, HiddenField, RadioField, SelectField,
                      SelectMultipleField, StringField, TextAreaField, validators, widgets)
+from wtforms.fields.choices import SelectChoice
 
 from engine.forms.definitions import FieldDef, FormDef
 
+TEXT_TYPES = ("email", "text", "textarea", "phone", "hidden")
 PHONE = re.compile(r"^\+?[0-9][0-9 ().\-/]{4,29}$")
 
 
-def countries() -> list[tuple[str, str]]:
-    return sorted(((c.alpha_2, c.name) for c in pycountry.countries), key=lambda c: c[1])
+@lru_cache(maxsize=1)
+def countries() -> tuple[SelectChoice, ...]:
+    return tuple(SelectChoice(c.alpha_2, c.name)
+                 for c in sorted(pycountry.countries, key=lambda c: c.name))
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -44,13 +49,14 @@ def _strip(value: Any) -> Any:
 
 
 def wtforms_field(spec: FieldDef) -> Any:
-    required = (validators.InputRequired(message="This field is required.") if spec.required
-                else validators.Optional())
+    # DataRequired for text (blank after trimming is no answer), InputRequired elsewhere (0 is one)
+    needed = validators.DataRequired if spec.type in TEXT_TYPES else validators.InputRequired
+    required = needed(message="This field is required.") if spec.required else validators.Optional()
     common: dict[str, Any] = {"label": spec.label, "description": spec.help}
     single = [_no_line_breaks] if spec.single_line else []
     length = validators.Length(max=spec.max_length,
                                message=f"Keep it under {spec.max_length} characters.")
-    choices = [(c.value, c.label) for c in spec.choices]
+    choices = [SelectChoice(c.value, c.label) for c in spec.choices]
     if spec.type == "email":
         return StringField(validators=[required, length, *single], filters=[_strip], **common)
     if spec.type in ("text", "hidden"):
@@ -68,7 +74,7 @@ def wtforms_field(spec: FieldDef) -> Any:
             max=None if spec.max is None else Decimal(str(spec.max)))
         return DecimalField(validators=[required, bounds], **common)
     if spec.type == "select":
-        return SelectField(choices=[("", "Choose…"), *choices], validate_choice=False,
+        return SelectField(choices=[SelectChoice("", "Choose…"), *choices], validate_choice=False,
                            validators=[required, _in(choices)], **common)
     if spec.type == "radio":
         return RadioField(choices=choices, validate_choice=False,
@@ -77,7 +83,7 @@ def wtforms_field(spec: FieldDef) -> Any:
         return MultiCheckboxField(choices=choices, validate_choice=False,
                                   validators=[required, _in(choices)], **common)
     if spec.type == "country":
-        return SelectField(choices=[("", "Choose…"), *countries()], validate_choice=False,
+        return SelectField(choices=[SelectChoice("", "Choose…"), *countries()], validate_choice=False,
                            validators=[required, _in(countries())], **common)
     if spec.type == "consent":
         checks = [validators.InputRequired(message="Please tick this box to continue.")] \
@@ -86,9 +92,9 @@ def wtforms_field(spec: FieldDef) -> Any:
     raise ValueError(f"unknown field type {spec.type}")
 
 
-def _in(choices: list[tuple[str, str]]) -> Any:
+def _in(choices: Any) -> Any:
     """A select's value must be one offered (the empty placeholder means no answer)."""
-    allowed = {value for value, _ in choices}
+    allowed = {choice.value for choice in choices}
 
     def check(form: Form, field: Any) -> None:
         values = field.data if isinstance(field.data, list) else [field.data]

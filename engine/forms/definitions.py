@@ -22,7 +22,7 @@ CONTACT_ATTRIBUTES = {"email", "first_name", "last_name", "phone", "job_title", 
 AUTOCOMPLETE = {"email": "email", "first_name": "given-name", "last_name": "family-name",
                 "phone": "tel", "company": "organization", "job_title": "organization-title",
                 "country": "country"}
-DEFAULT_MAX_LENGTH = {"textarea": 5000}
+DEFAULT_MAX_LENGTH = {"textarea": 5000, "email": 320}
 
 
 class DefinitionError(ValueError):

@@ -3,9 +3,97 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app, render_template, url_for
+from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from engine import mail, plugins
+from engine.contacts.identity import resolve
+from engine.contacts.models import Subscription
+from engine.db import db
+from engine.forms import security, service
+from engine.forms.models import Submission
+from engine.jobs import job
 from engine.plugins import hookimpl
+
+
+@job("forms.submitted")
+def form_submitted(submission_id: int) -> None:
+    submission = db.session.get(Submission, submission_id)
+    if submission is None:
+        return
+    contact = resolve(submission.contact_id) if submission.contact_id else None
+    plugins.current().call("on_form_submitted", submission=submission, contact=contact)
+
+
+def _absolute(path: str) -> str:
+    base = current_app.config.get("SITE_URL") or ""
+    return f"{base.rstrip('/')}{path}" if base else path
+
+
+@job("forms.notify", atomic=True)
+def notify_owner(submission_id: int) -> None:
+    """The owner's notification; atomic, so a retry never sends it twice."""
+    submission = db.session.get(Submission, submission_id)
+    definition = service.get(submission.form_slug) if submission else None
+    contact = resolve(submission.contact_id) if submission and submission.contact_id else None
+    if definition is None or contact is None or not definition.notify:
+        return
+    values = [(name, ", ".join(map(str, v)) if isinstance(v, list) else v)
+              for name, v in (submission.data or {}).items()]
+    html = render_template("forms/email/notify.html", definition=definition, contact=contact,
+                           submission=submission, values=values)
+    for address in definition.notify:
+        mail.send(address, f"New {definition.title} submission", html,
+                  headers={"Reply-To": contact.email})
+
+
+@job("forms.confirm", atomic=True)
+def send_confirmation(subscription_ids: list[int]) -> None:
+    """The double opt-in email with its signed link."""
+    subs = list(db.session.scalars(select(Subscription).where(
+        Subscription.id.in_(subscription_ids), Subscription.status == "pending")))
+    if not subs:
+        return
+    contact = resolve(subs[0].contact_id)
+    if contact is None:
+        return
+    token = security.sign("confirm", [s.id for s in subs])
+    with current_app.test_request_context(base_url=current_app.config.get("SITE_URL") or None):
+        link = url_for("forms.confirm", token=token, _external=True)
+    site = current_app.config["SITE_NAME"]
+    html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
+                           lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
+    mail.send(contact.email, f"Please confirm your subscription to {site}", html)
+
+
+def form_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:
+    """`[form slug]`: the anonymous form, safe to cache; the script personalises it."""
+    from engine.forms.views import render_fields, render_form
+    slug = args.get("slug") or args.get("0") or next(iter(args.values()), "")
+    definition = service.get(slug)
+    if definition is None:
+        return str(Markup('<p class="magnet-form-missing">Form “{}” not found.</p>').format(slug))
+    return str(render_form(definition, render_fields(definition)))
+
+
+def asset_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:
+    """`[asset file.pdf]`: a call to action leading to the form that delivers the file."""
+    name = args.get("name") or args.get("0") or next(iter(args.values()), "")
+    for row in service.all_forms():
+        success = (row.definition.get("success") or {})
+        if success.get("action") == "asset" and success.get("asset") == name:
+            label = args.get("label") or f"Get {row.title}"
+            return str(Markup('<a class="magnet-asset-cta" href="{}">{}</a>').format(
+                url_for("forms.show", slug=row.slug), label))
+    return str(Markup('<span class="magnet-asset-missing">{}</span>').format(escape(name)))
 
 
 @hookimpl
 def register_jobs() -> list[Any]:
-    return []
+    return [form_submitted, notify_owner, send_confirmation]
+
+
+@hookimpl
+def register_shortcodes() -> dict[str, Any]:
+    return {"form": form_shortcode, "asset": asset_shortcode}

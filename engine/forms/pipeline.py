@@ -23,7 +23,7 @@ from engine.contacts import activity, identity, service as contacts
 from engine.contacts.service import ContactError
 from engine.db import write
 from engine.forms import security
-from engine.forms.builder import form_class
+from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
 from engine.jobs import outbox
@@ -94,10 +94,13 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None) -> Outcome
 
     try:
         shown, age = security.check_form_token(formdata.get(security.TOKEN_FIELD, ""), definition.slug)
-    except security.TokenError as exc:
+    except security.TokenError as exc:  # show the answers again, with a fresh token
         reason = "expired" if str(exc) == "expired" else "invalid"
+        contact = identity.contact_for_visitor(visitor_id)
+        shown = fields_to_show(definition, contacts.known_values(contact) if contact else {})
         return Outcome("expired", 400, f"This form's security token is {reason}. "
-                                       "Please check your answers and send it again.")
+                                       "Please check your answers and send it again.",
+                       form=form_class(definition, shown)(formdata=formdata), shown=shown)
     shown = [name for name in shown if definition.field(name) is not None]
     form = form_class(definition, shown)(formdata=formdata)
     outcome = Outcome("invalid", 400, form=form, shown=shown)

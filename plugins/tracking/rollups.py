@@ -3,14 +3,15 @@
 Counting at write time keeps the Traffic page fast at any volume: it reads one row per day, not
 millions of events. Counters are added with `INSERT ... ON CONFLICT DO UPDATE` (SQLite and
 PostgreSQL both have it), and distinct visitors are counted by inserting into `tracking_seen`
-with `ON CONFLICT DO NOTHING`: the rows actually inserted are exactly the newly active ones.
+with `ON CONFLICT DO NOTHING RETURNING`: the rows actually inserted are exactly the newly
+active ones.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -47,7 +48,8 @@ def newly_seen(period: str, kind: str, subjects: set[str]) -> int:
     for start in range(0, len(ordered), CHUNK):
         stmt = insert(Seen).values([{"period": period, "kind": kind, "subject": s}
                                     for s in ordered[start:start + CHUNK]])
-        added += db.session.execute(stmt.on_conflict_do_nothing()).rowcount
+        inserted = stmt.on_conflict_do_nothing().returning(Seen.subject)
+        added += len(db.session.execute(inserted).all())  # rowcount is -1 on psycopg
     return added
 
 
@@ -60,7 +62,7 @@ def add(events: list[dict[str, Any]], new_visits: list[Visit]) -> None:
         day = e["occurred_at"].date()
         totals[day][EVENT_COUNTERS[e["type"]]] += 1
         if e["type"] == "page_view":
-            pages[(day, (urlsplit(e["url"]).path or "/")[:500])] += 1
+            pages[(day, unquote(urlsplit(e["url"]).path or "/")[:500])] += 1  # readable
         for period in (day.isoformat(), day.isoformat()[:7]):
             actives[(period, "v")].add(e["visitor_id"])
             if e.get("contact_id"):

@@ -5,6 +5,7 @@ from typing import Any
 
 import wtforms
 from wtforms import validators
+from wtforms.fields.choices import SelectChoice
 
 from engine.plugins import current
 
@@ -20,8 +21,8 @@ class TrackingSettings(wtforms.Form):
         description="Record nothing until the visitor accepts (a small banner asks them).")
     ip_storage = wtforms.SelectField(
         "IP addresses", default="truncate",
-        choices=[("truncate", "Truncated (last IPv4 byte, last 80 IPv6 bits removed)"),
-                 ("none", "Not stored"), ("full", "Stored in full")])
+        choices=[SelectChoice("truncate", "Truncated (last IPv4 byte, last 80 IPv6 bits removed)"),
+                 SelectChoice("none", "Not stored"), SelectChoice("full", "Stored in full")])
     filter_bots = wtforms.BooleanField(
         "Filter bots", default=True,
         description="Ignore crawlers, headless and automated browsers.")

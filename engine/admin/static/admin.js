@@ -62,3 +62,18 @@
     document.querySelectorAll("form[data-autosave]").forEach(setupAutosave);
   });
 })();
+
+/* Times typed in a datetime-local field are the browser's local time: send its offset so the
+   server stores UTC, and show a stored UTC time in local time. */
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  document.querySelectorAll("[data-tz-offset]").forEach(function (input) {
+    input.value = String(new Date().getTimezoneOffset());
+  });
+  document.querySelectorAll("input[type=datetime-local][data-utc]").forEach(function (input) {
+    var utc = new Date(input.value + ":00Z");
+    if (isNaN(utc)) return;
+    var local = new Date(utc.getTime() - utc.getTimezoneOffset() * 60000);
+    input.value = local.toISOString().slice(0, 16);
+  });
+});

@@ -8,6 +8,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length
 
 from engine.admin import audit
@@ -16,9 +17,9 @@ from engine.auth import accounts, require_role
 from engine.auth.models import ROLES, User
 from engine.db import db, write
 
-ROLE_CHOICES = [("viewer", "Viewer: reads the dashboard, reports and contacts"),
-                ("editor", "Editor: content, forms, emails and contacts"),
-                ("owner", "Owner: everything, including users, plugins and themes")]
+ROLE_CHOICES = [SelectChoice("viewer", "Viewer: reads the dashboard, reports and contacts"),
+                SelectChoice("editor", "Editor: content, forms, emails and contacts"),
+                SelectChoice("owner", "Owner: everything, including users, plugins and themes")]
 
 
 class InviteForm(FlaskForm):

@@ -1,4 +1,4 @@
-/* Magnet tracking: page views, outbound/CTA clicks, downloads and form views, by sendBeacon. */
+/* Magnet tracking: page views, outbound/CTA clicks, downloads and forms seen, by sendBeacon. */
 (function(w,d,n){var o=d.currentScript.dataset,q=[],C="magnet_consent",L=location;
 if(o.d=="1"&&(n.doNotTrack=="1"||w.doNotTrack=="1"||n.globalPrivacyControl))return;
 function go(p){var b=JSON.stringify(p);n.sendBeacon&&n.sendBeacon(o.e,b)||fetch(o.e,{method:"POST",body:b,keepalive:!0})}
@@ -6,7 +6,7 @@ function t(k,x){var p={k:o.k,t:k,u:L.href,r:d.referrer,l:n.language,w:n.webdrive
 o.c!="1"||d.cookie.indexOf(C+"=yes")>=0?go(p):q.push(p)}
 w.magnetConsent=function(y){d.cookie=C+"="+(y?"yes":"no")+";path=/;max-age=31536000;samesite=lax";for(;y&&q.length;)go(q.shift());q=[]};
 t("page_view",{n:d.title});
-d.querySelectorAll("form[data-form]").forEach(function(f){t("form_view",{f:f.dataset.form})});
+w.IntersectionObserver&&d.querySelectorAll("form[data-magnet-form]").forEach(function(f){var b=new IntersectionObserver(function(v){v[0].isIntersecting&&(b.disconnect(),t("form_view",{f:f.dataset.magnetForm}))});b.observe(f)});
 d.addEventListener("click",function(e){var a=e.target.closest&&e.target.closest("a[href]"),u,x;if(!a)return;
 u=new URL(a.href,L.href);if(!/^https?:$/.test(u.protocol))return;x={h:u.href,x:(a.dataset.cta||a.textContent||"").trim().slice(0,100)};
 if(a.hasAttribute("download")||/\.(pdf|zip|docx?|xlsx?|pptx?|epub|csv|mp[34]|gz|7z)$/i.test(u.pathname)||!u.pathname.indexOf("/assets/"))t("download",x);

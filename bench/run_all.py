@@ -1,0 +1,44 @@
+"""Run every benchmark in turn, each in its own process, and list where the figures went.
+
+    python bench/run_all.py [--quick] [--only NAME ...]
+
+`--quick` shortens each workload (1 round of 3 s, 1 s warm-up): a check that everything still
+runs, not a measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+HTTP_WORKLOADS = ("pages", "submissions", "beacon")
+WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput")
+QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
+         "worker_throughput": ["--jobs", "300", "--forking-jobs", "60"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, to check they work")
+    parser.add_argument("--only", nargs="+", choices=WORKLOADS, help="run only these")
+    options = parser.parse_args()
+    failed = []
+    for name in options.only or WORKLOADS:
+        args = [sys.executable, str(BENCH / f"{name}.py")]
+        if options.quick:
+            args += QUICK["http"] if name in HTTP_WORKLOADS else QUICK[name]
+        print(f"\n=== {name} ===", flush=True)
+        began = time.monotonic()
+        if subprocess.call(args) != 0:
+            failed.append(name)
+        print(f"=== {name}: {time.monotonic() - began:.0f} s ===", flush=True)
+    print(f"\nfigures in {BENCH / 'results'}")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

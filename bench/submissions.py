@@ -1,0 +1,122 @@
+"""Form submissions: Magnet's form pipeline against bare Flask doing one INSERT per request.
+
+Each Magnet submission is validated, stored with its contact, activity and outbox rows in one
+transaction, and followed up by a running `magnet worker`. The client behaves like a browser:
+it opens the form page for a fresh signed token, waits longer than the minimum fill time, and
+sends every submission with a new email address. All load comes from one address, so the
+per-IP limit is raised for the run (the limiter still counts every hit in Redis).
+Afterwards every accepted submission must be in the database, and the outbox drained.
+Target: at least 0.7x the baseline's submissions per second, none lost.
+
+    python bench/submissions.py [--duration S] [--connections N] [--rounds R]
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.parse
+from contextlib import ExitStack
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.baselines import count_submissions
+from bench.harness import (ROOT, UNIQUE, Gunicorn, Report, Request, Subject, answered, arguments,
+                           compare, settings, stop_on_sigterm, wait_until)
+from bench.site import EngineSite, fetch, fill_form
+from engine.forms.security import HONEYPOT
+
+BASELINE = "bare Flask: one INSERT"
+MAGNET = "magnet: form submission"
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36",
+                "Accept": "text/html"}
+MARK = "BENCHUNIQUE"  # survives URL-encoding, then becomes the harness's unique marker
+
+
+def form_slug(base_url: str) -> str:
+    """The form on the landing page (as a visitor finds it), else the first demo form."""
+    status, body = fetch(base_url + "/")
+    found = re.search(r'action="[^"]*/forms/([\w-]+)"', body) if status == 200 else None
+    if found:
+        return found.group(1)
+    files = sorted((ROOT / "content" / "forms").glob("*.*"))
+    if not files:
+        raise SystemExit("no form to submit: neither the landing page nor content/forms/ has one")
+    return files[0].stem
+
+
+def submission_request(base_url: str, slug: str) -> Request:
+    status, html = fetch(f"{base_url}/forms/{slug}")
+    if status != 200:
+        raise SystemExit(f"/forms/{slug} answered {status}")
+    answers = fill_form(html, f"/forms/{slug}", HONEYPOT, MARK)
+    body = urllib.parse.urlencode(answers).replace(MARK, UNIQUE)
+    return Request(f"/forms/{slug}", "POST", {**FORM_HEADERS, "Origin": base_url}, body)
+
+
+def stored(database: Path, sql: str) -> int:
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(connection.execute(sql).fetchone()[0])
+    finally:
+        connection.close()
+
+
+def main() -> None:
+    options = arguments(__doc__.split("\n\n")[0])
+    report = Report("submissions", "form submissions per second, every one accounted for",
+                    settings(options, worker_processes=1), baselines=[BASELINE])
+    limits = {"MAGNET_FORM_RATE_LIMIT_IP": "1000000000", "MAGNET_FORM_RATE_LIMIT_EMAIL": "1000"}
+    with stop_on_sigterm(), ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-forms-"))
+        baseline_db = f"{folder}/baseline.db"
+        site = stack.enter_context(EngineSite(plugins=("tracking",), config=limits))
+        engine = site.serve()
+        bare = stack.enter_context(Gunicorn("bench.baselines:insert_app()",
+                                            {"BENCH_SQLITE": baseline_db}))
+        slug = form_slug(engine.url)
+        request = submission_request(engine.url, slug)
+        time.sleep(2.5)  # a person takes longer than the form's minimum fill time
+        bare_request = Request(request.path, "POST", FORM_HEADERS, request.body)
+        runs = compare(report, [Subject(BASELINE, bare, bare_request),
+                                Subject(MAGNET, engine, request)], options)
+
+        database = site.instance / "magnet.db"
+        load_ended = time.monotonic()
+        accepted = answered(runs[MAGNET])
+        count = stored(database, f"SELECT count(*) FROM form_submissions WHERE form_slug = '{slug}'")
+        contacts = stored(database, "SELECT count(*) FROM contacts WHERE email LIKE 'bench-%'")
+        outbox_open = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')"
+        try:
+            wait_until(lambda: stored(database, outbox_open) == 0, 120, "the outbox to drain")
+        except TimeoutError:
+            pass
+        drained_after = time.monotonic() - load_ended
+        report.extra["accounting"] = {
+            "form": slug, "magnet_accepted": accepted, "magnet_submissions_stored": count,
+            "magnet_contacts_stored": contacts,
+            "outbox_left_open": stored(database, outbox_open),
+            "outbox_failed": stored(database, "SELECT count(*) FROM outbox WHERE status = 'failed'"),
+            "outbox_drained_seconds_after_load": round(drained_after, 1),
+            "baseline_accepted": answered(runs[BASELINE]),
+            "baseline_stored": count_submissions(baseline_db),
+            "note": "stored can exceed accepted by the requests still in flight when the load "
+                    "generator stopped (at most connections x runs); lost = accepted - stored",
+        }
+    accounting = report.extra["accounting"]
+    lost = max(0, accounting["magnet_accepted"] - accounting["magnet_submissions_stored"])
+    ratio = report.ratio(MAGNET, BASELINE)
+    report.target("submissions/s vs bare Flask + INSERT", ratio, ">= 0.7x", ratio >= 0.7)
+    report.target("submissions lost", lost, "0", lost == 0)
+    report.target("outbox rows left unfinished", accounting["outbox_left_open"], "0",
+                  accounting["outbox_left_open"] == 0)
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

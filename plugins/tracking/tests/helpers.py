@@ -1,0 +1,63 @@
+"""Shared by the tracking tests: sending beacons as a browser would, and draining the buffer."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, render_template
+
+CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/124.0.0.0 Safari/537.36")
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
+
+
+def page_token(app: Flask) -> str:
+    from plugins.tracking.beacon import page_token as token
+    with app.test_request_context("/"):
+        return token()
+
+
+def send(client: Any, app: Flask, kind: str = "page_view", url: str = "http://localhost/",
+         agent: str = CHROME, headers: dict[str, str] | None = None, **fields: Any) -> Any:
+    """POST one event the way the script's sendBeacon does (JSON in a text/plain body)."""
+    payload = {"k": page_token(app), "t": kind, "u": url, "l": "en-GB", **fields}
+    return client.post("/t/event", data=json.dumps(payload), content_type="text/plain",
+                       headers={"User-Agent": agent, **(headers or {})})
+
+
+def drain(app: Flask) -> int:
+    from plugins.tracking import buffer
+    with app.app_context():
+        return buffer.drain()
+
+
+def events(app: Flask) -> list[Any]:
+    from sqlalchemy import select
+
+    from engine.contacts.models import Activity
+    from engine.db import db
+    with app.app_context():
+        rows = list(db.session.scalars(select(Activity).order_by(Activity.occurred_at,
+                                                                 Activity.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def public_page(app: Flask, path: str = "/") -> str:
+    """The end of the public base template as a visitor would get it."""
+    with app.test_request_context(path):
+        return render_template("base.html")
+
+
+def configure(app: Flask, **settings: Any) -> None:
+    """Change the plugin's settings (validated by its form, as the admin page does)."""
+    from werkzeug.datastructures import MultiDict
+    plugins = app.extensions["magnet.plugins"]
+    with app.app_context():
+        current = dict(plugins.settings("tracking"))
+        current.update(settings)
+        data = MultiDict({k: ("y" if v is True else str(v)) for k, v in current.items()
+                          if v is not False})
+        form = plugins.save_settings("tracking", data)
+        assert not form.errors, form.errors

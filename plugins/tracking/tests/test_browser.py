@@ -1,0 +1,71 @@
+"""A real visitor in Chromium: anonymous reading, a CTA click, a form, and the joined timeline."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from engine.contacts import activity
+from engine.contacts.models import Contact
+from engine.db import db
+from plugins.tracking.tests.helpers import configure, drain
+
+
+@pytest.fixture
+def app(make_app):
+    """The demo site, with the form's anti-spam delay off and automated browsers counted (the
+    test's Chromium is headless and says so; bot filtering has tests of its own)."""
+    from engine.content.sync import sync
+    site = make_app(FORM_MIN_FILL_SECONDS=0)
+    with site.app_context():
+        report = sync(site.config["CONTENT_PATH"])
+        assert not report.errors, report.errors
+    configure(site, filter_bots=False)
+    return site
+
+
+def timeline_of(app, email, expected, timeout=10.0):
+    """The contact's timeline, oldest first, once `expected` events are stored."""
+    deadline = time.monotonic() + timeout
+    while True:
+        drain(app)
+        with app.app_context():
+            contact = db.session.scalar(select(Contact).where(Contact.email == email))
+            rows = list(reversed(activity.timeline(contact.id))) if contact else []
+            db.session.expunge_all()
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, page):
+    page.goto(f"{live_server}/about")
+    page.goto(f"{live_server}/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=june")
+    page.goto(f"{live_server}/")
+    page.get_by_role("link", name="Get the free e-book").first.click()
+    form = page.locator("form[data-magnet-form=ebook]")
+    form.get_by_label("Work email").fill("grace@example.com")
+    form.get_by_label("First name").fill("Grace")
+    form.locator("input[name=consent]").check()
+    with page.expect_response(lambda r: r.url.endswith("/forms/ebook")
+                              and r.request.method == "POST") as submitted:
+        form.locator("[type=submit]").click()
+    assert submitted.value.json()["ok"] is True
+
+    rows = timeline_of(app, "grace@example.com", expected=6)
+    journey = [(r.type, r.url.replace(live_server, "").split("#")[0]) for r in rows]
+    assert journey[:2] == [("page_view", "/about"),
+                           ("page_view", "/pricing?utm_source=newsletter&utm_medium=email"
+                                         "&utm_campaign=june")]
+    assert rows[1].properties["utm"]["utm_campaign"] == "june"
+    assert sorted(journey[2:]) == [("click", "/"), ("form_submitted", "/"), ("form_view", "/"),
+                                   ("page_view", "/")]
+    assert journey.index(("page_view", "/")) < journey.index(("click", "/"))
+    assert journey[-1][0] == "form_submitted"
+    click = next(r for r in rows if r.type == "click")
+    assert click.properties["label"] == "Get the free e-book"
+    assert next(r for r in rows if r.type == "form_view").properties["form"] == "ebook"
+    assert len({r.visitor_id for r in rows}) == 1

@@ -1,0 +1,256 @@
+"""The beacon, the buffer and what gets stored: validation, privacy, bots, fallback, identity."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from engine.contacts import identity
+from engine.contacts.models import Contact
+from engine.contacts.visitors import COOKIE
+from engine.db import db, write
+from engine.jobs.embedded import EmbeddedRedis
+from plugins.tracking.models import Touches, Visit
+from plugins.tracking.tests.helpers import (CHROME, IPHONE, configure, drain, events, page_token,
+                                            public_page, send)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def test_script_is_small_and_placed_on_every_public_page(app, client):
+    assert (STATIC / "t.js").stat().st_size < 2048
+    html = public_page(app, "/pricing")
+    assert 'src="/plugins/tracking/static/t.js"' in html
+    assert 'data-e="/t/event"' in html
+    assert "<noscript><img src=\"/t/pixel.gif?k=" in html
+    script = client.get("/plugins/tracking/static/t.js")
+    assert script.status_code == 200 and b"sendBeacon" in script.data
+
+
+@pytest.mark.both_backends
+def test_page_view_is_stored_with_context_and_visitor_cookie(app, client):
+    response = send(client, app, url="http://localhost/pricing?utm_source=news&utm_medium=email"
+                    "&utm_campaign=spring&email=a%40b.c#top", r="https://www.google.com/search?q=x",
+                    n="Pricing", agent=IPHONE)
+    assert response.status_code == 204
+    cookie = client.get_cookie(COOKIE)
+    assert cookie is not None and cookie.http_only
+    assert drain(app) == 1
+    [event] = events(app)
+    assert event.type == "page_view"
+    assert event.url == ("http://localhost/pricing?utm_source=news&utm_medium=email"
+                         "&utm_campaign=spring")  # the email parameter and fragment are gone
+    props = event.properties
+    assert props["utm"] == {"utm_source": "news", "utm_medium": "email", "utm_campaign": "spring"}
+    assert props["referrer"] == "https://www.google.com/search"
+    assert (props["device"], props["browser"].split()[0], props["language"]) == (
+        "mobile", "Mobile", "en-GB")
+    assert props["ip"] == "127.0.0.0" and props["title"] == "Pricing"
+    assert len(event.visitor_id) == 32
+    send(client, app, "click", h="https://partner.example/offer", x="Partner offer")
+    drain(app)
+    click = events(app)[-1]
+    assert click.visitor_id == event.visitor_id  # the cookie set by the first answer
+    assert click.properties["href"] == "https://partner.example/offer"
+
+
+def test_sessions_split_after_idle_time_and_new_campaigns(app, client):
+    send(client, app, url="http://localhost/")
+    send(client, app, url="http://localhost/a")
+    drain(app)
+    with app.app_context():
+        [visit] = db.session.scalars(select(Visit)).all()
+        assert (visit.page_views, visit.source, visit.medium) == (2, "(direct)", "(none)")
+        with write():  # the visitor went away for 31 minutes
+            visit.last_seen_at = visit.last_seen_at.replace(year=2020)
+    send(client, app, url="http://localhost/b")
+    send(client, app, url="http://localhost/c?utm_source=ads&utm_campaign=x")
+    drain(app)
+    with app.app_context():
+        visits = db.session.scalars(select(Visit).order_by(Visit.started_at)).all()
+        assert [(v.landing_url, v.source, v.campaign) for v in visits] == [
+            ("http://localhost/", "(direct)", ""), ("http://localhost/b", "(direct)", ""),
+            ("http://localhost/c?utm_source=ads&utm_campaign=x", "ads", "x")]
+    assert len({e.properties["visit"] for e in events(app)}) == 3
+
+
+@pytest.mark.parametrize("body, status", [
+    ("x" * 5000, 413),
+    ("not json", 400),
+    ("[1, 2]", 400),
+    ("[" * 2000 + "]" * 2000, 400),
+    (json.dumps({"t": "page_view", "u": "http://localhost/"}), 403),  # no page token
+    (json.dumps({"k": "forged.token", "t": "page_view", "u": "http://localhost/"}), 403),
+], ids=["oversized", "not-json", "not-an-object", "deeply-nested", "no-token", "forged-token"])
+def test_bad_bodies_are_refused(client, body, status):
+    response = client.post("/t/event", data=body, content_type="text/plain",
+                           headers={"User-Agent": CHROME})
+    assert response.status_code == status
+    assert "error" in response.get_json()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"t": "purchase"}, "unknown event type"),
+    ({"t": ["page_view"]}, "unknown event type"),
+    ({"u": "javascript:alert(1)"}, "absolute http(s)"),
+    ({"u": "http://[::1"}, "malformed url"),
+    ({"u": "http://evil.example/"}, "not a page of this site"),
+    ({"u": "http://localhost/" + "a" * 2100}, "too long"),
+    ({"u": {"nested": 1}}, "must be strings"),
+    ({"t": "click", "h": "mailto:x@example.com"}, "absolute http(s)"),
+    ({"t": "form_view"}, "form's name"),
+])
+def test_bad_events_are_refused_with_a_reason_and_nothing_stored(app, client, fields, message):
+    payload = {"k": page_token(app), "t": "page_view", "u": "http://localhost/", **fields}
+    response = client.post("/t/event", data=json.dumps(payload), content_type="text/plain",
+                           headers={"User-Agent": CHROME})
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+    assert drain(app) == 0 and events(app) == []
+
+
+def test_text_is_cleaned_and_forged_visitor_ids_are_ignored(app, client):
+    client.set_cookie(COOKIE, "0123456789abcdef0123456789abcdef.forged-signature")
+    send(client, app, "click", h="https://example.org/", x="Buy\x00 <b>now</b>\n" + "!" * 200,
+         v="0123456789abcdef0123456789abcdef")
+    drain(app)
+    [event] = events(app)
+    assert event.visitor_id != "0123456789abcdef0123456789abcdef"
+    assert event.properties["label"] == ("Buy <b>now</b>" + "!" * 200)[:100]
+    assert "\x00" not in event.properties["label"]
+
+
+def test_do_not_track_and_global_privacy_control_are_honoured(app, client):
+    assert send(client, app, headers={"DNT": "1"}).status_code == 204
+    assert send(client, app, headers={"Sec-GPC": "1"}).status_code == 204
+    assert client.get_cookie(COOKIE) is None  # not even a cookie
+    drain(app)
+    assert events(app) == []
+    configure(app, honour_dnt=False)
+    send(client, app, headers={"DNT": "1"})
+    drain(app)
+    assert len(events(app)) == 1
+
+
+def test_consent_mode_records_nothing_until_the_visitor_agrees(app, client):
+    configure(app, consent_mode=True)
+    html = public_page(app)
+    assert 'data-c="1"' in html and "consent.js" in html and "<noscript>" not in html
+    send(client, app)
+    client.set_cookie("magnet_consent", "no")
+    send(client, app)
+    drain(app)
+    assert events(app) == [] and client.get_cookie(COOKIE) is None
+    client.set_cookie("magnet_consent", "yes")
+    send(client, app)
+    drain(app)
+    assert len(events(app)) == 1 and client.get_cookie(COOKIE) is not None
+
+
+@pytest.mark.parametrize("agent", [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/124.0.0.0 Safari/537.36",
+    "python-requests/2.31", "curl/8.5.0", "",
+])
+def test_bots_are_not_recorded(app, client, agent):
+    assert send(client, app, agent=agent).status_code == 204
+    drain(app)
+    assert events(app) == []
+
+
+def test_automated_browsers_and_hits_without_the_script_are_not_recorded(app, client):
+    send(client, app, w=1)  # navigator.webdriver was true
+    response = client.get("/t/pixel.gif?u=http://localhost/", headers={"User-Agent": CHROME})
+    assert response.status_code == 403  # no page token: not from one of our pages
+    drain(app)
+    assert events(app) == []
+    configure(app, filter_bots=False)
+    send(client, app, w=1)
+    drain(app)
+    assert len(events(app)) == 1
+
+
+def test_noscript_pixel_records_a_page_view(app, client):
+    token = page_token(app)
+    response = client.get(f"/t/pixel.gif?k={token}&u=http://localhost/x",
+                          headers={"User-Agent": CHROME, "Referer": "http://localhost/landing"})
+    assert response.status_code == 200 and response.mimetype == "image/gif"
+    drain(app)
+    [event] = events(app)
+    assert event.url == "http://localhost/landing" and event.properties["noscript"] is True
+
+
+def test_ip_address_setting(app, client):
+    configure(app, ip_storage="none")
+    assert send(client, app).status_code == 204
+    drain(app)
+    assert "ip" not in events(app)[0].properties
+    configure(app, ip_storage="full")
+    send(client, app)
+    drain(app)
+    assert events(app)[-1].properties["ip"] == "127.0.0.1"
+
+
+@pytest.mark.both_backends
+def test_redis_down_writes_straight_to_the_database(make_app, tmp_path):
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.start()
+    try:
+        app = make_app(REDIS_URL=server.url)
+        client = app.test_client()
+        assert send(client, app, url="http://localhost/before").status_code == 204
+        assert drain(app) == 1
+    finally:
+        server.stop()
+    started = time.monotonic()
+    assert send(client, app, url="http://localhost/during").status_code == 204
+    assert time.monotonic() - started < 2
+    assert [e.url for e in events(app)] == ["http://localhost/before", "http://localhost/during"]
+    server.start()
+    try:
+        assert send(client, app, url="http://localhost/after").status_code == 204
+        assert drain(app) == 1
+    finally:
+        server.stop()
+    assert [e.url for e in events(app)] == [
+        "http://localhost/before", "http://localhost/during", "http://localhost/after"]
+    assert len({e.visitor_id for e in events(app)}) == 1
+
+
+def test_plugin_disabled_means_no_script_and_no_endpoint(app, client):
+    app.extensions["magnet.plugins"].set_enabled("tracking", False)
+    assert "t.js" not in public_page(app)
+    assert send(client, app).status_code == 404
+    assert client.get("/plugins/tracking/static/t.js").status_code == 404
+    app.extensions["magnet.plugins"].set_enabled("tracking", True)
+    assert send(client, app).status_code == 204
+
+
+@pytest.mark.both_backends
+def test_identity_joins_anonymous_history_and_sets_touches(app, client):
+    send(client, app, url="http://localhost/?utm_source=newsletter&utm_medium=email"
+         "&utm_campaign=launch")
+    send(client, app, "download", url="http://localhost/guide", h="http://localhost/assets/guide.pdf")
+    drain(app)
+    visitor_id = events(app)[0].visitor_id
+    with app.app_context():
+        with write() as session:
+            contact = Contact(email="ada@example.com", custom={}, consent_proof={},
+                              first_touch={}, last_touch={})
+            session.add(contact)
+            session.flush()
+            assert identity.identify(visitor_id, contact.id) == 2
+        contact_id = contact.id
+        from plugins.tracking import on_form_submitted
+        on_form_submitted(submission=None, contact=contact)
+        touches = db.session.get(Touches, contact_id)
+        assert touches.first_touch["campaign"] == "launch"
+        assert touches.first_touch["landing_page"].startswith("http://localhost/?utm_source")
+    send(client, app, "click", url="http://localhost/guide", h="https://example.org/", x="More")
+    drain(app)
+    assert [(e.type, e.contact_id) for e in events(app)] == [
+        ("page_view", contact_id), ("download", contact_id), ("click", contact_id)]

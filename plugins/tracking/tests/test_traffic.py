@@ -1,0 +1,80 @@
+"""The Traffic page: figures from the daily roll-ups, over a chosen period, for signed-in people."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine.db import db, utcnow
+from plugins.tracking.models import DailyTotals, MonthlyActives
+from plugins.tracking.tests.helpers import IPHONE, drain, send
+
+PASSWORD = "correct horse battery"
+
+
+def signed_in(app, role):
+    from engine.auth.accounts import create_user
+    with app.app_context():
+        create_user(f"{role}@example.com", role, password=PASSWORD)
+    client = app.test_client()
+    page = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = client.post("/auth/login", data={"email": f"{role}@example.com",
+                                                "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    return client
+
+
+def visit_site(app):
+    first, second = app.test_client(), app.test_client()
+    send(first, app, url="http://localhost/?utm_source=news&utm_medium=email&utm_campaign=june")
+    send(first, app, url="http://localhost/pricing")
+    send(first, app, "download", url="http://localhost/pricing", h="http://localhost/a/b.pdf")
+    send(second, app, url="http://localhost/pricing", r="https://www.linkedin.com/feed/",
+         agent=IPHONE)
+    send(second, app, url="http://localhost/%3Cscript%3Ealert(1)%3C/script%3E")
+    drain(app)
+
+
+@pytest.mark.both_backends
+def test_rollups_count_views_visitors_visits_and_months(app):
+    visit_site(app)
+    with app.app_context():
+        today = db.session.get(DailyTotals, utcnow().date())
+        assert (today.page_views, today.visitors, today.visits, today.downloads) == (4, 2, 2, 1)
+        month = db.session.scalar(select(MonthlyActives))
+        assert (month.month, month.visitors, month.contacts) == (utcnow().strftime("%Y-%m"), 2, 0)
+    visit_site(app)  # the same people again: views double, visitors do not
+    with app.app_context():
+        today = db.session.get(DailyTotals, utcnow().date(), populate_existing=True)
+        assert (today.page_views, today.visitors) == (8, 4)  # two new browsers (new cookies)
+
+
+def test_traffic_page_shows_the_period(app):
+    visit_site(app)
+    client = signed_in(app, "viewer")
+    page = client.get("/admin/traffic/?days=7")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert re.search(r'id="t-views">4<', html) and re.search(r'id="t-visitors">2<', html)
+    assert "/pricing" in html and "linkedin.com" in html and "news / email / june" in html
+    assert "<svg" in html and "Monthly active visitors" in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    today = utcnow().date()
+    older = client.get(f"/admin/traffic/?from={today - timedelta(days=40)}"
+                       f"&to={today - timedelta(days=10)}").get_data(as_text=True)
+    assert re.search(r'id="t-views">0<', older)
+    bad = client.get("/admin/traffic/?from=yesterday&to=2020-13-01")
+    assert bad.status_code == 200 and "Dates must be YYYY-MM-DD." in bad.get_data(as_text=True)
+
+
+def test_traffic_page_needs_a_signed_in_person_and_the_plugin(app):
+    assert app.test_client().get("/admin/traffic/").status_code in (302, 401)
+    client = signed_in(app, "viewer")
+    nav = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/traffic/"' in nav
+    app.extensions["magnet.plugins"].set_enabled("tracking", False)
+    assert client.get("/admin/traffic/").status_code == 404
+    assert 'href="/admin/traffic/"' not in client.get("/admin/").get_data(as_text=True)

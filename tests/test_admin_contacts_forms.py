@@ -1,0 +1,160 @@
+"""The admin's Forms and Contacts areas: builder, submissions, CSV, contact list with keyset
+pages, the 360° contact page (hostile input shown as text), merge with undo, GDPR export/erase."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from sqlalchemy import select
+
+from tests.admin_helpers import csrf_token, signed_in, token_for
+from tests.forms_support import EBOOK, forms_site, post
+
+PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def site(make_app):
+    return forms_site(make_app)
+
+
+def _contact_id(app, email):
+    from engine.contacts.models import Contact
+    from engine.db import db
+    with app.app_context():
+        return db.session.scalar(select(Contact.id).where(Contact.email == email))
+
+
+@pytest.mark.parametrize("role,allowed", [("viewer", False), ("editor", True), ("owner", True)])
+def test_forms_and_contacts_by_role(site, role, allowed):
+    post(site.test_client(), "ebook", EBOOK)
+    contact_id = _contact_id(site, "jane@example.com")
+    client = signed_in(site, role)
+    for path in ("/admin/forms", "/admin/contacts", f"/admin/contacts/{contact_id}",
+                 "/admin/forms/ebook/submissions"):
+        assert client.get(path).status_code == 200, path
+    token = token_for(client)
+    checks = [client.get("/admin/forms/new"), client.get("/admin/forms/ebook"),
+              client.get("/admin/forms/ebook/submissions.csv"),
+              client.post("/admin/forms/ebook", data={"csrf_token": token}),
+              client.post(f"/admin/contacts/{contact_id}/merge", data={"csrf_token": token, "other": "x"}),
+              client.post(f"/admin/contacts/{contact_id}/export", data={"csrf_token": token}),
+              client.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token}),
+              client.post("/admin/contacts/merges/1/undo", data={"csrf_token": token})]
+    for response in checks:
+        response.close()
+        assert (response.status_code != 403) == allowed, response.request.path
+    page = client.get(f"/admin/contacts/{contact_id}").get_data(as_text=True)
+    assert ("Merge into this contact" in page) == allowed and ("Erase personal data" in page) == allowed
+
+
+@pytest.mark.both_backends
+def test_hostile_input_from_a_public_form_shows_as_text(site):
+    response = post(site.test_client(), "ebook", {**EBOOK, "first_name": PAYLOAD,
+                                                  "email": "mal@example.com"})
+    assert response.status_code == 303
+    contact_id = _contact_id(site, "mal@example.com")
+    viewer = signed_in(site, "viewer")
+    for path in (f"/admin/contacts/{contact_id}", "/admin/contacts", "/admin/forms/ebook/submissions"):
+        html = viewer.get(path).get_data(as_text=True)
+        assert "&lt;script&gt;alert(" in html, path
+        assert "<script>alert" not in html and "<img src=x" not in html, path
+
+
+def test_form_builder_creates_and_edits_a_form_with_validation(site):
+    editor = signed_in(site, "editor")
+    token = token_for(editor, "/admin/forms/new")
+    data = {"csrf_token": token, "slug": "demo-call", "title": "Book a demo", "submit_label": "Book",
+            "field_count": "1", "f-0-name": "email", "f-0-type": "email", "f-0-label": "Email",
+            "f-0-required": "1", "f-0-order": "0",
+            "f-1-name": "team_size", "f-1-type": "select", "f-1-label": "Team size",
+            "f-1-choices": "small | 1-10\nlarge | 11+", "f-1-profiling": "1", "f-1-order": "1",
+            "success_action": "redirect", "success_redirect": "https://evil.example/",
+            "notify": "sales@example.com", "tags": "demo"}
+    refused = editor.post("/admin/forms/new", data=data)
+    assert refused.status_code == 400 and "redirect must be a path" in refused.get_data(as_text=True)
+    assert 'value="Book a demo"' in refused.get_data(as_text=True)  # what was typed stays
+    data["success_redirect"] = "/thanks"
+    assert editor.post("/admin/forms/new", data=data).status_code == 302
+    from engine.forms import service
+    with site.app_context():
+        form = service.get("demo-call")
+    assert [f.name for f in form.fields] == ["email", "team_size"]
+    assert form.fields[1].profiling and [c.value for c in form.fields[1].choices] == ["small", "large"]
+    assert form.success.redirect == "/thanks" and form.notify == ("sales@example.com",)
+    public = site.test_client().get("/forms/demo-call").get_data(as_text=True)
+    assert "Book" in public and 'name="email"' in public
+
+
+def test_submissions_export_as_csv_without_formula_injection(site):
+    post(site.test_client(), "ebook", {**EBOOK, "first_name": "=HYPERLINK(\"http://x\")"})
+    editor = signed_in(site, "editor")
+    response = editor.get("/admin/forms/ebook/submissions.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == 1 and rows[0]["email"] == "Jane@Example.com"
+    assert rows[0]["first_name"].startswith("'=")
+
+
+@pytest.mark.both_backends
+def test_contact_list_pages_with_a_cursor_and_filters(site):
+    from engine.contacts import service
+    from engine.db import write
+    with site.app_context(), write():
+        for i in range(120):
+            contact, _, _ = service.upsert(f"p{i:03d}@example.com", {"first_name": f"P{i}",
+                                     "lifecycle_stage": "lead" if i % 2 else "subscriber"})
+            if i % 10 == 0:
+                service.add_tags(contact, ["vip"])
+    viewer = signed_in(site, "viewer")
+    first = viewer.get("/admin/contacts").get_data(as_text=True)
+    assert "p119@example.com" in first and "p069@example.com" not in first
+    next_link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    second = viewer.get(next_link).get_data(as_text=True)
+    assert "p069@example.com" in second and "p119@example.com" not in second
+    by_email = viewer.get("/admin/contacts?sort=email").get_data(as_text=True)
+    assert by_email.index("p000@example.com") < by_email.index("p001@example.com")
+    leads = viewer.get("/admin/contacts?stage=lead&sort=email").get_data(as_text=True)
+    assert "p001@example.com" in leads and "p000@example.com" not in leads
+    vip = viewer.get("/admin/contacts?tag=vip&sort=email").get_data(as_text=True)
+    assert "p010@example.com" in vip and "p011@example.com" not in vip
+    search = viewer.get("/admin/contacts?q=p11").get_data(as_text=True)
+    assert "p110@example.com" in search and "p010@example.com" not in search
+
+
+def test_merge_then_undo_from_the_contact_page(site):
+    post(site.test_client(), "ebook", EBOOK)
+    post(site.test_client(), "ebook", {**EBOOK, "email": "jane.doe@example.com", "first_name": "J"})
+    winner, loser = _contact_id(site, "jane@example.com"), _contact_id(site, "jane.doe@example.com")
+    editor = signed_in(site, "editor")
+    token = token_for(editor)
+    editor.post(f"/admin/contacts/{winner}/merge", data={"csrf_token": token,
+                                                         "other": "jane.doe@example.com"})
+    page = editor.get(f"/admin/contacts/{winner}").get_data(as_text=True)
+    assert "merged into" in page and "Undo" in page
+    assert editor.get(f"/admin/contacts/{loser}").status_code == 302  # to the merged contact
+    from engine.contacts.models import ContactMerge
+    from engine.db import db
+    with site.app_context():
+        merge_id = db.session.scalar(select(ContactMerge.id))
+    editor.post(f"/admin/contacts/merges/{merge_id}/undo", data={"csrf_token": token})
+    assert editor.get(f"/admin/contacts/{loser}").status_code == 200
+    audit = signed_in(site, "owner").get("/admin/audit").get_data(as_text=True)
+    assert "contact.merge" in audit and "contact.unmerge" in audit
+
+
+def test_gdpr_export_and_erase(site):
+    post(site.test_client(), "ebook", EBOOK)
+    contact_id = _contact_id(site, "jane@example.com")
+    editor = signed_in(site, "editor")
+    token = token_for(editor)
+    export = editor.post(f"/admin/contacts/{contact_id}/export", data={"csrf_token": token})
+    data = json.loads(export.get_data(as_text=True))
+    assert data["contact"]["email"] == "jane@example.com" and data["form_submissions"]
+    editor.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token, "confirm": "no"})
+    assert _contact_id(site, "jane@example.com") == contact_id  # not confirmed: kept
+    editor.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token, "confirm": "erase"})
+    assert _contact_id(site, "jane@example.com") is None
+    assert "Jane" not in editor.get(f"/admin/contacts/{contact_id}").get_data(as_text=True)

@@ -1,0 +1,139 @@
+"""The contact store: normalisation, custom fields, identity, merges and GDPR."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.contacts import activity, gdpr, identity, merge, service
+from engine.contacts.models import Activity, Contact, ContactMerge, Subscription, Visitor
+from engine.db import db, write
+
+pytestmark = pytest.mark.both_backends
+
+
+def test_emails_are_normalised_and_deduplicated(app):
+    with app.app_context():
+        with write():
+            first, created, _ = service.upsert("  Jane.Doe@EXAMPLE.com ", {"first_name": "Jane"})
+        assert created and first.email == "jane.doe@example.com"
+        with write():
+            again, created, changes = service.upsert("jane.doe@example.COM", {"last_name": "Doe"})
+        assert not created and again.id == first.id
+        assert changes == {"last_name": ("", "Doe")}
+        with write():
+            idn, _, _ = service.upsert("anna@bücher.example", {})
+        assert idn.email == "anna@xn--bcher-kva.example"
+        assert db.session.scalar(select(func.count()).select_from(Contact)) == 2
+
+
+@pytest.mark.parametrize("bad", ["", "no-at-sign", "a@b@c", "x" * 330 + "@example.com",
+                                 "jane@example.com\r\nBcc: all@example.com"])
+def test_invalid_emails_are_refused(app, bad):
+    with app.app_context(), pytest.raises(service.ContactError):
+        service.normalise_email(bad)
+
+
+def test_custom_fields_are_typed_and_validated(app):
+    with app.app_context():
+        with write():
+            service.define_field("seats", "Seats", "number")
+            service.define_field("renewal", "Renewal date", "date")
+            service.define_field("plan", "Plan", "choice", ["free", "pro"])
+        with write():
+            contact, _, _ = service.upsert("a@example.com",
+                                           {"seats": "12", "renewal": "2027-01-31", "plan": "pro"})
+        assert contact.custom == {"seats": 12, "renewal": "2027-01-31", "plan": "pro"}
+        for values, field in [({"seats": "many"}, "seats"), ({"renewal": "31/01/2027"}, "renewal"),
+                              ({"plan": "enterprise"}, "plan"), ({"seats": "NaN"}, "seats")]:
+            with pytest.raises(service.ContactError) as raised, write():
+                service.upsert("a@example.com", values)
+            assert raised.value.field == field
+        db.session.expire_all()
+        assert db.session.get(Contact, contact.id).custom["plan"] == "pro"
+
+
+def test_identify_gives_anonymous_activity_to_the_contact(app):
+    vid = "a" * 32
+    with app.app_context():
+        with write():
+            activity.record("page_view", visitor_id=vid, url="/pricing")
+            activity.record_many([{"type": "page_view", "visitor_id": vid, "url": "/blog"},
+                                  {"type": "page_view", "visitor_id": "b" * 32, "url": "/"}])
+            contact, _, _ = service.upsert("visitor@example.com", {})
+        with write():
+            assert identity.identify(vid, contact.id) == 2
+        urls = sorted(a.url for a in activity.timeline(contact.id))
+        assert urls == ["/blog", "/pricing"]
+        assert identity.contact_for_visitor(vid).id == contact.id
+        assert identity.contact_for_visitor("b" * 32) is None
+
+
+def _person(email, **values):
+    with write():
+        contact, _, _ = service.upsert(email, values, source={"utm_source": email[:3]})
+    return contact
+
+
+def test_merge_is_recorded_and_undone(app):
+    with app.app_context():
+        winner = _person("win@example.com", first_name="Win")
+        loser = _person("lose@example.com", first_name="Lose", phone="+44 20 1234 5678",
+                        company="Acme", role="cto")
+        with write():
+            activity.record("page_view", contact_id=loser.id, url="/pricing")
+            identity.touch("c" * 32, loser.id)
+            service.add_tags(db.session.get(Contact, loser.id), ["vip"])
+            service.subscribe(db.session.get(Contact, loser.id), "newsletter")
+        record = merge.merge(winner.id, loser.id, actor="owner@example.com")
+        db.session.expire_all()
+        won = db.session.get(Contact, winner.id)
+        assert won.first_name == "Win" and won.phone == "+44 20 1234 5678"
+        assert won.company.name == "Acme" and won.custom["role"] == "cto"
+        assert [t.name for t in won.tags] == ["vip"]
+        assert [a.url for a in activity.timeline(winner.id)] == ["/pricing"]
+        assert identity.contact_for_visitor("c" * 32).id == winner.id
+        assert service.find_by_email("lose@example.com").id == winner.id
+        stored = db.session.get(ContactMerge, record.id)
+        assert stored.actor == "owner@example.com" and "phone" in stored.values_won
+
+        merge.undo(record.id, actor="owner@example.com")
+        db.session.expire_all()
+        won, back = db.session.get(Contact, winner.id), db.session.get(Contact, loser.id)
+        assert back.status == "active" and back.merged_into_id is None
+        assert won.phone == "" and won.company_id is None and "role" not in won.custom
+        assert won.tags == [] and [t.name for t in back.tags] == ["vip"]
+        assert [a.url for a in activity.timeline(loser.id)] == ["/pricing"]
+        assert db.session.scalar(select(Subscription.contact_id)) == loser.id
+        assert db.session.get(Visitor, "c" * 32).contact_id == loser.id
+        with pytest.raises(merge.MergeError):
+            merge.undo(record.id, actor="owner@example.com")
+        with pytest.raises(merge.MergeError):
+            merge.merge(winner.id, winner.id, actor="x")
+
+
+def test_gdpr_export_and_erase_keep_aggregates(app):
+    with app.app_context():
+        person = _person("private@example.com", first_name="Pri", company="Acme")
+        with write():
+            contact = db.session.get(Contact, person.id)
+            service.grant_consent(contact, form="ebook", ip="203.0.113.9", text="Yes please")
+            activity.record("page_view", contact_id=person.id, visitor_id="d" * 32,
+                            url="/pricing", properties={"q": "private"})
+            identity.touch("d" * 32, person.id)
+        exported = gdpr.export_contact(person.id)
+        assert exported["contact"]["email"] == "private@example.com"
+        assert exported["contact"]["consent_proof"]["ip"] == "203.0.113.9"
+        assert exported["activity"][0]["url"] == "/pricing"
+        assert exported["browsers"][0]["id"] == "d" * 32
+
+        gdpr.erase_contact(person.id, actor="owner")
+        db.session.expire_all()
+        erased = db.session.get(Contact, person.id)
+        assert erased.status == "erased" and "private" not in erased.email
+        assert erased.first_name == "" and erased.consent_proof == {}
+        assert db.session.scalar(select(func.count()).select_from(Activity)
+                                 .where(Activity.contact_id == person.id)) == 2  # kept, counted
+        assert db.session.scalar(select(func.count()).select_from(Visitor)) == 0
+        text = str(gdpr.export_contact(person.id))
+        assert "private@example.com" not in text and "203.0.113.9" not in text
+        assert service.find_by_email("private@example.com") is None

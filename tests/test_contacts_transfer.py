@@ -1,0 +1,100 @@
+"""`magnet contacts import` and `export`: mapping, dedupe, errors, dry runs, a round trip."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.contacts import service
+from engine.contacts.models import Contact
+from engine.db import db, write
+
+pytestmark = pytest.mark.both_backends
+
+CSV = """E-mail,First Name,Surname,Organisation,Tags,Plan,Notes
+jane@example.com,Jane,Doe,Acme,vip;beta,pro,=HYPERLINK("http://evil.example")
+JANE@example.com,,Doe-Smith,,newsletter,,
+bob@example.com,Bob,,Initech,,free,
+not-an-email,Nobody,,,,,
+carol@example.com,Carol,,,,enterprise,
+"""
+
+
+def test_import_maps_dedupes_merges_and_reports_bad_rows(app, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text(CSV)
+    with app.app_context(), write():
+        service.define_field("plan", "Plan", "choice", ["free", "pro"])
+        service.upsert("bob@example.com", {"first_name": "Robert", "phone": "+1 555 0100"})
+    result = app.test_cli_runner().invoke(args=["contacts", "import", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "5 rows: 1 would be created, 1 would be updated" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Contact)) == 1
+
+    result = app.test_cli_runner().invoke(args=["contacts", "import", str(path), "--map", "Notes=",
+                                                "--errors", str(tmp_path / "errors.csv")])
+    assert result.exit_code == 0, result.output
+    assert "5 rows: 1 created, 1 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected" in result.output
+    assert "line 5: email: Enter a valid email address" in result.output
+    assert "line 6: plan: Plan: choose one of the options offered." in result.output
+    assert list(csv.reader((tmp_path / "errors.csv").open()))[1][0] == "5"
+    with app.app_context():
+        jane = service.find_by_email("jane@example.com")
+        assert (jane.first_name, jane.last_name, jane.company.name) == ("Jane", "Doe-Smith", "Acme")
+        assert sorted(t.name for t in jane.tags) == ["beta", "newsletter", "vip"]
+        assert jane.custom == {"plan": "pro"}  # the skipped Notes column is not imported
+        bob = service.find_by_email("bob@example.com")
+        assert (bob.first_name, bob.phone, bob.company.name) == ("Bob", "+1 555 0100", "Initech")
+
+
+def test_fill_only_keeps_known_values(app, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text("email,first_name,last_name\nbob@example.com,Bobby,Tables\n")
+    with app.app_context(), write():
+        service.upsert("bob@example.com", {"first_name": "Robert"})
+    result = app.test_cli_runner().invoke(args=["contacts", "import", str(path), "--fill-only"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        bob = service.find_by_email("bob@example.com")
+        assert (bob.first_name, bob.last_name) == ("Robert", "Tables")
+
+
+def test_a_file_without_an_email_column_is_refused_clearly(app, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_text("name,phone\nJane,123\n")
+    result = app.test_cli_runner().invoke(args=["contacts", "import", str(path)])
+    assert result.exit_code != 0 and "--map COLUMN=email" in result.output
+
+
+def test_export_then_import_round_trips(make_app, tmp_path):
+    source = make_app()
+    with source.app_context(), write():
+        jane, _, _ = service.upsert("jane@example.com", {"first_name": "Jane", "phone": "+44 1",
+                                                          "company": "Acme", "country": "GB",
+                                                          "plan": "=cmd|' /C calc'!A0"})
+        service.add_tags(jane, ["vip", "beta"])
+        service.upsert("bob@example.com", {"last_name": "O'Brien, Jr.", "seats": 3})
+    out = tmp_path / "contacts.csv"
+    result = source.test_cli_runner().invoke(args=["contacts", "export", str(out)])
+    assert result.exit_code == 0 and "2 contacts written" in result.output
+    text = out.read_text()
+    assert "'=cmd" in text and "'+44 1" in text  # spreadsheet formulas neutralised
+    stdout = source.test_cli_runner().invoke(args=["contacts", "export", "-"]).output
+    assert stdout.splitlines()[0].startswith("email,first_name")
+
+    target = make_app()
+    result = target.test_cli_runner().invoke(args=["contacts", "import", str(out)])
+    assert result.exit_code == 0 and "2 created" in result.output, result.output
+    with target.app_context():
+        jane = service.find_by_email("jane@example.com")
+        assert (jane.first_name, jane.phone, jane.company.name, jane.country) == ("Jane", "+44 1", "Acme", "GB")
+        assert jane.custom == {"plan": "=cmd|' /C calc'!A0"}
+        assert sorted(t.name for t in jane.tags) == ["beta", "vip"]
+        bob = service.find_by_email("bob@example.com")
+        assert bob.last_name == "O'Brien, Jr." and bob.custom["seats"] == "3"
+    again = target.test_cli_runner().invoke(args=["contacts", "export", "-"]).output
+    assert list(csv.reader(io.StringIO(again)))[1:] and \
+        [r[:11] for r in csv.reader(io.StringIO(again))] == [r[:11] for r in csv.reader(io.StringIO(text))]
