@@ -18,8 +18,8 @@ import platform
 import secrets
 import shutil
 import signal
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,7 +80,7 @@ class Service:
     def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None,
                  cwd: Path = ROOT) -> None:
         self.name, self.args, self.cwd = name, args, cwd
-        self.env = {**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})}
+        self.env = {**os.environ, "PYTHONPATH": pythonpath(), **(env or {})}
         self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -134,7 +134,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _pythonpath() -> str:
+def pythonpath() -> str:
     existing = os.environ.get("PYTHONPATH", "")
     return os.pathsep.join(p for p in (str(ROOT), existing) if p)
 
@@ -218,12 +218,9 @@ def client_kind(preferred: str = "auto") -> str:
 
 
 def load(base_url: str, request: Request, duration: float, connections: int,
-         client: str = "auto", label: str = "", warmup: float = 0.0) -> Figures:
-    """Send `request` from `connections` connections for `duration` seconds; a warm-up run of
-    `warmup` seconds first (not counted) lets every worker load its code and caches."""
+         client: str = "auto", label: str = "") -> Figures:
+    """Send `request` from `connections` connections for `duration` seconds."""
     kind = client_kind(client)
-    if warmup > 0:
-        _run_client(kind, base_url, request, warmup, connections)
     raw = _run_client(kind, base_url, request, duration, connections)
     seconds = raw["duration_us"] / 1e6 or duration
     errors = {k: int(raw.get(k, 0)) for k in ("connect", "read", "write", "status", "timeout")}
@@ -243,7 +240,8 @@ def _run_client(kind: str, base_url: str, request: Request, duration: float,
         try:
             # One thread: wrk's event loop keeps up with any Python server, and on a small machine
             # a second thread would only take CPU from the server under test.
-            args = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration:g}s",
+            seconds = max(1, round(duration))  # wrk takes whole seconds
+            args = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
                     "--timeout", "5s", "-s", script.name, base_url + request.path]
             output = _run(args, duration)
         finally:
@@ -262,7 +260,7 @@ def _run_client(kind: str, base_url: str, request: Request, duration: float,
 
 def _run(args: list[str], duration: float) -> str:
     """Run the load generator in its own process group, killed with it if we are interrupted."""
-    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": _pythonpath()},
+    process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": pythonpath()},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
@@ -276,7 +274,8 @@ def _run(args: list[str], duration: float) -> str:
 
 def _lua_bytes(data: bytes) -> str:
     """A Lua string literal for any bytes (decimal escapes for all but letters and digits)."""
-    return '"' + "".join(chr(b) if b < 128 and chr(b).isalnum() else f"\\{b:03d}" for b in data) + '"'
+    escaped = (chr(b) if b < 128 and chr(b).isalnum() else f"\\{b:03d}" for b in data)
+    return '"' + "".join(escaped) + '"'
 
 
 def wrk_script(request: Request, nonce: str) -> str:

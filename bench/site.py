@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT, Gunicorn, Service, _pythonpath
+from bench.harness import ROOT, Gunicorn, Service, pythonpath
 from engine.jobs.embedded import EmbeddedRedis
 
 
@@ -28,7 +28,7 @@ class EngineSite:
                  config: dict[str, str] | None = None) -> None:
         self.plugins, self.workers, self.content = plugins, workers, content
         self.instance = Path(tempfile.mkdtemp(prefix="magnet-bench-"))
-        self.env = {"MAGNET_INSTANCE_PATH": str(self.instance), "PYTHONPATH": _pythonpath(),
+        self.env = {"MAGNET_INSTANCE_PATH": str(self.instance), "PYTHONPATH": pythonpath(),
                     **(config or {})}
         self.redis = EmbeddedRedis(self.instance)
         self.services: list[Service] = []

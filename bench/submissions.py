@@ -89,7 +89,8 @@ def main() -> None:
         database = site.instance / "magnet.db"
         load_ended = time.monotonic()
         accepted = answered(runs[MAGNET])
-        count = stored(database, f"SELECT count(*) FROM form_submissions WHERE form_slug = '{slug}'")
+        count = stored(database,
+                       f"SELECT count(*) FROM form_submissions WHERE form_slug = '{slug}'")
         contacts = stored(database, "SELECT count(*) FROM contacts WHERE email LIKE 'bench-%'")
         outbox_open = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'running')"
         try:
@@ -101,7 +102,8 @@ def main() -> None:
             "form": slug, "magnet_accepted": accepted, "magnet_submissions_stored": count,
             "magnet_contacts_stored": contacts,
             "outbox_left_open": stored(database, outbox_open),
-            "outbox_failed": stored(database, "SELECT count(*) FROM outbox WHERE status = 'failed'"),
+            "outbox_failed": stored(database,
+                                    "SELECT count(*) FROM outbox WHERE status = 'failed'"),
             "outbox_drained_seconds_after_load": round(drained_after, 1),
             "baseline_accepted": answered(runs[BASELINE]),
             "baseline_stored": count_submissions(baseline_db),

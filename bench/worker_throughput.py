@@ -91,10 +91,10 @@ def run_case(site: EngineSite, app: Any, worker: str, kind: str, count: int) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=2000,
-                        help="jobs per run for magnet worker (default 2000)")
-    parser.add_argument("--forking-jobs", type=int, default=300,
-                        help="jobs per run for the forking worker, which is slower (default 300)")
+    parser.add_argument("--jobs", type=int, default=1000,
+                        help="jobs per run for magnet worker (default 1000)")
+    parser.add_argument("--forking-jobs", type=int, default=150,
+                        help="jobs per run for the forking worker, which is slower (default 150)")
     options = parser.parse_args()
 
     cases: list[dict[str, Any]] = []

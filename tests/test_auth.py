@@ -216,3 +216,24 @@ def test_users_create_command_generates_and_prints_a_password(app):
                                  "--password", "given passphrase"])
     assert "Password:" not in result.output
     assert sign_in(app.test_client(), "e@example.com", "given passphrase").status_code == 302
+
+
+def test_people_change_their_own_name_and_password(app):
+    client = signed_in(app, "viewer")
+    other_browser = app.test_client()
+    sign_in(other_browser, "viewer@example.com")
+    page = client.get("/admin/account").get_data(as_text=True)
+    token = csrf_token(page)
+    client.post("/admin/account", data={"which": "profile", "profile-name": "Vi",
+                                        "profile-csrf_token": token, "csrf_token": token})
+    assert "Vi" in client.get("/admin/").get_data(as_text=True)
+    wrong = client.post("/admin/account", data={
+        "which": "password", "password-current": "not it", "password-password": "new passphrase!",
+        "password-confirm": "new passphrase!", "csrf_token": token, "password-csrf_token": token})
+    assert wrong.status_code == 400 and "not your current password" in wrong.get_data(as_text=True)
+    client.post("/admin/account", data={
+        "which": "password", "password-current": PASSWORD, "password-password": "new passphrase!",
+        "password-confirm": "new passphrase!", "csrf_token": token, "password-csrf_token": token})
+    assert client.get("/admin/").status_code == 200  # still signed in here
+    assert other_browser.get("/admin/").status_code == 302  # signed out elsewhere
+    assert sign_in(app.test_client(), "viewer@example.com", "new passphrase!").status_code == 302

@@ -18,7 +18,8 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     return getattr(actor, "id", None), str(getattr(actor, "email", actor))[:254]
 
 
-def record(actor: Any, action: str, target: Any = "", details: dict[str, Any] | None = None) -> AuditEntry:
+def record(actor: Any, action: str, target: Any = "",
+           details: dict[str, Any] | None = None) -> AuditEntry:
     """Store one entry, inside the caller's write() when there is one (so it commits with the
     change it describes, or not at all)."""
     actor_id, label = _actor_fields(actor)
@@ -30,7 +31,8 @@ def record(actor: Any, action: str, target: Any = "", details: dict[str, Any] | 
     return entry
 
 
-def recent(limit: int = 100, before_id: int | None = None, action: str | None = None) -> list[AuditEntry]:
+def recent(limit: int = 100, before_id: int | None = None,
+           action: str | None = None) -> list[AuditEntry]:
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if before_id:
         query = query.where(AuditEntry.id < before_id)

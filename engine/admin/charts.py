@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 
-def bar_chart(points: Sequence[tuple[str, float]], title: str, width: int = 560,
-              height: int = 180) -> Markup:
+def bar_chart(points: Sequence[tuple[str, float]], title: str, width: int = 900,
+              height: int = 160) -> Markup:
     """Vertical bars with their labels under them (labels thinned out when crowded)."""
     if not points:
         return Markup("")
@@ -26,7 +26,8 @@ def bar_chart(points: Sequence[tuple[str, float]], title: str, width: int = 560,
         parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" rx="2">'
                      f'<title>{escape(label)}: {value:g}</title></rect>')
         if index % every == 0:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+            middle = min(max(x + bar / 2, 18.0), width - 18.0)  # whole labels at both ends
+            parts.append(f'<text x="{middle:.1f}" y="{height - 6}" text-anchor="middle">'
                          f'{escape(label)}</text>')
     parts.append(f'<text x="2" y="11" class="max">{top:g}</text></svg>')
     return Markup("".join(parts))

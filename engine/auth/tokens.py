@@ -28,7 +28,8 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
 
 
 def _fingerprint(user: User) -> str:
-    state = f"{user.password_hash}|{user.last_login_at}|{user.session_key}|{user.active}|{user.email}"
+    state = "|".join(map(str, (user.password_hash, user.last_login_at, user.session_key,
+                               user.active, user.email)))
     return hashlib.sha256(state.encode()).hexdigest()[:20]
 
 

@@ -31,8 +31,8 @@ def safe_next(target: str | None, default: str = "/admin/") -> str:
     if not target or len(target) > 2000:
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")) \
-            or "\\" in target or any(ord(c) < 32 for c in target):
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or any(ord(c) < 32 for c in target)):
         return default
     return target
 
@@ -59,7 +59,8 @@ def login() -> Any:
     error, status = None, 200
     if form.validate_on_submit():
         email, address = form.email.data.strip().lower(), _client_address()
-        checks = [("signin-account", email, ACCOUNT_LIMIT), ("signin-address", address, ADDRESS_LIMIT)]
+        checks = [("signin-account", email, ACCOUNT_LIMIT),
+                  ("signin-address", address, ADDRESS_LIMIT)]
         wait = throttle.blocked_for(checks)
         if wait:
             error, status = (f"Too many failed sign-in attempts. For your security, signing in is "
@@ -101,7 +102,8 @@ def request_reset() -> Any:
                 accounts.send_reset_email(user)
         # The same answer whether or not the address has an account: no account discovery.
         return render_template("auth/reset_sent.html", email=email)
-    return render_template("auth/reset_request.html", form=form), 400 if request.method == "POST" else 200
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/reset_request.html", form=form), status
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

@@ -1,4 +1,9 @@
-"""The contact store's follow-up jobs: plugins hear about new and changed contacts."""
+"""The contact store's follow-up jobs: plugins hear about new and changed contacts.
+
+Form submissions carry these hooks in their own follow-up job (`forms.submitted`); these jobs
+are for changes made elsewhere, queued with `outbox.add("contacts.updated", ...)` by the code
+that makes them (the admin's contact editor, integrations).
+"""
 from __future__ import annotations
 
 from typing import Any

@@ -141,7 +141,8 @@ def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: 
     if item.source_hash == digest:
         report.unchanged.append(name)
         return
-    edited_elsewhere = item.source_revision_id is None or item.revision_id != item.source_revision_id
+    edited_elsewhere = (item.source_revision_id is None
+                        or item.revision_id != item.source_revision_id)
     if edited_elsewhere and not force:
         report.conflicts.append(name)
         return

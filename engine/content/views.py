@@ -180,7 +180,8 @@ def sitemap() -> Any:
 @blueprint.get("/robots.txt")
 @cached
 def robots() -> Any:
-    lines = ["User-agent: *", "Disallow: /admin", "", f"Sitemap: {seo.absolute('/sitemap.xml')}", ""]
+    lines = ["User-agent: *", "Disallow: /admin", "",
+             f"Sitemap: {seo.absolute('/sitemap.xml')}", ""]
     return Response("\n".join(lines), mimetype="text/plain")
 
 

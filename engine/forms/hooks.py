@@ -10,7 +10,7 @@ from sqlalchemy import select
 from engine import mail, plugins
 from engine.contacts.identity import resolve
 from engine.contacts.models import Subscription
-from engine.db import db
+from engine.db import db, write
 from engine.forms import security, service
 from engine.forms.models import Submission
 from engine.jobs import job
@@ -18,27 +18,38 @@ from engine.plugins import hookimpl
 
 
 @job("forms.submitted")
-def form_submitted(submission_id: int) -> None:
+def form_submitted(submission_id: int, created: bool = False,
+                   changes: dict[str, Any] | None = None, confirm: list[int] | None = None) -> None:
+    """Every follow-up of one submission: plugins' hooks, then the emails it asks for.
+
+    The hooks are each guarded by the plugin manager, so a failing plugin never makes the
+    job retry (and the others hear about the submission once). The emails are queued in one
+    transaction at the end; only a crash between that commit and the row's `done` mark could
+    queue them twice.
+    """
     submission = db.session.get(Submission, submission_id)
     if submission is None:
         return
     contact = resolve(submission.contact_id) if submission.contact_id else None
-    plugins.current().call("on_form_submitted", submission=submission, contact=contact)
-
-
-def _absolute(path: str) -> str:
-    base = current_app.config.get("SITE_URL") or ""
-    return f"{base.rstrip('/')}{path}" if base else path
-
-
-@job("forms.notify", atomic=True)
-def notify_owner(submission_id: int) -> None:
-    """The owner's notification; atomic, so a retry never sends it twice."""
-    submission = db.session.get(Submission, submission_id)
-    definition = service.get(submission.form_slug) if submission else None
-    contact = resolve(submission.contact_id) if submission and submission.contact_id else None
-    if definition is None or contact is None or not definition.notify:
+    manager = plugins.current()
+    if contact is not None:
+        if created:
+            manager.call("on_contact_created", contact=contact)
+        elif changes:
+            manager.call("on_contact_updated", contact=contact,
+                         changes={k: tuple(v) for k, v in changes.items()})
+    manager.call("on_form_submitted", submission=submission, contact=contact)
+    definition = service.get(submission.form_slug)
+    if definition is None or contact is None:
         return
+    with write():
+        if definition.notify:
+            _notify_owner(definition, submission, contact)
+        if confirm:
+            _send_confirmation(confirm, contact)
+
+
+def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None:
     values = [(name, ", ".join(map(str, v)) if isinstance(v, list) else v)
               for name, v in (submission.data or {}).items()]
     html = render_template("forms/email/notify.html", definition=definition, contact=contact,
@@ -48,15 +59,11 @@ def notify_owner(submission_id: int) -> None:
                   headers={"Reply-To": contact.email})
 
 
-@job("forms.confirm", atomic=True)
-def send_confirmation(subscription_ids: list[int]) -> None:
+def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
     """The double opt-in email with its signed link."""
     subs = list(db.session.scalars(select(Subscription).where(
         Subscription.id.in_(subscription_ids), Subscription.status == "pending")))
     if not subs:
-        return
-    contact = resolve(subs[0].contact_id)
-    if contact is None:
         return
     token = security.sign("confirm", [s.id for s in subs])
     with current_app.test_request_context(base_url=current_app.config.get("SITE_URL") or None):
@@ -91,7 +98,7 @@ def asset_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:
 
 @hookimpl
 def register_jobs() -> list[Any]:
-    return [form_submitted, notify_owner, send_confirmation]
+    return [form_submitted]
 
 
 @hookimpl

@@ -196,16 +196,11 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, email: str
                                         **{k: v for k, v in source.items() if k.startswith("utm_")}})
             if visitor_id:
                 identity.identify(visitor_id, contact.id)
-            if created:
-                outbox.add("contacts.created", contact_id=contact.id)
-            elif changes:
-                outbox.add("contacts.updated", contact_id=contact.id,
-                           changes={k: [_jsonable(o), _jsonable(n)] for k, (o, n) in changes.items()})
-            outbox.add("forms.submitted", submission_id=submission.id)
-            if definition.notify:
-                outbox.add("forms.notify", submission_id=submission.id)
-            if pending:
-                outbox.add("forms.confirm", subscription_ids=pending)
+            # one row (one job) for every follow-up: a job per follow-up would cost more than
+            # the submission itself under load
+            outbox.add("forms.submitted", submission_id=submission.id, created=created,
+                       changes={k: [_jsonable(o), _jsonable(n)] for k, (o, n) in changes.items()},
+                       confirm=pending)
     except ContactError as exc:
         target = getattr(outcome.form, exc.field, None) if exc.field else None
         if target is not None:

@@ -106,7 +106,7 @@ class RateLimiter:
             try:
                 from engine.jobs import connection
                 conn = connection()
-                with conn.pipeline() as pipe:
+                with conn.pipeline(transaction=False) as pipe:
                     pipe.incr(bucket)
                     pipe.expire(bucket, window + 1)
                     count = pipe.execute()[0]

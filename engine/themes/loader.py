@@ -42,5 +42,6 @@ class ThemeLoader(BaseLoader):
         themes = self._themes()
         names = set()
         for theme in themes.chain():
-            names.update(str(p.relative_to(theme.templates)) for p in theme.templates.rglob("*.html"))
+            names.update(str(path.relative_to(theme.templates))
+                         for path in theme.templates.rglob("*.html"))
         return sorted(names)

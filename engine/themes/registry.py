@@ -84,7 +84,8 @@ class Themes:
         self.path = Path(app.config["THEMES_PATH"])
         self.themes = discover(self.path)
         self.refresh_seconds = float(app.config.get("PLUGIN_STATE_REFRESH_SECONDS", 2.0))
-        self._active = DEFAULT_THEME if DEFAULT_THEME in self.themes else next(iter(self.themes), "")
+        self._active = (DEFAULT_THEME if DEFAULT_THEME in self.themes
+                        else next(iter(self.themes), ""))
         self._checked_at = 0.0
         self._generation: int | None = None
         app.extensions["magnet.themes"] = self
@@ -136,7 +137,8 @@ class Themes:
         """Make `name` the site's theme in every process (the page cache is invalidated)."""
         from engine.content import cache
         if name not in self.themes:
-            raise ThemeError(f"no theme named {name!r}; installed: {', '.join(sorted(self.themes))}")
+            raise ThemeError(f"no theme named {name!r}; "
+                             f"installed: {', '.join(sorted(self.themes))}")
         with write() as session:
             row = session.get(ThemeState, 1) or ThemeState(id=1)
             row.active = name

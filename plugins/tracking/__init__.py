@@ -6,7 +6,7 @@ from typing import Any
 from engine.admin.menu import MenuItem
 from engine.db import write
 from engine.plugins import hookimpl
-from plugins.tracking import admin, beacon, jobs, visits
+from plugins.tracking import admin, beacon, commands, contact_store, jobs, visits
 from plugins.tracking.settings import TrackingSettings
 
 __version__ = "1.0.0"
@@ -17,6 +17,11 @@ DEFAULT_ENABLED = True
 @hookimpl
 def register_blueprints() -> list[Any]:
     return [beacon.blueprint, admin.blueprint]
+
+
+@hookimpl
+def register_commands() -> list[Any]:
+    return [commands.tracking_group]
 
 
 @hookimpl
@@ -45,4 +50,4 @@ def on_form_submitted(submission: Any, contact: Any) -> None:
     if contact is None:
         return
     with write():
-        visits.update_touches(contact.id, visits.visitors_of(contact.id))
+        visits.update_touches(contact.id, contact_store.visitors_of(contact.id))

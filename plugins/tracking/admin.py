@@ -1,6 +1,7 @@
 """The Traffic page in the admin: visits, visitors, pages, referrers and campaigns over a period."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, render_template, request
@@ -9,6 +10,7 @@ from engine.admin.charts import bar_chart
 from engine.auth import require_role
 from engine.db import utcnow
 from plugins.tracking import report
+from plugins.tracking.settings import settings
 
 blueprint = Blueprint("tracking_admin", __name__, url_prefix="/admin/traffic")
 
@@ -25,6 +27,8 @@ def traffic() -> Any:
                                f"Visitors per day, {period.start} to {period.end}")
     months_chart = bar_chart([(m["month"], m["visitors"]) for m in data.months],
                              "Monthly active visitors")
+    kept_since = utcnow().date() - timedelta(days=int(settings()["retention_days"]))
     return render_template("tracking/traffic.html", period=period, error=error, data=data,
+                           kept_since=kept_since if period.start < kept_since else None,
                            presets=report.PRESETS, views_chart=views_chart,
                            visitors_chart=visitors_chart, months_chart=months_chart)

@@ -43,12 +43,20 @@ def page_token() -> str:
 
 
 def token_valid(token: Any) -> bool:
+    """Whether the page token is ours and recent; the few valid ones are remembered, since every
+    page of a day carries the same one."""
     if not isinstance(token, str) or len(token) > 100:
         return False
-    try:
-        day = _signer().loads(token)
-    except BadSignature:
-        return False
+    known = current_app.extensions.setdefault("tracking.tokens", {})
+    day = known.get(token)
+    if day is None:
+        try:
+            day = _signer().loads(token)
+        except BadSignature:
+            return False
+        if len(known) > 64:
+            known.clear()
+        known[token] = day
     today = int(time.time() // 86400)
     return isinstance(day, int) and today - TOKEN_DAYS <= day <= today + 1
 

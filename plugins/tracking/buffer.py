@@ -52,7 +52,7 @@ def drain(batch: int = BATCH, time_budget: float = TIME_BUDGET) -> int:
             raw = conn.lrange(QUEUE_KEY, 0, batch - 1)
             if not raw:
                 break
-            ingest.store([event for event in map(_decode, raw) if event is not None])
+            _store([event for event in map(_decode, raw) if event is not None])
             conn.ltrim(QUEUE_KEY, len(raw), -1)
             conn.expire(LOCK_KEY, LOCK_SECONDS)
             done += len(raw)
@@ -61,6 +61,30 @@ def drain(batch: int = BATCH, time_budget: float = TIME_BUDGET) -> int:
     finally:
         conn.eval(_RELEASE, 1, LOCK_KEY, token)
     return done
+
+
+def _store(events: list[dict[str, Any]]) -> None:
+    """Store a batch; if it fails, store its events one by one, so that one event the database
+    refuses cannot hold up every event behind it. When every one fails (the database is down)
+    the batch stays queued for the next drain."""
+    try:
+        ingest.store(events)
+        return
+    except Exception:
+        if len(events) <= 1:
+            raise
+        log.exception("tracking: a batch of %d events failed; storing them one by one",
+                      len(events))
+    refused = 0
+    for event in events:
+        try:
+            ingest.store([event])
+        except Exception:
+            refused += 1
+    if refused == len(events):
+        raise RuntimeError("tracking: the database refused every event; they stay queued")
+    if refused:
+        log.error("tracking: dropped %d event(s) the database refused", refused)
 
 
 def _decode(raw: bytes) -> dict[str, Any] | None:

@@ -112,8 +112,8 @@ def truncate_ip(address: str, mode: str) -> str:
 
 @lru_cache(maxsize=4096)
 def device(agent: str) -> tuple[str, str, str, bool]:
-    """(device class, browser, operating system, is a bot) from a user agent; cached because a
-    site's visitors share a few hundred distinct agents and parsing one costs about a millisecond."""
+    """(device class, browser, operating system, is a bot) from a user agent; cached because
+    a site's visitors share a few hundred distinct agents and parsing one takes a millisecond."""
     parsed = user_agents.parse(agent or "")
     kind = ("bot" if parsed.is_bot else "tablet" if parsed.is_tablet
             else "mobile" if parsed.is_mobile else "desktop")

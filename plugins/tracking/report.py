@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.db import db
-from plugins.tracking.models import DailyPage, DailySource, DailyTotals, MonthlyActives, Seen
+from plugins.tracking.models import (DailyPage, DailySource, DailyTotals, MonthlyActives,
+                                      Seen)
 
 PRESETS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "365": "Last 12 months"}
 
@@ -25,7 +26,7 @@ class Period:
 
 
 def period_from(args: Any, today: date) -> tuple[Period, str]:
-    """The period asked for (`?days=30` or `?from=YYYY-MM-DD&to=YYYY-MM-DD`) and an error, if any."""
+    """The period asked for (`?days=30`, or `?from=YYYY-MM-DD&to=YYYY-MM-DD`) and an error."""
     start, end = args.get("from", ""), args.get("to", "")
     if start or end:
         try:

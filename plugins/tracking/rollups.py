@@ -16,9 +16,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.db import db
-from plugins.tracking.models import DailyPage, DailySource, DailyTotals, MonthlyActives, Seen, Visit
+from plugins.tracking.models import DailyPage, DailySource, DailyTotals, MonthlyActives, Seen
 
-CHUNK = 500
 EVENT_COUNTERS = {"page_view": "page_views", "click": "clicks", "download": "downloads",
                   "form_view": "form_views"}
 
@@ -30,30 +29,26 @@ def _insert() -> Any:
 
 def add_up(model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """Add each row's counters to the stored ones (creating rows as needed)."""
-    insert = _insert()
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
-        counters = [name for name in chunk[0] if name not in keys]
-        stmt = insert(model).values(chunk)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={name: getattr(model, name) + getattr(stmt.excluded, name) for name in counters})
-        db.session.execute(stmt)
+    if not rows:
+        return
+    table = model.__table__
+    stmt = _insert()(table)
+    counters = [name for name in rows[0] if name not in keys]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: table.c[name] + stmt.excluded[name] for name in counters})
+    db.session.execute(stmt, rows)  # one statement, many parameter sets
 
 
 def newly_seen(period: str, kind: str, subjects: set[str]) -> int:
     """Record who was active in `period`; how many of them were not recorded before."""
-    insert, added = _insert(), 0
-    ordered = sorted(subjects)
-    for start in range(0, len(ordered), CHUNK):
-        stmt = insert(Seen).values([{"period": period, "kind": kind, "subject": s}
-                                    for s in ordered[start:start + CHUNK]])
-        inserted = stmt.on_conflict_do_nothing().returning(Seen.subject)
-        added += len(db.session.execute(inserted).all())  # rowcount is -1 on psycopg
-    return added
+    table = Seen.__table__
+    stmt = _insert()(table).on_conflict_do_nothing().returning(table.c.subject)
+    rows = [{"period": period, "kind": kind, "subject": s} for s in sorted(subjects)]
+    return len(db.session.execute(stmt, rows).all())  # rowcount is -1 on psycopg
 
 
-def add(events: list[dict[str, Any]], new_visits: list[Visit]) -> None:
+def add(events: list[dict[str, Any]], new_visits: list[dict[str, Any]]) -> None:
     """Count one batch of cleaned events (`day`, `type`, `visitor_id`, `contact_id`, `url`)."""
     totals: dict[date, Counter[str]] = defaultdict(Counter)
     pages: Counter[tuple[date, str]] = Counter()
@@ -69,12 +64,13 @@ def add(events: list[dict[str, Any]], new_visits: list[Visit]) -> None:
                 actives[(period, "c")].add(str(e["contact_id"]))
     sources: Counter[tuple[date, str, str]] = Counter()
     for visit in new_visits:
-        day = visit.started_at.date()
+        day = visit["started_at"].date()
         totals[day]["visits"] += 1
-        if visit.medium in ("referral", "organic", "social"):
-            sources[(day, "referrer", visit.source[:400])] += 1
-        if visit.campaign or visit.medium not in ("referral", "organic", "social", "(none)"):
-            name = f"{visit.source} / {visit.medium} / {visit.campaign or '(not set)'}"
+        source, medium, campaign = visit["source"], visit["medium"], visit["campaign"]
+        if medium in ("referral", "organic", "social"):
+            sources[(day, "referrer", source[:400])] += 1
+        if campaign or medium not in ("referral", "organic", "social", "(none)"):
+            name = f"{source} / {medium} / {campaign or '(not set)'}"
             sources[(day, "campaign", name[:400])] += 1
     months: dict[str, Counter[str]] = defaultdict(Counter)
     for (period, kind), subjects in actives.items():

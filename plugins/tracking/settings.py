@@ -7,6 +7,8 @@ import wtforms
 from wtforms import validators
 from wtforms.fields.choices import SelectChoice
 
+from flask import current_app
+
 from engine.plugins import current
 
 SLUG = "tracking"
@@ -35,5 +37,16 @@ class TrackingSettings(wtforms.Form):
 
 
 def settings() -> dict[str, Any]:
-    """The current settings (defaults filled in), as every process sees them."""
-    return current().settings(SLUG)
+    """The current settings (defaults filled in), as every process sees them.
+
+    Read on every beacon hit, so the value is kept until the plugin manager next re-reads the
+    stored state (it replaces its `enabled` set each time it does): building the settings form
+    anew on every hit would cost more than the rest of the hit.
+    """
+    plugins = current()
+    plugins.refresh()
+    cache = current_app.extensions.setdefault("tracking.settings", {})
+    if cache.get("state") is not plugins.enabled:
+        cache["values"] = plugins.settings(SLUG)
+        cache["state"] = plugins.enabled
+    return cache["values"]

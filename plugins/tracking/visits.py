@@ -12,48 +12,67 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.contacts.models import Visitor
 from engine.db import db, utcnow
 from plugins.tracking import clean
 from plugins.tracking.models import Touches, Visit
 
 
-def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[Visit]:
-    """Give each event (oldest first) its visit, opening new ones; returns the new visits."""
+VISIT_COLUMNS = ("id", "visitor_id", "started_at", "last_seen_at", "landing_url", "referrer",
+                 "source", "medium", "campaign", "device", "browser", "page_views", "events")
+
+
+def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[dict[str, Any]]:
+    """Give each event (oldest first) its visit, opening new ones; returns the new visits.
+
+    Works on plain dicts and writes with two executemany statements (one INSERT, one UPDATE):
+    a batch can open thousands of visits, and ORM objects would cost more than the SQL.
+    """
+    table = Visit.__table__
     visitor_ids = {e["visitor_id"] for e in events}
     earliest = min(e["occurred_at"] for e in events)
-    current: dict[str, Visit] = {}
-    for visit in db.session.scalars(
-            select(Visit).where(Visit.visitor_id.in_(visitor_ids),
-                                Visit.last_seen_at >= earliest - timeout)
-            .order_by(Visit.last_seen_at)):
-        current[visit.visitor_id] = visit  # the latest one wins
-    new: list[Visit] = []
+    current: dict[str, dict[str, Any]] = {}
+    for row in db.session.execute(
+            select(Visit.id, Visit.visitor_id, Visit.last_seen_at, Visit.source, Visit.medium,
+                   Visit.campaign)
+            .where(Visit.visitor_id.in_(visitor_ids), Visit.last_seen_at >= earliest - timeout)
+            .order_by(Visit.last_seen_at)).mappings():
+        current[row["visitor_id"]] = {**row, "page_views": 0, "events": 0, "new": False}
+    new: list[dict[str, Any]] = []
+    changed: dict[str, dict[str, Any]] = {}
     for e in events:
         visit = current.get(e["visitor_id"])
         props = e["properties"]
         source, medium, campaign = clean.source_of(props.get("referrer", ""), props.get("utm", {}),
                                                    urlsplit(e["url"]).netloc)
         new_campaign = bool(props.get("utm")) and visit is not None and (
-            (visit.source, visit.medium, visit.campaign) != (source, medium, campaign))
-        if visit is None or e["occurred_at"] - visit.last_seen_at > timeout or new_campaign:
-            visit = Visit(id=secrets.token_hex(16), visitor_id=e["visitor_id"],
-                          started_at=e["occurred_at"], last_seen_at=e["occurred_at"],
-                          landing_url=e["url"][:2000], referrer=props.get("referrer", "")[:2000],
-                          source=source[:200], medium=medium[:100], campaign=campaign[:200],
-                          device=props.get("device", ""), browser=props.get("browser", ""),
-                          page_views=0, events=0)
-            db.session.add(visit)
+            (visit["source"], visit["medium"], visit["campaign"]) != (source, medium, campaign))
+        if visit is None or e["occurred_at"] - visit["last_seen_at"] > timeout or new_campaign:
+            visit = {"id": secrets.token_hex(16), "visitor_id": e["visitor_id"],
+                     "started_at": e["occurred_at"], "last_seen_at": e["occurred_at"],
+                     "landing_url": e["url"][:2000], "referrer": props.get("referrer", "")[:2000],
+                     "source": source[:200], "medium": medium[:100], "campaign": campaign[:200],
+                     "device": props.get("device", ""), "browser": props.get("browser", ""),
+                     "page_views": 0, "events": 0, "new": True}
             current[e["visitor_id"]] = visit
             new.append(visit)
-        visit.last_seen_at = max(visit.last_seen_at, e["occurred_at"])
-        visit.events += 1
-        visit.page_views += e["type"] == "page_view"
-        props["visit"] = visit.id
-    db.session.flush()
+        elif not visit["new"]:
+            changed[visit["id"]] = visit
+        visit["last_seen_at"] = max(visit["last_seen_at"], e["occurred_at"])
+        visit["events"] += 1
+        visit["page_views"] += e["type"] == "page_view"
+        props["visit"] = visit["id"]
+    if new:
+        db.session.execute(insert(table), [{c: v[c] for c in VISIT_COLUMNS} for v in new])
+    if changed:
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("visit_id")).values(
+                last_seen_at=bindparam("seen"), page_views=table.c.page_views + bindparam("views"),
+                events=table.c.events + bindparam("count")),
+            [{"visit_id": v["id"], "seen": v["last_seen_at"], "views": v["page_views"],
+              "count": v["events"]} for v in changed.values()])
     return new
 
 
@@ -61,15 +80,6 @@ def as_touch(visit: Visit) -> dict[str, Any]:
     return {"source": visit.source, "medium": visit.medium, "campaign": visit.campaign,
             "landing_page": visit.landing_url, "referrer": visit.referrer,
             "at": visit.started_at.isoformat()}
-
-
-def contacts_of(visitor_ids: set[str]) -> dict[str, int]:
-    """`{visitor id: contact id}` for the visitors already identified."""
-    if not visitor_ids:
-        return {}
-    return dict(db.session.execute(
-        select(Visitor.id, Visitor.contact_id)
-        .where(Visitor.id.in_(visitor_ids), Visitor.contact_id.is_not(None))).all())
 
 
 def update_touches(contact_id: int, visitor_ids: list[str]) -> Touches | None:
@@ -89,10 +99,6 @@ def update_touches(contact_id: int, visitor_ids: list[str]) -> Touches | None:
         index_elements=["contact_id"],
         set_={"last_touch": stmt.excluded.last_touch, "updated_at": stmt.excluded.updated_at}))
     return db.session.get(Touches, contact_id, populate_existing=True)
-
-
-def visitors_of(contact_id: int) -> list[str]:
-    return list(db.session.scalars(select(Visitor.id).where(Visitor.contact_id == contact_id)))
 
 
 def touches(contact_id: int) -> dict[str, Any]:

@@ -77,3 +77,16 @@ document.addEventListener("DOMContentLoaded", function () {
     input.value = local.toISOString().slice(0, 16);
   });
 });
+
+/* The form builder shows a field's choices box only for the types that have choices. */
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  var withChoices = ["select", "radio", "checkboxes"];
+  document.querySelectorAll("[data-choices-for]").forEach(function (box) {
+    var type = document.getElementById(box.getAttribute("data-choices-for"));
+    if (!type) return;
+    function sync() { box.hidden = withChoices.indexOf(type.value) < 0; }
+    type.addEventListener("change", sync);
+    sync();
+  });
+});

@@ -24,6 +24,7 @@ from engine.db import db
 
 PER_PAGE = 50
 SORTS = ("newest", "oldest", "email")
+STATUSES = ("active", "bounced", "merged", "erased", "all")
 
 
 def _contact_or_404(contact_id: int) -> Contact:
@@ -89,16 +90,18 @@ def contacts_list() -> Any:
     stage = args.get("stage") if args.get("stage") in LIFECYCLE_STAGES else ""
     tag = (args.get("tag") or "").strip()[:100]
     company = (args.get("company") or "").strip()[:200]
-    status = args.get("status") if args.get("status") in ("active", "merged", "erased", "bounced", "all") else "active"
+    status = args.get("status") if args.get("status") in STATUSES else "active"
     sort = args.get("sort") if args.get("sort") in SORTS else "newest"
     after = (args.get("after") or "")[:320]
     contacts, cursor = _page(_filtered(q, stage, tag, company, status), sort, after)
-    filters = {k: v for k, v in dict(q=q, stage=stage, tag=tag, company=company,
-                                      status=status if status != "active" else "", sort=sort).items() if v}
+    chosen = dict(q=q, stage=stage, tag=tag, company=company,
+                  status=status if status != "active" else "", sort=sort)
+    filters = {k: v for k, v in chosen.items() if v}
+    tags = list(db.session.scalars(select(Tag.name).order_by(Tag.name).limit(500)))
     return render_template("admin/contacts_list.html", contacts=contacts, cursor=cursor,
                            filters=filters, q=q, stage=stage, tag=tag, company=company,
                            status=status, sort=sort, stages=LIFECYCLE_STAGES, first_page=not after,
-                           tags=list(db.session.scalars(select(Tag.name).order_by(Tag.name).limit(500))))
+                           tags=tags)
 
 
 @bp.get("/contacts/<int:contact_id>")
@@ -159,7 +162,8 @@ def contacts_export(contact_id: int) -> Any:
     audit.record(current_user, "contact.export", f"contact {contact.id}")
     return Response(json.dumps(data, indent=2, ensure_ascii=False, default=str),
                     mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="contact-{contact.id}.json"'})
+                    headers={"Content-Disposition":
+                             f'attachment; filename="contact-{contact.id}.json"'})
 
 
 @bp.post("/contacts/<int:contact_id>/erase")

@@ -42,8 +42,9 @@ def _item_or_404(item_id: int) -> ContentItem:
 
 def _form_values() -> dict[str, Any]:
     """The editor's fields as the content service takes them (lengths bounded here)."""
-    values: dict[str, Any] = {name: (request.form.get(name) or "")[:200_000 if name == "body" else 500]
-                              for name in TEXT_FIELDS if name in request.form}
+    values: dict[str, Any] = {
+        name: (request.form.get(name) or "")[:200_000 if name == "body" else 500]
+        for name in TEXT_FIELDS if name in request.form}
     if "tags" in request.form:
         values["tags"] = [t.strip() for t in request.form["tags"].split(",") if t.strip()][:50]
     if "slug" in values:
@@ -158,12 +159,13 @@ def content_save(item_id: int) -> Any:
     if values.get("slug", "").startswith("draft-") and values.get("title"):
         values["slug"] = service.slugify(values["title"])  # a first real title names the page
     try:
-        item = service.update_item(item.id, actor=_actor(), note=(request.form.get("note") or "")[:300],
-                                   **values)
+        note = (request.form.get("note") or "")[:300]
+        item = service.update_item(item.id, actor=_actor(), note=note, **values)
         if action == "publish":
             item = service.publish(item.id, actor=_actor())
         elif action == "schedule":
-            when = _local_time(request.form.get("publish_at", ""), request.form.get("tz_offset", "0"))
+            when = _local_time(request.form.get("publish_at", ""),
+                               request.form.get("tz_offset", "0"))
             if when is None:
                 raise service.ContentError("Give the date and time to publish at.")
             item = service.schedule(item.id, when, actor=_actor())
@@ -177,8 +179,9 @@ def content_save(item_id: int) -> Any:
     autosave.discard(item.id, current_user.id)
     audit.record(current_user, f"content.{action}", f"{item.kind} {item.id} {item.slug}",
                  {"published_at": item.published_at.isoformat() if item.published_at else None})
-    messages = {"save": "Saved.", "publish": "Published.", "unpublish": "Back to draft: it is off the site.",
-                "schedule": f"Scheduled for {item.published_at:%d %b %Y %H:%M} UTC." if item.published_at else ""}
+    messages = {"publish": "Published.", "unpublish": "Back to draft: it is off the site."}
+    if action == "schedule" and item.published_at:
+        messages["schedule"] = f"Scheduled for {item.published_at:%d %b %Y %H:%M} UTC."
     flash(messages.get(action, "Saved."))
     return redirect(url_for("admin.content_edit", item_id=item.id))
 
@@ -284,7 +287,8 @@ def content_shared_preview(token: str) -> Any:
     """A draft as the site will show it, for whoever holds the signed, expiring link."""
     from engine.content.views import show_item
     try:
-        data = _preview_serializer().loads(token[:500], max_age=int(PREVIEW_LIFETIME.total_seconds()))
+        data = _preview_serializer().loads(
+            token[:500], max_age=int(PREVIEW_LIFETIME.total_seconds()))
     except BadSignature:
         abort(404)
     item = db.session.get(ContentItem, data.get("i") if isinstance(data, dict) else None)

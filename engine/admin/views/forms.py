@@ -152,7 +152,10 @@ def forms_submissions(slug: str) -> Any:
 
 def _cell(value: Any) -> str:
     """A CSV cell that spreadsheets will not run as a formula (CSV injection)."""
-    text = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+    if isinstance(value, list):
+        text = ", ".join(map(str, value))
+    else:
+        text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 

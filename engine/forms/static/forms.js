@@ -122,7 +122,7 @@
       status(form, result.body.error || "Something went wrong; please try again.", true);
       var firstBad = form.querySelector("[aria-invalid=true]");
       if (firstBad && firstBad.focus) firstBad.focus();
-      if (result.status === 400 && !Object.keys(fields).length) personalise(form); /* fresh token */
+      if (result.status === 400 && !Object.keys(fields).length) refreshToken(form);
     }).catch(function () {
       status(form, "We could not reach the server. Check your connection and try again.", true);
     }).then(function () {
@@ -132,11 +132,12 @@
     });
   }
 
-  function personalise(form) {
+  function personalise(form, force) {
     var url = form.getAttribute("data-fields-url");
     return fetch(url, {credentials: "same-origin", cache: "no-store"}).then(function (response) {
       if (!response.ok) return;
       return response.text().then(function (html) {
+        if (form.dataset.touched && !force) return; /* never wipe what the visitor is typing */
         form.querySelector("[data-magnet-fields]").innerHTML = html;
         stamp(form);
         bindNotMe(form);
@@ -150,8 +151,19 @@
     link.addEventListener("click", function (event) {
       event.preventDefault();
       form.setAttribute("data-fields-url", form.getAttribute("data-fields-url").split("?")[0] + "?not_me=1");
-      personalise(form);
+      personalise(form, true);
     });
+  }
+
+  /* An expired or refused token: take a fresh one for the same fields, keeping the answers. */
+  function refreshToken(form) {
+    fetch(form.getAttribute("data-fields-url"), {credentials: "same-origin", cache: "no-store"})
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("input[name=_token]");
+        var current = form.querySelector("input[name=_token]");
+        if (fresh && current) current.value = fresh.value;
+      }).catch(function () {});
   }
 
   function enhance(form) {
@@ -159,14 +171,24 @@
     stamp(form);
     bindNotMe(form);
     if (!form.querySelector(".magnet-form__known") && !form.hasAttribute("data-personal")) personalise(form);
-    form.addEventListener("submit", function (event) { submit(form, event); });
+    var touch = function () { form.dataset.touched = "1"; };
+    form.addEventListener("input", touch);
+    form.addEventListener("change", touch);
+    form.addEventListener("submit", function (event) { touch(); submit(form, event); });
+    /* Errors clear as soon as the answer is fixed (while typing, so nothing moves under the
+     * pointer on the next click); a new error shows when a filled field is left. */
+    var recheck = function (event) {
+      var t = event.target;
+      if (!t.matches || !t.matches("input, select, textarea") || t.closest(".magnet-form__hp")) return;
+      var group = t.closest("fieldset.magnet-field");
+      if ((group || t).getAttribute("aria-invalid")) check(form, t);
+    };
+    form.addEventListener("input", recheck);
+    form.addEventListener("change", recheck);
     form.addEventListener("focusout", function (event) {
       var t = event.target;
-      if (t.matches && t.matches("input, select, textarea") && !t.closest(".magnet-form__hp") && (t.value || t.getAttribute("aria-invalid"))) check(form, t);
-    });
-    form.addEventListener("change", function (event) {
-      var group = event.target.closest && event.target.closest("fieldset.magnet-field");
-      if (group) checkGroup(form, group);
+      if (t.matches && t.matches("input:not([type=radio]):not([type=checkbox]), select, textarea") &&
+          !t.closest(".magnet-form__hp") && t.value) check(form, t);
     });
   }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Flask, render_template
@@ -61,3 +62,20 @@ def configure(app: Flask, **settings: Any) -> None:
                           if v is not False})
         form = plugins.save_settings("tracking", data)
         assert not form.errors, form.errors
+
+
+PASSWORD = "correct horse battery"
+
+
+def signed_in(app: Flask, role: str) -> Any:
+    """A test client signed in to the admin as a new person with `role`."""
+    from engine.auth.accounts import create_user
+    with app.app_context():
+        create_user(f"{role}@example.com", role, password=PASSWORD)
+    client = app.test_client()
+    page = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = client.post("/auth/login", data={"email": f"{role}@example.com",
+                                                "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    return client

@@ -1,6 +1,8 @@
 """A real visitor in Chromium: anonymous reading, a CTA click, a form, and the joined timeline."""
 from __future__ import annotations
 
+import html
+import re
 import time
 
 import pytest
@@ -9,7 +11,7 @@ from sqlalchemy import select
 from engine.contacts import activity
 from engine.contacts.models import Contact
 from engine.db import db
-from plugins.tracking.tests.helpers import configure, drain
+from plugins.tracking.tests.helpers import configure, drain, signed_in
 
 
 @pytest.fixture
@@ -69,3 +71,12 @@ def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, pag
     assert click.properties["label"] == "Get the free e-book"
     assert next(r for r in rows if r.type == "form_view").properties["form"] == "ebook"
     assert len({r.visitor_id for r in rows}) == 1
+
+    admin = signed_in(app, "viewer")
+    page_html = admin.get(f"/admin/contacts/{rows[0].contact_id}").get_data(as_text=True)
+    timeline = page_html.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    shown = re.findall(r"<strong>([a-z ]+)</strong>(?: · <span class=\"muted\">([^<]*)</span>)?",
+                       timeline)
+    shown = [(kind.replace(" ", "_"), html.unescape(url).replace(live_server, "").split("#")[0])
+             for kind, url in reversed(shown)]  # the page lists the newest first
+    assert shown == journey

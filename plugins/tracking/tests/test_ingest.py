@@ -234,7 +234,8 @@ def test_plugin_disabled_means_no_script_and_no_endpoint(app, client):
 def test_identity_joins_anonymous_history_and_sets_touches(app, client):
     send(client, app, url="http://localhost/?utm_source=newsletter&utm_medium=email"
          "&utm_campaign=launch")
-    send(client, app, "download", url="http://localhost/guide", h="http://localhost/assets/guide.pdf")
+    send(client, app, "download", url="http://localhost/guide",
+         h="http://localhost/assets/guide.pdf")
     drain(app)
     visitor_id = events(app)[0].visitor_id
     with app.app_context():
@@ -254,3 +255,17 @@ def test_identity_joins_anonymous_history_and_sets_touches(app, client):
     drain(app)
     assert [(e.type, e.contact_id) for e in events(app)] == [
         ("page_view", contact_id), ("download", contact_id), ("click", contact_id)]
+
+
+def test_malformed_queued_items_are_dropped_without_holding_up_the_rest(app, client):
+    from engine.jobs import connection
+    from plugins.tracking import buffer
+    send(client, app)
+    with app.app_context():
+        connection().rpush(buffer.QUEUE_KEY, b"{not json", json.dumps({"t": "page_view"}),
+                           json.dumps([1]), json.dumps({"t": "page_view", "u": "x", "ts": "?"}))
+    send(client, app, url="http://localhost/after")
+    assert drain(app) == 6
+    assert [e.url for e in events(app)] == ["http://localhost/", "http://localhost/after"]
+    with app.app_context():
+        assert buffer.pending() == 0

@@ -115,3 +115,15 @@ def test_retention_prunes_old_anonymous_visitors_only(app, client):
         assert db.session.get(Visitor, known).contact_id == contact.id
         assert retention.prune(days=365) == {"events": 0, "visits": 0, "visitors": 0,
                                              "active_lists": 0}
+
+
+def test_prune_command_deletes_old_anonymous_events(app, client):
+    send(client, app, url="http://localhost/old")
+    drain(app)
+    with app.app_context(), write() as session:
+        forty_days_ago = utcnow() - timedelta(days=40)
+        session.execute(Activity.__table__.update().values(occurred_at=forty_days_ago))
+    result = app.test_cli_runner().invoke(args=["tracking", "prune", "--days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "1 events" in result.output
+    assert events(app) == []

@@ -9,23 +9,7 @@ from sqlalchemy import select
 
 from engine.db import db, utcnow
 from plugins.tracking.models import DailyTotals, MonthlyActives
-from plugins.tracking.tests.helpers import IPHONE, drain, send
-
-PASSWORD = "correct horse battery"
-
-
-def signed_in(app, role):
-    from engine.auth.accounts import create_user
-    with app.app_context():
-        create_user(f"{role}@example.com", role, password=PASSWORD)
-    client = app.test_client()
-    page = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    response = client.post("/auth/login", data={"email": f"{role}@example.com",
-                                                "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302
-    return client
-
+from plugins.tracking.tests.helpers import IPHONE, drain, send, signed_in
 
 def visit_site(app):
     first, second = app.test_client(), app.test_client()
