@@ -5,8 +5,9 @@ The tracking plugin's endpoint checks each event and appends it to Redis; a runn
 page script sends with `navigator.sendBeacon` (a JSON page view in a text/plain body, with the
 page token read from a landing page's script tag, a browser's User-Agent, no cookie: each
 event from a new visitor). Baseline: a bare Flask endpoint that parses and checks the same
-JSON and stores nothing. After the load, every accepted event must reach the database; the
-seconds from the end of the load until the last one is stored are reported.
+JSON and stores nothing. During the load a probe sends a marked event every second and times
+how long it takes to appear in the database. Right after the load the worker is stopped
+gracefully and started again, as a deploy does; every accepted event must then be stored.
 Targets: at least 5,000 events/s accepted, p99 under 10 ms, stored within 2 s.
 
     python bench/beacon.py [--duration S] [--connections N] [--rounds R]
@@ -15,9 +16,13 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
+import statistics
 import sys
+import threading
 import time
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -49,11 +54,46 @@ def beacon_request(base_url: str) -> Request:
                    json.dumps(event, separators=(",", ":")))
 
 
-def stored_events(database: Path) -> int:
+class Prober(threading.Thread):
+    """Sends a marked event now and then during the load and times how long it takes to be
+    stored: the time until stored, measured while the endpoint and the worker are busy."""
+
+    def __init__(self, base_url: str, request: Request, database: Path) -> None:
+        super().__init__(daemon=True, name="beacon-prober")
+        self.url, self.request, self.database = base_url + request.path, request, database
+        self.stopping = threading.Event()
+        self.latencies: list[float] = []
+        self.sent = 0
+
+    def run(self) -> None:
+        nonce = secrets.token_hex(4)
+        while not self.stopping.wait(1.0):
+            marker = f"probe-{nonce}-{self.sent}"
+            body = self.request.body.replace(UNIQUE, marker).encode()
+            began = time.monotonic()
+            try:
+                post = urllib.request.Request(self.url, body, self.request.headers, method="POST")
+                with urllib.request.urlopen(post, timeout=10):
+                    self.sent += 1
+            except OSError:
+                continue
+            while time.monotonic() - began < 60:
+                if stored_events(self.database, f"%={marker}"):
+                    self.latencies.append(time.monotonic() - began)
+                    break
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(70)
+
+
+def stored_events(database: Path, url_like: str = "%") -> int:
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
         return int(connection.execute(
-            "SELECT count(*) FROM activities WHERE type = 'page_view'").fetchone()[0])
+            "SELECT count(*) FROM activities WHERE type = 'page_view' AND url LIKE ?",
+            (url_like,)).fetchone()[0])
     finally:
         connection.close()
 
@@ -68,31 +108,41 @@ def main() -> None:
         bare = stack.enter_context(Gunicorn("bench.baselines:beacon_app"))
         request = beacon_request(engine.url)
         bare_request = Request("/t", "POST", request.headers, request.body)
-        runs = compare(report, [Subject(BASELINE, bare, bare_request),
-                                Subject(MAGNET, engine, request)], options)
+        database = site.instance / "magnet.db"
+        prober = Prober(engine.url, request, database)
+        prober.start()
+        try:
+            runs = compare(report, [Subject(BASELINE, bare, bare_request),
+                                    Subject(MAGNET, engine, request)], options)
+        finally:
+            prober.stop()
 
         load_ended = time.monotonic()
-        accepted = answered(runs[MAGNET])
-        database = site.instance / "magnet.db"
+        site.restart_workers()  # a graceful stop mid-drain must lose nothing
+        accepted = answered(runs[MAGNET]) + prober.sent
         count = stored_events(database)
         while count < accepted and time.monotonic() - load_ended < 120:
             time.sleep(0.1)
             count = stored_events(database)
-        # Only the last load ended here; earlier rounds had the baseline's turn to drain.
+        latencies = sorted(prober.latencies) or [float("inf")]
         report.extra["accounting"] = {
             "accepted": accepted, "stored": count,
             "seconds_until_all_stored_after_load": round(time.monotonic() - load_ended, 2),
-            "note": "stored can exceed accepted by the requests still in flight when the load "
-                    "generator stopped; lost = accepted - stored",
+            "probes": len(prober.latencies),
+            "probe_seconds_until_stored_median": round(statistics.median(latencies), 3),
+            "probe_seconds_until_stored_max": round(latencies[-1], 3),
+            "note": "the worker was restarted gracefully right after the load; stored can "
+                    "exceed accepted by the requests still in flight when the load generator "
+                    "stopped; lost = accepted - stored",
         }
     magnet = report.figures(MAGNET)
     accounting = report.extra["accounting"]
     lost = max(0, accounting["accepted"] - accounting["stored"])
-    until_stored = accounting["seconds_until_all_stored_after_load"]
+    until_stored = accounting["probe_seconds_until_stored_max"]
     report.target("events/s accepted", magnet.rps, ">= 5000", magnet.rps >= 5000)
     report.target(f"p99 ms at {options.connections} connections", magnet.p99_ms, "< 10 ms",
                   magnet.p99_ms < 10)
-    report.target("seconds until the last event is stored", until_stored, "< 2 s",
+    report.target("seconds until stored, slowest probe under load", until_stored, "< 2 s",
                   until_stored < 2)
     report.target("events lost", lost, "0", lost == 0)
     report.finish()

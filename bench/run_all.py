@@ -8,6 +8,7 @@ runs, not a measurement.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -35,7 +36,14 @@ def main() -> None:
         if subprocess.call(args) != 0:
             failed.append(name)
         print(f"=== {name}: {time.monotonic() - began:.0f} s ===", flush=True)
-    print(f"\nfigures in {BENCH / 'results'}")
+    print("\nsummary of the targets (ratios are to each workload's baseline in the same run):")
+    for name in options.only or WORKLOADS:
+        path = BENCH / "results" / f"{name}.json"
+        if name not in failed and path.exists():
+            for target in json.loads(path.read_text()).get("targets", []):
+                print(f"  {name}: {target['target']} = {target['value']} (goal {target['goal']}, "
+                      f"{'met' if target['met'] else 'not met'})")
+    print(f"figures in {BENCH / 'results'}")
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")
 

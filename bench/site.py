@@ -24,6 +24,8 @@ from engine.jobs.embedded import EmbeddedRedis
 
 
 class EngineSite:
+    """`with EngineSite(plugins=("tracking",)) as site:` a ready site; `site.serve()` its web."""
+
     def __init__(self, plugins: tuple[str, ...] = (), workers: int = 1, content: bool = True,
                  config: dict[str, str] | None = None) -> None:
         self.plugins, self.workers, self.content = plugins, workers, content
@@ -48,6 +50,8 @@ class EngineSite:
 
     def __enter__(self) -> EngineSite:
         try:
+            self.redis.start()
+            self.env["REDIS_URL"] = self.redis.url
             self.magnet("db", "upgrade")
             if self.content:
                 if self.has_command("content", "sync"):
@@ -61,8 +65,6 @@ class EngineSite:
                     self.magnet("plugins", "enable", slug)
                 else:
                     self.notes.append(f"plugin {slug!r} is not installed: measured without it")
-            self.redis.start()
-            self.env["REDIS_URL"] = self.redis.url
             for number in range(self.workers):
                 worker = Service(f"worker{number}", [sys.executable, "-m", "engine.cli", "worker"],
                                  self.env)
@@ -73,6 +75,13 @@ class EngineSite:
         for note in self.notes:
             print(f"note: {note}", flush=True)
         return self
+
+    def restart_workers(self) -> None:
+        """Stop every `magnet worker` gracefully (SIGTERM, as a deploy does) and start new ones."""
+        workers = [service for service in self.services if service.name.startswith("worker")]
+        for worker in workers:
+            worker.stop()
+            worker.start()
 
     def serve(self, ready_path: str = "/healthz") -> Gunicorn:
         """gunicorn on `wsgi:app`, started; stopped with the site."""

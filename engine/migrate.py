@@ -4,6 +4,12 @@ Each concern owns its tables and keeps its migrations beside its code
 (`engine/<concern>/migrations/versions/`, `plugins/<slug>/migrations/versions/`), labelled with
 its name. The core's branches are applied by `magnet db upgrade` (and by `serve` at start); a
 plugin's branch when the plugin is enabled, and again on every upgrade while it is enabled.
+
+The core's branches share one version table, so a core branch may `depends_on` another (forms
+on contacts). Each plugin keeps its own version table (`alembic_version_<slug>`, a per-plugin
+schema version): a plugin that is later removed from the installation leaves a revision nobody
+can resolve, and that must never block the core's upgrades. Plugin migrations therefore never
+use `depends_on`; the core is always upgraded before any plugin.
 """
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 
 from engine.db import db, locking
 
 ENGINE_DIR = Path(__file__).resolve().parent
+CORE_VERSION_TABLE = "alembic_version"
 
 
 def branches(app: Flask) -> dict[str, Path]:
@@ -29,39 +37,62 @@ def branches(app: Flask) -> dict[str, Path]:
 
 
 def core_labels(app: Flask) -> list[str]:
-    plugins = app.extensions["magnet.plugins"].infos
-    return [label for label in branches(app) if label not in plugins]
+    return [label for label in branches(app) if not _is_plugin(app, label)]
 
 
-def alembic_config(app: Flask) -> Config:
+def _is_plugin(app: Flask, label: str) -> bool:
+    """A plugin's branch, as opposed to a core concern's (built-ins are core)."""
+    info = app.extensions["magnet.plugins"].infos.get(label)
+    return info is not None and not info.builtin
+
+
+def alembic_config(app: Flask, label: str) -> Config:
+    """The Alembic config for one branch: the core's folders together, or one plugin's."""
+    folders = branches(app)
+    plugin = _is_plugin(app, label)
+    locations = [folders[label]] if plugin else [folders[name] for name in core_labels(app)]
     config = Config()
     config.set_main_option("script_location", str(ENGINE_DIR / "migrations"))
-    config.set_main_option("version_locations",
-                           " ".join(str(p) for p in branches(app).values()))
+    config.set_main_option("version_locations", " ".join(str(p) for p in locations))
     config.set_main_option("path_separator", "space")
+    config.attributes["version_table"] = f"alembic_version_{label}" if plugin \
+        else CORE_VERSION_TABLE
     return config
 
 
 def upgrade(app: Flask, labels: list[str] | None = None) -> None:
-    """Upgrade the given branches (default: the core and every enabled plugin) to their heads."""
+    """Upgrade the given branches (default: the core, then every enabled plugin) to their heads."""
     with app.app_context():
-        if labels is None:
-            plugins = app.extensions["magnet.plugins"]
-            plugins.refresh(force=True)
+        plugins = app.extensions["magnet.plugins"]
+        whole_site = labels is None
+        if whole_site:
             labels = core_labels(app)
         available = branches(app)
-        config = alembic_config(app)
-        with locking(), db.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            for label in labels:
-                if label in available and any(available[label].glob("*.py")):
+        for label in [label for label in labels if label in available]:
+            config = alembic_config(app, label)
+            if _is_behind(config, label):
+                with locking(), db.engine.begin() as connection:
+                    config.attributes["connection"] = connection
                     command.upgrade(config, f"{label}@head")
-        if labels == core_labels(app):  # now the state table exists: plugins enabled earlier
-            plugins = app.extensions["magnet.plugins"]
+        if whole_site:  # now the state table exists: the plugins enabled on this site
             plugins.refresh(force=True)
-            enabled = [s for s in plugins.enabled if s in available and s not in labels]
+            enabled = [slug for slug in sorted(plugins.enabled) if slug in available]
             if enabled:
                 upgrade(app, enabled)
+
+
+def _is_behind(config: Config, label: str) -> bool:
+    """Whether the branch's head is not applied yet (checking is far cheaper than upgrading)."""
+    script = ScriptDirectory.from_config(config)
+    try:
+        head = script.get_revision(f"{label}@head")
+    except Exception:  # a branch folder with no revisions yet
+        return False
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": config.attributes["version_table"]})
+        applied = set(context.get_current_heads())
+    return head is not None and head.revision not in applied
 
 
 def owner_of_tables() -> dict[str, str]:
@@ -77,11 +108,10 @@ def revision(app: Flask, label: str, message: str) -> None:
     """Write a new migration for one branch from the difference between its models and the
     database (`magnet db revision LABEL -m ...`); upgrade every branch first."""
     with app.app_context():
-        config = alembic_config(app)
-        folder = branches(app).get(label)
+        folder = branches(app).get(label) or _new_branch_folder(app, label)
+        config = alembic_config(app, label)
         script = ScriptDirectory.from_config(config)
-        has_branch = folder is not None and any(
-            label in (rev.branch_labels or ()) for rev in script.walk_revisions())
+        has_branch = any(label in (rev.branch_labels or ()) for rev in script.walk_revisions())
         owners = owner_of_tables()
         config.attributes["include_table"] = lambda name: owners.get(name) == label
         with locking(), db.engine.begin() as connection:
@@ -89,9 +119,8 @@ def revision(app: Flask, label: str, message: str) -> None:
             if has_branch:
                 command.revision(config, message, autogenerate=True, head=f"{label}@head")
             else:
-                path = folder or _new_branch_folder(app, label)
                 command.revision(config, message, autogenerate=True, head="base",
-                                 branch_label=label, version_path=str(path))
+                                 branch_label=label, version_path=str(folder))
 
 
 def _new_branch_folder(app: Flask, label: str) -> Path:

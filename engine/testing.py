@@ -137,7 +137,7 @@ def make_app(tmp_path: Path, redis_url: str, backend: str, _sqlite_template: Pat
             shutil.copy(_sqlite_template, instance / "magnet.db")
         redis_lib.Redis.from_url(redis_url).flushdb()
         app = create_app(overrides, instance_path=instance)
-        migrate.upgrade(app)
+        migrate.upgrade(app)  # a no-op for copies of the template, unless a migration was added
         apps.append(app)
         return app
 

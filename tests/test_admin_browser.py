@@ -4,7 +4,6 @@ from __future__ import annotations
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,6 @@ from tests.forms_support import forms_site
 from tests.test_admin import PLUGIN
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "instance" / "screenshots"
 
 
 @pytest.fixture

@@ -158,3 +158,24 @@ def test_gdpr_export_and_erase(site):
     editor.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token, "confirm": "erase"})
     assert _contact_id(site, "jane@example.com") is None
     assert "Jane" not in editor.get(f"/admin/contacts/{contact_id}").get_data(as_text=True)
+
+
+@pytest.mark.both_backends
+def test_dashboard_shows_conversion_per_form_and_top_pages(site):
+    from engine.contacts import activity
+    from engine.db import write
+    post(site.test_client(), "ebook", EBOOK)
+    with site.app_context(), write():
+        activity.record_many(
+            [{"type": "form_view", "visitor_id": "a" * 32, "url": "http://site.test/guide",
+              "properties": {"form": "ebook"}}] * 4
+            + [{"type": "page_view", "visitor_id": "a" * 32, "url": "http://site.test/pricing"}] * 3
+            + [{"type": "page_view", "visitor_id": "a" * 32, "url": "http://site.test/blog"}])
+    from engine.forms import service
+    from markupsafe import escape
+    with site.app_context():
+        title = str(escape(service.get("ebook").title))
+    page = signed_in(site, "viewer").get("/admin/").get_data(as_text=True)
+    row = page.split(title)[1].split("</tr>")[0]
+    assert '<td class="num">4</td>' in row and '<td class="num">1</td>' in row and "25.0%" in row
+    assert page.index("http://site.test/pricing") < page.index("http://site.test/blog")

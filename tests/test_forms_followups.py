@@ -70,12 +70,18 @@ def test_hook_on_form_submitted(recorded, work):
     assert len([r for r in read() if r["hook"] == "on_form_submitted"]) == 1  # once
 
 
-def test_hook_on_contact_created(recorded, work):
+def test_hook_on_contact_created(recorded, work, tmp_path):
     app, read = recorded
     post(app.test_client(), "ebook", EBOOK)
     work(app)
     assert [r for r in read() if r["hook"] == "on_contact_created"] == [
         {"hook": "on_contact_created", "email": "jane@example.com"}]
+    people = tmp_path / "people.csv"  # imported contacts are announced too, in batches
+    people.write_text("email\nann@example.com\njane@example.com\nbob@example.com\n")
+    assert app.test_cli_runner().invoke(args=["contacts", "import", str(people)]).exit_code == 0
+    work(app)
+    created = [r["email"] for r in read() if r["hook"] == "on_contact_created"]
+    assert created == ["jane@example.com", "ann@example.com", "bob@example.com"]
 
 
 def test_hook_on_contact_updated(recorded, work):

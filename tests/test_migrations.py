@@ -13,7 +13,8 @@ def test_every_branch_upgrades_an_empty_database_and_matches_the_models(make_app
     migrate.upgrade(app, list(migrate.branches(app)))  # the core and every bundled plugin
     with app.app_context(), db.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, db.metadata)
+        differences = [d for d in compare_metadata(context, db.metadata)
+                       if not (d[0] == "remove_table" and d[1].name.startswith("alembic_version"))]
     assert differences == [], "models and migrations differ; run `magnet db revision <label>`"
 
 

@@ -4,8 +4,8 @@ Import is built for size (100,000 rows in seconds, see `bench/import_contacts.py
 checked in Python, then written a chunk at a time with multi-row INSERTs for new contacts and
 one UPDATE per changed contact, each chunk in one transaction. Duplicates inside the file are
 merged row by row (later non-empty values win); rows matching an existing contact update it
-(`overwrite=False` only fills its empty fields). Imports do not fire per-contact hooks: a
-migration of a whole list is not 100,000 sign-ups.
+(`overwrite=False` only fills its empty fields). New contacts are announced to plugins
+(`on_contact_created`) by one outbox job per chunk, not one per contact.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from engine.contacts.models import Company, Contact, ContactTag, Tag
 from engine.contacts.service import (STANDARD_FIELDS, ContactError, apply_values, clean_values,
                                      custom_fields, normalise_email)
 from engine.db import db, utcnow, write
+from engine.jobs import outbox
 
 CHUNK = 5000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -125,7 +126,7 @@ def _companies(names: set[str]) -> dict[str, int]:
     missing = sorted(names - found.keys())
     if missing:
         now = utcnow()
-        db.session.execute(insert(Company), [{"name": n, "domain": "", "custom": {}, "created_at": now}
+        db.session.execute(insert(Company.__table__), [{"name": n, "domain": "", "custom": {}, "created_at": now}
                                              for n in missing])
         found.update(db.session.execute(select(Company.name, Company.id).where(Company.name.in_(missing))).all())
     return found
@@ -182,16 +183,19 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
                 report.updated += 1
             else:
                 report.unchanged += 1
-        if new_rows:
-            db.session.execute(insert(Contact), new_rows)
+        if new_rows:  # Core, not ORM bulk: a third of the time for 100,000 rows
+            db.session.execute(insert(Contact.__table__), new_rows)
             report.created += len(new_rows)
-            tagged = {email: tags for email, _, tags in chunk if tags and email not in existing}
-            if tagged:
-                ids = dict(db.session.execute(select(Contact.email, Contact.id)
-                                              .where(Contact.email.in_(list(tagged)))).all())
-                tag_pairs += [(ids[e], tag_ids[t[:100]]) for e, tags in tagged.items() for t in set(tags)]
+            new_emails = [row["email"] for row in new_rows]
+            ids: dict[str, int] = {}
+            for start in range(0, len(new_emails), 900):
+                ids.update(db.session.execute(select(Contact.email, Contact.id).where(
+                    Contact.email.in_(new_emails[start:start + 900]))).all())
+            tag_pairs += [(ids[email], tag_ids[t[:100]]) for email, _, tags in chunk
+                          if email in ids for t in set(tags)]
+            outbox.add("contacts.created", contact_ids=sorted(ids.values()))
         if tag_pairs:
-            db.session.execute(insert(ContactTag), [{"contact_id": c, "tag_id": t}
+            db.session.execute(insert(ContactTag.__table__), [{"contact_id": c, "tag_id": t}
                                                     for c, t in sorted(set(tag_pairs))])
     db.session.expunge_all()
 

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, Response, current_app, request
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from engine.content.models import PageCacheState
 from engine.db import db, utcnow
@@ -81,10 +81,24 @@ class PageCache:
         return len(self._entries)
 
 
+_GENERATION_SQL = "SELECT generation FROM content_cache_state WHERE id = 1"
+
+
 def generation() -> int:
-    """The site's content generation, read from the database (cheap: one primary-key read)."""
-    value = db.session.scalar(select(PageCacheState.generation).where(PageCacheState.id == 1))
-    return value or 0
+    """The site's content generation: one primary-key read on a pooled DB-API connection.
+
+    It bypasses the ORM session and SQLAlchemy's transaction events on purpose: on a cache hit
+    this read is most of the work, and that bookkeeping costs several times the query itself.
+    """
+    connection = db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(_GENERATION_SQL)
+        row = cursor.fetchone()
+        cursor.close()
+    finally:
+        connection.close()  # back to the pool, which ends the read transaction
+    return int(row[0]) if row else 0
 
 
 def invalidate() -> None:

@@ -163,7 +163,12 @@ def _sync_forms(folder: Path, dry_run: bool, report: SyncReport) -> None:
         report.notes.append(f"forms: skipped {forms} (the forms module, engine.forms.sync, "
                             "is not installed)")
         return
-    lines = importlib.import_module("engine.forms.sync").sync_forms(forms, dry_run=dry_run)
+    try:
+        lines = importlib.import_module("engine.forms.sync").sync_forms(forms, dry_run=dry_run)
+    except Exception as exc:  # the pages are in; say what went wrong with the forms
+        db.session.rollback()
+        report.errors.append(f"forms: {type(exc).__name__}: {exc}"[:500])
+        return
     report.notes.extend(f"forms: {line}" for line in lines or [])
 
 

@@ -10,14 +10,15 @@ from engine.db import db
 config = context.config
 connection = config.attributes["connection"]
 include_table = config.attributes.get("include_table")
+version_table = config.attributes.get("version_table", "alembic_version")
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     """When writing one branch's revision, compare only the tables that branch owns."""
-    if include_table is None:
-        return True
     table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
-    return table is None or include_table(table)
+    if table and table.startswith("alembic_version"):  # other branches' version tables
+        return False
+    return table is None or include_table is None or include_table(table)
 
 
 context.configure(
@@ -26,6 +27,7 @@ context.configure(
     target_metadata=db.metadata,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
     compare_type=True,
+    version_table=version_table,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -28,8 +28,7 @@ def plugin_cards() -> list[Markup]:
 @bp.get("/")
 @require_role("viewer")
 def dashboard() -> Any:
-    by_day = stats.new_contacts_by_day()
+    figures = stats.dashboard_figures()
     return render_template(
-        "admin/dashboard.html", contacts=stats.contacts_summary(), by_day=by_day,
-        chart=bar_chart(by_day, "New contacts per day, last 30 days"),
-        forms=stats.form_figures(), pages=stats.top_pages(), cards=plugin_cards())
+        "admin/dashboard.html", **figures, cards=plugin_cards(),
+        chart=bar_chart(figures["by_day"], "New contacts per day, last 30 days"))

@@ -95,8 +95,8 @@ def _editor(definition: dict[str, Any], row: Form | None, error: str | None = No
 @bp.get("/forms")
 @require_role("viewer")
 def forms_list() -> Any:
-    from engine.admin.stats import form_figures
-    figures = {f.slug: f for f in form_figures()}
+    from engine.admin.stats import cached_form_figures
+    figures = {f.slug: f for f in cached_form_figures()}
     return render_template("admin/forms_list.html", forms=service.all_forms(), figures=figures)
 
 

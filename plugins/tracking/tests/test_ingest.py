@@ -208,7 +208,7 @@ def test_redis_down_writes_straight_to_the_database(make_app, tmp_path):
         server.stop()
     started = time.monotonic()
     assert send(client, app, url="http://localhost/during").status_code == 204
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # no waiting on a dead Redis
     assert [e.url for e in events(app)] == ["http://localhost/before", "http://localhost/during"]
     server.start()
     try:
