@@ -13,12 +13,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 HTTP_WORKLOADS = ("pages", "submissions", "beacon")
-WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput")
+WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts")
 QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
-         "worker_throughput": ["--jobs", "300", "--forking-jobs", "60"]}
+         "worker_throughput": ["--jobs", "300", "--forking-jobs", "60"],
+         "import_contacts": ["--rows", "10000"]}
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A result's targets; a workload timing one command states its target as seconds."""
+    if "targets" in result:
+        return result["targets"]
+    if "target_seconds" in result:
+        return [{"target": "seconds", "value": result["seconds"],
+                 "goal": f"< {result['target_seconds']:g}", "met": result["met"]}]
+    return []
 
 
 def main() -> None:
@@ -40,7 +52,7 @@ def main() -> None:
     for name in options.only or WORKLOADS:
         path = BENCH / "results" / f"{name}.json"
         if name not in failed and path.exists():
-            for target in json.loads(path.read_text()).get("targets", []):
+            for target in targets(json.loads(path.read_text())):
                 print(f"  {name}: {target['target']} = {target['value']} (goal {target['goal']}, "
                       f"{'met' if target['met'] else 'not met'})")
     print(f"figures in {BENCH / 'results'}")

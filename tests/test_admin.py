@@ -224,3 +224,21 @@ def test_dashboard_counts_contacts_and_submissions(app):
     assert '<p class="stat">2</p><p class="stat-label" id="c-total">Contacts' in page
     assert '<p class="stat">1</p><p class="stat-label" id="c-new">New contacts this week' in page
     assert "<svg" in page and "New contacts per day" in page
+
+
+def test_dashboard_figures_are_refreshed_by_a_periodic_job(app, work):
+    from engine.contacts.models import Contact
+    from engine.db import utcnow, write
+    from engine.jobs import enqueue
+    viewer = signed_in(app, "viewer")
+    assert 'id="c-total">Contacts' in viewer.get("/admin/").get_data(as_text=True)
+    with app.app_context():
+        with write() as session:
+            session.add(Contact(email="late@example.com", created_at=utcnow()))
+    page = viewer.get("/admin/").get_data(as_text=True)
+    assert '<p class="stat">0</p><p class="stat-label" id="c-total">' in page  # kept figures
+    with app.app_context():
+        enqueue("admin.dashboard_figures")
+    work(app)
+    page = viewer.get("/admin/").get_data(as_text=True)
+    assert '<p class="stat">1</p><p class="stat-label" id="c-total">' in page

@@ -124,6 +124,16 @@ def _elements(html):
     return found
 
 
+def test_landing_page_fields_cannot_smuggle_script_urls(app, client):
+    from engine.content import service as svc
+    with app.app_context():
+        svc.create_item("page", "Offer", status="published", template="landing", fields={
+            "headline": "<b>Bold</b>", "cta": {"label": "Go", "url": "javascript:alert(1)"}})
+    html = client.get("/offer").get_data(as_text=True)
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in html
+    assert 'href="#">Go</a>' in html and "javascript:" not in html
+
+
 def test_shortcodes_render_and_unknown_ones_show_a_hint(app, client):
     item = post(app, "Shortcodes", body=(
         '[cta url="/pricing" label="See pricing"]\n\n'
@@ -260,6 +270,8 @@ def test_page_cache_serves_anonymous_views_and_is_invalidated_by_publishing(app,
     cached = client.get("/blog")
     assert cached.headers["X-Magnet-Cache"] == "hit"
     assert client.get("/blog", headers={"If-None-Match": cached.headers["ETag"]}).status_code == 304
+    assert client.get("/blog?utm_source=news").headers["X-Magnet-Cache"] == "hit"
+    assert client.get("/blog/tag/no-such-tag").status_code == 404
     item = post(app, "Brand new post")
     fresh = client.get("/blog")
     assert fresh.headers["X-Magnet-Cache"] == "miss" and b"Brand new post" in fresh.data
@@ -372,3 +384,17 @@ def test_first_run_loads_the_demo_only_into_an_empty_site(app):
         assert "Loaded the demo site" in notes[0]
         assert service.visible_item("page", "home") is not None
         assert first_run(app, "http://127.0.0.1:8000") == []
+
+
+@pytest.mark.both_backends
+def test_publish_due_job_marks_scheduled_posts_published_in_a_worker(app, work):
+    item = post(app, "Soon", published_at=utcnow() + timedelta(seconds=1))
+    assert item.status == "scheduled"
+    import time
+    time.sleep(1.1)
+    with app.app_context():
+        from engine.jobs import enqueue
+        enqueue("content.publish_due")
+    work(app)
+    with app.app_context():
+        assert service.get_item("post", "soon").status == "published"

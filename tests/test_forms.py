@@ -16,7 +16,6 @@ from engine.forms import security
 from engine.forms.definitions import DefinitionError, parse
 from engine.forms.models import Submission
 from engine.jobs.outbox import OutboxRow
-from engine.mail.models import MailMessage
 from tests.forms_support import EBOOK, count, forms_site, post, token_of
 
 pytestmark = pytest.mark.both_backends

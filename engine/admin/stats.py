@@ -1,9 +1,10 @@
 """Read-only figures for the dashboard, computed with a few aggregate queries.
 
 The tables belong to the contacts and forms concerns; the dashboard only counts their rows.
-Counting a million contacts takes a second or two, so the figures are kept in Redis for a
-minute (`cached`): the dashboard answers fast however large the site, and is at most a minute
-behind.
+Counting a million contacts takes a second or two, so the figures are kept in Redis
+(`cached`), refreshed by a periodic job (`admin.dashboard_figures`, see hooks.py): the dashboard
+answers fast however large the site, and is at most a minute behind. Without a worker, the first
+view after the figures expire computes them.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from engine.forms.models import Form, Submission
 from engine.jobs import connection
 
 PERIOD = timedelta(days=30)
-CACHE_SECONDS = 60
+CACHE_SECONDS = 120  # outlives the job's interval, so a running site never computes in a request
+FIGURES: dict[str, Callable[[], Any]] = {}  # filled below: name -> compute, JSON-able
 
 
 @dataclass(frozen=True)
@@ -82,32 +84,45 @@ def top_pages(limit: int = 10) -> list[tuple[str, int]]:
         .group_by(Activity.url).order_by(func.count().desc()).limit(limit)).all()]
 
 
-def cached(name: str, compute: Callable[[], Any]) -> Any:
-    """`compute()`'s JSON-able result, shared by every process for CACHE_SECONDS."""
-    key = f"magnet:admin:stats:{name}"
+FIGURES.update(contacts=contacts_summary, by_day=new_contacts_by_day, pages=top_pages,
+               forms=lambda: [asdict(f) for f in form_figures()])
+
+
+def _store(name: str, value: Any) -> None:
     try:
-        hit = connection().get(key)
-        if hit is not None:
-            return json.loads(hit)
-    except (redis.RedisError, OSError):
-        return compute()
-    value = compute()
-    try:
-        connection().set(key, json.dumps(value), ex=CACHE_SECONDS)
+        connection().set(f"magnet:admin:stats:{name}", json.dumps(value), ex=CACHE_SECONDS)
     except (redis.RedisError, OSError):
         pass
+
+
+def cached(name: str) -> Any:
+    """A figure from Redis, computed (and stored) when missing or when Redis is down."""
+    try:
+        hit = connection().get(f"magnet:admin:stats:{name}")
+    except (redis.RedisError, OSError):
+        return FIGURES[name]()
+    if hit is not None:
+        return json.loads(hit)
+    value = FIGURES[name]()
+    _store(name, value)
     return value
 
 
+def refresh() -> None:
+    """Recompute every figure (the periodic job)."""
+    for name, compute in FIGURES.items():
+        _store(name, compute())
+
+
 def dashboard_figures() -> dict[str, Any]:
-    """Everything the dashboard shows, at most a minute old."""
+    """Everything the dashboard shows, at most a couple of minutes old."""
     return {
-        "contacts": cached("contacts", contacts_summary),
-        "by_day": [tuple(p) for p in cached("by_day", new_contacts_by_day)],
+        "contacts": cached("contacts"),
+        "by_day": [tuple(p) for p in cached("by_day")],
         "forms": cached_form_figures(),
-        "pages": [tuple(p) for p in cached("pages", top_pages)],
+        "pages": [tuple(p) for p in cached("pages")],
     }
 
 
 def cached_form_figures() -> list[FormFigures]:
-    return [FormFigures(**f) for f in cached("forms", lambda: [asdict(f) for f in form_figures()])]
+    return [FormFigures(**f) for f in cached("forms")]

@@ -6,12 +6,14 @@ import stores the contact together with whatever caused the change, or nothing a
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy import insert, select
 
 from engine.contacts.models import (LIFECYCLE_STAGES, Company, Contact, ContactTag, CustomField,
@@ -102,8 +104,20 @@ def coerce_custom(field: CustomField, value: Any) -> Any:
     return text
 
 
+FIELDS_CACHE_SECONDS = 2.0
+
+
 def custom_fields() -> dict[str, CustomField]:
-    return {f.key: f for f in db.session.scalars(select(CustomField))}
+    """The custom field definitions, kept per process for a moment (read by every submission);
+    `define_field()` clears this process's copy at once."""
+    cache = current_app.extensions.setdefault("magnet.contacts.fields", {})
+    now = time.monotonic()
+    if now - cache.get("at", -FIELDS_CACHE_SECONDS) >= FIELDS_CACHE_SECONDS:
+        fields = {f.key: f for f in db.session.scalars(select(CustomField))}
+        for field in fields.values():
+            db.session.expunge(field)
+        cache.update(at=now, fields=fields)
+    return cache["fields"]
 
 
 def define_field(key: str, label: str, type: str = "text", choices: list[str] | None = None) -> CustomField:
@@ -113,6 +127,7 @@ def define_field(key: str, label: str, type: str = "text", choices: list[str] | 
     field = db.session.get(CustomField, key) or CustomField(key=key)
     field.label, field.type, field.choices = label, type, list(choices or [])
     db.session.add(field)
+    current_app.extensions.pop("magnet.contacts.fields", None)
     return field
 
 
@@ -223,10 +238,11 @@ def grant_consent(contact: Contact, *, form: str, ip: str, text: str) -> None:
     contact.consent_proof = {"form": form, "ip": ip, "text": text[:2000]}
 
 
-def add_tags(contact: Contact, names: list[str]) -> list[str]:
+def add_tags(contact: Contact, names: list[str], new: bool = False) -> list[str]:
     """Tag a contact (creating tags as needed); returns the names newly added.
 
-    Plain SQL rather than the relationship: it runs on every form submission.
+    Plain SQL rather than the relationship: it runs on every form submission. `new`: the
+    contact was created in this transaction, so it has no tags to look up.
     """
     wanted = {n.strip()[:100] for n in names if n and n.strip()}
     if not wanted:
@@ -234,7 +250,8 @@ def add_tags(contact: Contact, names: list[str]) -> list[str]:
     ids = dict(db.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(wanted))).all())
     for name in sorted(wanted - ids.keys()):
         ids[name] = db.session.execute(insert(Tag.__table__).values(name=name)).inserted_primary_key[0]
-    have = set(db.session.scalars(select(ContactTag.tag_id).where(ContactTag.contact_id == contact.id)))
+    have = set() if new else set(db.session.scalars(
+        select(ContactTag.tag_id).where(ContactTag.contact_id == contact.id)))
     added = sorted(name for name in wanted if ids[name] not in have)
     if added:
         db.session.execute(insert(ContactTag.__table__),

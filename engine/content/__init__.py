@@ -15,6 +15,8 @@ from werkzeug.local import LocalProxy
 
 from engine.content import cache, models  # noqa: F401  (models: tables known to migrations)
 from engine.content.cli import content_group
+from engine.content.hooks import safe_url
+from engine.content.render import RenderedHTML
 
 
 def human_date(moment: datetime | None) -> str:
@@ -41,9 +43,11 @@ def _site_context() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     from engine.content import views
     cache.init_app(app)
+    app.extensions["magnet.rendered_html"] = RenderedHTML()
     app.register_blueprint(views.blueprint)
     app.register_error_handler(404, views.not_found)
     app.register_error_handler(500, views.server_error)
     app.context_processor(_site_context)
     app.add_template_filter(human_date)
+    app.add_template_filter(safe_url)
     app.cli.add_command(content_group)

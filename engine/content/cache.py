@@ -10,6 +10,9 @@ Entries live in each process's memory (a bounded LRU), keyed by
 - the plugin state stamp changes when a plugin is enabled or disabled (its slots change pages);
 - `variant` comes from the `filter_page_variant` hook, so personalising plugins (smart
   content) add what they vary on, and the cache keeps one copy per variant;
+- the path without its query string: public pages do not read it (`?utm_source=...` must not
+  make a new copy), so random query strings cannot flood the cache either; a plugin that
+  varies on a query parameter says so through the variant;
 - an entry also expires when the next scheduled item becomes due: a listing rendered before a
   post's time must not be served after it.
 
@@ -25,17 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, Response, current_app, request
 from sqlalchemy import update
 
 from engine.content.models import PageCacheState
-from engine.db import db, utcnow
+from engine.db import db, utcnow, write
 
 MAX_ENTRIES = 2000
 BYPASS_COOKIES = ("session", "remember_token")
-IGNORED_PARAMS = ("utm_", "gclid", "fbclid", "mc_cid", "mc_eid")
 
 
 @dataclass(frozen=True)
@@ -102,21 +103,14 @@ def generation() -> int:
 
 
 def invalidate() -> None:
-    """Make every process re-render its pages; call inside the `write()` that changes them."""
-    session = db.session
-    changed = session.execute(update(PageCacheState).where(PageCacheState.id == 1).values(
-        generation=PageCacheState.generation + 1, changed_at=utcnow())).rowcount
-    if not changed:
-        session.add(PageCacheState(id=1, generation=1, changed_at=utcnow()))
-    session.flush()
+    """Make every process re-render its pages. Inside the `write()` that changes them, it
+    commits with that change; on its own, it commits at once."""
+    with write() as session:
+        changed = session.execute(update(PageCacheState).where(PageCacheState.id == 1).values(
+            generation=PageCacheState.generation + 1, changed_at=utcnow())).rowcount
+        if not changed:
+            session.add(PageCacheState(id=1, generation=1, changed_at=utcnow()))
     current_app.extensions["magnet.page_cache"].clear()
-
-
-def _cache_path() -> str:
-    params = [(k, v) for k, v in parse_qsl(request.query_string.decode("latin-1"),
-                                           keep_blank_values=True)
-              if not k.startswith(IGNORED_PARAMS)]
-    return request.path + ("?" + urlencode(sorted(params)) if params else "")
 
 
 def cacheable_request() -> bool:
@@ -141,7 +135,7 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         manager = plugins.current()
         variant = manager.filter("filter_page_variant", "", request=request)
-        key = (gen, manager.enabled, str(variant), _cache_path())
+        key = (gen, manager.enabled, str(variant), request.path)
         store: PageCache = current_app.extensions["magnet.page_cache"]
         entry = store.get(key)
         state = "hit"

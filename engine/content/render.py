@@ -59,9 +59,29 @@ ESCAPED = re.compile(r"\[(\[[a-z][a-z0-9_-]+(?:\s+[^\[\]\n]*)?\])\]")
 CODE = re.compile(r"(^(?P<fence>```|~~~)[^\n]*\n.*?^(?P=fence)[ \t]*$|`[^`\n]+`)",
                   re.MULTILINE | re.DOTALL)
 
-_html_cache: OrderedDict[Any, str] = OrderedDict()
-_html_cache_lock = threading.Lock()
 HTML_CACHE_SIZE = 500
+
+
+class RenderedHTML:
+    """`app.extensions["magnet.rendered_html"]`: sanitised HTML by revision, bounded (LRU)."""
+
+    def __init__(self, size: int = HTML_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[Any, tuple[str, list[Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> tuple[str, list[Any]] | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: tuple[str, list[Any]]) -> None:
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 def sanitise(html: str) -> str:
@@ -155,17 +175,13 @@ def _expand(html: str, calls: list[tuple[str, dict[str, str], str]], nonce: str,
 
 
 def _cached_html(key: Any, text: str, nonce: str) -> tuple[str, list[Any]]:
-    with _html_cache_lock:
-        hit = _html_cache.get(key)
-        if hit is not None:
-            _html_cache.move_to_end(key)
-            return hit
+    store: RenderedHTML = current_app.extensions["magnet.rendered_html"]
+    hit = store.get(key)
+    if hit is not None:
+        return hit
     prepared, calls = _extract(text, nonce)
     value = (markdown_to_html(prepared), calls)
-    with _html_cache_lock:
-        _html_cache[key] = value
-        while len(_html_cache) > HTML_CACHE_SIZE:
-            _html_cache.popitem(last=False)
+    store.put(key, value)
     return value
 
 
@@ -179,12 +195,12 @@ def render_markdown(text: str, context: dict[str, Any], cache_key: Any = None) -
         prepared, calls = _extract(text, nonce)
         html = markdown_to_html(prepared)
     else:
-        nonce = hashlib_nonce(cache_key)
+        nonce = _nonce_for(cache_key)
         html, calls = _cached_html((nonce, cache_key), text, nonce)
     return Markup(_expand(html, calls, nonce, context))
 
 
-def hashlib_nonce(cache_key: Any) -> str:
+def _nonce_for(cache_key: Any) -> str:
     """A placeholder nonce that is stable for one cached revision but not guessable from its
     text (it is derived from the app's secret)."""
     secret = current_app.config["SECRET_KEY"]

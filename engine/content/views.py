@@ -69,7 +69,7 @@ def _listing(templates: list[str], *, number: int, tag: str | None, base_path: s
              heading: str) -> str:
     total = service.count_posts(tag)
     pages = max(1, math.ceil(total / PER_PAGE))
-    if number < 1 or number > pages:
+    if number < 1 or number > pages or (tag and not total):
         abort(404)
     posts = service.recent_posts(PER_PAGE, (number - 1) * PER_PAGE, tag=tag)
     site_info = seo.site()
@@ -180,7 +180,7 @@ def sitemap() -> Any:
 @blueprint.get("/robots.txt")
 @cached
 def robots() -> Any:
-    lines = ["User-agent: *", "Disallow: /admin", "",
+    lines = ["User-agent: *", "Disallow: /admin", "Disallow: /auth", "",
              f"Sitemap: {seo.absolute('/sitemap.xml')}", ""]
     return Response("\n".join(lines), mimetype="text/plain")
 

@@ -9,7 +9,6 @@ submission.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -27,8 +26,6 @@ from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
 from engine.jobs import outbox
-
-log = logging.getLogger("magnet.forms")
 
 ALLOWED_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_KEYS = 60
@@ -82,7 +79,7 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None) -> Outcome
     if mimetype not in ALLOWED_TYPES:
         return Outcome("bad_request", 400, "Send the form as form data "
                                           "(application/x-www-form-urlencoded or multipart/form-data).")
-    if request.content_length is not None and request.content_length > config["FORM_MAX_BYTES"]:
+    if request.content_length is not None and request.content_length > int(config["FORM_MAX_BYTES"]):
         return Outcome("too_large", 413, "That is more than this form accepts. Please shorten your answers.")
     if not security.same_origin(request):
         return Outcome("forbidden", 403, "This form can only be sent from this site.")
@@ -177,7 +174,7 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, email: str
                 if spec.type == "consent" and data.get(spec.name):
                     contacts.grant_consent(contact, form=definition.slug, ip=ip, text=spec.label)
                     changes.setdefault("consent", ("", "granted"))
-            contacts.add_tags(contact, list(definition.tags))
+            contacts.add_tags(contact, list(definition.tags), new=created)
             pending = []
             for list_slug in definition.lists:
                 sub = contacts.subscribe(contact, list_slug, source=f"form:{definition.slug}",

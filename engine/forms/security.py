@@ -77,11 +77,13 @@ def check_form_token(token: str, slug: str) -> tuple[list[str], float]:
 
 def same_origin(request: Any) -> bool:
     """False when the browser says the POST came from another site."""
-    if request.headers.get("Sec-Fetch-Site") in ("cross-site",):
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return False
     origin = request.headers.get("Origin")
-    if not origin or origin == "null":
-        return origin != "null"
+    if origin is None:  # old browsers and non-browser clients send none; the token still applies
+        return True
+    if origin == "null":  # sandboxed frames, data: URLs
+        return False
     here = urlsplit(request.host_url)
     there = urlsplit(origin)
     return (there.scheme, there.netloc) == (here.scheme, here.netloc)

@@ -1,8 +1,10 @@
 """Forms as the rest of the engine sees them: definitions by slug, submissions by contact."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from engine.db import db, utcnow, write
@@ -10,12 +12,30 @@ from engine.forms.definitions import FormDef, parse
 from engine.forms.models import Form, Submission
 
 
+CACHE_SECONDS = 2.0  # how long a process may serve a definition after it was changed elsewhere
+
+
 def get(slug: str) -> FormDef | None:
-    """The parsed definition of a form, or None when there is no such form."""
+    """The parsed definition of a form, or None when there is no such form.
+
+    Every submission needs it, so each process keeps parsed definitions for `CACHE_SECONDS`
+    (the same lag as plugin state); `save()` clears this process's copy at once.
+    """
     if len(slug) > 100:
         return None
+    cache = _cache()
+    now = time.monotonic()
+    hit = cache.get(slug)
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
     row = db.session.scalar(select(Form).where(Form.slug == slug))
-    return parse(row.definition) if row is not None else None
+    definition = parse(row.definition) if row is not None else None
+    cache[slug] = (now, definition)
+    return definition
+
+
+def _cache() -> dict[str, tuple[float, FormDef | None]]:
+    return current_app.extensions.setdefault("magnet.forms.definitions", {})
 
 
 def save(definition: dict[str, Any], source: str = "admin") -> Form:
@@ -26,6 +46,7 @@ def save(definition: dict[str, Any], source: str = "admin") -> Form:
         row.title, row.definition, row.source, row.updated_at = (parsed.title, definition, source,
                                                                  utcnow())
         session.add(row)
+    _cache().pop(parsed.slug, None)
     return row
 
 

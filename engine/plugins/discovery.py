@@ -23,6 +23,7 @@ BUILTINS: dict[str, str] = {
     "mail": "engine.mail.hooks",
     "forms": "engine.forms.hooks",
     "content": "engine.content.hooks",
+    "admin": "engine.admin.hooks",
 }
 
 # Names the core's own migration branches use; a plugin may not take them.

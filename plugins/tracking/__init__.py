@@ -40,6 +40,11 @@ def register_admin_menu() -> list[Any]:
 
 
 @hookimpl
+def register_dashboard_cards() -> list[Any]:
+    return [admin.dashboard_card]
+
+
+@hookimpl
 def tpl_body_end(request: Any) -> str:
     return beacon.tags(request)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
+from markupsafe import Markup
 
 from engine.admin.charts import bar_chart
 from engine.auth import require_role
@@ -32,3 +33,15 @@ def traffic() -> Any:
                            kept_since=kept_since if period.start < kept_since else None,
                            presets=report.PRESETS, views_chart=views_chart,
                            visitors_chart=visitors_chart, months_chart=months_chart)
+
+
+def dashboard_card() -> Markup:
+    """Last 7 days at a glance on the admin dashboard, linking to the Traffic page."""
+    week = report.traffic(report.Period(utcnow().date() - timedelta(days=6), utcnow().date()),
+                          limit=1)
+    return Markup(
+        '<h2>Traffic, last 7 days</h2><p class="stat">{views:,}</p>'
+        '<p class="stat-label">page views by {visitors:,} visitors</p>'
+        '<p><a href="{url}">See traffic</a></p>').format(
+        views=week.totals["page_views"], visitors=week.unique_visitors,
+        url=url_for("tracking_admin.traffic"))

@@ -5,7 +5,7 @@ settings from its tag, the visitor id cookie is set by the beacon's response, an
 (signed, one per day, accepted for `TOKEN_DAYS`) only proves that a hit comes from one of our
 pages, not who sent it. Hits without it are refused: they did not come from the script.
 
-The endpoint answers in well under a millisecond of work: checks, one Redis RPUSH, 204. When
+The endpoint does a fraction of a millisecond of work: checks, one Redis RPUSH, 204. When
 Redis is unreachable it stores the event itself, so nothing is lost.
 """
 from __future__ import annotations
@@ -141,7 +141,7 @@ def pixel() -> Response:
     return accept({"t": "page_view", "u": page, "ns": 1}, answer)
 
 
-def tags(request_: Any) -> Markup:
+def tags(page_request: Any) -> Markup:
     """The script tag (and its no-script pixel) placed at the end of every public page."""
     options = settings()
     token = page_token()
@@ -154,7 +154,7 @@ def tags(request_: Any) -> Markup:
         parts.append(Markup('<script src="{}" async></script>').format(
             url_for("plugin_static", slug="tracking", filename="consent.js")))
     else:
-        pixel_url = url_for("tracking.pixel", k=token, u=request_.base_url)
+        pixel_url = url_for("tracking.pixel", k=token, u=page_request.base_url)
         parts.append(Markup('<noscript><img src="{}" alt="" width="1" height="1" '
                             'style="position:absolute;left:-9999px"></noscript>').format(pixel_url))
     return Markup("\n").join(parts)

@@ -131,12 +131,22 @@ def source_of(referrer: str, campaign: dict[str, str], host: str) -> tuple[str, 
     if not ref_host or ref_host == host.split(":")[0].lower():
         return "(direct)", "(none)", ""
     bare = ref_host[4:] if ref_host.startswith("www.") else ref_host
-    if any(bare.startswith(name) or f".{name}" in f".{bare}" for name in SEARCH_ENGINES):
+    if _listed(bare, SEARCH_ENGINES):
         return bare, "organic", ""
-    if any(bare == name or bare.endswith("." + name) or bare.startswith(name)
-           for name in SOCIAL_SITES):
+    if _listed(bare, SOCIAL_SITES):
         return bare, "social", ""
     return bare, "referral", ""
+
+
+def _listed(host: str, names: tuple[str, ...]) -> bool:
+    """`example.com` matches it and its subdomains; `google.` matches any of Google's domains."""
+    for name in names:
+        if name.endswith("."):
+            if f".{name}" in f".{host}":
+                return True
+        elif host == name or host.endswith("." + name):
+            return True
+    return False
 
 
 def event(payload: Any, *, host: str, agent: str, ip: str, ip_mode: str,

@@ -83,7 +83,8 @@ def as_touch(visit: Visit) -> dict[str, Any]:
 
 
 def update_touches(contact_id: int, visitor_ids: list[str]) -> Touches | None:
-    """Set a contact's first touch (once) and last touch from the visits of their browsers."""
+    """Set a contact's first and last touch from the visits of all their browsers (a browser
+    identified later may bring an earlier first visit)."""
     if not visitor_ids:
         return None
     ordered = select(Visit).where(Visit.visitor_id.in_(visitor_ids))
@@ -97,7 +98,8 @@ def update_touches(contact_id: int, visitor_ids: list[str]) -> Touches | None:
                                   last_touch=as_touch(last), updated_at=utcnow())
     db.session.execute(stmt.on_conflict_do_update(
         index_elements=["contact_id"],
-        set_={"last_touch": stmt.excluded.last_touch, "updated_at": stmt.excluded.updated_at}))
+        set_={"first_touch": stmt.excluded.first_touch, "last_touch": stmt.excluded.last_touch,
+              "updated_at": stmt.excluded.updated_at}))
     return db.session.get(Touches, contact_id, populate_existing=True)
 
 

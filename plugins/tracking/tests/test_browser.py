@@ -11,6 +11,7 @@ from sqlalchemy import select
 from engine.contacts import activity
 from engine.contacts.models import Contact
 from engine.db import db
+from plugins.tracking import visits
 from plugins.tracking.tests.helpers import configure, drain, signed_in
 
 
@@ -43,7 +44,7 @@ def timeline_of(app, email, expected, timeout=10.0):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, page):
+def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, page, work):
     page.goto(f"{live_server}/about")
     page.goto(f"{live_server}/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=june")
     page.goto(f"{live_server}/")
@@ -80,3 +81,11 @@ def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, pag
     shown = [(kind.replace(" ", "_"), html.unescape(url).replace(live_server, "").split("#")[0])
              for kind, url in reversed(shown)]  # the page lists the newest first
     assert shown == journey
+
+    work(app)  # the submission's follow-ups, among them on_form_submitted: first and last touch
+    with app.app_context():
+        touches = visits.touches(rows[0].contact_id)
+    assert touches["first_touch"]["landing_page"] == f"{live_server}/about"
+    assert touches["first_touch"]["source"] == "(direct)"
+    assert (touches["last_touch"]["source"], touches["last_touch"]["medium"],
+            touches["last_touch"]["campaign"]) == ("newsletter", "email", "june")

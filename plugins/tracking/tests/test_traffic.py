@@ -50,6 +50,8 @@ def test_traffic_page_shows_the_period(app):
     older = client.get(f"/admin/traffic/?from={today - timedelta(days=40)}"
                        f"&to={today - timedelta(days=10)}").get_data(as_text=True)
     assert re.search(r'id="t-views">0<', older)
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert '<p class="stat">4</p><p class="stat-label">page views by 2 visitors' in dashboard
     bad = client.get("/admin/traffic/?from=yesterday&to=2020-13-01")
     assert bad.status_code == 200 and "Dates must be YYYY-MM-DD." in bad.get_data(as_text=True)
 
@@ -58,7 +60,25 @@ def test_traffic_page_needs_a_signed_in_person_and_the_plugin(app):
     assert app.test_client().get("/admin/traffic/").status_code in (302, 401)
     client = signed_in(app, "viewer")
     nav = client.get("/admin/").get_data(as_text=True)
-    assert 'href="/admin/traffic/"' in nav
+    assert 'href="/admin/traffic/"' in nav and "Traffic, last 7 days" in nav
     app.extensions["magnet.plugins"].set_enabled("tracking", False)
     assert client.get("/admin/traffic/").status_code == 404
-    assert 'href="/admin/traffic/"' not in client.get("/admin/").get_data(as_text=True)
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/traffic/"' not in dashboard and "Traffic, last 7 days" not in dashboard
+
+
+@pytest.mark.parametrize("referrer, utm, expected", [
+    ("https://www.google.co.uk/", {}, ("google.co.uk", "organic", "")),
+    ("https://duckduckgo.com/", {}, ("duckduckgo.com", "organic", "")),
+    ("https://t.co/x1", {}, ("t.co", "social", "")),
+    ("https://t.comcast.net/", {}, ("t.comcast.net", "referral", "")),
+    ("https://www.linkedin.com/feed/", {}, ("linkedin.com", "social", "")),
+    ("https://partner.example/", {}, ("partner.example", "referral", "")),
+    ("http://localhost/pricing", {}, ("(direct)", "(none)", "")),
+    ("", {}, ("(direct)", "(none)", "")),
+    ("https://www.google.com/", {"utm_source": "ads", "utm_medium": "cpc", "utm_campaign": "q4"},
+     ("ads", "cpc", "q4")),
+])
+def test_visits_are_attributed_like_analytics_tools_do(referrer, utm, expected):
+    from plugins.tracking.clean import source_of
+    assert source_of(referrer, utm, "localhost") == expected
