@@ -19,18 +19,23 @@ BENCH = Path(__file__).resolve().parent
 HTTP_WORKLOADS = ("pages", "submissions", "beacon")
 WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts")
 QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
-         "worker_throughput": ["--jobs", "300", "--forking-jobs", "60"],
+         "worker_throughput": ["--jobs", "200", "--forking-jobs", "40", "--rounds", "1"],
          "import_contacts": ["--rows", "10000"]}
 
 
-def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """A result's targets; a workload timing one command states its target as seconds."""
-    if "targets" in result:
-        return result["targets"]
-    if "target_seconds" in result:
-        return [{"target": "seconds", "value": result["seconds"],
-                 "goal": f"< {result['target_seconds']:g}", "met": result["met"]}]
-    return []
+def summary(result: dict[str, Any]) -> list[str]:
+    """A result's ratios to its first baseline, then its targets."""
+    lines = []
+    for baseline, ratios in list(result.get("ratios", {}).items())[:1]:
+        lines += [f"{label} / {baseline} = {ratio}x" for label, ratio in ratios.items()
+                  if label != baseline]
+    found = result.get("targets", [])
+    if not found and "target_seconds" in result:  # a workload timing one command
+        found = [{"target": "seconds", "value": result["seconds"],
+                  "goal": f"< {result['target_seconds']:g}", "met": result["met"]}]
+    lines += [f"target {t['target']} = {t['value']} (goal {t['goal']}, "
+              f"{'met' if t['met'] else 'not met'})" for t in found]
+    return lines
 
 
 def main() -> None:
@@ -48,13 +53,12 @@ def main() -> None:
         if subprocess.call(args) != 0:
             failed.append(name)
         print(f"=== {name}: {time.monotonic() - began:.0f} s ===", flush=True)
-    print("\nsummary of the targets (ratios are to each workload's baseline in the same run):")
+    print("\nsummary (ratios are to each workload's baseline measured in the same run):")
     for name in options.only or WORKLOADS:
         path = BENCH / "results" / f"{name}.json"
         if name not in failed and path.exists():
-            for target in targets(json.loads(path.read_text())):
-                print(f"  {name}: {target['target']} = {target['value']} (goal {target['goal']}, "
-                      f"{'met' if target['met'] else 'not met'})")
+            for line in summary(json.loads(path.read_text())):
+                print(f"  {name}: {line}")
     print(f"figures in {BENCH / 'results'}")
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")

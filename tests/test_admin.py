@@ -177,6 +177,7 @@ def test_hook_register_admin_menu(plugin_app):
     assert 'href="/admin/demo-widget/"' in page and "Widget report" in page
     report = editor.get("/admin/demo-widget/")
     assert report.status_code == 200 and "Widget report" in report.get_data(as_text=True)
+    assert report.headers["Cache-Control"] == "no-store"  # a plugin's admin page too
     viewer = signed_in(app, "viewer")
     assert "Widget report" not in viewer.get("/admin/").get_data(as_text=True)
     assert viewer.get("/admin/demo-widget/").status_code == 403

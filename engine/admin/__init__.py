@@ -16,6 +16,7 @@ __all__ = ["MenuItem", "init_app"]
 
 def init_app(app: Flask) -> None:
     from engine.admin import views  # noqa: F401  (registers the areas' routes)
-    from engine.admin.blueprint import bp
+    from engine.admin.blueprint import bp, never_cache
 
     app.register_blueprint(bp)
+    app.after_request(never_cache)

@@ -65,9 +65,11 @@ def admin_globals() -> dict[str, Any]:
     return {"admin_navigation": navigation, "site_name": current_app.config["SITE_NAME"]}
 
 
-@bp.after_request
 def never_cache(response: Response) -> Response:
-    """Admin pages hold private data and change at every action: no cache may keep them."""
+    """Admin pages (plugins' included) hold private data and change at every action: no cache
+    may keep them, and no other site may frame them."""
+    if not request.path.startswith(("/admin", "/auth")):
+        return response
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"

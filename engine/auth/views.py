@@ -172,14 +172,6 @@ def session_lifetime() -> timedelta:
     return timedelta(days=14)
 
 
-@bp.after_request
-def never_cache(response: Any) -> Any:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    return response
-
-
 def unauthorized() -> Any:
     """Not signed in: pages go to the sign-in form; scripts (htmx, fetch) get a plain 401."""
     if request.headers.get("HX-Request") or request.accept_mimetypes.best == "application/json" \

@@ -75,7 +75,8 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.socket),
              "--unixsocketperm", "700", "--dir", str(self.dir), "--dbfilename", "redis.rdb",
-             "--pidfile", str(self.pidfile), "--save", "60 1", "--appendonly", "no",
+             "--pidfile", str(self.pidfile), "--save", "60", "1", "--appendonly", "yes",
+             "--appendfilename", "redis.aof", "--appendfsync", "everysec",
              "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout

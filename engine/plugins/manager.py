@@ -55,6 +55,8 @@ class Plugins:
         self.refresh_seconds = float(app.config["PLUGIN_STATE_REFRESH_SECONDS"])
         self._enabled = frozenset(slug for slug, i in self.infos.items() if i.builtin)
         self._settings: dict[str, dict[str, Any]] = {}
+        self._settings_forms: dict[str, Any] | None = None
+        self._defaults: dict[str, dict[str, Any]] = {}
         self._stamp: tuple[Any, ...] | None = None
         self._checked_at = 0.0
         self._pending_errors: list[dict[str, Any]] = []
@@ -136,20 +138,20 @@ class Plugins:
 
     def settings_form_class(self, slug: str) -> Any:
         """The WTForms class the plugin registered for its settings, or None."""
-        for owner, form_class in self.call("register_settings", include_disabled=True):
-            if owner == slug and form_class is not None:
-                return form_class
-        return None
+        if self._settings_forms is None:  # collected once: a plugin's form never changes
+            self._settings_forms = {owner: form_class for owner, form_class in
+                                    self.call("register_settings", include_disabled=True)}
+        return self._settings_forms.get(slug)
 
     def settings(self, slug: str) -> dict[str, Any]:
-        """The plugin's stored settings over the defaults its form declares."""
+        """The plugin's stored settings over the defaults its form declares (cheap: cached
+        until the state changes, as plugins read settings on hot paths)."""
         self.refresh()
-        values: dict[str, Any] = {}
-        form_class = self.settings_form_class(slug)
-        if form_class is not None:
-            values = {name: field.data for name, field in form_class()._fields.items()}
-        values.update(self._settings.get(slug, {}))
-        return values
+        if slug not in self._defaults:
+            form_class = self.settings_form_class(slug)
+            self._defaults[slug] = {} if form_class is None else {
+                name: field.data for name, field in form_class()._fields.items()}
+        return {**self._defaults[slug], **self._settings.get(slug, {})}
 
     def save_settings(self, slug: str, formdata: Any) -> Any:
         """Validate `formdata` with the plugin's form; store it when valid. Returns the form."""
