@@ -74,6 +74,7 @@ def test_admin_responses_are_never_cached(app):
         assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.both_backends
 def test_admin_actions_are_audited_and_visible_to_owners(app):
     owner = signed_in(app, "owner")
     owner.post("/admin/themes/activate", data={"name": "no-such-theme", "csrf_token": token_for(owner)})

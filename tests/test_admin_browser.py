@@ -145,3 +145,33 @@ def test_script_payload_from_a_public_form_is_shown_as_text(page, live_server, a
     page.get_by_role("heading", name="Activity").wait_for()
     assert page.get_by_text(payload).first.is_visible()
     assert page.locator("main img").count() == 0 and page.evaluate("window.pwned") is None
+
+
+def test_text_typed_while_the_server_is_unreachable_survives_a_closed_tab(page, live_server, app):
+    sign_in(page, live_server, app, "editor")
+    page.goto(f"{live_server}/admin/content")
+    page.get_by_role("button", name="New post").click()
+    page.wait_for_url("**/admin/content/*")
+    editor_url = page.url
+    page.route("**/autosave", lambda route: route.abort())  # the network is down
+    page.locator("#body").fill("Written on a train without signal.")
+    page.get_by_text("Not saved yet").wait_for(timeout=8000)
+    page.evaluate("navigator.sendBeacon = () => false")  # nor does the last-moment send work
+    page.close()
+
+    page = page.context.new_page()
+    page.goto(editor_url)
+    assert page.locator("#body").input_value() == "Written on a train without signal."
+    page.get_by_text("Draft autosaved").wait_for(timeout=8000)  # and now it reaches the server
+    fresh = page.context.browser.new_context()
+    try:
+        other = fresh.new_page()
+        sign_in(other, live_server, app, "owner")
+        other.goto(editor_url)
+        assert other.locator("#body").input_value() == ""  # autosaves are per person...
+    finally:
+        fresh.close()
+    page.goto(editor_url)
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    assert page.locator("#body").input_value() == "Written on a train without signal."  # ...kept by the server

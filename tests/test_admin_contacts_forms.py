@@ -124,6 +124,7 @@ def test_contact_list_pages_with_a_cursor_and_filters(site):
     assert "p110@example.com" in search and "p010@example.com" not in search
 
 
+@pytest.mark.both_backends
 def test_merge_then_undo_from_the_contact_page(site):
     post(site.test_client(), "ebook", EBOOK)
     post(site.test_client(), "ebook", {**EBOOK, "email": "jane.doe@example.com", "first_name": "J"})
@@ -145,6 +146,7 @@ def test_merge_then_undo_from_the_contact_page(site):
     assert "contact.merge" in audit and "contact.unmerge" in audit
 
 
+@pytest.mark.both_backends
 def test_gdpr_export_and_erase(site):
     post(site.test_client(), "ebook", EBOOK)
     contact_id = _contact_id(site, "jane@example.com")

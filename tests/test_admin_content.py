@@ -42,6 +42,7 @@ def test_autosaved_text_comes_back_in_the_editor(app):
     assert "The *first* paragraph" not in other.get(url).get_data(as_text=True)
 
 
+@pytest.mark.both_backends
 def test_save_makes_a_revision_and_clears_the_autosave(app):
     editor = signed_in(app, "editor")
     url = _new_post(editor)
@@ -77,6 +78,7 @@ def test_live_preview_uses_the_sanitising_pipeline(app):
     assert "<script" not in html and "onerror" not in html
 
 
+@pytest.mark.both_backends
 def test_publish_unpublish_and_slug_change_with_redirect(app):
     editor = signed_in(app, "editor")
     url = _new_post(editor)

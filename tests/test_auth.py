@@ -237,3 +237,18 @@ def test_people_change_their_own_name_and_password(app):
     assert client.get("/admin/").status_code == 200  # still signed in here
     assert other_browser.get("/admin/").status_code == 302  # signed out elsewhere
     assert sign_in(app.test_client(), "viewer@example.com", "new passphrase!").status_code == 302
+
+
+def test_keep_me_signed_in_lasts_fourteen_days_and_otherwise_ends_with_the_browser(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    token = csrf_token(client.get("/auth/login").get_data(as_text=True))
+    plain = client.post("/auth/login", data={"email": "ed@example.com", "password": PASSWORD,
+                                             "csrf_token": token})
+    assert "Expires" not in plain.headers["Set-Cookie"]
+    other = app.test_client()
+    token = csrf_token(other.get("/auth/login").get_data(as_text=True))
+    kept = other.post("/auth/login", data={"email": "ed@example.com", "password": PASSWORD,
+                                           "remember": "y", "csrf_token": token})
+    assert "Expires" in kept.headers["Set-Cookie"]
+    assert app.permanent_session_lifetime.days == 14

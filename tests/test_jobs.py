@@ -12,7 +12,6 @@ from engine.db import db, utcnow, write
 from engine.jobs import outbox
 from engine.jobs.embedded import EmbeddedRedis
 from engine.jobs.outbox import OutboxRow
-from engine.jobs.runner import run_outbox_row
 
 JOBS = '''
 """Jobs that leave a trace in a file, so a test can count how often each ran."""
@@ -79,15 +78,24 @@ def test_rolled_back_transaction_queues_nothing(jobs_app, work, tmp_path):
     assert lines(trace) == []
 
 
-def test_a_job_enqueued_twice_acts_once(jobs_app, work, tmp_path):
+def test_a_batch_job_delivered_twice_acts_once(jobs_app, work, tmp_path):
     trace = tmp_path / "trace.txt"
-    add_rows(jobs_app, trace, 1)
+    add_rows(jobs_app, trace, 2)
     with jobs_app.app_context():
-        row = db.session.scalars(select(OutboxRow)).one()
-        outbox.relay([row])  # a duplicate hand-over, as after a sweep racing the relay
-        outbox.relay([row])
+        outbox.wake(["default"], force=True)  # duplicates, as after a sweep racing the commit
+        outbox.wake(["default"], force=True)
     work(jobs_app)
-    assert lines(trace) == ["row 0"]
+    assert sorted(lines(trace)) == ["row 0", "row 1"]
+
+
+def test_many_rows_are_run_by_few_jobs(jobs_app, work, tmp_path):
+    from rq import Queue
+    trace = tmp_path / "trace.txt"
+    for _ in range(20):  # twenty separate commits, as twenty form submissions would make
+        add_rows(jobs_app, trace, 1)
+    assert Queue("default", connection=jobs_app.extensions["magnet.redis"]).count == 1
+    work(jobs_app)
+    assert len(lines(trace)) == 20
 
 
 @pytest.mark.both_backends
@@ -104,12 +112,10 @@ def test_writes_commit_while_redis_is_down_and_run_once_when_it_returns(
             assert [r.status for r in db.session.scalars(select(OutboxRow))] == ["pending"] * 5
             assert outbox.sweep() == 0  # Redis still down: nothing handed over, nothing lost
         server.start()
-        with app.app_context(), write() as session:  # past the relay grace period
-            for row in session.scalars(select(OutboxRow)):
-                row.created_at = utcnow() - timedelta(minutes=1)
         with app.app_context():
             assert outbox.sweep() == 5
-            assert outbox.sweep() == 0  # handed over once, not again on the next sweep
+            assert outbox.sweep() == 5  # still due, but the queue is not woken twice
+        assert Queue("default", connection=app.extensions["magnet.redis"]).count == 1
         work(app)
         work(app)
         assert sorted(lines(trace)) == [f"row {i}" for i in range(5)]
@@ -128,10 +134,11 @@ def test_failures_retry_with_backoff_then_show_as_failed_and_can_be_requeued(
         assert (row.status, row.attempts) == ("pending", 1)
         assert "451" in row.last_error
         assert row.available_at > utcnow() + timedelta(seconds=3)  # backed off
-        assert run_outbox_row(row.id) == "skipped"  # not due yet
+        assert outbox.run_batch("mail") == 0  # not due yet
         with write():
             row.available_at = utcnow()
-        assert run_outbox_row(row.id) == "failed"  # second and last attempt
+        assert outbox.run_batch("mail") == 1  # second and last attempt
+        assert db.session.get(OutboxRow, row.id, populate_existing=True).status == "failed"
     assert lines(trace) == ["tried", "tried"]
     from engine.cli import main
     runner = app.test_cli_runner()
@@ -146,13 +153,15 @@ def test_failures_retry_with_backoff_then_show_as_failed_and_can_be_requeued(
 def test_a_crashed_workers_row_is_picked_up_after_its_lease(jobs_app, work, tmp_path):
     trace = tmp_path / "trace.txt"
     add_rows(jobs_app, trace, 1)
-    Queue("default", connection=jobs_app.extensions["magnet.redis"]).empty()  # job lost
+    conn = jobs_app.extensions["magnet.redis"]
+    Queue("default", connection=conn).empty()
+    conn.delete(outbox.WAKE_KEY.format("default"))  # as the batch job does when it starts
     with jobs_app.app_context():
-        row = outbox.claim(db.session.scalars(select(OutboxRow)).one().id)  # then it died
+        [row] = outbox.claim_batch("default")  # then the worker died
         assert row.status == "running"
+        assert outbox.sweep() == 0  # its lease has not expired yet
         with write():
             row.claimed_at = utcnow() - timedelta(hours=1)
-            row.created_at = utcnow() - timedelta(hours=1)
         assert outbox.sweep() == 1
     work(jobs_app)
     assert lines(trace) == ["row 0"]

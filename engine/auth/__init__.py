@@ -79,7 +79,9 @@ def init_app(app: Flask) -> None:
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # only the admin's paths, below
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # an editor's tab may stay open all day
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", views.session_lifetime())
+    lifetime = "PERMANENT_SESSION_LIFETIME"  # "keep me signed in", unless configured otherwise
+    if app.config[lifetime] == Flask.default_config[lifetime]:
+        app.config[lifetime] = views.session_lifetime()
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     app.before_request(_csrf_for_admin)

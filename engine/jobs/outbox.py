@@ -1,25 +1,30 @@
 """The transactional outbox: work that must happen after a commit, and never be lost.
 
 `add()` writes a row in the caller's transaction, so the follow-up exists exactly when the data
-it follows does. After the commit the row's id is handed to RQ; when Redis is unreachable the row
-simply waits and `sweep()` (a periodic job) hands it over later. A job carries only the row id
-and claims the row (`pending` -> `running`, one UPDATE) before acting: a job enqueued twice, or
-retried after it already ran, finds nothing to claim and does nothing.
+it follows does. After the commit, the queue the row's job runs on is woken: one RQ job
+(`run_outbox_batch`) is enqueued per queue unless one is already waiting, and it works through
+every due row of that queue in batches. An RQ job per row would cost more than the work itself
+(a submission's follow-up is a few milliseconds; RQ's own bookkeeping is several more), so rows
+are claimed and finished a batch at a time. When Redis is unreachable nothing is woken and the
+rows simply wait; `sweep()`, a periodic job, wakes every queue that has due rows.
 
-Failures are retried with back-off from the row itself (durable even if Redis loses its queue);
-after `OUTBOX_MAX_ATTEMPTS` the row is `failed` and shows in `magnet jobs`. A worker killed
-mid-job leaves its row `running`; when the lease expires, `sweep()` makes it pending again — the
-only case where a non-atomic job can act twice (once per crash).
+A batch claims its rows (`pending` -> `running`, one UPDATE that only matches pending rows)
+before acting: two batches running at once, or a job that Redis delivers twice, never act on one
+row twice. Failures are retried with back-off from the row itself (durable even if Redis loses
+its queue); after `OUTBOX_MAX_ATTEMPTS` the row is `failed` and shows in `magnet jobs`. A worker
+killed mid-batch leaves its rows `running`; when the lease expires, `sweep()` makes them pending
+again — the only case where a non-atomic job can act twice (once per crash).
 """
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from flask import current_app
-from sqlalchemy import JSON, Index, Integer, String, Text, event, or_, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, event, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow, write
@@ -29,22 +34,24 @@ from engine.jobs.connection import connection
 log = logging.getLogger("magnet.outbox")
 
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600, 7200, 14400)
-RELAY_GRACE = timedelta(seconds=10)  # rows younger than this were just handed over after commit
-SWEEP_BATCH = 1000
+BATCH_SIZE = 200
+BATCH_SECONDS = 20.0  # a batch job hands over to a fresh one after this long
+WAKE_KEY = "magnet:outbox:wake:{}"
+WAKE_TTL = 60  # a wake whose job was lost (Redis flushed) expires; the sweep wakes again
 
 
 class OutboxRow(db.Model):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_available", "status", "available_at"),)
+    __table_args__ = (Index("ix_outbox_queue_status_available", "queue", "status", "available_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job: Mapped[str] = mapped_column(String(100))
+    queue: Mapped[str] = mapped_column(String(20), default="default")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(10), default="pending")  # running, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    relayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
@@ -55,87 +62,111 @@ def add(job_name: str, delay: timedelta | None = None, **payload: Any) -> Outbox
 
     Call it inside `engine.db.write()`; the payload must be JSON (ids, not objects).
     """
-    registry.get(job_name)  # fail now, in the caller, on a misspelt job
+    spec = registry.get(job_name)  # fail now, in the caller, on a misspelt job
     now = utcnow()
-    row = OutboxRow(job=job_name, payload=payload, status="pending", attempts=0,
-                    created_at=now, available_at=now + (delay or timedelta(0)))
+    row = OutboxRow(job=job_name, queue=spec.queue, payload=payload, status="pending",
+                    attempts=0, created_at=now, available_at=now + (delay or timedelta(0)))
     session = db.session()
     session.add(row)
-    session.info.setdefault("magnet_outbox", []).append(row)
+    if not delay:
+        session.info.setdefault("magnet_outbox_queues", set()).add(spec.queue)
     return row
 
 
 @event.listens_for(Session, "after_commit")
-def _relay_after_commit(session: Session) -> None:
-    rows = session.info.pop("magnet_outbox", None)
-    if rows:
-        due = [row for row in rows if row.available_at <= utcnow()]
-        if due:
-            relay(due)
+def _wake_after_commit(session: Session) -> None:
+    queues = session.info.pop("magnet_outbox_queues", None)
+    if queues:
+        wake(queues)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
-    session.info.pop("magnet_outbox", None)
+    session.info.pop("magnet_outbox_queues", None)
 
 
-def relay(rows: list[OutboxRow]) -> int:
-    """Hand rows to RQ; returns how many were handed. Redis down: they wait for `sweep()`."""
+def wake(queues: set[str] | list[str], force: bool = False) -> bool:
+    """Make sure a batch job is on its way for each queue. Redis down: rows wait, no error."""
     from rq import Queue
 
-    from engine.jobs.runner import run_outbox_row
+    from engine.jobs.runner import run_outbox_batch
     try:
         conn = connection()
-        with conn.pipeline() as pipe:
-            for row in rows:
-                queue = Queue(registry.get(row.job).queue, connection=conn)
-                queue.enqueue(run_outbox_row, row.id, job_id=f"outbox-{row.id}-{row.attempts}",
-                              pipeline=pipe, result_ttl=60, failure_ttl=7 * 86400)
-            pipe.execute()
-        return len(rows)
+        for name in queues:
+            if conn.set(WAKE_KEY.format(name), "1", nx=True, ex=WAKE_TTL) or force:
+                Queue(name, connection=conn).enqueue(run_outbox_batch, name, result_ttl=0,
+                                                     failure_ttl=7 * 86400, job_timeout=600)
+        return True
     except (redis.RedisError, OSError) as exc:
-        log.warning("Redis unavailable, %d outbox row(s) wait for the next sweep: %s",
-                    len(rows), exc)
-        return 0
+        log.warning("Redis unavailable; outbox rows on %s wait for the next sweep: %s",
+                    ", ".join(sorted(queues)), exc)
+        return False
 
 
-def claim(row_id: int) -> OutboxRow | None:
-    """Take a due pending row for this worker; None if it is not due, done or taken."""
+def claim_batch(queue: str, limit: int = BATCH_SIZE) -> list[OutboxRow]:
+    """Take up to `limit` due pending rows of a queue for this worker."""
     now = utcnow()
+    due = (select(OutboxRow.id)
+           .where(OutboxRow.queue == queue, OutboxRow.status == "pending",
+                  OutboxRow.available_at <= now)
+           .order_by(OutboxRow.available_at, OutboxRow.id).limit(limit)
+           .with_for_update(skip_locked=True))  # PostgreSQL; SQLite serialises writers anyway
     with write() as session:
-        claimed = session.execute(
+        ids = list(session.scalars(
             update(OutboxRow)
-            .where(OutboxRow.id == row_id, OutboxRow.status == "pending",
-                   OutboxRow.available_at <= now)
+            .where(OutboxRow.id.in_(due), OutboxRow.status == "pending")
             .values(status="running", claimed_at=now, attempts=OutboxRow.attempts + 1)
-        ).rowcount
-    return db.session.get(OutboxRow, row_id, populate_existing=True) if claimed else None
+            .returning(OutboxRow.id)))
+    if not ids:
+        return []
+    rows = db.session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))
+                              .order_by(OutboxRow.id).execution_options(populate_existing=True))
+    return list(rows)
 
 
-def run(row_id: int) -> str:
-    """Claim the row, run its job, record the outcome. Returns the row's new status."""
-    row = claim(row_id)
-    if row is None:
-        return "skipped"
-    spec = registry.get(row.job)
+def run_batch(queue: str) -> int:
+    """Work through the queue's due rows until none is left (or time is up). Returns how many
+    rows were run."""
     try:
-        if spec.atomic:
-            with write():
+        connection().delete(WAKE_KEY.format(queue))  # commits from now on wake a new job
+    except (redis.RedisError, OSError):
+        pass
+    deadline, count = time.monotonic() + BATCH_SECONDS, 0
+    while time.monotonic() < deadline:
+        rows = claim_batch(queue)
+        if not rows:
+            return count
+        done = [row.id for row in rows if _run_one(row)]
+        if done:
+            with write() as session:
+                session.execute(update(OutboxRow).where(OutboxRow.id.in_(done))
+                                .values(status="done", done_at=utcnow(), last_error=""))
+        count += len(rows)
+    wake([queue], force=True)  # more to do: a fresh job, so other queues' jobs get their turn
+    return count
+
+
+def _run_one(row: OutboxRow) -> bool:
+    """Run one claimed row; True when it is to be marked done with its batch."""
+    try:
+        spec = registry.get(row.job)
+        if spec.owner and not current_app.extensions["magnet.plugins"].is_enabled(spec.owner):
+            log.info("outbox row %s (%s) skipped: plugin %r is disabled", row.id, row.job,
+                     spec.owner)
+            return True
+        if spec.atomic:  # the handler's writes and the done mark commit together
+            with write() as session:
                 spec.func(**row.payload)
-                _mark_done(row_id)
-        else:
-            spec.func(**row.payload)
-            with write():
-                _mark_done(row_id)
-        return "done"
+                session.execute(update(OutboxRow).where(OutboxRow.id == row.id)
+                                .values(status="done", done_at=utcnow(), last_error=""))
+            return False
+        spec.func(**row.payload)
+        return True
     except Exception as exc:
-        log.exception("outbox row %s (%s) failed on attempt %s", row_id, row.job, row.attempts)
-        return _mark_failed(row, exc)
-
-
-def _mark_done(row_id: int) -> None:
-    db.session.execute(update(OutboxRow).where(OutboxRow.id == row_id)
-                       .values(status="done", done_at=utcnow(), last_error=""))
+        db.session.rollback()
+        log.exception("outbox row %s (%s) failed on attempt %s", row.id, row.job, row.attempts)
+        _mark_failed(row, exc)
+        return False
 
 
 def _mark_failed(row: OutboxRow, exc: Exception) -> str:
@@ -146,36 +177,36 @@ def _mark_failed(row: OutboxRow, exc: Exception) -> str:
     with write() as session:
         session.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(
             status=status, last_error=f"{type(exc).__name__}: {exc}"[:4000],
-            available_at=utcnow() + timedelta(seconds=delay), relayed_at=None))
+            available_at=utcnow() + timedelta(seconds=delay)))
     return status
 
 
 def sweep() -> int:
-    """Hand over due rows that are not in Redis: left while it was down, delayed, retried, or
-    orphaned by a crashed worker. Returns how many were relayed."""
+    """Wake the queues with due rows that no job is working on: rows left while Redis was down,
+    delayed or retried rows that came due, rows of a crashed worker. Returns how many rows are
+    due (0 when Redis is still unreachable: nothing could be handed over)."""
     now = utcnow()
     lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
     with write() as session:
         session.execute(update(OutboxRow)  # a crashed worker's rows become pending again
                         .where(OutboxRow.status == "running", OutboxRow.claimed_at < now - lease)
-                        .values(status="pending", relayed_at=None))
-        rows = list(session.scalars(
-            select(OutboxRow)
-            .where(OutboxRow.status == "pending", OutboxRow.available_at <= now,
-                   OutboxRow.created_at < now - RELAY_GRACE,
-                   or_(OutboxRow.relayed_at.is_(None), OutboxRow.relayed_at < now - lease))
-            .order_by(OutboxRow.available_at).limit(SWEEP_BATCH)))
-    if not rows or not relay(rows):
+                        .values(status="pending"))
+    due = dict(db.session.execute(
+        select(OutboxRow.queue, func.count())
+        .where(OutboxRow.status == "pending", OutboxRow.available_at <= now)
+        .group_by(OutboxRow.queue)).all())
+    if not due or not wake(set(due)):
         return 0
-    with write() as session:
-        session.execute(update(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows]))
-                        .values(relayed_at=now))
-    return len(rows)
+    return sum(due.values())
 
 
 def requeue_failed() -> int:
     """Give failed rows another round of attempts (`magnet jobs requeue`)."""
     with write() as session:
-        count = session.execute(update(OutboxRow).where(OutboxRow.status == "failed").values(
-            status="pending", attempts=0, available_at=utcnow(), relayed_at=None)).rowcount
-    return count
+        rows = session.execute(update(OutboxRow).where(OutboxRow.status == "failed").values(
+            status="pending", attempts=0, available_at=utcnow())).rowcount
+        queues = set(session.scalars(select(OutboxRow.queue).where(
+            OutboxRow.status == "pending").distinct()))
+    if queues:
+        wake(queues)
+    return rows

@@ -18,8 +18,8 @@ def _owner_enabled(spec: registry.JobSpec) -> bool:
     return not spec.owner or plugins.is_enabled(spec.owner)
 
 
-def run_outbox_row(row_id: int) -> str:
-    return outbox.run(row_id)
+def run_outbox_batch(queue: str) -> int:
+    return outbox.run_batch(queue)
 
 
 def run_named(name: str, kwargs: dict[str, Any]) -> Any:

@@ -9,12 +9,15 @@
   }, true);
 
   // Autosave: <form data-autosave="URL"> posts its fields every few seconds while they change,
-  // and once more when the tab is hidden or closed, so no text is ever lost.
+  // and once more when the tab is hidden or closed, so no text is ever lost. Until the server
+  // has a change, it is also kept in this browser's localStorage: text typed while offline or
+  // signed out survives a closed tab and is put back (and saved) on the next visit.
   function setupAutosave(form) {
     var url = form.getAttribute("data-autosave");
+    var key = "magnet:autosave:" + url;
     var state = form.querySelector("[data-save-state]");
     var interval = parseInt(form.getAttribute("data-autosave-every") || "3000", 10);
-    var last = new URLSearchParams(new FormData(form)).toString();
+    var last = snapshot();
     var inFlight = false;
 
     function show(text, failed) {
@@ -23,31 +26,55 @@
       state.classList.toggle("failed", !!failed);
     }
     function snapshot() { return new URLSearchParams(new FormData(form)).toString(); }
+    function keepLocally() {
+      try { localStorage.setItem(key, JSON.stringify(Array.from(new FormData(form)))); } catch (e) { /* full or disabled */ }
+    }
+    function forgetLocally() { try { localStorage.removeItem(key); } catch (e) { /* disabled */ } }
+    function restoreLocal() {
+      var saved;
+      try { saved = JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { saved = null; }
+      if (!saved) return;
+      var changed = false;
+      saved.forEach(function (pair) {
+        var field = form.elements.namedItem(pair[0]);
+        if (field && field.type !== "hidden" && typeof field.value === "string" && field.value !== pair[1]) {
+          field.value = pair[1];
+          changed = true;
+        }
+      });
+      if (changed) show("Restored text that had not reached the server; saving it now.");
+      else forgetLocally();
+    }
     function save() {
       var now = snapshot();
       if (now === last || inFlight) return;
       inFlight = true;
+      keepLocally();
       show("Saving…");
       fetch(url, {method: "POST", body: new FormData(form), credentials: "same-origin",
                   headers: {"X-Requested-With": "fetch"}})
         .then(function (response) {
           if (!response.ok) throw new Error(response.status);
           last = now;
+          if (snapshot() === now) forgetLocally();
           return response.json();
         })
         .then(function (data) { show(data.message || "Draft saved"); })
         .catch(function (err) {
-          show(String(err.message) === "401" ? "Not saved: you are signed out. Sign in in another tab; this text stays here."
-                                             : "Not saved yet (will retry)", true);
+          show(String(err.message) === "401" ? "Not saved: you are signed out. Sign in in another tab; this text is kept in this browser."
+                                             : "Not saved yet (will retry); this text is kept in this browser.", true);
         })
         .finally(function () { inFlight = false; });
     }
     function flush() {
       var now = snapshot();
       if (now === last) return;
+      keepLocally();
       if (navigator.sendBeacon && navigator.sendBeacon(url, new FormData(form))) last = now;
     }
-    form.addEventListener("submit", function () { last = snapshot(); });
+    restoreLocal();
+    form.addEventListener("input", keepLocally);
+    form.addEventListener("submit", function () { last = snapshot(); forgetLocally(); });
     setInterval(save, interval);
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "hidden") flush();
