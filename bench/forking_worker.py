@@ -3,7 +3,7 @@
 
 It is what a Flask project gets from RQ out of the box: each job runs in a freshly forked
 child, which here gets the same app context and plugin refresh that `magnet worker` gives its
-jobs, so the two differ only in forking. Runs in burst mode:
+jobs, so the two differ only in forking. Runs until stopped (SIGTERM):
 `python -m bench.forking_worker QUEUE...` with `MAGNET_INSTANCE_PATH` and `REDIS_URL` set.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     worker = AppForkingWorker([Queue(name, connection=conn) for name in sys.argv[1:]],
                               connection=conn)
     worker.app = app
-    worker.work(burst=True, logging_level="WARNING")
+    worker.work(logging_level="WARNING")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ BENCH = Path(__file__).resolve().parent
 HTTP_WORKLOADS = ("pages", "submissions", "beacon")
 WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts")
 QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
-         "worker_throughput": ["--jobs", "200", "--forking-jobs", "40", "--rounds", "1"],
+         "worker_throughput": ["--jobs", "200", "--forking-jobs", "40", "--outbox-rows", "1000",
+                               "--rounds", "1"],
          "import_contacts": ["--rows", "10000"]}
 
 

@@ -50,3 +50,61 @@ def test_broken_theme_folders_are_refused(tmp_path):
     (tmp_path / "orphan" / "theme.toml").write_text('name = "orphan"\nparent = "ghost"\n')
     with pytest.raises(ThemeError, match="ghost"):
         discover(tmp_path)
+
+
+def _post_header(html: str) -> bool:
+    return 'class="post-header editorial-header"' in html
+
+
+def test_an_owner_previews_a_theme_while_visitors_keep_the_active_one(app, client):
+    import re
+    import time
+
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from engine.themes import preview
+    from tests.admin_helpers import signed_in
+
+    load_demo(app)
+    post_path = "/blog/landing-page-fixes"
+    assert not _post_header(client.get(post_path).get_data(as_text=True))  # warms both caches
+
+    owner = signed_in(app, "owner")
+    themes_page = owner.get("/admin/themes").get_data(as_text=True)
+    link = re.search(r'href="([^"]*preview_theme=editorial[^"]*)"', themes_page).group(1)
+    link = link.replace("&amp;", "&")
+    landing = owner.get(link)
+    assert landing.status_code == 200 and "private, no-store" in landing.headers["Cache-Control"]
+    assert "Previewing the theme <strong>editorial</strong>" in landing.get_data(as_text=True)
+    previewed = owner.get(post_path).get_data(as_text=True)  # the cookie carries the preview on
+    assert _post_header(previewed) and 'id="related-heading"' in previewed
+
+    visitor = client.get(post_path)  # at the same moment: the active theme, from the page cache
+    assert visitor.headers["X-Magnet-Cache"] == "hit"
+    assert not _post_header(visitor.get_data(as_text=True))
+    stranger = app.test_client()  # a fresh render must not reuse the preview's compiled template
+    with app.app_context():
+        from engine.content.cache import invalidate
+        invalidate()
+    fresh = stranger.get(post_path)
+    assert fresh.headers["X-Magnet-Cache"] == "miss" and not _post_header(fresh.get_data(as_text=True))
+    assert _post_header(owner.get(post_path).get_data(as_text=True))
+
+    query = link.split("?", 1)[1]
+    forged = app.test_client().get(f"{post_path}?{query.replace('preview_theme=editorial', 'preview_theme=default')}")
+    tampered = app.test_client().get(f"{post_path}?{query[:-3]}xyz")
+    for response in (forged, tampered):
+        assert not _post_header(response.get_data(as_text=True))
+        assert preview.COOKIE not in response.headers.get("Set-Cookie", "")
+
+    class LongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 2 * preview.DEFAULT_SECONDS
+    expired = URLSafeTimedSerializer(app.secret_key, salt=preview.SALT, signer=LongAgo)
+    stale = app.test_client().get(f"{post_path}?preview_theme=editorial&sig={expired.dumps('editorial')}")
+    assert not _post_header(stale.get_data(as_text=True))
+
+    assert owner.get("/themes/preview/end").status_code == 302
+    assert not _post_header(owner.get(post_path).get_data(as_text=True))
+    with app.app_context():
+        assert app.extensions["magnet.themes"].active.name == "default"

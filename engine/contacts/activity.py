@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 
 from engine.contacts.models import Activity
 from engine.db import db, utcnow
@@ -37,8 +37,20 @@ def record_many(rows: list[dict[str, Any]]) -> int:
     return len(values)
 
 
-def timeline(contact_id: int, limit: int = 200) -> list[Activity]:
-    """A contact's events, newest first (merged contacts' events moved here are included)."""
-    return list(db.session.scalars(select(Activity).where(Activity.contact_id == contact_id)
-                                   .order_by(Activity.occurred_at.desc(), Activity.id.desc())
-                                   .limit(limit)))
+def timeline(contact_id: int, limit: int = 200, before: int | None = None) -> list[Activity]:
+    """A contact's events, newest first (merged contacts' events moved here are included).
+
+    `before` is the id of the oldest event already shown: the page continues strictly after
+    it in (occurred_at, id) order, a keyset on the (contact_id, occurred_at) index, so the
+    thousandth page of a busy contact costs what the first does.
+    """
+    query = select(Activity).where(Activity.contact_id == contact_id)
+    if before is not None:
+        edge = db.session.get(Activity, before)
+        if edge is None:
+            return []
+        query = query.where(or_(Activity.occurred_at < edge.occurred_at,
+                                and_(Activity.occurred_at == edge.occurred_at,
+                                     Activity.id < edge.id)))
+    return list(db.session.scalars(query.order_by(Activity.occurred_at.desc(),
+                                                  Activity.id.desc()).limit(limit)))

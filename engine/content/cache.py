@@ -16,7 +16,8 @@ Entries live in each process's memory (a bounded LRU), keyed by
 - an entry also expires when the next scheduled item becomes due: a listing rendered before a
   post's time must not be served after it.
 
-Requests that carry a session or remember-me cookie (signed-in editors) bypass the cache.
+Requests that carry a session or remember-me cookie (signed-in editors), and theme previews
+(`engine.themes.preview`), bypass the cache.
 """
 from __future__ import annotations
 
@@ -114,7 +115,10 @@ def invalidate() -> None:
 
 
 def cacheable_request() -> bool:
-    return request.method in ("GET", "HEAD") and not any(
+    """Anonymous GETs only: not signed-in editors, not a theme preview (which must never be
+    stored, or visitors would be served it)."""
+    from engine.themes.preview import previewed
+    return request.method in ("GET", "HEAD") and previewed() is None and not any(
         name in request.cookies for name in BYPASS_COOKIES)
 
 

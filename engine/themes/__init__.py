@@ -1,6 +1,7 @@
 """Themes: the public look of the site, switchable at run time (CLI now, admin too).
 
-Services for the admin: `themes.current().themes` (installed), `.active`, `.use(name)`.
+Services for the admin: `themes.current().themes` (installed), `.active`, `.use(name)`, and
+`themes.preview.link(name)` (a signed link showing the site in another theme to its holder).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flask import Blueprint, Flask, abort, send_from_directory
 from flask.cli import AppGroup
 from werkzeug.security import safe_join
 
+from engine.themes import preview
 from engine.themes.registry import Theme, ThemeError, Themes, current
 
 __all__ = ["Theme", "ThemeError", "Themes", "current", "init_app"]
@@ -25,6 +27,11 @@ def static(name: str, filename: str) -> Any:
     if theme is None or not safe_join(str(theme.static), filename):
         abort(404)
     return send_from_directory(theme.static, filename, max_age=365 * 86400)
+
+
+@blueprint.get(preview.END_PATH)
+def preview_end() -> Any:
+    return preview.end()
 
 
 def theme_url(filename: str) -> str:
@@ -65,6 +72,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(themes_group)
     app.jinja_env.globals["theme_url"] = theme_url
     app.before_request(lambda: themes.refresh())
+    preview.init_app(app)
     with app.app_context():
         themes.refresh(force=True)
 

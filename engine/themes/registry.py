@@ -97,8 +97,10 @@ class Themes:
         return self.themes.get(self._active)
 
     def chain(self, name: str | None = None) -> list[Theme]:
-        """The theme and its ancestors, child first: the template search order."""
-        theme = self.themes.get(name or self._active)
+        """The theme and its ancestors, child first: the template search order. Without a
+        name, the theme this request shows: a signed preview's, else the active one."""
+        from engine.themes.preview import previewed
+        theme = self.themes.get(name or previewed() or self._active)
         out = []
         while theme is not None:
             out.append(theme)

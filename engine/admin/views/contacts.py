@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 
 from engine.admin import audit
 from engine.admin.blueprint import bp
@@ -23,6 +23,7 @@ from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, ContactTa
 from engine.db import db
 
 PER_PAGE = 50
+TIMELINE_PER_PAGE = 100
 SORTS = ("newest", "oldest", "email")
 STATUSES = ("active", "bounced", "merged", "erased", "all")
 
@@ -34,19 +35,37 @@ def _contact_or_404(contact_id: int) -> Contact:
     return contact
 
 
+def _prefix(column: Any, prefix: str) -> Any:
+    """`column` starts with `prefix` (both lower-case), in a form an index can serve."""
+    if db.engine.dialect.name == "postgresql":
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(f"{escaped}%", escape="\\")  # text_pattern_ops index
+    return and_(column >= prefix, column < prefix + "\U0010ffff")  # SQLite compares bytes
+
+
+def name_or_email_search(low: str) -> Any:
+    """Prefix search: an email, a first or last name, or "first last" (a prefix of each).
+
+    Only prefixes, because "contains" cannot use an index and would scan every contact.
+    Emails are stored lower-case and ranged on their unique index; names through the
+    lower(name) indexes of the `contacts_at_scale` migration.
+    """
+    first, last = func.lower(Contact.first_name), func.lower(Contact.last_name)
+    email = and_(Contact.email >= low, Contact.email < low + "\U0010ffff")
+    if "@" in low or "." in low:
+        return email
+    words = low.split()
+    if len(words) > 1:
+        return and_(_prefix(first, words[0]), _prefix(last, " ".join(words[1:])))
+    return or_(email, _prefix(first, low), _prefix(last, low))
+
+
 def _filtered(q: str, stage: str, tag: str, company: str, status: str) -> Any:
     query = select(Contact)
     if status != "all":
         query = query.where(Contact.status == (status or "active"))
     if q:
-        if "@" in q or "." in q:
-            # A prefix range on the unique email index: fast at any size, on every backend.
-            low = q.lower()
-            query = query.where(Contact.email >= low, Contact.email < low + "\uffff")
-        else:
-            like = f"{q.replace('%', '').replace('_', '')}%"
-            query = query.where(Contact.email.ilike(like) | Contact.first_name.ilike(like)
-                                | Contact.last_name.ilike(like))
+        query = query.where(name_or_email_search(q.lower()))
     if stage in LIFECYCLE_STAGES:
         query = query.where(Contact.lifecycle_stage == stage)
     if tag:
@@ -112,8 +131,13 @@ def contacts_show(contact_id: int) -> Any:
     if contact.status == "merged" and contact.merged_into_id:
         flash("This contact was merged into another one; you see the merged contact.")
         return redirect(url_for("admin.contacts_show", contact_id=contact.merged_into_id))
+    before = request.args.get("before", "")
+    events = activity.timeline(contact.id, limit=TIMELINE_PER_PAGE + 1,
+                               before=int(before) if before.isdigit() else None)
+    older = events[TIMELINE_PER_PAGE - 1].id if len(events) > TIMELINE_PER_PAGE else None
     return render_template("admin/contact.html", contact=contact,
-                           timeline=activity.timeline(contact.id, limit=500),
+                           timeline=events[:TIMELINE_PER_PAGE], older=older,
+                           paged=before.isdigit(),
                            submissions=submissions_for([contact.id])[-50:],
                            merges=merging.merges_of(contact.id))
 

@@ -17,9 +17,10 @@ from engine.auth import require_role
 def themes_list() -> Any:
     registry = theme_service.current()
     registry.refresh(force=True)
-    return render_template("admin/themes.html", themes=sorted(registry.themes.values(),
-                                                              key=lambda t: t.name),
-                           active=registry.active)
+    themes = sorted(registry.themes.values(), key=lambda t: t.name)
+    return render_template("admin/themes.html", themes=themes, active=registry.active,
+                           previews={t.name: theme_service.preview.link(t.name) for t in themes},
+                           preview_minutes=theme_service.preview.lifetime() // 60)
 
 
 @bp.post("/themes/activate")
