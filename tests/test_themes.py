@@ -87,11 +87,13 @@ def test_an_owner_previews_a_theme_while_visitors_keep_the_active_one(app, clien
         from engine.content.cache import invalidate
         invalidate()
     fresh = stranger.get(post_path)
-    assert fresh.headers["X-Magnet-Cache"] == "miss" and not _post_header(fresh.get_data(as_text=True))
+    assert fresh.headers["X-Magnet-Cache"] == "miss"
+    assert not _post_header(fresh.get_data(as_text=True))
     assert _post_header(owner.get(post_path).get_data(as_text=True))
 
     query = link.split("?", 1)[1]
-    forged = app.test_client().get(f"{post_path}?{query.replace('preview_theme=editorial', 'preview_theme=default')}")
+    other_theme = query.replace("preview_theme=editorial", "preview_theme=default")
+    forged = app.test_client().get(f"{post_path}?{other_theme}")
     tampered = app.test_client().get(f"{post_path}?{query[:-3]}xyz")
     for response in (forged, tampered):
         assert not _post_header(response.get_data(as_text=True))
@@ -101,7 +103,8 @@ def test_an_owner_previews_a_theme_while_visitors_keep_the_active_one(app, clien
         def get_timestamp(self) -> int:
             return int(time.time()) - 2 * preview.DEFAULT_SECONDS
     expired = URLSafeTimedSerializer(app.secret_key, salt=preview.SALT, signer=LongAgo)
-    stale = app.test_client().get(f"{post_path}?preview_theme=editorial&sig={expired.dumps('editorial')}")
+    stale = app.test_client().get(post_path, query_string={
+        "preview_theme": "editorial", "sig": expired.dumps("editorial")})
     assert not _post_header(stale.get_data(as_text=True))
 
     assert owner.get("/themes/preview/end").status_code == 302

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -40,13 +40,20 @@ class FormFigures:
         return self.submissions / self.views if self.views else None
 
 
+LIVE_CONTACT = Contact.status.notin_(("merged", "erased"))
+
+
+def new_contacts_since(since: datetime) -> int:
+    """Live contacts created since `since`: an index-only range scan of
+    `ix_contacts_created_at` (created_at, status), so its cost follows the new contacts, not
+    the million old ones."""
+    return db.session.scalar(select(func.count()).select_from(Contact).where(
+        Contact.created_at >= since, LIVE_CONTACT)) or 0
+
+
 def contacts_summary() -> dict[str, int]:
-    week_ago = utcnow() - timedelta(days=7)
-    live = Contact.status.notin_(("merged", "erased"))
-    total = db.session.scalar(select(func.count()).select_from(Contact).where(live)) or 0
-    new = db.session.scalar(select(func.count()).select_from(Contact).where(
-        live, Contact.created_at >= week_ago)) or 0
-    return {"total": total, "new_this_week": new}
+    total = db.session.scalar(select(func.count()).select_from(Contact).where(LIVE_CONTACT)) or 0
+    return {"total": total, "new_this_week": new_contacts_since(utcnow() - timedelta(days=7))}
 
 
 def new_contacts_by_day(days: int = 30) -> list[tuple[str, int]]:

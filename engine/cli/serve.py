@@ -57,11 +57,10 @@ def serve(host: str, port: int, web_workers: int, job_workers: int) -> None:
         nonlocal stopping
         stopping = True
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored (`serve &`)
     try:
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.3)
-    except KeyboardInterrupt:
-        pass
     finally:
         for child in children:
             if child.poll() is None:
