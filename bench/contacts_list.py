@@ -101,7 +101,7 @@ def load(url: str, contacts: int) -> float:
     now = dt.datetime.now(dt.timezone.utc)
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur, cur.copy(
-                "COPY contacts (id, email, first_name, last_name, phone, job_title, country, "
+                "COPY contacts (email, first_name, last_name, phone, job_title, country, "
                 "lifecycle_stage, custom, consent, consent_proof, first_touch, last_touch, "
                 "status, created_at, updated_at) FROM STDIN") as copy:
             for n in range(1, contacts + 1):
@@ -109,13 +109,12 @@ def load(url: str, contacts: int) -> float:
                 last = RARE_NAME if n % 10_000 == 5 else LAST[(n * 7) % len(LAST)]
                 stage = RARE_STAGE if n % 2000 == 0 else STAGES[n % len(STAGES)]
                 created = now - dt.timedelta(seconds=30 * (contacts - n))
-                copy.write_row((n, f"{first.lower()}.{last.lower()}.{n}@example.com", first,
+                copy.write_row((f"{first.lower()}.{last.lower()}.{n}@example.com", first,
                                 last, "", "", "", stage, "{}", "unknown",
                                 "{}", "{}", "{}", "active", created, created))
-        conn.execute("SELECT setval('contacts_id_seq', %s)", (contacts,))
-        conn.execute("INSERT INTO tags (id, name) VALUES (1, 'vip')")
-        conn.execute("INSERT INTO contact_tags (contact_id, tag_id) "
-                     "SELECT id, 1 FROM contacts WHERE id % 100 = 0")
+        conn.execute("INSERT INTO tags (name) VALUES ('vip')")
+        conn.execute("INSERT INTO contact_tags (contact_id, tag_id) SELECT c.id, t.id "
+                     "FROM contacts c, tags t WHERE t.name = 'vip' AND c.id % 100 = 0")
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -163,10 +162,11 @@ def measure(app: Any, url: str, contacts: int, repeat: int) -> list[dict[str, An
     middle = contacts // 2
     results = []
     with psycopg.connect(url) as conn:
+        vip = conn.execute("SELECT id FROM tags WHERE name = 'vip'").fetchone()[0]
         for label, path, where, params in PAGES:
             path = path.format(middle=middle)
             if params is None:
-                params = (1,) if label == "tag filter" else ("lead", middle)
+                params = (vip,) if label == "tag filter" else ("lead", middle)
 
             def page(path: str = path) -> None:
                 response = client.get(path)

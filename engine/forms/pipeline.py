@@ -88,9 +88,6 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None) -> Outcome
         return Outcome("bad_request", 400, "This form does not accept files.")
     if len(formdata) > MAX_KEYS:
         return Outcome("bad_request", 400, "Too many fields were sent.")
-    if any("\x00" in key or "\x00" in value for key, value in formdata.items(multi=True)):
-        # no browser sends a NUL, and PostgreSQL cannot store one in text
-        return Outcome("bad_request", 400, "The form contains a character that cannot be stored.")
 
     try:
         shown, age = security.check_form_token(formdata.get(security.TOKEN_FIELD, ""), definition.slug)

@@ -1,10 +1,23 @@
-"""Engine-wide web endpoints that belong to no single concern (health checks)."""
+"""Engine-wide web endpoints and request checks that belong to no single concern."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, abort, request
 
 from engine.web.health import health
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def refuse_nul() -> None:
+    """No browser puts a NUL in a URL or a form field, and PostgreSQL can neither store nor
+    compare one: refused here with a 400 rather than as a database error deep in a view."""
+    values = list(request.args.items(multi=True))
+    if request.mimetype in FORM_TYPES:
+        values += request.form.items(multi=True)
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in values):
+        abort(400, "The request contains a NUL character.")
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(health)
+    app.before_request(refuse_nul)
