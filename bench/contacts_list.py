@@ -16,7 +16,7 @@ the ratio says what the engine adds. The dashboard's "new this week" count is ti
 way. The results name the indexes each hand-written query's plan reads. Target: every page
 under 100 ms (median).
 
-    python bench/contacts_list.py [--contacts N] [--repeat R]
+    python bench/contacts_list.py [--contacts N] [--repeat R] [--without-scale-indexes]
 """
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ PAGES: list[tuple[str, str, str, tuple[Any, ...]]] = [
     ("cursor page", "/admin/contacts?stage=lead&after={middle}",
      "AND lifecycle_stage = %s AND id < %s", None),
 ]
+SCALE_INDEXES = ("ix_contacts_first_name_lower", "ix_contacts_last_name_lower",
+                 "ix_contacts_created_at", "ix_contacts_stage_id")
 NEW_THIS_WEEK = ("SELECT count(*) FROM contacts WHERE status NOT IN ('merged', 'erased') "
                  "AND created_at >= now() - interval '7 days'")
 
@@ -222,6 +224,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--without-scale-indexes", action="store_true",
+                        help="drop the indexes of the contacts-at-scale migration after loading, "
+                             "to see what they are worth")
     options = parser.parse_args()
     server = os.environ.get("MAGNET_BENCH_DATABASE_URL", DEFAULT_URL)
     url = psycopg_url(server, DATABASE)
@@ -239,6 +244,10 @@ def main() -> None:
                          instance_path=instance)
         migrate.upgrade(app)
         load_seconds = load(url, options.contacts)
+        if options.without_scale_indexes:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for name in SCALE_INDEXES:
+                    conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
         print(f"loaded {options.contacts:,} contacts in {load_seconds:.1f} s")
         results = measure(app, url, options.contacts, options.repeat)
         with app.app_context():
@@ -256,11 +265,13 @@ def main() -> None:
               f"{row['hand_sql']['median_ms']:>8.2f} {row['ratio']:>5.1f}x  {mark:<6}  "
               f"{', '.join(row['indexes']) or 'none (sequential scan)'}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "contacts_list.json"
+    out = RESULTS / ("contacts_list_without_scale_indexes.json"
+                     if options.without_scale_indexes else "contacts_list.json")
     out.write_text(json.dumps({
         "workload": "contacts_list", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
         "machine": machine(), "database": "PostgreSQL (own database, dropped afterwards)",
         "settings": {"contacts": options.contacts, "repeat": options.repeat,
+                     "scale_indexes": not options.without_scale_indexes,
                      "load_seconds": round(load_seconds, 1)},
         "target_ms": TARGET_MS, "results": results}, indent=2))
     print(f"written to {out.relative_to(RESULTS.parent.parent)}")

@@ -27,10 +27,13 @@ def clean_env(instance: Path, **extra: str) -> dict[str, str]:
     return {**env, "MAGNET_INSTANCE_PATH": str(instance), **extra}
 
 
-def wait_for(url: str, predicate, timeout: float = 60.0):
+def wait_for(url: str, predicate, process=None, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}:\n"
+                                 f"{process.communicate()[0]}")
         try:
             last = requests.get(url, timeout=2)
             if predicate(last):
@@ -62,7 +65,7 @@ def test_serve_runs_web_worker_and_redis_then_stops_them_all(tmp_path):
                              stderr=subprocess.STDOUT, text=True)
     try:
         health = wait_for(f"http://127.0.0.1:{port}/healthz",
-                          lambda r: r.ok and r.json()["workers"] >= 1)
+                          lambda r: r.ok and r.json()["workers"] >= 1, serve)
         assert health.json() == {"database": "ok", "redis": "ok", "workers": 1, "status": "ok"}
         redis_pid = int((instance / "redis.pid").read_text())
         started = children_of(serve.pid)
@@ -90,7 +93,8 @@ def test_serve_reuses_a_redis_left_running_and_keeps_data(tmp_path):
                              env=clean_env(instance), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", lambda r: r.ok and r.json()["workers"] >= 1)
+        wait_for(f"http://127.0.0.1:{port}/healthz", lambda r: r.ok and r.json()["workers"] >= 1,
+                 serve)
         secret_before = (instance / "secret_key").read_text()
     finally:
         serve.send_signal(signal.SIGINT)

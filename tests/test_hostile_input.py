@@ -178,8 +178,9 @@ def test_unknown_and_odd_form_slugs_are_not_found(site):
     for slug in ("nope", "..%2F..%2Fetc%2Fpasswd", "%00", "a" * 3000, "%ED%A0%80", SCRIPT):
         for path in (f"/forms/{slug}", f"/forms/{slug}/fields", f"/forms/{slug}/thanks"):
             response = client.get(path)
-            assert response.status_code == 404, (path, response.status_code)
-        assert client.post(f"/forms/{slug}", data={"email": "a@example.com"}).status_code == 404
+            assert response.status_code in (400, 404), (path, response.status_code)
+        assert client.post(f"/forms/{slug}",
+                           data={"email": "a@example.com"}).status_code in (400, 404)
 
 
 def test_the_fields_fragment_ignores_hostile_parameters(site):
@@ -396,7 +397,7 @@ def test_reset_requests_with_header_injection_send_nothing(app, work):
 def test_account_links_refuse_forged_tokens(app, kind):
     client = app.test_client()
     for token in ("forged", "x" * 5000, "..%2F..%2Fadmin", "%00", "e30.e30.e30"):
-        assert client.get(f"/auth/{kind}/{token}").status_code in (404, 410)
+        assert client.get(f"/auth/{kind}/{token}").status_code in (400, 404, 410)
         refused(client.post(f"/auth/{kind}/{token}", data={"password": "a" * 20}))
 
 
@@ -497,18 +498,19 @@ def _url(rule: Any) -> str:
 
 def test_every_admin_route_needs_a_signed_in_person(app):
     client = app.test_client()
+    token = csrf_token(client.get("/auth/login").get_data(as_text=True))  # a valid anonymous one
     rules = _admin_rules(app)
     assert len(rules) > 20
     for rule in rules:
         url = _url(rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            response = client.open(url, method=method)
             if method == "GET":
-                assert response.status_code in (302, 401), (method, url, response.status_code)
-                if response.status_code == 302:
-                    assert "/auth/login" in response.headers["Location"], url
+                response = client.get(url)
+                assert response.status_code == 302, (method, url, response.status_code)
+                assert "/auth/login" in response.headers["Location"], url
             else:
-                assert response.status_code in (400, 401), (method, url, response.status_code)
+                response = client.open(url, method=method, data={"csrf_token": token})
+                assert response.status_code == 401, (method, url, response.status_code)
 
 
 def test_every_state_changing_admin_route_needs_a_csrf_token(app):
@@ -517,3 +519,47 @@ def test_every_state_changing_admin_route_needs_a_csrf_token(app):
         for method in rule.methods & {"POST", "PUT", "PATCH", "DELETE"}:
             response = owner.open(_url(rule), method=method, data={"title": "x"})
             assert response.status_code == 400, (method, rule.rule, response.status_code)
+
+
+@pytest.mark.both_backends
+def test_admin_page_cursors_beyond_any_row_id_are_ignored(site):
+    post(site.test_client(), "ebook", EBOOK)
+    with site.app_context():
+        contact_id = db.session.scalar(select(Contact.id))
+    owner = signed_in(site, "owner")
+    for path in ("/admin/audit", f"/admin/contacts/{contact_id}", "/admin/forms/ebook/submissions"):
+        for before in ("99999999999999999999999", "2147483648", "-1", "abc", "0"):
+            response = owner.get(path, query_string={"before": before})
+            assert response.status_code == 200, (path, before, response.status_code)
+
+
+def test_form_submissions_are_rate_limited_per_address(make_app):
+    app = forms_site(make_app, FORM_RATE_LIMIT_IP=2)
+    client = app.test_client()
+    for i in range(2):
+        assert post(client, "ebook", {**EBOOK, "email": f"r{i}@example.com"}).status_code == 303
+    before = rows(app)
+    response = post(client, "ebook", {**EBOOK, "email": "r9@example.com"})
+    assert response.status_code == 429
+    assert rows(app) == before
+
+
+@pytest.mark.xfail(strict=True, reason="the page cache is keyed by path, not host, while pages "
+                                       "built without SITE_URL take their absolute URLs from Host")
+@pytest.mark.parametrize("path", ["/", "/feed.xml", "/sitemap.xml", "/robots.txt"])
+def test_a_forged_host_header_never_reaches_other_visitors(make_app, path):
+    app = make_app()
+    app.test_client().get(path, headers={"Host": "evil.example"})
+    assert b"evil.example" not in app.test_client().get(path).get_data()
+
+
+def test_an_editor_cannot_reach_an_owners_routes(app):
+    editor = signed_in(app, "editor")
+    token = csrf_token(editor.get("/admin/").get_data(as_text=True))
+    owner_only = [rule for rule in _admin_rules(app)
+                  if getattr(app.view_functions[rule.endpoint], "required_role", "") == "owner"]
+    assert owner_only
+    for rule in owner_only:
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = editor.open(_url(rule), method=method, data={"csrf_token": token})
+            assert response.status_code == 403, (method, rule.rule, response.status_code)

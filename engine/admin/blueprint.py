@@ -50,6 +50,15 @@ def _area(endpoint: str) -> str:
     return f"{blueprint}.{view.split('_')[0]}" if blueprint == "admin" else blueprint
 
 
+def row_id(value: str) -> int:
+    """A row id from the query string (`?before=`): ValueError, so the argument is ignored, for
+    one no row can have (PostgreSQL refuses to compare an INTEGER column with a larger number)."""
+    number = int(value)
+    if not 0 < number < 2**31:
+        raise ValueError(value)
+    return number
+
+
 def navigation() -> dict[str, list[NavLink]]:
     """The menu this person may see: the core's areas, then enabled plugins' entries."""
     core = [link for item in CORE_MENU if (link := _link(item))]

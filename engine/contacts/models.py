@@ -86,7 +86,7 @@ class Contact(db.Model):
 
 
 # What keeps the admin's contact list and dashboard fast at a million contacts (see the
-# `contacts_at_scale` migration): name search is a prefix match on lower(name), which
+# contacts-at-scale migration, abd2df493efc): name search is a prefix match on lower(name), which
 # PostgreSQL serves from a `text_pattern_ops` index and SQLite from a plain expression index;
 # "new this week" counts a range of created_at; a stage filter walks (stage, id) newest first.
 Index("ix_contacts_first_name_lower", func.lower(Contact.first_name).label("first_name_lower"),

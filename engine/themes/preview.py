@@ -25,6 +25,8 @@ SALT = "magnet.theme-preview"
 COOKIE = "magnet_theme_preview"
 DEFAULT_SECONDS = 3600
 EXEMPT_PREFIXES = ("/admin", "/auth")  # the admin never changes look while previewing
+# Static files are named by the previewing page itself (`theme_url`), so they need no preview.
+EXEMPT_ENDPOINTS = ("static", "themes.static", "plugin_static", "themes.preview_end")
 END_PATH = "/themes/preview/end"
 
 
@@ -63,7 +65,7 @@ def previewed() -> str | None:
 
 def resolve() -> None:
     """`before_request`: decide once per request whether it previews, from the link or cookie."""
-    if request.path.startswith(EXEMPT_PREFIXES) or request.path == END_PATH:
+    if request.path.startswith(EXEMPT_PREFIXES) or request.endpoint in EXEMPT_ENDPOINTS:
         return
     name, token = request.args.get("preview_theme"), request.args.get("sig")
     if name and token:
@@ -90,7 +92,8 @@ def finish(response: Response) -> Response:
     if token:
         response.set_cookie(COOKIE, token, max_age=lifetime(), httponly=True, samesite="Lax",
                             secure=request.is_secure, path="/")
-    if response.mimetype == "text/html" and not response.direct_passthrough:
+    if (response.mimetype == "text/html" and not response.direct_passthrough
+            and not response.is_streamed):
         body = response.get_data(as_text=True)
         if "</body>" in body:
             response.set_data(body.replace("</body>", banner(theme) + "</body>", 1))

@@ -6,7 +6,7 @@ from typing import Any
 from flask import render_template, request
 
 from engine.admin import audit
-from engine.admin.blueprint import bp
+from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 
 PAGE = 100
@@ -15,7 +15,7 @@ PAGE = 100
 @bp.get("/audit")
 @require_role("owner")
 def audit_log() -> Any:
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=row_id)
     action = (request.args.get("action") or "").strip()[:100] or None
     entries = audit.recent(PAGE + 1, before_id=before, action=action)
     more = len(entries) > PAGE

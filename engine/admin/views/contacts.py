@@ -15,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 
 from engine.admin import audit
-from engine.admin.blueprint import bp
+from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 from engine.contacts import activity, gdpr
 from engine.contacts import merge as merging
@@ -48,7 +48,7 @@ def name_or_email_search(low: str) -> Any:
 
     Only prefixes, because "contains" cannot use an index and would scan every contact.
     Emails are stored lower-case and ranged on their unique index; names through the
-    lower(name) indexes of the `contacts_at_scale` migration.
+    lower(name) indexes of the contacts-at-scale migration (abd2df493efc).
     """
     first, last = func.lower(Contact.first_name), func.lower(Contact.last_name)
     email = and_(Contact.email >= low, Contact.email < low + "\U0010ffff")
@@ -131,13 +131,12 @@ def contacts_show(contact_id: int) -> Any:
     if contact.status == "merged" and contact.merged_into_id:
         flash("This contact was merged into another one; you see the merged contact.")
         return redirect(url_for("admin.contacts_show", contact_id=contact.merged_into_id))
-    before = request.args.get("before", "")
-    events = activity.timeline(contact.id, limit=TIMELINE_PER_PAGE + 1,
-                               before=int(before) if before.isdigit() else None)
+    before = request.args.get("before", type=row_id)
+    events = activity.timeline(contact.id, limit=TIMELINE_PER_PAGE + 1, before=before)
     older = events[TIMELINE_PER_PAGE - 1].id if len(events) > TIMELINE_PER_PAGE else None
     return render_template("admin/contact.html", contact=contact,
                            timeline=events[:TIMELINE_PER_PAGE], older=older,
-                           paged=before.isdigit(),
+                           paged=before is not None,
                            submissions=submissions_for([contact.id])[-50:],
                            merges=merging.merges_of(contact.id))
 

@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from engine.admin import audit
-from engine.admin.blueprint import bp
+from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 from engine.db import db
 from engine.forms import service
@@ -138,7 +138,7 @@ def _save(definition: dict[str, Any], row: Form | None) -> Any:
 @require_role("viewer")
 def forms_submissions(slug: str) -> Any:
     row = _form_or_404(slug)
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", type=row_id)
     query = select(Submission).where(Submission.form_slug == row.slug)
     if before:
         query = query.where(Submission.id < before)
