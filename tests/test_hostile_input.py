@@ -3,7 +3,6 @@ payloads inert wherever they are shown again (admin pages, timelines, emails).""
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import quote, urlsplit
 from email import policy
 from email.parser import BytesParser
@@ -128,9 +127,8 @@ def test_forged_expired_and_foreign_tokens_are_refused(site):
     for token in ("", "x" * 5000, "forged.token.value", other_form, not_a_dict,
                   token_of(client, "ebook")[:-3] + "abc", "\x00"):
         refused(post(client, "ebook", EBOOK, token=token))
-    site.config["FORM_TOKEN_MAX_AGE"] = 1
+    site.config["FORM_TOKEN_MAX_AGE"] = -1  # every token is already too old
     stale = old.dumps({"f": "ebook", "s": ["email", "first_name"]})
-    time.sleep(2.1)
     response = post(client, "ebook", EBOOK, token=stale)
     assert response.status_code == 400 and "expired" in response.get_data(as_text=True)
     assert rows(site) == before
@@ -217,10 +215,9 @@ def test_asset_links_refuse_forgery_and_traversal(site):
 
 def test_an_expired_asset_link_says_so(site):
     client = site.test_client()
-    site.config["FORM_ASSET_LINK_SECONDS"] = 1
+    site.config["FORM_ASSET_LINK_SECONDS"] = -1
     with site.test_request_context():
         token = security.sign("asset", {"a": "small-business-email-playbook.pdf", "s": 1, "c": 0})
-    time.sleep(2.1)
     response = client.get(f"/assets/{token}")
     assert response.status_code == 410 and "expired" in response.get_data(as_text=True)
 
@@ -235,8 +232,7 @@ def test_confirm_links_refuse_forgery_and_expiry(site):
     for token in ("forged", "x" * 5000, wrong_purpose):
         assert client.get(f"/forms/confirm/{token}").status_code == 400
         assert client.post(f"/forms/confirm/{token}").status_code == 400
-    site.config["FORM_CONFIRM_LINK_SECONDS"] = 1
-    time.sleep(2.1)
+    site.config["FORM_CONFIRM_LINK_SECONDS"] = -1
     assert client.post(f"/forms/confirm/{old}").status_code == 400
     assert rows(site) == before
 
@@ -425,13 +421,14 @@ ODD_PATHS = [
 
 
 @pytest.mark.both_backends
-@pytest.mark.parametrize("path", ODD_PATHS)
-def test_odd_public_paths_never_fail(site, path):
-    response = site.test_client().get(path)
-    not_a_crash(response)
-    body = response.get_data()
-    assert b"root:x:0" not in body and b"[project]" not in body and b"import " not in body
-    assert SCRIPT.encode() not in body
+def test_odd_public_paths_never_fail(site):
+    client = site.test_client()
+    for path in ODD_PATHS:
+        response = client.get(path)
+        assert response.status_code < 500, path
+        body = response.get_data()
+        assert b"root:x:0" not in body and b"[project]" not in body and b"import " not in body
+        assert SCRIPT.encode() not in body, path
 
 
 # --- payloads inert where they are shown again -------------------------------------------------
