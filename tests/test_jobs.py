@@ -199,3 +199,40 @@ def test_hook_register_jobs(jobs_app):
     assert (jobs["trace.append"].owner, jobs["trace.append"].queue) == ("trace", "default")
     assert (jobs["trace.fail"].owner, jobs["trace.fail"].queue) == ("trace", "mail")
     assert jobs["outbox.sweep"].every == 5  # the engine's own, from its built-in plugin
+
+
+def test_a_disabled_plugins_rows_wait_and_run_once_it_is_back(make_app, make_plugins, work,
+                                                              tmp_path):
+    app = make_app(PLUGINS_PATH=str(make_plugins(trace=JOBS.replace(
+        "DEFAULT_ENABLED = True", "DEFAULT_ENABLED = False"))))
+    plugins = app.extensions["magnet.plugins"]
+    plugins.set_enabled("trace", True)
+    trace = tmp_path / "trace.txt"
+    add_rows(app, trace, 1)
+    plugins.set_enabled("trace", False)
+    work(app)
+    assert lines(trace) == []
+    with app.app_context():
+        row = db.session.scalars(select(OutboxRow)).one()
+        assert (row.status, row.attempts) == ("pending", 0)  # waiting, no attempt spent
+        plugins.set_enabled("trace", True)
+        with write():
+            row.available_at = utcnow()
+        assert outbox.run_batch("default") == 1
+    assert lines(trace) == ["row 0"]
+
+
+def test_a_batch_hands_back_rows_near_the_end_of_their_lease(make_app, make_plugins, tmp_path):
+    app = make_app(PLUGINS_PATH=str(make_plugins(trace=JOBS)), OUTBOX_LEASE_SECONDS=2)
+    trace = tmp_path / "trace.txt"
+    add_rows(app, trace, 3)
+    with app.app_context():
+        rows = outbox.claim_batch("default")
+        with write():
+            for row in rows[1:]:  # as if the first row had taken most of the lease
+                row.claimed_at = utcnow() - timedelta(seconds=1.5)
+        assert outbox.run_claimed(rows) == 1
+        statuses = {r.id: r.status for r in db.session.scalars(
+            select(OutboxRow).execution_options(populate_existing=True))}
+    assert lines(trace) == ["row 0"]
+    assert sorted(statuses.values()) == ["done", "pending", "pending"]

@@ -139,7 +139,9 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         manager = plugins.current()
         variant = manager.filter("filter_page_variant", "", request=request)
-        key = (gen, manager.enabled, str(variant), request.path)
+        # The host is part of the key: without SITE_URL, pages build absolute links from the
+        # request's Host header, and one forged header must never reach other visitors.
+        key = (gen, manager.enabled, str(variant), request.host_url, request.path)
         store: PageCache = current_app.extensions["magnet.page_cache"]
         entry = store.get(key)
         state = "hit"

@@ -10,10 +10,13 @@ rows simply wait; `sweep()`, a periodic job, wakes every queue that has due rows
 
 A batch claims its rows (`pending` -> `running`, one UPDATE that only matches pending rows)
 before acting: two batches running at once, or a job that Redis delivers twice, never act on one
-row twice. Failures are retried with back-off from the row itself (durable even if Redis loses
-its queue); after `OUTBOX_MAX_ATTEMPTS` the row is `failed` and shows in `magnet jobs`. A worker
-killed mid-batch leaves its rows `running`; when the lease expires, `sweep()` makes them pending
-again — the only case where a non-atomic job can act twice (once per crash).
+row twice. Each row is marked done as soon as it ran, and only while this worker still holds it;
+a batch never starts a row past half its lease, so the sweep cannot hand a row to a second
+worker while the first may still run it. Failures are retried with back-off from the row itself
+(durable even if Redis loses its queue); after `OUTBOX_MAX_ATTEMPTS` the row is `failed` and
+shows in `magnet jobs`. A worker killed mid-batch leaves its rows `running`; when the lease
+expires, `sweep()` makes them pending again, and only the row that was in progress can act twice
+(for non-atomic jobs: SMTP allows no better). Rows of a disabled plugin wait, unrun.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from typing import Any
 
 import redis
 from flask import current_app
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import JSON, Index, Integer, String, Text, event, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -136,37 +140,73 @@ def run_batch(queue: str) -> int:
         rows = claim_batch(queue)
         if not rows:
             return count
-        done = [row.id for row in rows if _run_one(row)]
-        if done:
-            with write() as session:
-                session.execute(update(OutboxRow).where(OutboxRow.id.in_(done))
-                                .values(status="done", done_at=utcnow(), last_error=""))
-        count += len(rows)
+        count += run_claimed(rows)
     wake([queue], force=True)  # more to do: a fresh job, so other queues' jobs get their turn
     return count
 
 
-def _run_one(row: OutboxRow) -> bool:
-    """Run one claimed row; True when it is to be marked done with its batch."""
+def run_claimed(rows: list[OutboxRow]) -> int:
+    """Run claimed rows in order; hand back, unrun, those whose lease is half gone (the sweep
+    could otherwise give them to a second worker while this one runs them). Returns how many
+    ran."""
+    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+    for index, row in enumerate(rows):
+        if utcnow() - row.claimed_at > lease / 2:
+            _release(rows[index:], delay=timedelta(0))
+            return index
+        _run_one(row)
+    return len(rows)
+
+
+def _owned(row: OutboxRow) -> Any:
+    """The condition that this worker still holds the row it claimed."""
+    return (OutboxRow.id == row.id) & (OutboxRow.status == "running") & \
+        (OutboxRow.claimed_at == row.claimed_at)
+
+
+def _run_one(row: OutboxRow) -> None:
+    """Run one claimed row and record the outcome (each row on its own, so a crash repeats
+    at most the row in progress)."""
     try:
         spec = registry.get(row.job)
         if spec.owner and not current_app.extensions["magnet.plugins"].is_enabled(spec.owner):
-            log.info("outbox row %s (%s) skipped: plugin %r is disabled", row.id, row.job,
+            log.info("outbox row %s (%s) waits: plugin %r is disabled", row.id, row.job,
                      spec.owner)
-            return True
-        if spec.atomic:  # the handler's writes and the done mark commit together
+            _release([row], delay=timedelta(minutes=5))
+            return
+        if spec.atomic:  # the handler's writes commit together with the done mark
             with write() as session:
                 spec.func(**row.payload)
-                session.execute(update(OutboxRow).where(OutboxRow.id == row.id)
-                                .values(status="done", done_at=utcnow(), last_error=""))
-            return False
-        spec.func(**row.payload)
-        return True
+                if not _mark_done(session, row):
+                    raise LostClaim(f"outbox row {row.id} was handed to another worker")
+        else:
+            spec.func(**row.payload)
+            with write() as session:
+                _mark_done(session, row)
+    except JobTimeoutException:
+        raise  # RQ's job timeout must stop the batch, not be taken for the row's failure
     except Exception as exc:
         db.session.rollback()
         log.exception("outbox row %s (%s) failed on attempt %s", row.id, row.job, row.attempts)
         _mark_failed(row, exc)
-        return False
+
+
+def _mark_done(session: Any, row: OutboxRow) -> bool:
+    return bool(session.execute(update(OutboxRow).where(_owned(row)).values(
+        status="done", done_at=utcnow(), last_error="")).rowcount)
+
+
+class LostClaim(Exception):
+    """The row's lease expired and the sweep gave it to another worker."""
+
+
+def _release(rows: list[OutboxRow], delay: timedelta) -> None:
+    """Give claimed rows back, unrun, without counting an attempt."""
+    with write() as session:
+        for row in rows:
+            session.execute(update(OutboxRow).where(_owned(row)).values(
+                status="pending", attempts=OutboxRow.attempts - 1,
+                available_at=utcnow() + delay))
 
 
 def _mark_failed(row: OutboxRow, exc: Exception) -> str:
@@ -175,7 +215,7 @@ def _mark_failed(row: OutboxRow, exc: Exception) -> str:
     delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
     status = "failed" if give_up else "pending"
     with write() as session:
-        session.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(
+        session.execute(update(OutboxRow).where(_owned(row)).values(
             status=status, last_error=f"{type(exc).__name__}: {exc}"[:4000],
             available_at=utcnow() + timedelta(seconds=delay)))
     return status

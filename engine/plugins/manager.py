@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from typing import Any
 import pluggy
 from flask import Flask, has_app_context
 from markupsafe import Markup
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from engine.db import db, locking, utcnow, write
 from engine.plugins import hookspecs
@@ -57,9 +58,10 @@ class Plugins:
         self._settings: dict[str, dict[str, Any]] = {}
         self._settings_forms: dict[str, Any] | None = None
         self._defaults: dict[str, dict[str, Any]] = {}
-        self._stamp: tuple[Any, ...] | None = None
+        self._stamp: frozenset[Any] | None = None
         self._checked_at = 0.0
         self._pending_errors: list[dict[str, Any]] = []
+        self._errors_lock = threading.Lock()
         self._last_reported: dict[tuple[str, str, str], float] = {}
         app.extensions["magnet.plugins"] = self
         app.teardown_appcontext(self._flush_errors)
@@ -83,9 +85,10 @@ class Plugins:
         if not force and now - self._checked_at < self.refresh_seconds:
             return
         self._checked_at = now
-        try:
-            stamp = tuple(db.session.execute(
-                select(func.count(), func.max(PluginState.updated_at))).one())
+        try:  # every row's (slug, enabled, updated_at): a handful of rows, and no change is
+            # missed when two transactions commit in the opposite order of their timestamps
+            stamp = frozenset(db.session.execute(
+                select(PluginState.slug, PluginState.enabled, PluginState.updated_at)).all())
         except Exception:  # tables not created yet (before the first `db upgrade`)
             db.session.rollback()
             return
@@ -250,14 +253,16 @@ class Plugins:
         if now - self._last_reported.get(key, -ERROR_REPORT_INTERVAL) < ERROR_REPORT_INTERVAL:
             return
         self._last_reported[key] = now
-        self._pending_errors.append(dict(
-            slug=slug, hook=hook, message=f"{type(exc).__name__}: {exc}"[:2000],
-            traceback="".join(traceback.format_exception(exc))[-8000:], created_at=utcnow()))
+        with self._errors_lock:
+            self._pending_errors.append(dict(
+                slug=slug, hook=hook, message=f"{type(exc).__name__}: {exc}"[:2000],
+                traceback="".join(traceback.format_exception(exc))[-8000:], created_at=utcnow()))
 
     def _flush_errors(self, _exc: BaseException | None = None) -> None:
         if not self._pending_errors:
             return
-        pending, self._pending_errors = self._pending_errors, []
+        with self._errors_lock:  # web workers may run threads
+            pending, self._pending_errors = self._pending_errors, []
         try:  # its own connection: the app context's session may already be torn down
             with locking(), db.engine.begin() as connection:
                 connection.execute(insert(PluginErrorLog), pending)
