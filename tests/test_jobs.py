@@ -236,3 +236,15 @@ def test_a_batch_hands_back_rows_near_the_end_of_their_lease(make_app, make_plug
             select(OutboxRow).execution_options(populate_existing=True))}
     assert lines(trace) == ["row 0"]
     assert sorted(statuses.values()) == ["done", "pending", "pending"]
+
+
+def test_a_periodic_job_never_overlaps_its_previous_run(jobs_app):
+    from engine.jobs.connection import client_for
+    from engine.jobs.runner import run_named
+    conn = client_for(jobs_app)
+    with jobs_app.app_context():
+        conn.set("magnet:running:outbox.sweep", "1")  # a run still going elsewhere
+        assert run_named("outbox.sweep", {}) is None
+        conn.delete("magnet:running:outbox.sweep")
+        assert run_named("outbox.sweep", {}) == 0
+        assert conn.get("magnet:running:outbox.sweep") is None

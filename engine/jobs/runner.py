@@ -27,7 +27,17 @@ def run_named(name: str, kwargs: dict[str, Any]) -> Any:
     if not _owner_enabled(spec):
         log.info("job %s skipped: plugin %r is disabled", name, spec.owner)
         return None
-    return spec.func(**kwargs)
+    if not spec.every:
+        return spec.func(**kwargs)
+    # A periodic run that outlasts its interval must not overlap the next one.
+    conn, lock = connection(), f"magnet:running:{name}"
+    if not conn.set(lock, "1", nx=True, ex=max(60, int(spec.every * 10))):
+        log.info("job %s skipped: its previous run is still going", name)
+        return None
+    try:
+        return spec.func(**kwargs)
+    finally:
+        conn.delete(lock)
 
 
 def enqueue(name: str, **kwargs: Any) -> Any:
