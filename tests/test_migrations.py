@@ -1,6 +1,7 @@
 """Migrations: every branch applies to an empty database and matches the models exactly."""
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -8,6 +9,7 @@ from engine import migrate
 from engine.db import db
 
 
+@pytest.mark.both_backends
 def test_every_branch_upgrades_an_empty_database_and_matches_the_models(make_app):
     app = make_app(fresh_db=True)
     migrate.upgrade(app, list(migrate.branches(app)))  # the core and every bundled plugin
@@ -18,6 +20,7 @@ def test_every_branch_upgrades_an_empty_database_and_matches_the_models(make_app
     assert differences == [], "models and migrations differ; run `magnet db revision <label>`"
 
 
+@pytest.mark.both_backends
 def test_upgrade_is_idempotent_and_keeps_data(app):
     from engine.db import write
     from engine.plugins.models import PluginState

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import UTCDateTime, db, utcnow
@@ -129,7 +129,8 @@ class Activity(db.Model):
     __tablename__ = "activities"
     __table_args__ = (Index("ix_activities_contact_occurred", "contact_id", "occurred_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 64-bit on PostgreSQL: tracking fills this table fastest (SQLite's rowid is 64-bit already).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     visitor_id: Mapped[str | None] = mapped_column(String(32), index=True)
     type: Mapped[str] = mapped_column(String(50), index=True)

@@ -137,6 +137,11 @@ def _download_link(definition: FormDef, outcome: pipeline.Outcome) -> str | None
     return assets.link(definition.success.asset, outcome.submission_id, outcome.contact_id)
 
 
+def _is_row_id(value: Any) -> bool:
+    """A signed id is trusted, but still checked: a database raises on absurd integers."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
 @blueprint.get("/forms/<slug>/thanks/<token>")
 def thanks(slug: str, token: str) -> Any:
     definition = _definition(slug)
@@ -144,6 +149,8 @@ def thanks(slug: str, token: str) -> Any:
         submission_id = security.unsign("thanks", token, 86400)
     except security.TokenError:
         return redirect(url_for("forms.thanks_plain", slug=slug), code=303)
+    if not _is_row_id(submission_id):
+        abort(404)
     submission = db.session.get(Submission, submission_id)
     if submission is None or submission.form_slug != slug:
         abort(404)
@@ -191,6 +198,8 @@ def confirm(token: str) -> Any:
         subscription_ids = security.unsign("confirm", token,
                                            int(current_app.config["FORM_CONFIRM_LINK_SECONDS"]))
     except security.TokenError:
+        subscription_ids = None
+    if not isinstance(subscription_ids, list) or not all(map(_is_row_id, subscription_ids)):
         return Response(render_template("forms/problem.html", definition=None,
                                         message="This confirmation link is not valid or has expired."),
                         status=400)
@@ -198,7 +207,7 @@ def confirm(token: str) -> Any:
         return _no_store(Response(render_template("forms/confirm.html", token=token, done=False)))
     with write():
         for sub_id in subscription_ids:
-            sub = contacts.confirm_subscription(int(sub_id))
+            sub = contacts.confirm_subscription(sub_id)
             if sub is not None:
                 activity.record("subscription_confirmed", contact_id=sub.contact_id,
                                 visitor_id=visitors.visitor_id(request),
