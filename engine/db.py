@@ -123,3 +123,18 @@ def write() -> Iterator[Any]:
         except BaseException:
             session.rollback()
             raise
+
+
+def delete_in_chunks(model: Any, *conditions: Any, chunk: int = 5000) -> int:
+    """Delete matching rows a few thousand per transaction, so that web requests never wait
+    long for SQLite's write lock behind a large clean-up. Returns how many were deleted."""
+    from sqlalchemy import delete, select
+    key = model.__mapper__.primary_key[0]
+    total = 0
+    while True:
+        with write() as session:
+            ids = select(key).where(*conditions).limit(chunk).scalar_subquery()
+            removed = session.execute(delete(model).where(key.in_(ids))).rowcount
+        total += removed
+        if removed < chunk:
+            return total

@@ -2,13 +2,14 @@
 `write()` so an event is stored exactly when what caused it is."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
 
 from engine.contacts.models import Activity
-from engine.db import db, utcnow
+from engine.db import db, delete_in_chunks, utcnow
 
 
 def record(type: str, *, contact_id: int | None = None, visitor_id: str | None = None,
@@ -54,3 +55,11 @@ def timeline(contact_id: int, limit: int = 200, before: int | None = None) -> li
                                      Activity.id < edge.id)))
     return list(db.session.scalars(query.order_by(Activity.occurred_at.desc(),
                                                   Activity.id.desc()).limit(limit)))
+
+
+def prune_anonymous(before: datetime, types: Iterable[str]) -> int:
+    """Delete anonymous activity of the given types older than `before` (retention); a known
+    contact's timeline is kept until the contact is erased."""
+    return delete_in_chunks(Activity, Activity.contact_id.is_(None),
+                            Activity.visitor_id.is_not(None), Activity.type.in_(list(types)),
+                            Activity.occurred_at < before)

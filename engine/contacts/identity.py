@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.contacts.models import Activity, Contact, Visitor
-from engine.db import db, utcnow
+from engine.db import db, delete_in_chunks, utcnow
 
 
 def _upsert(dialect: str):  # type: ignore[no-untyped-def]
@@ -65,3 +65,41 @@ def resolve(contact_id: int) -> Contact | None:
     if contact is None or contact.status == "erased":
         return None
     return contact
+
+
+# --- batches, for ingest paths that see thousands of visitors at once -----------------------
+
+def contacts_of(visitor_ids: set[str]) -> dict[str, int]:
+    """`{visitor id: contact id}` for the visitors already identified."""
+    if not visitor_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Visitor.id, Visitor.contact_id)
+        .where(Visitor.id.in_(visitor_ids), Visitor.contact_id.is_not(None))).all())
+
+
+def touch_many(last_seen: dict[str, datetime]) -> None:
+    """`touch` for a whole batch in one statement (inside `write()`); never links: linking
+    stays `identify`'s job."""
+    if not last_seen:
+        return
+    stmt = _upsert(db.session.get_bind().dialect.name)(Visitor.__table__)
+    stmt = stmt.on_conflict_do_update(index_elements=["id"],
+                                      set_={"last_seen": stmt.excluded.last_seen})
+    db.session.execute(stmt, [{"id": vid, "first_seen": seen, "last_seen": seen,
+                               "contact_id": None} for vid, seen in sorted(last_seen.items())])
+
+
+def visitors_of(contact_id: int) -> list[str]:
+    """Every browser known to belong to the contact."""
+    return list(db.session.scalars(select(Visitor.id).where(Visitor.contact_id == contact_id)))
+
+
+def identified_visitors() -> Select[tuple[str]]:
+    """A subquery of the visitor ids linked to a contact (for other modules' filters)."""
+    return select(Visitor.id).where(Visitor.contact_id.is_not(None))
+
+
+def prune_anonymous_visitors(before: datetime) -> int:
+    """Delete visitor rows never linked to a contact and last seen before `before`."""
+    return delete_in_chunks(Visitor, Visitor.contact_id.is_(None), Visitor.last_seen < before)

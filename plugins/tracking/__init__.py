@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from engine.admin.menu import MenuItem
+from engine.contacts import identity
 from engine.db import write
 from engine.plugins import hookimpl
-from plugins.tracking import admin, beacon, commands, contact_store, jobs, visits
+from plugins.tracking import admin, beacon, commands, jobs, visits
 from plugins.tracking.settings import TrackingSettings
 
 __version__ = "1.0.0"
@@ -55,4 +56,4 @@ def on_form_submitted(submission: Any, contact: Any) -> None:
     if contact is None:
         return
     with write():
-        visits.update_touches(contact.id, contact_store.visitors_of(contact.id))
+        visits.update_touches(contact.id, identity.visitors_of(contact.id))

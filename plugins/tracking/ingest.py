@@ -11,10 +11,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.contacts import activity
+from engine.contacts import activity, identity
 from engine.db import write
 from engine.plugins import current
-from plugins.tracking import clean, contact_store, rollups, visits
+from plugins.tracking import clean, rollups, visits
 from plugins.tracking.settings import settings
 
 log = logging.getLogger("magnet.tracking")
@@ -58,14 +58,14 @@ def store(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows.sort(key=lambda r: r["occurred_at"])
     timeout = timedelta(minutes=int(options["session_minutes"]))
     with write():
-        known = contact_store.contacts_of({r["visitor_id"] for r in rows})
+        known = identity.contacts_of({r["visitor_id"] for r in rows})
         for row in rows:
             row["contact_id"] = known.get(row["visitor_id"])
         new_visits = visits.assign(rows, timeout)
         activity.record_many(rows)
-        contact_store.touch_many(visits.last_seen(rows))
+        identity.touch_many(visits.last_seen(rows))
         rollups.add(rows, new_visits)
         for contact_id in {known[v["visitor_id"]] for v in new_visits if v["visitor_id"] in known}:
-            visits.update_touches(contact_id, contact_store.visitors_of(contact_id))
+            visits.update_touches(contact_id, identity.visitors_of(contact_id))
     current().call("on_event", events=rows)
     return rows

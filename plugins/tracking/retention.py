@@ -9,42 +9,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from engine.contacts.models import Activity, Visitor
-from engine.db import utcnow, write
+from engine.contacts import activity, identity
+from engine.db import delete_in_chunks, utcnow, write
 from plugins.tracking import clean
 from plugins.tracking.models import Seen, Visit
 from plugins.tracking.settings import settings
-
-CHUNK = 5000
-
-
-def _delete_in_chunks(model: type, *conditions: object) -> int:
-    key = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
-    total = 0
-    while True:
-        with write() as session:
-            ids = select(key).where(*conditions).limit(CHUNK).scalar_subquery()
-            removed = session.execute(delete(model).where(key.in_(ids))).rowcount
-        total += removed
-        if removed < CHUNK:
-            return total
-
 
 def prune(days: int | None = None) -> dict[str, int]:
     """Delete anonymous events, visits and visitors last seen more than `days` ago."""
     days = int(days if days is not None else settings()["retention_days"])
     cutoff = utcnow() - timedelta(days=days)
-    identified = select(Visitor.id).where(Visitor.contact_id.is_not(None))
     result = {
-        "events": _delete_in_chunks(
-            Activity, Activity.contact_id.is_(None), Activity.visitor_id.is_not(None),
-            Activity.type.in_(clean.EVENT_TYPES), Activity.occurred_at < cutoff),
-        "visits": _delete_in_chunks(
-            Visit, Visit.last_seen_at < cutoff, Visit.visitor_id.not_in(identified)),
-        "visitors": _delete_in_chunks(
-            Visitor, Visitor.contact_id.is_(None), Visitor.last_seen < cutoff),
+        "events": activity.prune_anonymous(cutoff, clean.EVENT_TYPES),
+        "visits": delete_in_chunks(Visit, Visit.last_seen_at < cutoff,
+                                   Visit.visitor_id.not_in(identity.identified_visitors())),
+        "visitors": identity.prune_anonymous_visitors(cutoff),
     }
     day = cutoff.date().isoformat()
     with write() as session:  # who-was-active lists of finished periods (their counts stay)
