@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -292,9 +293,11 @@ def test_cache_invalidation_reaches_other_processes(make_app):
     assert b"Hello" in a.get("/blog").data and b"Hello" in b.get("/blog").data
     assert b.get("/blog").headers["X-Magnet-Cache"] == "hit"
     post(first, "Second post")
+    time.sleep(cache.GENERATION_TTL)  # how long another process may trust what it read
     assert b"Second post" in b.get("/blog").data
     with first.app_context():
         first.extensions["magnet.themes"].use("editorial")
+    time.sleep(cache.GENERATION_TTL)
     html = b.get("/blog/hello").get_data(as_text=True)
     assert "editorial-header" in html
 
