@@ -226,13 +226,18 @@ def _diff(old: str, new: str) -> Markup:
     return Markup("\n").join(lines)
 
 
-@bp.get("/content/<int:item_id>/revisions/<int:revision_id>")
-@require_role("editor")
-def content_revision(item_id: int, revision_id: int) -> Any:
+def _revision_or_404(item_id: int, revision_id: int) -> tuple[ContentItem, ContentRevision]:
     item = _item_or_404(item_id)
     revision = db.session.get(ContentRevision, revision_id)
     if revision is None or revision.item_id != item.id:
         abort(404)
+    return item, revision
+
+
+@bp.get("/content/<int:item_id>/revisions/<int:revision_id>")
+@require_role("editor")
+def content_revision(item_id: int, revision_id: int) -> Any:
+    item, revision = _revision_or_404(item_id, revision_id)
     current = _editor_state(item)
     changes = []
     for name in ("title", "slug", "summary", "body", "seo_title", "seo_description", "tags"):
@@ -247,10 +252,7 @@ def content_revision(item_id: int, revision_id: int) -> Any:
 @bp.post("/content/<int:item_id>/revisions/<int:revision_id>/restore")
 @require_role("editor")
 def content_restore(item_id: int, revision_id: int) -> Any:
-    item = _item_or_404(item_id)
-    revision = db.session.get(ContentRevision, revision_id)
-    if revision is None or revision.item_id != item.id:
-        abort(404)
+    item, revision = _revision_or_404(item_id, revision_id)
     try:
         service.restore_revision(revision.id, actor=_actor())
     except service.ContentError as exc:
