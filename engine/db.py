@@ -7,6 +7,9 @@ instead of failing), and write transactions that take the lock up front with
 `BEGIN IMMEDIATE`. Without the last one, a transaction that read first and writes later can
 fail at once when another process committed in between, whatever the busy timeout says.
 So every write goes through `write()`; plain reads stay deferred and never queue behind writers.
+Before its `BEGIN IMMEDIATE`, a write also waits for its turn among the writers on an OS file
+lock, which wakes it the moment the previous writer is done, where SQLite's busy handler would
+poll with sleeps (`engine.writers`); the busy timeout stays for writers outside `write()`.
 On PostgreSQL the same code runs ordinary transactions.
 """
 from __future__ import annotations
@@ -20,8 +23,10 @@ from typing import Any
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
+
+from engine.writers import WriterQueue, WriterTurn, configure_connection
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -38,7 +43,9 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
-_immediate = contextvars.ContextVar("magnet_begin_immediate", default=False)
+# Inside `locking()`: the block's WriterTurn (transactions begin with BEGIN IMMEDIATE); else False.
+_immediate: contextvars.ContextVar[WriterTurn | bool] = contextvars.ContextVar(
+    "magnet_begin_immediate", default=False)
 
 
 def utcnow() -> datetime:
@@ -67,7 +74,9 @@ class UTCDateTime(TypeDecorator):
 
 
 def configure_sqlite(engine: Engine) -> None:
-    """WAL, busy timeout, foreign keys, and `BEGIN IMMEDIATE` inside `write()`."""
+    """WAL, busy timeout, foreign keys, and `BEGIN IMMEDIATE` after the writer's turn inside
+    `write()`."""
+    queue = WriterQueue.of(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,10 +87,27 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        configure_connection(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+        turn = _immediate.get()
+        if not turn:
+            connection.exec_driver_sql("BEGIN")
+            return
+        if queue and isinstance(turn, WriterTurn):
+            turn.take(queue)
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@event.listens_for(Session, "after_commit", insert=True)
+@event.listens_for(Session, "after_rollback", insert=True)
+def _end_of_turn(_session: Session) -> None:
+    """A `write()`'s transaction is over: the next writer's turn, before the commit's other
+    listeners (such as waking the outbox's workers over the network) run."""
+    turn = _immediate.get()
+    if isinstance(turn, WriterTurn):
+        turn.give_back()
 
 
 def is_sqlite() -> bool:
@@ -90,12 +116,17 @@ def is_sqlite() -> bool:
 
 @contextmanager
 def locking() -> Iterator[None]:
-    """Make every transaction begun inside take SQLite's write lock at once (raw connections)."""
-    token = _immediate.set(True)
+    """Make every transaction begun inside take SQLite's write lock at once (raw connections),
+    after waiting for this writer's turn; a block inside another shares the outer one's turn."""
+    outer = _immediate.get()
+    turn = outer if isinstance(outer, WriterTurn) else WriterTurn()
+    token = _immediate.set(turn)
     try:
         yield
     finally:
         _immediate.reset(token)
+        if turn is not outer:
+            turn.give_back()
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine.contacts import activity, gdpr, identity, merge, service
+from engine.contacts import activity, gdpr, identity, merge, service, store
 from engine.contacts.models import Activity, Contact, ContactMerge, Subscription, Visitor
 from engine.db import db, write
 
@@ -137,3 +137,36 @@ def test_gdpr_export_and_erase_keep_aggregates(app):
         text = str(gdpr.export_contact(person.id))
         assert "private@example.com" not in text and "203.0.113.9" not in text
         assert service.find_by_email("private@example.com") is None
+
+
+def test_the_hot_path_follows_merges_and_reopens_only_what_is_not_subscribed(app):
+    with app.app_context():
+        winner = _person("keep@example.com", first_name="Keep")
+        loser = _person("dupe@example.com", first_name="Dupe")
+        merge.merge(winner.id, loser.id, actor="owner@example.com")
+        with write():  # the merged address updates the contact it was merged into
+            saved = store.save("dupe@example.com", {"job_title": "CTO", "first_name": ""},
+                               source={"page": "/pricing"})
+        assert (saved.id, saved.created, saved.changes) == (winner.id, False,
+                                                            {"job_title": ("", "CTO")})
+        db.session.expire_all()
+        kept = db.session.get(Contact, winner.id)
+        assert (kept.first_name, kept.job_title, kept.last_touch) == ("Keep", "CTO",
+                                                                      {"page": "/pricing"})
+        assert db.session.get(Contact, loser.id).job_title == ""
+
+        with write():
+            assert store.tag(winner.id, ["vip", " vip ", "", "beta"]) == 2
+            assert store.tag(winner.id, ["vip"]) == 0
+            opened = store.subscribe(winner.id, ["news", "offers"], double_opt_in=True)
+        assert [status for _, status in opened] == ["pending", "pending"]
+        news, offers = (db.session.get(Subscription, sub_id) for sub_id, _ in opened)
+        with write():
+            service.confirm_subscription(news.id)
+            db.session.get(Subscription, offers.id).status = "unsubscribed"
+        with write():  # asked again: the confirmed one stays, the unsubscribed one re-opens
+            again = store.subscribe(winner.id, ["news", "offers"], double_opt_in=True)
+        assert again == [(offers.id, "pending")]
+        db.session.expire_all()
+        assert db.session.get(Subscription, news.id).status == "subscribed"
+        assert sorted(t.name for t in db.session.get(Contact, winner.id).tags) == ["beta", "vip"]

@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select
 
 from engine.contacts.models import Activity
+from engine.contacts.store import connection
 from engine.db import db, delete_in_chunks, utcnow
+
+ACTIVITIES_INSERT = insert(Activity.__table__)
 
 
 def record(type: str, *, contact_id: int | None = None, visitor_id: str | None = None,
@@ -34,7 +37,7 @@ def record_many(rows: list[dict[str, Any]]) -> int:
                "visitor_id": r.get("visitor_id"), "url": (r.get("url") or "")[:4000],
                "properties": r.get("properties") or {}, "occurred_at": r.get("occurred_at") or now}
               for r in rows]
-    db.session.execute(insert(Activity), values)
+    connection().execute(ACTIVITIES_INSERT, values)  # Core: no ORM bookkeeping per row
     return len(values)
 
 

@@ -7,41 +7,51 @@ email), `identify()` links them and hands the visitor's earlier anonymous activi
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import lazyload
 
 from engine.contacts.models import Activity, Contact, Visitor
+from engine.contacts.store import connection, dialect_insert
 from engine.db import db, delete_in_chunks, utcnow
 
+VISITORS, ACTIVITIES = Visitor.__table__, Activity.__table__
+_LAZY_TAGS = (lazyload(Contact.tags),)
 
-def _upsert(dialect: str):  # type: ignore[no-untyped-def]
-    return (postgresql if dialect == "postgresql" else sqlite).insert
+
+@lru_cache(maxsize=4)
+def _touch_statement(dialect: str, link: bool) -> Any:
+    stmt = dialect_insert(dialect)(VISITORS)
+    set_ = {"last_seen": stmt.excluded.last_seen}
+    if link:
+        set_["contact_id"] = stmt.excluded.contact_id
+    return stmt.on_conflict_do_update(index_elements=["id"], set_=set_)
 
 
 def touch(visitor_id: str, contact_id: int | None = None, seen_at: datetime | None = None) -> None:
     """Create or refresh a visitor row (inside `write()`); links it when `contact_id` is given."""
     now = seen_at or utcnow()
-    insert = _upsert(db.session.get_bind().dialect.name)
-    values = {"id": visitor_id, "first_seen": now, "last_seen": now}
-    set_ = {"last_seen": now}
-    if contact_id is not None:
-        values["contact_id"] = contact_id
-        set_["contact_id"] = contact_id
-    stmt = insert(Visitor).values(**values)
-    db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
+    stmt = _touch_statement(db.session.get_bind().dialect.name, contact_id is not None)
+    connection().execute(stmt, {"id": visitor_id, "first_seen": now, "last_seen": now,
+                                "contact_id": contact_id})
 
 
-def identify(visitor_id: str, contact_id: int) -> int:
+def identify(visitor_id: str, contact_id: int, new: bool = False) -> int:
     """Link the visitor to the contact and give it the visitor's anonymous activity.
 
     Call inside `write()`. Returns how many earlier events joined the contact. A visitor who
     was someone else before (a shared computer) is re-linked; their old events stay with the
-    contact they belonged to.
+    contact they belonged to. `new`: the visitor id was made for this very request, so no
+    earlier activity can carry it and there is nothing to hand over.
     """
     touch(visitor_id, contact_id)
-    return db.session.execute(
-        update(Activity).where(Activity.visitor_id == visitor_id, Activity.contact_id.is_(None))
+    if new:
+        return 0
+    return connection().execute(
+        update(ACTIVITIES).where(ACTIVITIES.c.visitor_id == visitor_id,
+                                 ACTIVITIES.c.contact_id.is_(None))
         .values(contact_id=contact_id)).rowcount
 
 
@@ -56,12 +66,16 @@ def contact_for_visitor(visitor_id: str | None) -> Contact | None:
 
 
 def resolve(contact_id: int) -> Contact | None:
-    """The contact, or the one it was merged into; None for an erased contact."""
-    contact = db.session.get(Contact, contact_id)
+    """The contact, or the one it was merged into; None for an erased contact.
+
+    Tags are loaded when first used rather than with the contact: most callers (forms, hooks
+    in the worker) never look at them.
+    """
+    contact = db.session.get(Contact, contact_id, options=_LAZY_TAGS)
     seen = set()
     while contact is not None and contact.merged_into_id and contact.id not in seen:
         seen.add(contact.id)
-        contact = db.session.get(Contact, contact.merged_into_id)
+        contact = db.session.get(Contact, contact.merged_into_id, options=_LAZY_TAGS)
     if contact is None or contact.status == "erased":
         return None
     return contact
@@ -83,7 +97,7 @@ def touch_many(last_seen: dict[str, datetime]) -> None:
     stays `identify`'s job."""
     if not last_seen:
         return
-    stmt = _upsert(db.session.get_bind().dialect.name)(Visitor.__table__)
+    stmt = dialect_insert(db.session.get_bind().dialect.name)(VISITORS)
     stmt = stmt.on_conflict_do_update(index_elements=["id"],
                                       set_={"last_seen": stmt.excluded.last_seen})
     db.session.execute(stmt, [{"id": vid, "first_seen": seen, "last_seen": seen,

@@ -1,7 +1,9 @@
 """Creating and updating contacts: normalised emails, typed custom fields, companies, tags, lists.
 
 Every function here writes inside the caller's `engine.db.write()`, so a form submission or an
-import stores the contact together with whatever caused the change, or nothing at all.
+import stores the contact together with whatever caused the change, or nothing at all. The
+writing itself is `engine.contacts.store`'s (Core statements); these functions give callers that
+hold ORM objects the same rules.
 """
 from __future__ import annotations
 
@@ -14,26 +16,16 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from engine.contacts.models import (LIFECYCLE_STAGES, Company, Contact, ContactTag, CustomField,
-                                    Subscription, Tag)
+from engine.contacts import store
+from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, CustomField, Subscription
+from engine.contacts.store import STANDARD_FIELDS, ContactError
 from engine.db import db, utcnow
 
-# Contact attributes a form field or an import column may set directly; others go to `custom`.
-STANDARD_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "country",
-                   "lifecycle_stage")
 MAX_LENGTHS = {"email": 320, "first_name": 100, "last_name": 100, "phone": 40, "job_title": 150,
                "country": 2, "lifecycle_stage": 30, "company": 200}
 CUSTOM_VALUE_MAX = 2000
-
-
-class ContactError(ValueError):
-    """A value cannot be stored on a contact; the message is fit to show beside the field."""
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
 
 
 # The common shape of a local part (RFC 5322 dot-atom, ASCII); anything else takes the full path.
@@ -139,13 +131,8 @@ def find_by_email(email: str) -> Contact | None:
 
 
 def company_named(name: str) -> Company:
-    name = name.strip()[:200]
-    company = db.session.scalar(select(Company).where(Company.name == name))
-    if company is None:
-        company = Company(name=name, custom={})
-        db.session.add(company)
-        db.session.flush()
-    return company
+    """The company with this name, created when there is none (inside `write()`)."""
+    return db.session.get(Company, store.company_id(name))
 
 
 def clean_values(values: dict[str, Any], fields: dict[str, CustomField] | None = None) -> dict[str, Any]:
@@ -175,32 +162,23 @@ def clean_values(values: dict[str, Any], fields: dict[str, CustomField] | None =
 
 
 def apply_values(contact: Contact, values: dict[str, Any], overwrite: bool = True) -> dict[str, Any]:
-    """Set cleaned values on a contact; `{field: (old, new)}` of what changed.
+    """Set cleaned values on a loaded contact; `{field: (old, new)}` of what changed.
 
     Empty values never erase known ones; with `overwrite=False` known values are kept too (an
-    import that only fills gaps).
+    import that only fills gaps). The rules are `store.changed_values`, shared with `upsert`.
     """
-    changes: dict[str, Any] = {}
+    current = {key: getattr(contact, key) for key in STANDARD_FIELDS if key in values}
+    if "company" in values:
+        current["company"] = contact.company.name if contact.company else ""
+    changes = store.changed_values(current, contact.custom or {}, values, overwrite)
     custom = dict(contact.custom or {})
-    for key, new in values.items():
-        if new is None or new == "" or new == []:
-            continue
+    for key, (_, new) in changes.items():
         if key == "company":
-            old = contact.company.name if contact.company else ""
-            if old != new and (overwrite or not old):
-                contact.company = company_named(new)
-                changes["company"] = (old, new)
-            continue
-        if key in STANDARD_FIELDS:
-            old = getattr(contact, key) or ""
-            if old != new and (overwrite or not old):
-                setattr(contact, key, new)
-                changes[key] = (old, new)
-            continue
-        old = custom.get(key)
-        if old != new and (overwrite or old in (None, "")):
+            contact.company = company_named(new)
+        elif key in STANDARD_FIELDS:
+            setattr(contact, key, new)
+        else:
             custom[key] = new
-            changes[key] = (old, new)
     if custom != (contact.custom or {}):
         contact.custom = custom
     return changes
@@ -211,51 +189,32 @@ def upsert(email: str, values: dict[str, Any] | None = None, *, source: dict[str
     """Find the contact by normalised email or create it; returns (contact, created, changes).
 
     Call inside `write()`. `source` (referrer, utm_*, url) becomes the first touch of a new
-    contact and the last touch of every contact.
+    contact and the last touch of every contact. The writing is `store.save`'s (the form
+    pipeline calls that directly, without loading the contact).
     """
-    email = normalise_email(email)
-    clean = clean_values(values or {})
-    contact = find_by_email(email)
-    created = contact is None
-    if contact is None:
-        contact = Contact(email=email, custom={}, consent_proof={}, first_touch=dict(source or {}),
-                          last_touch=dict(source or {}), lifecycle_stage="subscriber")
-        db.session.add(contact)
-        changes = apply_values(contact, clean)
-        db.session.flush()
-    else:
-        changes = apply_values(contact, clean, overwrite=overwrite)
-        if source:
-            contact.last_touch = dict(source)
-        contact.updated_at = utcnow()
-    return contact, created, changes
+    saved = store.save(normalise_email(email), clean_values(values or {}), source=source,
+                       overwrite=overwrite)
+    contact = db.session.get(Contact, saved.id, populate_existing=True)
+    return contact, saved.created, saved.changes
+
+
+def consent_values(*, form: str, ip: str, text: str) -> dict[str, Any]:
+    """The contact columns that record consent with its proof: which form, from which address,
+    and the words shown."""
+    return {"consent": "granted", "consent_at": utcnow(),
+            "consent_proof": {"form": form, "ip": ip, "text": text[:2000]}}
 
 
 def grant_consent(contact: Contact, *, form: str, ip: str, text: str) -> None:
-    """Record consent with its proof: which form, from which address, and the words shown."""
-    contact.consent = "granted"
-    contact.consent_at = utcnow()
-    contact.consent_proof = {"form": form, "ip": ip, "text": text[:2000]}
+    """Record consent on a loaded contact (see `consent_values`)."""
+    for key, value in consent_values(form=form, ip=ip, text=text).items():
+        setattr(contact, key, value)
 
 
-def add_tags(contact: Contact, names: list[str], new: bool = False) -> list[str]:
-    """Tag a contact (creating tags as needed); returns the names newly added.
-
-    Plain SQL rather than the relationship: it runs on every form submission. `new`: the
-    contact was created in this transaction, so it has no tags to look up.
-    """
-    wanted = {n.strip()[:100] for n in names if n and n.strip()}
-    if not wanted:
-        return []
-    ids = dict(db.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(wanted))).all())
-    for name in sorted(wanted - ids.keys()):
-        ids[name] = db.session.execute(insert(Tag.__table__).values(name=name)).inserted_primary_key[0]
-    have = set() if new else set(db.session.scalars(
-        select(ContactTag.tag_id).where(ContactTag.contact_id == contact.id)))
-    added = sorted(name for name in wanted if ids[name] not in have)
+def add_tags(contact: Contact, names: list[str]) -> int:
+    """Tag a contact, creating tags as needed (inside `write()`); returns how many were added."""
+    added = store.tag(contact.id, names)
     if added:
-        db.session.execute(insert(ContactTag.__table__),
-                           [{"contact_id": contact.id, "tag_id": ids[name]} for name in added])
         db.session.expire(contact, ["tags"])
     return added
 
@@ -265,20 +224,12 @@ def subscribe(contact: Contact, list_slug: str, *, source: str = "",
     """Put a contact on a list: `pending` until confirmed when double opt-in applies.
 
     An already confirmed subscription stays confirmed; an unsubscribed one is re-opened (the
-    person asked again).
+    person asked again). See `store.subscribe`, which does it for many lists in the hot path.
     """
-    sub = db.session.scalar(select(Subscription).where(Subscription.contact_id == contact.id,
-                                                       Subscription.list_slug == list_slug))
-    if sub is None:
-        sub = Subscription(contact_id=contact.id, list_slug=list_slug, source=source[:120],
-                           status="pending" if double_opt_in else "subscribed",
-                           confirmed_at=None if double_opt_in else utcnow())
-        db.session.add(sub)
-        db.session.flush()
-    elif sub.status != "subscribed":
-        sub.status = "pending" if double_opt_in else "subscribed"
-        sub.confirmed_at = None if double_opt_in else utcnow()
-    return sub
+    store.subscribe(contact.id, [list_slug], source=source, double_opt_in=double_opt_in)
+    return db.session.scalars(select(Subscription).where(
+        Subscription.contact_id == contact.id, Subscription.list_slug == list_slug)
+        .execution_options(populate_existing=True)).one()
 
 
 def confirm_subscription(subscription_id: int) -> Subscription | None:

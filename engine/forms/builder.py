@@ -103,8 +103,18 @@ def _in(choices: Any) -> Any:
     return check
 
 
-def form_class(definition: FormDef, shown: list[str]) -> type[Form]:
-    """A WTForms class with the fields in `shown`, in the definition's order."""
+def form_class(definition: FormDef, shown: list[str] | tuple[str, ...]) -> type[Form]:
+    """A WTForms class with the fields in `shown`, in the definition's order.
+
+    Classes are kept per definition and set of fields (definitions are frozen, so an edited
+    form is a different key): every render and every POST needs one, and building it (fields,
+    validators, the country list) costs more than validating a submission.
+    """
+    return _form_class(definition, tuple(shown))
+
+
+@lru_cache(maxsize=256)
+def _form_class(definition: FormDef, shown: tuple[str, ...]) -> type[Form]:
     attrs = {spec.name: wtforms_field(spec) for spec in definition.fields if spec.name in shown}
     return type(f"{definition.slug.title().replace('-', '')}Form", (Form,), attrs)
 

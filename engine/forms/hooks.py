@@ -19,19 +19,27 @@ from engine.plugins import hookimpl
 
 @job("forms.submitted")
 def form_submitted(submission_id: int, created: bool = False,
-                   changes: dict[str, Any] | None = None, confirm: list[int] | None = None) -> None:
+                   changes: dict[str, Any] | None = None, confirm: list[int] | None = None,
+                   form: str | None = None) -> None:
     """Every follow-up of one submission: plugins' hooks, then the emails it asks for.
 
     The hooks are each guarded by the plugin manager, so a failing plugin never makes the
     job retry (and the others hear about the submission once). The emails are queued in one
     transaction at the end; only a crash between that commit and the row's `done` mark could
-    queue them twice.
+    queue them twice. Nothing is loaded that nothing uses: when no enabled plugin implements
+    these hooks and the form (named in the row) sends no email, the job is done at once.
     """
+    manager = plugins.current()
+    contact_hook = "on_contact_created" if created else "on_contact_updated" if changes else ""
+    listened = any(manager.implemented(hook) for hook in (contact_hook, "on_form_submitted")
+                   if hook)
+    definition = service.get(form) if form else None
+    if form and not listened and not confirm and not (definition and definition.notify):
+        return
     submission = db.session.get(Submission, submission_id)
     if submission is None:
         return
     contact = resolve(submission.contact_id) if submission.contact_id else None
-    manager = plugins.current()
     if contact is not None:
         if created:
             manager.call("on_contact_created", contact=contact)
@@ -39,8 +47,8 @@ def form_submitted(submission_id: int, created: bool = False,
             manager.call("on_contact_updated", contact=contact,
                          changes={k: tuple(v) for k, v in changes.items()})
     manager.call("on_form_submitted", submission=submission, contact=contact)
-    definition = service.get(submission.form_slug)
-    if definition is None or contact is None:
+    definition = definition or service.get(submission.form_slug)
+    if definition is None or contact is None or not (definition.notify or confirm):
         return
     with write():
         if definition.notify:

@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import current_app
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from engine.contacts import activity, identity, service as contacts
+from engine.contacts import activity, identity, service as contacts, store
 from engine.contacts.service import ContactError
-from engine.db import write
+from engine.db import utcnow, write
 from engine.forms import security
 from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
@@ -30,6 +31,7 @@ from engine.jobs import outbox
 ALLOWED_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_KEYS = 60
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.c.id)
 
 
 @dataclass
@@ -72,8 +74,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def handle(definition: FormDef, request: Any, visitor_id: str | None) -> Outcome:
-    """Run one POST through every check and, when it passes, store it."""
+def handle(definition: FormDef, request: Any, visitor_id: str | None,
+           new_visitor: bool = False) -> Outcome:
+    """Run one POST through every check and, when it passes, store it. `new_visitor`: the
+    visitor id was made for this request (the browser sent none)."""
     config = current_app.config
     mimetype = request.mimetype or ""
     if mimetype not in ALLOWED_TYPES:
@@ -100,37 +104,39 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None) -> Outcome
                        form=form_class(definition, shown)(formdata=formdata), shown=shown)
     shown = [name for name in shown if definition.field(name) is not None]
     form = form_class(definition, shown)(formdata=formdata)
-    outcome = Outcome("invalid", 400, form=form, shown=shown)
+    outcome = Outcome("invalid", 400, "Please correct the highlighted fields.", form=form,
+                      shown=shown)
 
     if formdata.get(security.HONEYPOT):
         return Outcome("spam", 200, definition.success.message, shown=shown)
     if age < float(config["FORM_MIN_FILL_SECONDS"]):
         outcome.message = "That was very quick. Please check your answers and send the form again."
         return outcome
-    ip = client_ip(request)
-    if not security.limiter().hit(f"ip:{ip}", int(config["FORM_RATE_LIMIT_IP"]),
-                                  int(config["FORM_RATE_WINDOW"])):
-        return Outcome("limited", 429, "You have sent this form many times in a short while. "
-                                       "Please wait a few minutes and try again.", shown=shown)
-    if not form.validate():
-        outcome.message = "Please correct the highlighted fields."
-        return outcome
-
-    data = {name: _plain(f.data) for name, f in form._fields.items()}
-    contact = None
-    if "email" in data:
+    valid = form.validate()
+    email = None
+    if valid and "email" in form._fields:
         try:
-            email = contacts.normalise_email(data["email"])
+            email = contacts.normalise_email(form.email.data)
         except ContactError as exc:
             form.email.errors.append(str(exc))
-            outcome.message = "Please correct the highlighted fields."
-            return outcome
+            valid = False
+    # Both rate limits in one round trip to Redis: every POST counts against its address, a
+    # valid one against its email address too.
+    limits = [(f"ip:{client_ip(request)}", int(config["FORM_RATE_LIMIT_IP"]))]
+    if email:
+        limits.append((f"email:{definition.slug}:{email}", int(config["FORM_RATE_LIMIT_EMAIL"])))
+    ip_ok, *email_ok = security.limiter().hit_all(limits, int(config["FORM_RATE_WINDOW"]))
+    if not ip_ok:
+        return Outcome("limited", 429, "You have sent this form many times in a short while. "
+                                       "Please wait a few minutes and try again.", shown=shown)
+    if not valid:
+        return outcome
+    if email_ok and not email_ok[0]:
+        return Outcome("limited", 429, "This address has sent this form many times in a short "
+                                       "while. Please wait a few minutes.", shown=shown)
+    data = {name: _plain(f.data) for name, f in form._fields.items()}
+    if email:
         data["email"] = email
-        if not security.limiter().hit(f"email:{definition.slug}:{email}",
-                                      int(config["FORM_RATE_LIMIT_EMAIL"]),
-                                      int(config["FORM_RATE_WINDOW"])):
-            return Outcome("limited", 429, "This address has sent this form many times in a short "
-                                           "while. Please wait a few minutes.", shown=shown)
     else:
         contact = identity.contact_for_visitor(visitor_id)
         if contact is None:  # the visitor is no longer known (cookie cleared, contact erased)
@@ -145,8 +151,8 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None) -> Outcome
            for key, values in formdata.lists() if key != security.TOKEN_FIELD and not key.startswith("_")}
     for attempt in range(3):
         try:
-            return _store(definition, request, visitor_id, email, data, raw, outcome)
-        except IntegrityError:  # two first submissions of one new email at once (PostgreSQL)
+            return _store(definition, request, visitor_id, new_visitor, email, data, raw, outcome)
+        except IntegrityError:  # a unique row a concurrent transaction wrote first (PostgreSQL)
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
@@ -162,41 +168,49 @@ def _contact_values(definition: FormDef, data: dict[str, Any]) -> dict[str, Any]
     return values
 
 
-def _store(definition: FormDef, request: Any, visitor_id: str | None, email: str,
-           data: dict[str, Any], raw: dict[str, Any], outcome: Outcome) -> Outcome:
+def _consent(definition: FormDef, data: dict[str, Any], ip: str) -> dict[str, Any] | None:
+    """The consent a ticked consent box gives, with its proof (the last box's words)."""
+    ticked = [spec for spec in definition.fields if spec.type == "consent" and data.get(spec.name)]
+    if not ticked:
+        return None
+    return contacts.consent_values(form=definition.slug, ip=ip, text=ticked[-1].label)
+
+
+def _store(definition: FormDef, request: Any, visitor_id: str | None, new_visitor: bool,
+           email: str, data: dict[str, Any], raw: dict[str, Any], outcome: Outcome) -> Outcome:
+    """The transaction: eight statements for a new contact, each a prepared Core statement
+    (see `engine.contacts.store`), so SQLite's write lock is held as briefly as it can be."""
     source = _source(request, request.form)
     ip = client_ip(request)
+    consent = _consent(definition, data, ip)
     try:
+        clean = contacts.clean_values(_contact_values(definition, data))
         with write() as session:
-            contact, created, changes = contacts.upsert(
-                email, _contact_values(definition, data), source=source)
-            for spec in definition.fields:
-                if spec.type == "consent" and data.get(spec.name):
-                    contacts.grant_consent(contact, form=definition.slug, ip=ip, text=spec.label)
-                    changes.setdefault("consent", ("", "granted"))
-            contacts.add_tags(contact, list(definition.tags), new=created)
-            pending = []
-            for list_slug in definition.lists:
-                sub = contacts.subscribe(contact, list_slug, source=f"form:{definition.slug}",
-                                         double_opt_in=definition.double_opt_in)
-                if sub.status == "pending":
-                    pending.append(sub.id)
-            submission = Submission(
-                form_slug=definition.slug, contact_id=contact.id, visitor_id=visitor_id, raw=raw,
-                data=data, ip=ip, user_agent=(request.user_agent.string or "")[:400],
-                page_url=source.get("page", ""), referrer=source.get("referrer", ""))
-            session.add(submission)
-            session.flush()
-            activity.record_many([{  # one INSERT, no ORM bookkeeping: the hot path
-                "type": "form_submitted", "contact_id": contact.id, "visitor_id": visitor_id,
+            saved = store.save(email, clean, source=source, consent=consent)
+            changes = dict(saved.changes)
+            if consent:
+                changes.setdefault("consent", ("", "granted"))
+            store.tag(saved.id, definition.tags)
+            pending = [sub_id for sub_id, status in store.subscribe(
+                saved.id, definition.lists, source=f"form:{definition.slug}",
+                double_opt_in=definition.double_opt_in) if status == "pending"]
+            submission_id = session.connection().execute(INSERT_SUBMISSION, {
+                "form_slug": definition.slug, "contact_id": saved.id, "visitor_id": visitor_id,
+                "raw": raw, "data": data, "ip": ip,
+                "user_agent": (request.user_agent.string or "")[:400],
+                "page_url": source.get("page", ""), "referrer": source.get("referrer", ""),
+                "created_at": utcnow()}).scalar_one()
+            activity.record_many([{
+                "type": "form_submitted", "contact_id": saved.id, "visitor_id": visitor_id,
                 "url": source.get("page", ""),
-                "properties": {"form": definition.slug, "submission_id": submission.id,
+                "properties": {"form": definition.slug, "submission_id": submission_id,
                                **{k: v for k, v in source.items() if k.startswith("utm_")}}}])
             if visitor_id:
-                identity.identify(visitor_id, contact.id)
+                identity.identify(visitor_id, saved.id, new=new_visitor)
             # one row (one job) for every follow-up: a job per follow-up would cost more than
             # the submission itself under load
-            outbox.add("forms.submitted", submission_id=submission.id, created=created,
+            outbox.add("forms.submitted", submission_id=submission_id, form=definition.slug,
+                       created=saved.created,
                        changes={k: [_jsonable(o), _jsonable(n)] for k, (o, n) in changes.items()},
                        confirm=pending)
     except ContactError as exc:
@@ -206,7 +220,7 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, email: str
         outcome.message = str(exc) if target is None else "Please correct the highlighted fields."
         return outcome
     return Outcome("ok", 200, definition.success.message, shown=outcome.shown,
-                   submission_id=submission.id, contact_id=contact.id)
+                   submission_id=submission_id, contact_id=saved.id)
 
 
 def _jsonable(value: Any) -> Any:

@@ -36,7 +36,13 @@ class TokenError(ValueError):
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"magnet.forms.{purpose}")
+    """One per app and purpose (tokens are checked and signed on every submission)."""
+    serializers = current_app.extensions.setdefault("magnet.forms.serializers", {})
+    found = serializers.get(purpose)
+    if found is None:
+        found = serializers[purpose] = URLSafeTimedSerializer(
+            current_app.config["SECRET_KEY"], salt=f"magnet.forms.{purpose}")
+    return found
 
 
 def sign(purpose: str, data: Any) -> str:
@@ -101,30 +107,44 @@ class RateLimiter:
 
     def hit(self, key: str, limit: int, window: int) -> bool:
         """Count one hit; True while `key` stays within `limit` hits per `window` seconds."""
-        if limit <= 0:
-            return True
-        bucket = f"magnet:rl:{key}:{int(time.time() // window)}"
+        return self.hit_all([(key, limit)], window)[0]
+
+    def hit_all(self, limits: list[tuple[str, int]], window: int) -> list[bool]:
+        """Count one hit on each `(key, limit)`, all in one round trip to Redis; for each, True
+        while it stays within its limit per `window` seconds. A limit of 0 or less is off."""
+        counted = [(key, limit) for key, limit in limits if limit > 0]
+        if not counted:
+            return [True] * len(limits)
+        slot = int(time.time() // window)
+        buckets = [f"magnet:rl:{key}:{slot}" for key, _ in counted]
+        counts = None
         if time.monotonic() >= self._redis_down_until:
-            try:
-                from engine.jobs import connection
-                conn = connection()
-                with conn.pipeline(transaction=False) as pipe:
+            counts = self._count_in_redis(buckets, window)
+        if counts is None:
+            counts = [self._count_locally(bucket, window) for bucket in buckets]
+        each = iter(counts)  # one count per limit that is on, in order
+        return [limit <= 0 or next(each) <= limit for _, limit in limits]
+
+    def _count_in_redis(self, buckets: list[str], window: int) -> list[int] | None:
+        try:
+            from engine.jobs import connection
+            with connection().pipeline(transaction=False) as pipe:
+                for bucket in buckets:
                     pipe.incr(bucket)
                     pipe.expire(bucket, window + 1)
-                    count = pipe.execute()[0]
-                return int(count) <= limit
-            except (redis.RedisError, OSError):
-                self._redis_down_until = time.monotonic() + self.RETRY_REDIS_AFTER
-        return self._hit_locally(bucket, limit, window)
+                return [int(count) for count in pipe.execute()[::2]]
+        except (redis.RedisError, OSError):
+            self._redis_down_until = time.monotonic() + self.RETRY_REDIS_AFTER
+            return None
 
-    def _hit_locally(self, bucket: str, limit: int, window: int) -> bool:
+    def _count_locally(self, bucket: str, window: int) -> int:
         now = time.monotonic()
         with self._lock:
             if len(self._local) > 50_000:  # bounded memory under a flood
                 self._local = {k: v for k, v in self._local.items() if v[0] > now}
             expires, count = self._local.get(bucket, (now + window, 0))
             self._local[bucket] = (expires, count + 1)
-        return count + 1 <= limit
+        return count + 1
 
 
 def limiter() -> RateLimiter:

@@ -96,7 +96,7 @@ def submit(slug: str) -> Any:
     new_visitor = vid is None
     if new_visitor:
         vid = visitors.new_visitor_id()
-    outcome = pipeline.handle(definition, request, vid)
+    outcome = pipeline.handle(definition, request, vid, new_visitor=new_visitor)
     response = _respond(definition, outcome)
     if new_visitor and outcome.status == "ok":
         visitors.set_visitor_cookie(response, vid)
@@ -108,11 +108,10 @@ def _respond(definition: FormDef, outcome: pipeline.Outcome) -> Response:
         thanks = (url_for("forms.thanks", slug=definition.slug,
                           token=security.sign("thanks", outcome.submission_id))
                   if outcome.status == "ok" else url_for("forms.thanks_plain", slug=definition.slug))
-        download = _download_link(definition, outcome)
         target = definition.success.redirect if definition.success.action == "redirect" else thanks
-        if _wants_json():
+        if _wants_json():  # the thank-you page makes its own download link
             return jsonify(ok=True, message=definition.success.message, redirect=target,
-                           download=download)
+                           download=_download_link(definition, outcome))
         return redirect(target, code=303)
     if _wants_json():
         body: dict[str, Any] = {"ok": False, "error": outcome.message, "fields": outcome.errors}

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from flask import current_app
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import JSON, Index, Integer, String, Text, event, func, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, event, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow, write
@@ -61,20 +63,44 @@ class OutboxRow(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
-def add(job_name: str, delay: timedelta | None = None, **payload: Any) -> OutboxRow:
-    """Queue `job_name(**payload)` to run after the current transaction commits.
+_TABLE = OutboxRow.__table__
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
 
-    Call it inside `engine.db.write()`; the payload must be JSON (ids, not objects).
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker claimed, as it was claimed: plain data, not an ORM object, so the
+    many transactions of a batch never expire or reload it."""
+
+    id: int
+    job: str
+    payload: dict[str, Any]
+    attempts: int
+    claimed_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> Claimed:
+        return cls(row.id, row.job, row.payload, row.attempts, row.claimed_at)
+
+
+def add(job_name: str, delay: timedelta | None = None, **payload: Any) -> int:
+    """Queue `job_name(**payload)` to run after the current transaction commits; returns the
+    row's id.
+
+    Call it inside `engine.db.write()`; the payload must be JSON (ids, not objects). The row is
+    inserted at once with a Core statement (every form submission writes one).
     """
     spec = registry.get(job_name)  # fail now, in the caller, on a misspelt job
     now = utcnow()
-    row = OutboxRow(job=job_name, queue=spec.queue, payload=payload, status="pending",
-                    attempts=0, created_at=now, available_at=now + (delay or timedelta(0)))
     session = db.session()
-    session.add(row)
+    session.flush()  # ORM changes made before come first, as the caller made them
+    row_id = session.connection().execute(_INSERT, {
+        "job": job_name, "queue": spec.queue, "payload": payload, "status": "pending",
+        "attempts": 0, "created_at": now, "available_at": now + (delay or timedelta(0)),
+        "last_error": ""}).scalar_one()
     if not delay:
         session.info.setdefault("magnet_outbox_queues", set()).add(spec.queue)
-    return row
+    return int(row_id)
 
 
 @event.listens_for(Session, "after_commit")
@@ -107,25 +133,33 @@ def wake(queues: set[str] | list[str], force: bool = False) -> bool:
         return False
 
 
-def claim_batch(queue: str, limit: int = BATCH_SIZE) -> list[OutboxRow]:
-    """Take up to `limit` due pending rows of a queue for this worker."""
+def claim(queue: str, limit: int = BATCH_SIZE) -> list[Claimed]:
+    """Take up to `limit` due pending rows of a queue for this worker, oldest first; one
+    statement claims them and returns what running them needs."""
     now = utcnow()
-    due = (select(OutboxRow.id)
-           .where(OutboxRow.queue == queue, OutboxRow.status == "pending",
-                  OutboxRow.available_at <= now)
-           .order_by(OutboxRow.available_at, OutboxRow.id).limit(limit)
+    due = (select(_TABLE.c.id)
+           .where(_TABLE.c.queue == queue, _TABLE.c.status == "pending",
+                  _TABLE.c.available_at <= now)
+           .order_by(_TABLE.c.available_at, _TABLE.c.id).limit(limit)
            .with_for_update(skip_locked=True))  # PostgreSQL; SQLite serialises writers anyway
     with write() as session:
-        ids = list(session.scalars(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_(due), OutboxRow.status == "pending")
-            .values(status="running", claimed_at=now, attempts=OutboxRow.attempts + 1)
-            .returning(OutboxRow.id)))
+        rows = session.connection().execute(
+            update(_TABLE)
+            .where(_TABLE.c.id.in_(due), _TABLE.c.status == "pending")
+            .values(status="running", claimed_at=now, attempts=_TABLE.c.attempts + 1)
+            .returning(_TABLE.c.id, _TABLE.c.job, _TABLE.c.payload, _TABLE.c.attempts,
+                       _TABLE.c.claimed_at)).all()
+    return sorted((Claimed(*row) for row in rows), key=lambda row: row.id)
+
+
+def claim_batch(queue: str, limit: int = BATCH_SIZE) -> list[OutboxRow]:
+    """`claim()`, as ORM rows (for tools and tests that inspect or change them)."""
+    ids = [row.id for row in claim(queue, limit)]
     if not ids:
         return []
-    rows = db.session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))
-                              .order_by(OutboxRow.id).execution_options(populate_existing=True))
-    return list(rows)
+    return list(db.session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))
+                                   .order_by(OutboxRow.id)
+                                   .execution_options(populate_existing=True)))
 
 
 def run_batch(queue: str) -> int:
@@ -137,7 +171,7 @@ def run_batch(queue: str) -> int:
         pass
     deadline, count = time.monotonic() + BATCH_SECONDS, 0
     while time.monotonic() < deadline:
-        rows = claim_batch(queue)
+        rows = claim(queue)
         if not rows:
             return count
         count += run_claimed(rows)
@@ -145,11 +179,12 @@ def run_batch(queue: str) -> int:
     return count
 
 
-def run_claimed(rows: list[OutboxRow]) -> int:
+def run_claimed(claimed: Sequence[Claimed | OutboxRow]) -> int:
     """Run claimed rows in order; hand back, unrun, those whose lease is half gone (the sweep
     could otherwise give them to a second worker while this one runs them). Returns how many
     ran."""
     lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+    rows = [row if isinstance(row, Claimed) else Claimed.of(row) for row in claimed]
     for index, row in enumerate(rows):
         if utcnow() - row.claimed_at > lease / 2:
             _release(rows[index:], delay=timedelta(0))
@@ -158,13 +193,13 @@ def run_claimed(rows: list[OutboxRow]) -> int:
     return len(rows)
 
 
-def _owned(row: OutboxRow) -> Any:
+def _owned(row: Claimed) -> Any:
     """The condition that this worker still holds the row it claimed."""
-    return (OutboxRow.id == row.id) & (OutboxRow.status == "running") & \
-        (OutboxRow.claimed_at == row.claimed_at)
+    return (_TABLE.c.id == row.id) & (_TABLE.c.status == "running") & \
+        (_TABLE.c.claimed_at == row.claimed_at)
 
 
-def _run_one(row: OutboxRow) -> None:
+def _run_one(row: Claimed) -> None:
     """Run one claimed row and record the outcome (each row on its own, so a crash repeats
     at most the row in progress)."""
     try:
@@ -191,8 +226,8 @@ def _run_one(row: OutboxRow) -> None:
         _mark_failed(row, exc)
 
 
-def _mark_done(session: Any, row: OutboxRow) -> bool:
-    return bool(session.execute(update(OutboxRow).where(_owned(row)).values(
+def _mark_done(session: Any, row: Claimed) -> bool:
+    return bool(session.connection().execute(update(_TABLE).where(_owned(row)).values(
         status="done", done_at=utcnow(), last_error="")).rowcount)
 
 
@@ -200,22 +235,22 @@ class LostClaim(Exception):
     """The row's lease expired and the sweep gave it to another worker."""
 
 
-def _release(rows: list[OutboxRow], delay: timedelta) -> None:
+def _release(rows: list[Claimed], delay: timedelta) -> None:
     """Give claimed rows back, unrun, without counting an attempt."""
     with write() as session:
         for row in rows:
-            session.execute(update(OutboxRow).where(_owned(row)).values(
-                status="pending", attempts=OutboxRow.attempts - 1,
+            session.connection().execute(update(_TABLE).where(_owned(row)).values(
+                status="pending", attempts=_TABLE.c.attempts - 1,
                 available_at=utcnow() + delay))
 
 
-def _mark_failed(row: OutboxRow, exc: Exception) -> str:
+def _mark_failed(row: Claimed, exc: Exception) -> str:
     max_attempts = current_app.config["OUTBOX_MAX_ATTEMPTS"]
     give_up = row.attempts >= max_attempts
     delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS)) - 1]
     status = "failed" if give_up else "pending"
     with write() as session:
-        session.execute(update(OutboxRow).where(_owned(row)).values(
+        session.connection().execute(update(_TABLE).where(_owned(row)).values(
             status=status, last_error=f"{type(exc).__name__}: {exc}"[:4000],
             available_at=utcnow() + timedelta(seconds=delay)))
     return status

@@ -185,6 +185,11 @@ class Plugins:
             if include_disabled or impl.plugin_name in self._enabled:
                 yield impl
 
+    def implemented(self, hook_name: str) -> bool:
+        """Whether an enabled plugin implements the hook: a caller with work to do only for
+        the hook's sake (loading what it passes) can skip it when none does."""
+        return next(iter(self._impls(hook_name, include_disabled=False)), None) is not None
+
     def _guarded(self, hook_name: str, impl: Any, kwargs: dict[str, Any]) -> tuple[bool, Any]:
         try:
             return True, impl.function(**{a: kwargs[a] for a in impl.argnames})

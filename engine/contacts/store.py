@@ -1,0 +1,244 @@
+"""Writing contacts, tags and list subscriptions with one SQL statement each: the hot path.
+
+A form submission stores its contact in the same transaction as the submission, and on SQLite
+that transaction holds the database's only write lock while it runs. The ORM's unit of work
+(identity map, change tracking, flush ordering) costs several times the SQL it sends, so these
+functions send Core statements on the session's connection (inside the caller's `write()`),
+built once per database dialect and reused, and they write nothing that cannot change:
+
+- `save()`: a new address is one `INSERT … ON CONFLICT DO NOTHING` (which also settles two first
+  submissions of one address racing on PostgreSQL, without an error); a known one is read, and
+  only the fields that change are updated;
+- `tag()`: one `INSERT … SELECT` for all of a form's tags, whether or not the contact has some;
+- `subscribe()`: one upsert per list that re-opens only what is not already subscribed.
+
+`engine.contacts.service` keeps the ORM-shaped functions (`upsert`, `add_tags`, `subscribe`)
+as thin layers over these, so each rule lives in one place.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Connection, Integer, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.contacts.models import Company, Contact, ContactTag, Subscription, Tag
+from engine.db import db, utcnow
+
+CONTACTS, COMPANIES = Contact.__table__, Company.__table__
+TAGS, CONTACT_TAGS, SUBSCRIPTIONS = Tag.__table__, ContactTag.__table__, Subscription.__table__
+
+# Contact attributes a form field or an import column may set directly; others go to `custom`.
+STANDARD_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "country",
+                   "lifecycle_stage")
+# What a contact has before anything is known, as `changed_values` compares it.
+BLANK = {**{key: "" for key in STANDARD_FIELDS if key != "email"},
+         "lifecycle_stage": "subscriber", "company": ""}
+
+
+class ContactError(ValueError):
+    """A value cannot be stored on a contact; the message is fit to show beside the field."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The outcome of `save()`: the contact's id, whether it is new, and `{field: (old, new)}`."""
+
+    id: int
+    created: bool
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def connection() -> Connection:
+    """The session's connection, in its transaction; ORM changes still pending are sent first,
+    so statements reach the database in the order the caller made them."""
+    session = db.session()
+    session.flush()
+    return session.connection()
+
+
+def dialect_insert(name: str) -> Any:
+    """`insert` with `on_conflict_do_*` for this dialect (the only two the engine runs on)."""
+    return (postgresql if name == "postgresql" else sqlite).insert
+
+
+@lru_cache(maxsize=4)
+def _statements(dialect: str) -> SimpleNamespace:
+    upsert = dialect_insert(dialect)
+    known = select(CONTACTS.c.id, CONTACTS.c.merged_into_id, CONTACTS.c.status, CONTACTS.c.custom,
+                   *(CONTACTS.c[k] for k in BLANK if k != "company"),
+                   COMPANIES.c.name.label("company")).outerjoin(
+        COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id)
+    subscribe = upsert(SUBSCRIPTIONS)
+    return SimpleNamespace(
+        insert_contact=upsert(CONTACTS).on_conflict_do_nothing(index_elements=["email"])
+        .returning(CONTACTS.c.id),
+        contact_by_email=known.where(CONTACTS.c.email == bindparam("email")),
+        contact_by_id=known.where(CONTACTS.c.id == bindparam("id")),
+        company_by_name=select(COMPANIES.c.id).where(COMPANIES.c.name == bindparam("name")),
+        insert_company=upsert(COMPANIES).on_conflict_do_nothing(index_elements=["name"])
+        .returning(COMPANIES.c.id),
+        insert_tags=upsert(TAGS).on_conflict_do_nothing(index_elements=["name"]),
+        tag_names=select(TAGS.c.name).where(TAGS.c.name.in_(bindparam("names", expanding=True))),
+        subscribe=subscribe.on_conflict_do_update(
+            index_elements=["contact_id", "list_slug"],
+            set_={"status": subscribe.excluded.status,
+                  "confirmed_at": subscribe.excluded.confirmed_at},
+            where=SUBSCRIPTIONS.c.status != "subscribed")
+        .returning(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.status),
+    )
+
+
+def statements() -> SimpleNamespace:
+    return _statements(db.session.get_bind().dialect.name)
+
+
+@lru_cache(maxsize=32)
+def _tag_contact_statement(dialect: str, count: int) -> Any:
+    """Tag a contact with `count` tags named `name0`, `name1`…, in one statement. One statement
+    per count rather than an expanding IN list: those are re-rendered on every execution."""
+    names = [bindparam(f"name{i}") for i in range(count)]
+    return dialect_insert(dialect)(CONTACT_TAGS).from_select(
+        ["contact_id", "tag_id"],
+        select(bindparam("contact_id", type_=Integer), TAGS.c.id).where(TAGS.c.name.in_(names))
+    ).on_conflict_do_nothing().execution_options(preserve_rowcount=True)  # rows added
+
+
+def changed_values(current: Mapping[str, Any], custom: Mapping[str, Any],
+                   clean: Mapping[str, Any], overwrite: bool = True) -> dict[str, tuple[Any, Any]]:
+    """`{field: (old, new)}` for each cleaned value that changes a contact whose standard fields
+    and company name are `current` and custom fields `custom`.
+
+    Empty values never erase known ones; with `overwrite=False` known values are kept too (an
+    import that only fills gaps).
+    """
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key, new in clean.items():
+        if new is None or new == "" or new == []:
+            continue
+        if key == "company" or key in STANDARD_FIELDS:
+            old = current.get(key) or ""
+            if old != new and (overwrite or not old):
+                changes[key] = (old, new)
+        else:
+            old = custom.get(key)
+            if old != new and (overwrite or old in (None, "")):
+                changes[key] = (old, new)
+    return changes
+
+
+def company_id(name: str) -> int:
+    """The id of the company with this name, created when there is none (inside `write()`)."""
+    name, sql, conn = name.strip()[:200], statements(), connection()
+    found = conn.execute(sql.company_by_name, {"name": name}).scalar()
+    if found is None:
+        found = conn.execute(sql.insert_company, {"name": name, "domain": "", "custom": {},
+                                                  "created_at": utcnow()}).scalar()
+    if found is None:  # created by a concurrent transaction since (PostgreSQL)
+        found = conn.execute(sql.company_by_name, {"name": name}).scalar_one()
+    return int(found)
+
+
+def _columns(changes: Mapping[str, tuple[Any, Any]], custom: dict[str, Any],
+             company: int | None) -> dict[str, Any]:
+    """The column values that carry `changes` (custom fields are merged into `custom`;
+    `company` is the id of the company named in them)."""
+    values: dict[str, Any] = {}
+    for key, (_, new) in changes.items():
+        if key == "company":
+            values["company_id"] = company
+        elif key in STANDARD_FIELDS:
+            values[key] = new
+        else:
+            custom[key] = new
+    return values
+
+
+def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | None = None,
+         consent: Mapping[str, Any] | None = None, overwrite: bool = True) -> Saved:
+    """Create or update the contact with this normalised email (inside `write()`).
+
+    `clean` comes from `service.clean_values`; `source` becomes a new contact's first touch and
+    every contact's last touch; `consent` (from `service.consent_values`) is recorded as given.
+    A merged contact's address updates the contact it was merged into.
+    """
+    sql, conn, now = statements(), connection(), utcnow()
+    touch = dict(source or {})
+    company = company_id(clean["company"]) if clean.get("company") else None
+    changes = changed_values(BLANK, {}, clean)
+    custom: dict[str, Any] = {}
+    row = {**BLANK, "company_id": None, **_columns(changes, custom, company), "email": email,
+           "custom": custom, "consent": "unknown", "consent_at": None, "consent_proof": {},
+           **(consent or {}), "first_touch": touch, "last_touch": touch, "status": "active",
+           "merged_into_id": None, "created_at": now, "updated_at": now}
+    del row["company"]
+    new_id = conn.execute(sql.insert_contact, row).scalar()
+    if new_id is not None:
+        return Saved(int(new_id), True, changes)
+
+    current = conn.execute(sql.contact_by_email, {"email": email}).mappings().one()
+    seen = set()
+    while current["merged_into_id"] and current["id"] not in seen:
+        seen.add(current["id"])
+        current = conn.execute(sql.contact_by_id, {"id": current["merged_into_id"]}).mappings().one()
+    if current["status"] == "erased":
+        raise ContactError("This address can no longer be used here.", "email")
+    changes = changed_values(current, current["custom"] or {}, clean, overwrite)
+    custom = dict(current["custom"] or {})
+    values = {**_columns(changes, custom, company), **(consent or {}), "updated_at": now}
+    if custom != (current["custom"] or {}):
+        values["custom"] = custom
+    if touch:
+        values["last_touch"] = touch
+    conn.execute(update(CONTACTS).where(CONTACTS.c.id == current["id"]).values(**values))
+    return Saved(int(current["id"]), False, changes)
+
+
+def tag(contact_id: int, names: Iterable[str]) -> int:
+    """Tag a contact, creating tags as needed (inside `write()`); returns how many were added.
+
+    One statement when the tags exist and the contact did not have them yet (a new contact);
+    a tag that does not exist yet costs two more, once.
+    """
+    wanted = sorted({n.strip()[:100] for n in names if n and n.strip()})
+    if not wanted:
+        return 0
+    added = _tag_contact(contact_id, wanted)
+    if added == len(wanted):
+        return added
+    sql, conn = statements(), connection()
+    missing = sorted(set(wanted) - set(conn.execute(sql.tag_names, {"names": wanted}).scalars()))
+    if missing:
+        conn.execute(sql.insert_tags, [{"name": name} for name in missing])
+        added += _tag_contact(contact_id, missing)
+    return added
+
+
+def _tag_contact(contact_id: int, names: list[str]) -> int:
+    stmt = _tag_contact_statement(db.session.get_bind().dialect.name, len(names))
+    params = {"contact_id": contact_id, **{f"name{i}": name for i, name in enumerate(names)}}
+    return connection().execute(stmt, params).rowcount
+
+
+def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
+              double_opt_in: bool = False) -> list[tuple[int, str]]:
+    """Put a contact on lists (inside `write()`): `pending` until confirmed when double opt-in
+    applies. An already confirmed subscription stays as it is; an unsubscribed or pending one is
+    re-opened (the person asked again). Returns `(id, status)` of what was created or re-opened.
+    """
+    now, conn, stmt = utcnow(), connection(), statements().subscribe
+    status = "pending" if double_opt_in else "subscribed"
+    opened = []
+    for slug in list_slugs:
+        opened += conn.execute(stmt, {
+            "contact_id": contact_id, "list_slug": slug, "source": source[:120], "status": status,
+            "created_at": now, "confirmed_at": None if double_opt_in else now}).all()
+    return [(int(id_), status_) for id_, status_ in opened]
