@@ -42,12 +42,16 @@ GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "sync", "--backlog", "2
 
 @dataclass
 class Request:
-    """What the load generator sends, over and over. `UNIQUE` in the body is made unique."""
+    """What the load generator sends, over and over. `UNIQUE` in the body is made unique.
+
+    `cookies`, when given, are sent in turn, one per request (as a `Cookie` header; "" sends
+    none): many visitors rather than one."""
 
     path: str = "/"
     method: str = "GET"
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    cookies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -250,7 +254,8 @@ def _run_client(kind: str, base_url: str, request: Request, duration: float,
         args = [sys.executable, "-m", "bench.pyclient", "--url", base_url + request.path,
                 "--method", request.method, "--body", request.body,
                 "--headers", json.dumps(request.headers), "--duration", f"{duration:g}",
-                "--connections", str(connections), "--nonce", nonce]
+                "--connections", str(connections), "--nonce", nonce,
+                "--cookies", json.dumps(request.cookies)]
         output = _run(args, duration)
     for line in reversed(output.splitlines()):
         if line.startswith("BENCH_JSON "):
@@ -282,12 +287,14 @@ def wrk_script(request: Request, nonce: str) -> str:
     """The Lua script for one wrk run: the request, and `done()` printing figures as JSON."""
     headers = ", ".join(f"[{_lua_bytes(k.encode())}] = {_lua_bytes(v.encode())}"
                         for k, v in request.headers.items())
-    if UNIQUE in request.body:
+    if UNIQUE in request.body or request.cookies:
         # Each thread numbers its requests; the prefix makes the values unique across threads
         # and across runs (a warm-up, then the measured run).
+        cookies = ", ".join(_lua_bytes(c.encode()) for c in request.cookies)
         sending = f"""
 local template = {_lua_bytes(request.body.encode())}
 local headers = {{{headers}}}
+local cookies = {{{cookies}}}
 local counter = 0
 local prefix = ""
 function init(args)
@@ -295,6 +302,10 @@ function init(args)
 end
 function request()
   counter = counter + 1
+  if #cookies > 0 then
+    local cookie = cookies[(counter % #cookies) + 1]
+    if cookie == "" then headers["Cookie"] = nil else headers["Cookie"] = cookie end
+  end
   local body = string.gsub(template, "{{n}}", prefix .. "n" .. counter)
   return wrk.format({_lua_bytes(request.method.encode())}, nil, headers, body)
 end

@@ -33,11 +33,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--nonce", default="run")
+    parser.add_argument("--cookies", default="[]", help="JSON list of Cookie headers, in turn")
     options = parser.parse_args()
 
     url = urllib.parse.urlsplit(options.url)
     path = url.path + (f"?{url.query}" if url.query else "")
     headers = json.loads(options.headers)
+    cookies = json.loads(options.cookies)
     numbers = itertools.count(1)
     errors = {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
     latencies: list[float] = []
@@ -49,10 +51,14 @@ def main() -> None:
         mine: list[float] = []
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
         while time.monotonic() < deadline:
-            body = options.body.replace(UNIQUE, f"{options.nonce}n{next(numbers)}") or None
+            number = next(numbers)
+            body = options.body.replace(UNIQUE, f"{options.nonce}n{number}") or None
+            sent = headers
+            if cookies and cookies[number % len(cookies)]:
+                sent = {**headers, "Cookie": cookies[number % len(cookies)]}
             began = time.perf_counter()
             try:
-                connection.request(options.method, path, body=body, headers=headers)
+                connection.request(options.method, path, body=body, headers=sent)
                 response = connection.getresponse()
                 response.read()
             except TimeoutError:

@@ -77,8 +77,9 @@ def test_a_submission_stores_contact_activity_identity_and_follow_ups_at_once(si
 
 
 def _signed_visitor(app, vid):
-    from itsdangerous import URLSafeSerializer
-    return URLSafeSerializer(app.config["SECRET_KEY"], salt="magnet.visitor").dumps(vid)
+    from engine.contacts.visitors import cookie_value
+    with app.app_context():
+        return cookie_value(vid)
 
 
 def test_the_gated_asset_is_a_signed_expiring_download_recorded_on_the_timeline(site, client):

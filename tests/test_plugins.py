@@ -108,6 +108,47 @@ def test_hook_register_blueprints(make_app, make_plugins):
     assert "greeter" in app.blueprints
 
 
+PINGER = '''
+"""Answers a ping at the edge, and fails on purpose at another address."""
+from engine.plugins import hookimpl
+from engine.web.edge import EdgeRoute
+
+def pong(environ):
+    return 200, [("Content-Type", "text/plain")], b"pong " + environ["HTTP_X_NAME"].encode()
+
+def fail(environ):
+    raise RuntimeError("edge failure on purpose")
+
+@hookimpl
+def register_edge_routes():
+    return [EdgeRoute("POST", "/pinger/ping", pong), EdgeRoute("GET", "/pinger/fail", fail)]
+'''
+
+
+def test_hook_register_edge_routes(make_app, make_plugins):
+    app = make_app(PLUGINS_PATH=str(make_plugins(pinger=PINGER)))
+    plugins = app.extensions["magnet.plugins"]
+    client = app.test_client()
+    assert client.post("/pinger/ping").status_code == 404  # disabled: Flask's 404
+    plugins.set_enabled("pinger", True)
+    answer = client.post("/pinger/ping", headers={"X-Name": "edge"})
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "pong edge")
+    assert client.get("/pinger/ping").status_code == 404  # other methods go on to Flask
+    failed = client.get("/pinger/fail")
+    assert failed.status_code == 500 and failed.get_json() == {"error": "internal error"}
+    with app.app_context():
+        errors = plugins.recent_errors("pinger")
+        assert [e.hook for e in errors] == ["edge GET /pinger/fail"]
+        assert "edge failure on purpose" in errors[0].message
+    plugins.set_enabled("pinger", False)
+    assert client.post("/pinger/ping").status_code == 404
+
+
+def test_edge_routes_of_two_plugins_cannot_share_an_address(make_app, make_plugins):
+    with pytest.raises(PluginError, match="registered by both"):
+        make_app(PLUGINS_PATH=str(make_plugins(pinger=PINGER, pinger2=PINGER)))
+
+
 def test_hook_tpl_body_end(make_app, make_plugins):
     app = make_app(PLUGINS_PATH=str(make_plugins(greeter=GREETER)))
     app.extensions["magnet.plugins"].set_enabled("greeter", True)

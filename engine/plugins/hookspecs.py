@@ -27,6 +27,11 @@ def register_blueprints() -> list[Any]:
 
 
 @hookspec
+def register_edge_routes() -> list[Any]:
+    """`engine.web.edge.EdgeRoute`s: exact paths answered in plain WSGI, ahead of Flask."""
+
+
+@hookspec
 def register_commands() -> list[Any]:
     """Click commands or groups added under `magnet`."""
 

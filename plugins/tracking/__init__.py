@@ -7,6 +7,7 @@ from engine.admin.menu import MenuItem
 from engine.contacts import identity
 from engine.db import write
 from engine.plugins import hookimpl
+from engine.web.edge import EdgeRoute
 from plugins.tracking import admin, beacon, commands, jobs, visits
 from plugins.tracking.settings import TrackingSettings
 
@@ -18,6 +19,11 @@ DEFAULT_ENABLED = True
 @hookimpl
 def register_blueprints() -> list[Any]:
     return [beacon.blueprint, admin.blueprint]
+
+
+@hookimpl
+def register_edge_routes() -> list[Any]:
+    return [EdgeRoute("POST", beacon.EVENT_PATH, beacon.event)]
 
 
 @hookimpl
@@ -52,8 +58,11 @@ def tpl_body_end(request: Any) -> str:
 
 @hookimpl
 def on_form_submitted(submission: Any, contact: Any) -> None:
-    """A visitor just identified: their first and last touch come from their visits so far."""
+    """A visitor just identified: their first and last touch come from their visits so far.
+    Read first, outside any write: most new contacts' browsers have no visit yet to record."""
     if contact is None:
         return
-    with write():
-        visits.update_touches(contact.id, identity.visitors_of(contact.id))
+    found = visits.first_and_last(identity.visitors_of(contact.id))
+    if found is not None:
+        with write():
+            visits.save_touches(contact.id, *found)

@@ -1,10 +1,10 @@
-"""The Redis buffer between the beacon endpoint and the database.
+"""The Redis buffer between the web processes and the database.
 
-The endpoint appends one JSON line to a Redis list (tens of microseconds); the periodic drain job
-reads thousands at a time and stores them in one transaction. Events leave the list only after
-their transaction committed (read with LRANGE, then LTRIM), so a worker killed mid-batch loses
-nothing: the next drain stores that batch (at worst twice, once per crash). One drain runs at a
-time across all workers, held by a Redis lock with an expiry.
+Web processes append events to a Redis list (`handover`); the periodic drain job reads thousands
+at a time and stores them in one transaction. Events leave the list only after their transaction
+committed (read with LRANGE, then LTRIM), so a worker killed mid-batch loses nothing: the next
+drain stores that batch (at worst twice, once per crash). One drain runs at a time across all
+workers, held by a Redis lock with an expiry.
 """
 from __future__ import annotations
 
@@ -31,11 +31,6 @@ return 0
 """
 
 
-def push(event: dict[str, Any]) -> None:
-    """Queue an event; raises redis.RedisError or OSError when Redis is unreachable."""
-    connection().rpush(QUEUE_KEY, json.dumps(event, separators=(",", ":")))
-
-
 def pending() -> int:
     return int(connection().llen(QUEUE_KEY))
 
@@ -52,7 +47,7 @@ def drain(batch: int = BATCH, time_budget: float = TIME_BUDGET) -> int:
             raw = conn.lrange(QUEUE_KEY, 0, batch - 1)
             if not raw:
                 break
-            _store([event for event in map(_decode, raw) if event is not None])
+            store_batch([event for event in map(_decode, raw) if event is not None])
             conn.ltrim(QUEUE_KEY, len(raw), -1)
             conn.expire(LOCK_KEY, LOCK_SECONDS)
             done += len(raw)
@@ -63,7 +58,7 @@ def drain(batch: int = BATCH, time_budget: float = TIME_BUDGET) -> int:
     return done
 
 
-def _store(events: list[dict[str, Any]]) -> None:
+def store_batch(events: list[dict[str, Any]]) -> None:
     """Store a batch; if it fails, store its events one by one, so that one event the database
     refuses cannot hold up every event behind it. When every one fails (the database is down)
     the batch stays queued for the next drain."""

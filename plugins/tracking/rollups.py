@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.db import db
+from plugins.tracking.clean import host_and_path
 from plugins.tracking.models import DailyPage, DailySource, DailyTotals, MonthlyActives, Seen
 
 EVENT_COUNTERS = {"page_view": "page_views", "click": "clicks", "download": "downloads",
@@ -57,7 +58,7 @@ def add(events: list[dict[str, Any]], new_visits: list[dict[str, Any]]) -> None:
         day = e["occurred_at"].date()
         totals[day][EVENT_COUNTERS[e["type"]]] += 1
         if e["type"] == "page_view":
-            pages[(day, unquote(urlsplit(e["url"]).path or "/")[:500])] += 1  # readable
+            pages[(day, unquote(host_and_path(e["url"])[1])[:500])] += 1  # readable
         for period in (day.isoformat(), day.isoformat()[:7]):
             actives[(period, "v")].add(e["visitor_id"])
             if e.get("contact_id"):

@@ -10,8 +10,6 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
-
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -46,7 +44,7 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[dict[str, A
         visit = current.get(e["visitor_id"])
         props = e["properties"]
         source, medium, campaign = clean.source_of(props.get("referrer", ""), props.get("utm", {}),
-                                                   urlsplit(e["url"]).netloc)
+                                                   clean.host_and_path(e["url"])[0])
         new_campaign = bool(props.get("utm")) and visit is not None and (
             (visit["source"], visit["medium"], visit["campaign"]) != (source, medium, campaign))
         if visit is None or e["occurred_at"] - visit["last_seen_at"] > timeout or new_campaign:
@@ -82,25 +80,34 @@ def as_touch(visit: Visit) -> dict[str, Any]:
             "at": visit.started_at.isoformat()}
 
 
-def update_touches(contact_id: int, visitor_ids: list[str]) -> Touches | None:
-    """Set a contact's first and last touch from the visits of all their browsers (a browser
-    identified later may bring an earlier first visit)."""
+def first_and_last(visitor_ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The touches of the earliest and the latest visit of these browsers; None without any."""
     if not visitor_ids:
         return None
     ordered = select(Visit).where(Visit.visitor_id.in_(visitor_ids))
     first = db.session.scalar(ordered.order_by(Visit.started_at).limit(1))
     last = db.session.scalar(ordered.order_by(Visit.started_at.desc()).limit(1))
-    if first is None or last is None:
-        return None
+    return None if first is None or last is None else (as_touch(first), as_touch(last))
+
+
+def save_touches(contact_id: int, first: dict[str, Any], last: dict[str, Any]) -> None:
+    """Store a contact's first and last touch (inside `write()`)."""
     dialect = db.session.get_bind().dialect.name
     insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    stmt = insert(Touches).values(contact_id=contact_id, first_touch=as_touch(first),
-                                  last_touch=as_touch(last), updated_at=utcnow())
+    stmt = insert(Touches).values(contact_id=contact_id, first_touch=first, last_touch=last,
+                                  updated_at=utcnow())
     db.session.execute(stmt.on_conflict_do_update(
         index_elements=["contact_id"],
         set_={"first_touch": stmt.excluded.first_touch, "last_touch": stmt.excluded.last_touch,
               "updated_at": stmt.excluded.updated_at}))
-    return db.session.get(Touches, contact_id, populate_existing=True)
+
+
+def update_touches(contact_id: int, visitor_ids: list[str]) -> None:
+    """Set a contact's first and last touch from the visits of all their browsers (a browser
+    identified later may bring an earlier first visit); inside `write()`."""
+    found = first_and_last(visitor_ids)
+    if found is not None:
+        save_touches(contact_id, *found)
 
 
 def touches(contact_id: int) -> dict[str, Any]:

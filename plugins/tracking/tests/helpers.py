@@ -28,8 +28,10 @@ def send(client: Any, app: Flask, kind: str = "page_view", url: str = "http://lo
 
 
 def drain(app: Flask) -> int:
-    from plugins.tracking import buffer
+    """Hand over what this process's beacons accepted, then store what Redis holds."""
+    from plugins.tracking import buffer, handover
     with app.app_context():
+        handover.pending_here().flush()
         return buffer.drain()
 
 

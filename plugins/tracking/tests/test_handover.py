@@ -1,0 +1,76 @@
+"""The hand-over from the web process to Redis: timed, and on a graceful stop of gunicorn."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from plugins.tracking import buffer
+from plugins.tracking.tests.helpers import CHROME, page_token, send
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def queued(app) -> int:
+    with app.app_context():
+        return buffer.pending()
+
+
+def test_accepted_events_reach_redis_within_the_linger_time(app, client):
+    started = time.monotonic()
+    for number in range(5):
+        assert send(client, app, url=f"http://localhost/{number}").status_code == 204
+    while queued(app) < 5 and time.monotonic() - started < 5:
+        time.sleep(0.01)
+    assert queued(app) == 5
+    assert time.monotonic() - started < 1  # 50 ms of linger, plus the test's own pace
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, body, {"Content-Type": "text/plain",
+                                                 "User-Agent": CHROME}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status
+
+
+def test_a_graceful_stop_of_gunicorn_hands_over_what_its_workers_hold(make_app, redis_url):
+    """With a linger of an hour, only the stop itself can deliver the events."""
+    app = make_app()
+    port = _free_port()
+    env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path, "REDIS_URL": redis_url,
+           "MAGNET_TRACKING_LINGER": "3600", "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind",
+                               f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
+                              cwd=ROOT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).close()
+                break
+            except OSError:  # not listening yet, or still starting
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        token = page_token(app)
+        for number in range(40):
+            body = json.dumps({"k": token, "t": "page_view", "u": f"{base}/p{number}"}).encode()
+            assert _post(base + "/t/event", body) == 204
+        time.sleep(0.3)
+        assert queued(app) == 0  # still held by the web workers
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(30) == 0
+    assert queued(app) == 40
