@@ -30,6 +30,7 @@ log = logging.getLogger("magnet.tracking")
 LINGER = 0.05  # seconds an accepted event may wait in the web process (MAGNET_TRACKING_LINGER)
 FLUSH_AT = 500  # hand over at once when this many are waiting
 MAX_HELD = 50_000  # kept in memory while neither Redis nor the database takes them
+IDLE_ROUNDS = 100  # rounds with nothing to hand over before the thread stops (5 s)
 
 
 class Pending:
@@ -62,13 +63,20 @@ class Pending:
             self.due.set()
 
     def _run(self) -> None:
+        """Hand over every `linger` seconds; stop after `IDLE_ROUNDS` rounds with nothing to
+        hand over (the next event starts a new thread), so a quiet process keeps no thread."""
+        idle = 0
         while True:
             self.due.wait(self.linger)
             self.due.clear()
             try:
-                self.flush()
+                idle = 0 if self.flush() else idle + 1
             except Exception:  # keep the thread alive whatever happens
                 log.exception("tracking: flushing accepted events failed")
+            with self.lock:
+                if idle >= IDLE_ROUNDS and not self.events:
+                    self.running = False
+                    return
 
     def flush(self) -> int:
         """Hand every waiting event to Redis (or the database); returns how many it handed

@@ -32,6 +32,23 @@ def test_accepted_events_reach_redis_within_the_linger_time(app, client):
     assert time.monotonic() - started < 1  # 50 ms of linger, plus the test's own pace
 
 
+def test_the_hand_over_thread_stops_when_idle_and_starts_again(app, client, monkeypatch):
+    from plugins.tracking import handover
+    monkeypatch.setattr(handover, "IDLE_ROUNDS", 2)
+    send(client, app, url="http://localhost/one")
+    with app.app_context():
+        pending = handover.pending_here()
+    deadline = time.monotonic() + 5
+    while pending.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not pending.running and queued(app) == 1
+    send(client, app, url="http://localhost/two")
+    assert pending.running
+    while queued(app) < 2 and time.monotonic() < deadline + 5:
+        time.sleep(0.02)
+    assert queued(app) == 2
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
