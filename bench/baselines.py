@@ -5,6 +5,13 @@ They do the least a hand-written app would do for the same job, with nothing of 
 - `string_app`: returns a short string — the WSGI ceiling of this machine and server;
 - `page_app()`: one query on a SQLite file, then a landing-page template like the engine's;
 - `insert_app()`: a form post stored with one INSERT, then a redirect, as a form would answer;
+- `pipeline_floor_app()`: the least any implementation of the form pipeline must do (signed
+  token, honeypot, fill time, WTForms, email check, two rate limits in Redis, one transaction
+  for contact, tag, list, submission, activity, visitor link and outbox row, a wake-up for the
+  worker), written by hand on sqlite3 with nothing of Magnet; no follow-up work is done, so
+  it shows an upper bound for the form pipeline on this machine, not a competitor;
+- `noop_wsgi`: a WSGI callable that answers 204 to anything, without Flask or any work — the
+  most gunicorn itself serves on this machine, the ceiling of every endpoint;
 - `beacon_app`: accepts a small JSON beacon (`{"t": type, "u": url, "k": token, ...}`, as
   the tracking script sends) after checking it, and stores nothing.
 
@@ -187,6 +194,149 @@ def insert_app() -> Flask:
             raise
         return redirect("/thank-you", code=303)
     return app
+
+
+FLOOR_SECRET = "bench-floor-secret"
+FLOOR_TABLES = (
+    "CREATE TABLE IF NOT EXISTS contacts (id INTEGER PRIMARY KEY, email TEXT UNIQUE NOT NULL, "
+    "first_name TEXT, company_size TEXT, role TEXT, consent_at TEXT, consent_proof TEXT, "
+    "source TEXT, created_at TEXT, updated_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS contact_tags (contact_id INTEGER, tag TEXT, "
+    "PRIMARY KEY (contact_id, tag))",
+    "CREATE TABLE IF NOT EXISTS subscriptions (contact_id INTEGER, list TEXT, status TEXT, "
+    "created_at TEXT, PRIMARY KEY (contact_id, list))",
+    "CREATE TABLE IF NOT EXISTS floor_submissions (id INTEGER PRIMARY KEY, form TEXT, "
+    "contact_id INTEGER, visitor_id TEXT, raw TEXT, data TEXT, ip TEXT, user_agent TEXT, "
+    "created_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS activities (id INTEGER PRIMARY KEY, type TEXT, "
+    "contact_id INTEGER, visitor_id TEXT, properties TEXT, created_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS visitor_links (visitor_id TEXT PRIMARY KEY, contact_id INTEGER, "
+    "created_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, kind TEXT, payload TEXT, "
+    "status TEXT, created_at TEXT)",
+)
+
+
+def floor_token() -> str:
+    """A form token as the floor app checks it (the fields shown, signed and timed)."""
+    from itsdangerous import URLSafeTimedSerializer
+    return URLSafeTimedSerializer(FLOOR_SECRET, salt="floor").dumps(["email", "first_name"])
+
+
+def pipeline_floor_app() -> Flask:
+    import email_validator
+    import redis
+    import wtforms
+    from itsdangerous import BadSignature, Signer, URLSafeTimedSerializer
+    from wtforms import validators as v
+
+    path = database_path()
+    connection = _connect(path)
+    try:
+        for statement in FLOOR_TABLES:
+            connection.execute(statement)
+    finally:
+        connection.close()
+    connections = _PerThreadConnection(path)
+    limiter = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))
+    tokens = URLSafeTimedSerializer(FLOOR_SECRET, salt="floor")
+    cookies = Signer(FLOOR_SECRET, salt="visitor")
+    app = Flask("baseline_pipeline_floor")
+
+    class Form(wtforms.Form):
+        email = wtforms.EmailField(validators=[v.InputRequired(), v.Length(max=254)])
+        first_name = wtforms.StringField(validators=[v.InputRequired(), v.Length(max=200)])
+        company_size = wtforms.SelectField(choices=["Just me", "2-10", "11-50", "51-200", "200+"],
+                                           validate_choice=True)
+        role = wtforms.RadioField(choices=["owner", "marketing", "sales", "other"])
+        consent = wtforms.BooleanField(validators=[v.InputRequired()])
+
+    @app.get("/")
+    def floor_ready() -> str:
+        return "ready"
+
+    @app.post("/forms/<slug>")
+    def floor_submit(slug: str) -> Any:
+        try:
+            tokens.loads(request.form.get("_token", ""), max_age=86400)
+        except BadSignature:
+            return "The form's token is invalid.", 400
+        if request.form.get("website"):
+            return redirect("/thank-you", code=303)
+        form = Form(request.form)
+        if not form.validate():
+            return json.dumps(form.errors), 400
+        try:
+            checked = email_validator.validate_email(form.email.data.strip(),
+                                                     check_deliverability=False)
+        except email_validator.EmailNotValidError as exc:
+            return str(exc), 400
+        email = f"{checked.local_part}@{checked.ascii_domain}".lower()
+        ip = request.remote_addr or ""
+        window = 3600
+        pipe = limiter.pipeline(transaction=False)
+        for key in (f"floor:ip:{ip}", f"floor:email:{slug}:{email}"):
+            pipe.set(key, 0, nx=True, ex=window)  # the window starts with the first hit
+            pipe.incr(key)
+        pipe.execute()
+        visitor = os.urandom(16).hex()
+        now = datetime.now(UTC).isoformat()
+        data = {name: field.data for name, field in form._fields.items()}
+        raw = {key: value[:1000] for key, value in request.form.items() if key != "_token"}
+        db = connections.get()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            contact_id = db.execute(
+                "INSERT INTO contacts (email, first_name, company_size, role, consent_at, "
+                "consent_proof, source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (email) DO UPDATE SET first_name = excluded.first_name, "
+                "updated_at = excluded.updated_at RETURNING id",
+                (email, data["first_name"], data["company_size"], data["role"], now,
+                 json.dumps({"form": slug, "ip": ip}), json.dumps({"page": ""}), now,
+                 now)).fetchone()[0]
+            db.execute("INSERT OR IGNORE INTO contact_tags VALUES (?, ?)", (contact_id, "ebook"))
+            db.execute("INSERT OR IGNORE INTO subscriptions VALUES (?, ?, ?, ?)",
+                       (contact_id, "ebook-readers", "subscribed", now))
+            submission_id = db.execute(
+                "INSERT INTO floor_submissions (form, contact_id, visitor_id, raw, data, ip, "
+                "user_agent, created_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+                (slug, contact_id, visitor, json.dumps(raw), json.dumps(data), ip,
+                 request.user_agent.string[:400], now)).fetchone()[0]
+            db.execute("INSERT INTO activities (type, contact_id, visitor_id, properties, "
+                       "created_at) VALUES (?,?,?,?,?)",
+                       ("form_submitted", contact_id, visitor,
+                        json.dumps({"form": slug, "submission_id": submission_id}), now))
+            db.execute("INSERT OR IGNORE INTO visitor_links VALUES (?, ?, ?)",
+                       (visitor, contact_id, now))
+            db.execute("INSERT INTO outbox (kind, payload, status, created_at) "
+                       "VALUES (?,?,?,?)", ("forms.submitted",
+                                            json.dumps({"submission_id": submission_id}),
+                                            "pending", now))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        limiter.set("floor:wake", "1", nx=True, ex=5)  # the worker's wake-up, one round trip
+        response = redirect("/thank-you", code=303)
+        response.set_cookie("vid", cookies.sign(visitor).decode(), httponly=True,
+                            samesite="Lax", max_age=3600 * 24 * 365)
+        return response
+    return app
+
+
+def count_floor_submissions(path: str | None = None) -> int:
+    connection = _connect(path or database_path())
+    try:
+        return int(connection.execute("SELECT count(*) FROM floor_submissions").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def noop_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Reads the body (a server must) and answers 204: no framework, no work."""
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("204 No Content", [])
+    return []
 
 
 beacon_app = Flask("baseline_beacon")

@@ -12,6 +12,8 @@ JSON and stores nothing. During the load a probe sends a marked event every seco
 how long it takes to appear in the database. Right after the load the worker is stopped
 gracefully and started again, as a deploy does; every accepted event must then be stored.
 Targets: at least 5,000 events/s accepted, p99 under 10 ms, stored within 2 s.
+A third app in the same run, a WSGI callable that does nothing (`bench.baselines.noop_wsgi`),
+shows the most gunicorn serves on this machine: no endpoint that does any work can pass it.
 
     python bench/beacon.py [--duration S] [--connections N] [--rounds R] [--new-visitors]
 """
@@ -37,6 +39,7 @@ from bench.harness import (UNIQUE, Gunicorn, Report, Request, Subject, answered,
 from bench.site import EngineSite, fetch
 
 BASELINE = "bare Flask: JSON beacon"
+CEILING = "raw WSGI: no-op"
 MAGNET = "magnet: tracking beacon"
 VISITORS = 2000
 AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -122,6 +125,7 @@ def main() -> None:
         site = stack.enter_context(EngineSite(plugins=("tracking",)))
         engine = site.serve()
         bare = stack.enter_context(Gunicorn("bench.baselines:beacon_app"))
+        ceiling = stack.enter_context(Gunicorn("bench.baselines:noop_wsgi"))
         request = beacon_request(engine.url)
         returning: list[str] = []
         if not options.new_visitors:
@@ -137,7 +141,8 @@ def main() -> None:
         prober.start()
         try:
             runs = compare(report, [Subject(BASELINE, bare, bare_request),
-                                    Subject(MAGNET, engine, request)], options)
+                                    Subject(MAGNET, engine, request),
+                                    Subject(CEILING, ceiling, bare_request)], options)
         finally:
             prober.stop()
 
@@ -172,6 +177,10 @@ def main() -> None:
     report.target("seconds until stored, slowest probe under load", until_stored, "< 2 s",
                   until_stored < 2)
     report.target("events lost", lost, "0", lost == 0)
+    ceiling = report.figures(CEILING)
+    report.extra["ceiling"] = {"rps": round(ceiling.rps), "p99_ms": round(ceiling.p99_ms, 2)}
+    print(f"the server's ceiling (a WSGI app doing nothing): {ceiling.rps:,.0f} req/s, "
+          f"p99 {ceiling.p99_ms:.1f} ms")
     report.finish()
 
 

@@ -8,6 +8,10 @@ per-IP limit is raised for the run (the limiter still counts every hit in Redis)
 Afterwards every accepted submission must be in the database, and the outbox drained.
 Target: at least 0.7x the baseline's submissions per second, none lost.
 
+A third app in the same run, the pipeline's floor (`bench.baselines.pipeline_floor_app`), does
+by hand on sqlite3 only what the form pipeline must do and no follow-up: its ratio is an upper
+bound for what any implementation of the pipeline could reach on this machine.
+
     python bench/submissions.py [--duration S] [--connections N] [--rounds R]
 """
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.baselines import count_submissions
+from bench.baselines import count_floor_submissions, count_submissions, floor_token
 from bench.harness import (ROOT, UNIQUE, Gunicorn, Report, Request, Subject, answered, arguments,
                            compare, settings, stop_on_sigterm, wait_until)
 from bench.site import EngineSite, fetch, fill_form
@@ -32,6 +36,7 @@ from engine.forms.security import HONEYPOT
 
 BASELINE = "bare Flask: one INSERT"
 MAGNET = "magnet: form submission"
+FLOOR = "bare Flask: the pipeline's floor"
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded",
                 "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36",
                 "Accept": "text/html"}
@@ -79,12 +84,18 @@ def main() -> None:
         engine = site.serve()
         bare = stack.enter_context(Gunicorn("bench.baselines:insert_app()",
                                             {"BENCH_SQLITE": baseline_db}))
+        floor = stack.enter_context(Gunicorn("bench.baselines:pipeline_floor_app()",
+                                             {"BENCH_SQLITE": f"{folder}/floor.db",
+                                              "BENCH_REDIS_URL": site.redis.url}))
         slug = form_slug(engine.url)
         request = submission_request(engine.url, slug)
         time.sleep(2.5)  # a person takes longer than the form's minimum fill time
         bare_request = Request(request.path, "POST", FORM_HEADERS, request.body)
+        floor_body = re.sub(r"_token=[^&]*", "_token=" + floor_token(), request.body)
+        floor_request = Request(request.path, "POST", FORM_HEADERS, floor_body)
         runs = compare(report, [Subject(BASELINE, bare, bare_request),
-                                Subject(MAGNET, engine, request)], options)
+                                Subject(MAGNET, engine, request),
+                                Subject(FLOOR, floor, floor_request)], options)
 
         database = site.instance / "magnet.db"
         load_ended = time.monotonic()
@@ -107,6 +118,8 @@ def main() -> None:
             "outbox_drained_seconds_after_load": round(drained_after, 1),
             "baseline_accepted": answered(runs[BASELINE]),
             "baseline_stored": count_submissions(baseline_db),
+            "floor_accepted": answered(runs[FLOOR]),
+            "floor_stored": count_floor_submissions(f"{folder}/floor.db"),
             "note": "stored can exceed accepted by the requests still in flight when the load "
                     "generator stopped (at most connections x runs); lost = accepted - stored",
         }
@@ -114,6 +127,9 @@ def main() -> None:
     lost = max(0, accounting["magnet_accepted"] - accounting["magnet_submissions_stored"])
     ratio = report.ratio(MAGNET, BASELINE)
     report.target("submissions/s vs bare Flask + INSERT", ratio, ">= 0.7x", ratio >= 0.7)
+    report.extra["floor_ratio"] = round(report.ratio(FLOOR, BASELINE), 3)
+    print(f"the pipeline's floor: {report.extra['floor_ratio']}x the baseline "
+          "(the most any implementation of the pipeline could reach here)")
     report.target("submissions lost", lost, "0", lost == 0)
     report.target("outbox rows left unfinished", accounting["outbox_left_open"], "0",
                   accounting["outbox_left_open"] == 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 
 import pytest
 
@@ -41,3 +42,35 @@ def test_wrk_script_makes_bodies_unique_and_escapes_them():
     assert "function request()" in script and "string.gsub" in script
     assert '"' + "a\\034b" + '"' in script  # a quote inside a header value is escaped
     assert "BENCH_JSON" in script
+
+
+def test_the_pipeline_floor_stores_a_submission_in_one_transaction(tmp_path, redis_url,
+                                                                   monkeypatch):
+    """The floor must do the whole pipeline, or its ratio would flatter it (or fail silently)."""
+    from bench.baselines import count_floor_submissions, floor_token, pipeline_floor_app
+    database = str(tmp_path / "floor.db")
+    monkeypatch.setenv("BENCH_SQLITE", database)
+    monkeypatch.setenv("BENCH_REDIS_URL", redis_url)
+    client = pipeline_floor_app().test_client()
+    form = {"_token": floor_token(), "email": "Ana@Example.COM", "first_name": "Ana",
+            "company_size": "2-10", "role": "owner", "consent": "y"}
+    assert client.post("/forms/ebook", data=form).status_code == 303
+    assert client.post("/forms/ebook", data={**form, "_token": "forged"}).status_code == 400
+    assert client.post("/forms/ebook", data={**form, "email": "nope"}).status_code == 400
+    assert count_floor_submissions(database) == 1
+    with sqlite3.connect(database) as connection:
+        counts = [connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                  for table in ("contacts", "contact_tags", "subscriptions", "activities",
+                                "visitor_links", "outbox")]
+        email = connection.execute("SELECT email FROM contacts").fetchone()[0]
+    assert counts == [1, 1, 1, 1, 1, 1] and email == "ana@example.com"
+
+
+def test_the_server_ceiling_answers_204_after_reading_the_body():
+    from io import BytesIO
+
+    from bench.baselines import noop_wsgi
+    body, answers = BytesIO(b"x" * 10), []
+    assert noop_wsgi({"wsgi.input": body, "CONTENT_LENGTH": "10"},
+                     lambda status, headers: answers.append(status)) == []
+    assert answers == ["204 No Content"] and body.read() == b""

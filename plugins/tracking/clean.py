@@ -80,6 +80,8 @@ def _rebuilt(raw: str, keep_query: bool) -> str:
         pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                  if not PRIVATE_PARAMS.match(k)]
         query = urlencode(pairs)
+    if ":" in host:  # an IPv6 literal keeps its brackets, as in the Host header
+        host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
 

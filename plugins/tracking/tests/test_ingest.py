@@ -127,6 +127,18 @@ def test_bad_events_are_refused_with_a_reason_and_nothing_stored(app, client, fi
     assert drain(app) == 0 and events(app) == []
 
 
+def test_pages_of_a_site_served_on_an_ipv6_address_are_its_own():
+    from plugins.tracking import clean
+    payload = {"t": "page_view", "u": "http://[::1]:8000/pricing?utm_source=x"}
+    cleaned = clean.event(payload, host="[::1]:8000", agent=CHROME, ip="::1", ip_mode="full",
+                          visitor_id="v")
+    assert cleaned["u"] == "http://[::1]:8000/pricing?utm_source=x"
+    assert clean.host_and_path(cleaned["u"]) == ("[::1]:8000", "/pricing")
+    with pytest.raises(clean.BadEvent, match="not a page of this site"):
+        clean.event(payload, host="[::2]:8000", agent=CHROME, ip="::1", ip_mode="full",
+                    visitor_id="v")
+
+
 def test_text_is_cleaned_and_forged_visitor_ids_are_ignored(app, client):
     client.set_cookie(COOKIE, "0123456789abcdef0123456789abcdef.forged-signature")
     send(client, app, "click", h="https://example.org/", x="Buy\x00 <b>now</b>\n" + "!" * 200,
