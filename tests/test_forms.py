@@ -16,7 +16,7 @@ from engine.forms import security
 from engine.forms.definitions import DefinitionError, parse
 from engine.forms.models import Submission
 from engine.jobs.outbox import OutboxRow
-from tests.forms_support import EBOOK, count, forms_site, post, token_of
+from tests.forms_support import EBOOK, FORMS, count, forms_site, post, token_of
 
 pytestmark = pytest.mark.both_backends
 
@@ -338,3 +338,20 @@ def test_the_ebook_is_a_valid_pdf():
     data = path.read_bytes()
     assert data.startswith(b"%PDF-1.") and b"/Type /Catalog" in data and b"startxref" in data
     assert data.rstrip().endswith(b"%%EOF") and data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 1
+
+
+def test_changing_a_form_refreshes_the_cached_pages_that_embed_it(site, client):
+    from engine.forms.service import save
+    from tests.content_helpers import post as publish
+    item = publish(site, "Get the book", body="[form ebook]")
+    url = f"/blog/{item.slug}"
+    assert "Send me the playbook" in client.get(url).get_data(as_text=True)
+    assert client.get(url).headers["X-Magnet-Cache"] == "hit"
+    import yaml
+    definition = {**yaml.safe_load((FORMS / "ebook.yaml").read_text()),
+                  "submit_label": "Email me the book"}
+    with site.app_context():
+        save(definition)
+    fresh = client.get(url)
+    assert fresh.headers["X-Magnet-Cache"] == "miss"
+    assert "Email me the book" in fresh.get_data(as_text=True)

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
+from engine.content import cache as page_cache
 from engine.db import db, utcnow, write
 from engine.forms.definitions import FormDef, parse
 from engine.forms.models import Form, Submission
@@ -39,13 +40,16 @@ def _cache() -> dict[str, tuple[float, FormDef | None]]:
 
 
 def save(definition: dict[str, Any], source: str = "admin") -> Form:
-    """Create or replace a form from a definition (checked first); inside or outside a write."""
+    """Create or replace a form from a definition (checked first); inside or outside a write.
+    Cached pages embed forms (`[form slug]`), so every process re-renders them after the
+    change commits."""
     parsed = parse(definition)
     with write() as session:
         row = session.scalar(select(Form).where(Form.slug == parsed.slug)) or Form(slug=parsed.slug)
         row.title, row.definition, row.source, row.updated_at = (parsed.title, definition, source,
                                                                  utcnow())
         session.add(row)
+        page_cache.invalidate()
     _cache().pop(parsed.slug, None)
     return row
 
