@@ -19,6 +19,7 @@ from engine.db import configure_sqlite, db
 from engine.jobs import registry
 from engine.plugins import Plugins
 from engine.themes.loader import ThemeLoader
+from engine import web
 from engine.web import edge
 
 ENGINE_DIR = Path(__file__).resolve().parent
@@ -58,6 +59,7 @@ def create_app(overrides: dict[str, Any] | None = None,
 
     app.before_request(plugins.refresh)
     edge.install(app, plugins)
+    web.trust_proxies(app)
     app.jinja_env.globals["hook"] = lambda name, **kw: plugins.render(name, **kw)
     return app
 

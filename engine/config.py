@@ -16,7 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS: dict[str, Any] = {
     "SITE_NAME": "Magnet",
-    "SITE_URL": "",  # absolute base for feeds, sitemaps and emails; the request's host when empty
+    # The public address: feeds and sitemaps use the request's host when it is empty, but links
+    # in emails are only ever made from it (engine.web.links); `magnet serve` sets it.
+    "SITE_URL": "",
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-For is believed
     "SQLALCHEMY_DATABASE_URI": None,  # filled from DATABASE_URL or instance/magnet.db
     "REDIS_URL": None,  # empty: an embedded Redis whose files live in the instance folder
     "SAFE_MODE": False,

@@ -46,6 +46,9 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 # Inside `locking()`: the block's WriterTurn (transactions begin with BEGIN IMMEDIATE); else False.
 _immediate: contextvars.ContextVar[WriterTurn | bool] = contextvars.ContextVar(
     "magnet_begin_immediate", default=False)
+# Inside a `write()`: a `write()` within it joins it. Kept apart from the session's own state,
+# which reports no transaction until the outer block runs its first statement.
+_writing: contextvars.ContextVar[bool] = contextvars.ContextVar("magnet_writing", default=False)
 
 
 def utcnow() -> datetime:
@@ -141,19 +144,23 @@ def write() -> Iterator[Any]:
     inside another joins it: the outer one commits both, or neither.
     """
     session = db.session()
-    if _immediate.get() and session.in_transaction():
+    if _writing.get():
         yield session  # nested: join the enclosing write, which commits or rolls back
         return
     if session.in_transaction():
         session.commit()
     session.expire_all()  # what the write reads must come from inside its transaction
-    with locking():
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    mark = _writing.set(True)
+    try:
+        with locking():
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        _writing.reset(mark)
 
 
 def delete_in_chunks(model: Any, *conditions: Any, chunk: int = 5000) -> int:

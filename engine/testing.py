@@ -124,7 +124,8 @@ def make_app(tmp_path: Path, redis_url: str, backend: str, _sqlite_template: Pat
     def factory(instance: Path | None = None, fresh_db: bool = False, **config: Any) -> Flask:
         instance = instance or tmp_path / f"instance{next(_counter)}"
         instance.mkdir(parents=True, exist_ok=True)
-        overrides: dict[str, Any] = {"TESTING": True, "REDIS_URL": redis_url, **config}
+        overrides: dict[str, Any] = {"TESTING": True, "REDIS_URL": redis_url,
+                                     "SITE_URL": "http://localhost", **config}
         if backend == "postgresql" and "SQLALCHEMY_DATABASE_URI" not in config:
             name = f"magnet_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
             with _pg_admin().connect() as conn:

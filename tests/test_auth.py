@@ -118,6 +118,44 @@ def test_password_reset_by_emailed_single_use_link(app):
     assert sign_in(app.test_client(), "ed@example.com", new).status_code == 302
 
 
+def test_reset_links_point_at_the_site_url_whatever_host_the_request_named(make_app, caplog):
+    """A forged Host header must not choose where the owner's reset link points."""
+    app = make_app(SITE_URL="https://www.example.com")
+    make_user(app, "owner@example.com", "owner")
+    client, forged = app.test_client(), {"Host": "evil.example"}
+    token = csrf_token(client.get("/auth/reset", headers=forged).get_data(as_text=True))
+    client.post("/auth/reset", data={"email": "owner@example.com", "csrf_token": token},
+                headers=forged)
+    [message] = _mail_to(app, "owner@example.com")
+    assert "https://www.example.com/auth/reset/" in message.text
+    assert "evil.example" not in message.text and "evil.example" not in message.html
+
+    unset = make_app(SITE_URL="")  # no address to make links from: no email, same answer
+    make_user(unset, "ed@example.com", "editor")
+    client = unset.test_client()
+    token = csrf_token(client.get("/auth/reset").get_data(as_text=True))
+    page = client.post("/auth/reset", data={"email": "ed@example.com", "csrf_token": token})
+    assert page.status_code == 200 and "Check your email" in page.get_data(as_text=True)
+    assert _mail_to(unset, "ed@example.com") == []
+    assert "SITE_URL is not set" in caplog.text
+
+
+def test_inviting_without_a_site_url_says_why_and_creates_nobody(make_app):
+    from engine.auth.models import User
+    from engine.db import db
+    app = make_app(SITE_URL="")
+    make_user(app, "owner@example.com", "owner")
+    client = app.test_client()
+    sign_in(client, "owner@example.com")
+    token = csrf_token(client.get("/admin/users").get_data(as_text=True))
+    page = client.post("/admin/users", data={"email": "new@example.com", "role": "editor",
+                                              "csrf_token": token})
+    assert page.status_code == 400 and "SITE_URL is not set" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == "new@example.com")) is None
+    assert _mail_to(app, "new@example.com") == []
+
+
 def test_reset_link_expires_and_forged_links_fail(app):
     from engine.auth import tokens
     from engine.auth.models import User

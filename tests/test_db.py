@@ -120,6 +120,29 @@ def test_the_write_ahead_log_is_checkpointed_between_turns(app):
 
 
 @pytest.mark.both_backends
+@pytest.mark.both_backends
+def test_a_write_inside_another_commits_with_it_or_not_at_all(app):
+    """Also when the inner block runs before the outer one has sent any SQL: the session then
+    reports no transaction, yet the inner block must still join the outer one."""
+    from engine.db import write
+
+    def add(slug):
+        with write() as session:
+            session.add(PluginState(slug=slug, enabled=False, settings={}))
+            session.flush()
+
+    with app.app_context():
+        with pytest.raises(RuntimeError):
+            with write():
+                add("inner-first")
+                raise RuntimeError("the outer block fails after the inner one ended")
+        with write():
+            add("joined")
+            add("joined-too")
+        slugs = set(db.session.scalars(select(PluginState.slug)))
+    assert "inner-first" not in slugs and {"joined", "joined-too"} <= slugs
+
+
 def test_datetimes_come_back_aware_in_utc(app):
     from datetime import timedelta
 

@@ -15,6 +15,7 @@ from engine.db import db, write
 from engine.forms import security
 from engine.forms.definitions import DefinitionError, parse
 from engine.forms.models import Submission
+from engine.jobs import outbox
 from engine.jobs.outbox import OutboxRow
 from tests.forms_support import EBOOK, FORMS, count, forms_site, post, token_of
 
@@ -321,6 +322,30 @@ def test_double_opt_in_sends_a_signed_link_that_confirms_on_a_click(make_app, sm
     assert client.post(link[:-2] + "xx").status_code == 400
 
 
+def test_confirmation_waits_for_the_site_url_and_is_sent_once_it_is_set(make_app, smtp_server,
+                                                                          work):
+    """Links in emails are never made from the request's host: without SITE_URL the follow-up
+    fails before any hook runs, and is retried, nothing lost, once the address is set."""
+    app = forms_site(make_app, **smtp_server.config, SITE_URL="")
+    client = app.test_client()
+    assert post(client, "newsletter", {"email": "reader@example.com"},
+                headers={"Host": "evil.example"}).status_code == 303
+    work(app)
+    assert smtp_server.messages == []
+    with app.app_context():
+        row = db.session.scalar(select(OutboxRow).where(OutboxRow.job == "forms.submitted"))
+        assert row.status == "pending" and "SITE_URL is not set" in row.last_error
+    app.config["SITE_URL"] = "https://www.example.com"
+    with app.app_context(), write():
+        db.session.get(OutboxRow, row.id).available_at = row.created_at  # due now
+    with app.app_context():
+        assert outbox.sweep() == 1  # what the workers' scheduler does every few seconds
+    work(app)
+    [message] = smtp_server.messages
+    body = message.get_body(("html",)).get_content()
+    assert 'href="https://www.example.com/forms/confirm/' in body and "evil.example" not in body
+
+
 def test_the_shortcode_renders_the_cacheable_anonymous_form(site):
     from engine.forms.hooks import asset_shortcode, form_shortcode
     with site.test_request_context("/"):
@@ -355,3 +380,19 @@ def test_changing_a_form_refreshes_the_cached_pages_that_embed_it(site, client):
     fresh = client.get(url)
     assert fresh.headers["X-Magnet-Cache"] == "miss"
     assert "Email me the book" in fresh.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("hops, second_answer", [(1, 303), (0, 429)])
+def test_behind_a_trusted_proxy_each_visitor_has_a_rate_limit_of_their_own(make_app, hops,
+                                                                          second_answer):
+    """With `TRUSTED_PROXIES` the forwarded address counts; without, the header is ignored
+    (anyone can send it), and everything arriving through one proxy shares its address."""
+    app = forms_site(make_app, FORM_RATE_LIMIT_IP=1, TRUSTED_PROXIES=hops)
+    client = app.test_client()
+    first = post(client, "newsletter", {"email": "a@example.com"},
+                 headers={"X-Forwarded-For": "203.0.113.7"})
+    again = post(client, "newsletter", {"email": "b@example.com"},
+                 headers={"X-Forwarded-For": "203.0.113.7"})
+    other = post(client, "newsletter", {"email": "c@example.com"},
+                 headers={"X-Forwarded-For": "198.51.100.4"})
+    assert (first.status_code, again.status_code, other.status_code) == (303, 429, second_answer)

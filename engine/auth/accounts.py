@@ -9,6 +9,7 @@ from engine.auth import tokens
 from engine.auth.models import ROLES, User, new_session_key
 from engine.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
 from engine.db import db, utcnow, write
+from engine.web.links import SiteUrlMissing, external_url
 
 
 class AccountError(ValueError):
@@ -94,11 +95,15 @@ def set_active(user: User, active: bool) -> None:
 
 
 def link(purpose: str, user: User, endpoint: str, base_url: str | None = None) -> str:
-    """An absolute URL carrying a signed token for `user`."""
+    """An absolute URL carrying a signed token for `user`, on `base_url` (the first run's own
+    address) or `SITE_URL`; never on the request's host (see `engine.web.links`)."""
     token = tokens.make(user, purpose)
-    path = url_for(endpoint, token=token)
-    base = (base_url or current_app.config.get("SITE_URL") or "").rstrip("/")
-    return base + path if base else url_for(endpoint, token=token, _external=True)
+    if base_url:
+        return base_url.rstrip("/") + url_for(endpoint, token=token)
+    try:
+        return external_url(endpoint, token=token)
+    except SiteUrlMissing as exc:
+        raise AccountError(f"No email was sent: {exc}.") from None
 
 
 def send_reset_email(user: User) -> None:

@@ -99,7 +99,10 @@ def request_reset() -> Any:
             throttle.hit("reset-address", address, 3600)
             user = accounts.by_email(email)
             if user is not None and user.active and not user.invited:
-                accounts.send_reset_email(user)
+                try:
+                    accounts.send_reset_email(user)
+                except accounts.AccountError as exc:  # the owner's to fix; the same answer here
+                    current_app.logger.error("password reset for %s: %s", email, exc)
         # The same answer whether or not the address has an account: no account discovery.
         return render_template("auth/reset_sent.html", email=email)
     status = 400 if request.method == "POST" else 200

@@ -37,6 +37,8 @@ def serve(host: str, port: int, web_workers: int, job_workers: int) -> None:
     redis_server = ensure_embedded(app)
     env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path, "REDIS_URL": redis_url(app)}
     base_url = f"http://{host}:{port}"
+    if not app.config.get("SITE_URL"):  # links in emails point here (see engine.web.links)
+        env["MAGNET_SITE_URL"] = base_url
     with app.app_context():
         notes = setup.first_run(app, base_url)
 

@@ -15,6 +15,7 @@ from engine.forms import security, service
 from engine.forms.models import Submission
 from engine.jobs import job
 from engine.plugins import hookimpl
+from engine.web.links import external_url, site_url
 
 
 @job("forms.submitted")
@@ -33,6 +34,8 @@ def form_submitted(submission_id: int, created: bool = False,
     contact_hook = "on_contact_created" if created else "on_contact_updated" if changes else ""
     listened = any(manager.implemented(hook) for hook in (contact_hook, "on_form_submitted")
                    if hook)
+    if confirm:  # raises before any hook runs, so the retry once it is set repeats nothing
+        site_url()
     definition = service.get(form) if form else None
     if form and not listened and not confirm and not (definition and definition.notify):
         return
@@ -74,8 +77,7 @@ def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
     if not subs:
         return
     token = security.sign("confirm", [s.id for s in subs])
-    with current_app.test_request_context(base_url=current_app.config.get("SITE_URL") or None):
-        link = url_for("forms.confirm", token=token, _external=True)
+    link = external_url("forms.confirm", token=token)
     site = current_app.config["SITE_NAME"]
     html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
                            lists=", ".join(s.list_slug.replace("-", " ") for s in subs))

@@ -52,7 +52,7 @@ class Outcome:
 
 
 def client_ip(request: Any) -> str:
-    """The client's address as the WSGI server saw it (behind a proxy, configure ProxyFix)."""
+    """The client's address (behind reverse proxies, set `TRUSTED_PROXIES`)."""
     return (request.remote_addr or "")[:45]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, abort, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.web.health import health
 
@@ -16,6 +17,17 @@ def refuse_nul() -> None:
         values += request.form.items(multi=True)
     if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in values):
         abort(400, "The request contains a NUL character.")
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind `TRUSTED_PROXIES` reverse proxies (a load balancer, nginx), take the client's
+    address and scheme from the `X-Forwarded-For` / `X-Forwarded-Proto` they add; otherwise
+    every visitor would share the proxy's address, and its rate limits. Only as many hops as
+    configured are believed: a visitor can send the headers too. Outermost, so edge routes
+    see the same address as Flask's views."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def init_app(app: Flask) -> None:

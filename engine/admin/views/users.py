@@ -97,10 +97,14 @@ def users_resend(user_id: int) -> Any:
     user = _user_or_404(user_id)
     if not user.active:
         abort(400)
-    if user.invited:
-        accounts.resend_invitation(user, current_user)
-    else:
-        accounts.send_reset_email(user)
+    try:
+        if user.invited:
+            accounts.resend_invitation(user, current_user)
+        else:
+            accounts.send_reset_email(user)
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.users_list"))
     audit.record(current_user, "user.resend_link", user.email)
     flash(f"A new link was sent to {user.email}.")
     return redirect(url_for("admin.users_list"))
