@@ -396,3 +396,25 @@ def test_behind_a_trusted_proxy_each_visitor_has_a_rate_limit_of_their_own(make_
     other = post(client, "newsletter", {"email": "c@example.com"},
                  headers={"X-Forwarded-For": "198.51.100.4"})
     assert (first.status_code, again.status_code, other.status_code) == (303, 429, second_answer)
+
+
+@pytest.mark.parametrize("typed, accepted", [
+    ("12.5", True), ("-3", True), ("1e1000000", False), ("1e15", False), ("Infinity", False),
+    ("NaN", False), ("sNaN", False), ("0.1234567", False)])
+def test_number_fields_take_ordinary_numbers_only(make_app, typed, accepted):
+    """A field without bounds must not let `1e1000000` reach storage (minutes of CPU to turn
+    into an int) or `Infinity` (a 500)."""
+    from engine.forms.service import save
+    app = forms_site(make_app)
+    with app.app_context():
+        save({"slug": "count", "title": "Count", "fields": [
+            {"name": "email", "type": "email", "label": "Email", "required": True},
+            {"name": "how_many", "type": "number", "label": "How many?"}]})
+    client = app.test_client()
+    answer = post(client, "count", {"email": "n@example.com", "how_many": typed})
+    assert answer.status_code == (303 if accepted else 400)
+    with app.app_context():
+        stored = db.session.scalars(select(Submission.data)).all()
+    assert len(stored) == (1 if accepted else 0)
+    if not accepted:
+        assert "ordinary number" in answer.get_data(as_text=True)

@@ -3,6 +3,15 @@
 A visitor id (the signed cookie of `engine.contacts.visitors`) belongs to at most one contact; a
 contact can have several (phone, laptop). When a visitor identifies (a form, a click in an
 email), `identify()` links them and hands the visitor's earlier anonymous activity to the contact.
+
+A link is also a question of trust, because anyone can type someone else's address into a
+form. Every link joins the browser's activity to the contact's timeline, but only a *trusted*
+browser is treated as the person (`trusted_contact_for_visitor`): forms prefill what the site
+knows, skip what it already has, and greet them by name. A browser is trusted when it gave the
+address first (`FIRST_CLAIM`: the submission created the contact) or opened a link sent to the
+address (`PROVED`: a double opt-in confirmation). When another browser later gives the same
+address, nobody can tell which of the two is the person, so the first-claim trust ends
+(`revoke_first_claims`); a proved one stays.
 """
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, and_, case, select, update
 from sqlalchemy.orm import lazyload
 
 from engine.contacts.models import Activity, Contact, Visitor
@@ -19,34 +28,40 @@ from engine.db import db, delete_in_chunks, utcnow
 
 VISITORS, ACTIVITIES = Visitor.__table__, Activity.__table__
 _LAZY_TAGS = (lazyload(Contact.tags),)
+LINKED, FIRST_CLAIM, PROVED = 0, 1, 2  # Visitor.trust
 
 
 @lru_cache(maxsize=4)
 def _touch_statement(dialect: str, link: bool) -> Any:
     stmt = dialect_insert(dialect)(VISITORS)
-    set_ = {"last_seen": stmt.excluded.last_seen}
-    if link:
+    set_: dict[str, Any] = {"last_seen": stmt.excluded.last_seen}
+    if link:  # the same contact keeps the greater trust; another contact starts afresh
         set_["contact_id"] = stmt.excluded.contact_id
+        set_["trust"] = case((and_(VISITORS.c.contact_id == stmt.excluded.contact_id,
+                                   VISITORS.c.trust > stmt.excluded.trust), VISITORS.c.trust),
+                             else_=stmt.excluded.trust)
     return stmt.on_conflict_do_update(index_elements=["id"], set_=set_)
 
 
-def touch(visitor_id: str, contact_id: int | None = None, seen_at: datetime | None = None) -> None:
+def touch(visitor_id: str, contact_id: int | None = None, seen_at: datetime | None = None,
+          trust: int = LINKED) -> None:
     """Create or refresh a visitor row (inside `write()`); links it when `contact_id` is given."""
     now = seen_at or utcnow()
     stmt = _touch_statement(db.session.get_bind().dialect.name, contact_id is not None)
     connection().execute(stmt, {"id": visitor_id, "first_seen": now, "last_seen": now,
-                                "contact_id": contact_id})
+                                "contact_id": contact_id, "trust": trust})
 
 
-def identify(visitor_id: str, contact_id: int, new: bool = False) -> int:
+def identify(visitor_id: str, contact_id: int, new: bool = False, trust: int = LINKED) -> int:
     """Link the visitor to the contact and give it the visitor's anonymous activity.
 
     Call inside `write()`. Returns how many earlier events joined the contact. A visitor who
     was someone else before (a shared computer) is re-linked; their old events stay with the
     contact they belonged to. `new`: the visitor id was made for this very request, so no
-    earlier activity can carry it and there is nothing to hand over.
+    earlier activity can carry it and there is nothing to hand over. `trust`: see the module
+    docstring; a browser never loses trust in its own contact by being linked again.
     """
-    touch(visitor_id, contact_id)
+    touch(visitor_id, contact_id, trust=trust)
     if new:
         return 0
     return connection().execute(
@@ -55,14 +70,34 @@ def identify(visitor_id: str, contact_id: int, new: bool = False) -> int:
         .values(contact_id=contact_id)).rowcount
 
 
+def revoke_first_claims(contact_id: int, claimed_by: str | None) -> None:
+    """Another browser gave this contact's address (inside `write()`): browsers trusted only
+    for having given it first are trusted no more."""
+    connection().execute(update(VISITORS).where(
+        VISITORS.c.contact_id == contact_id, VISITORS.c.trust == FIRST_CLAIM,
+        VISITORS.c.id != (claimed_by or "")).values(trust=LINKED))
+
+
 def contact_for_visitor(visitor_id: str | None) -> Contact | None:
-    """The active contact this browser belongs to (following merges), or None."""
+    """The active contact this browser belongs to (following merges), or None: whose timeline
+    its activity joins, whatever the trust."""
     if not visitor_id:
         return None
     visitor = db.session.get(Visitor, visitor_id)
     if visitor is None or visitor.contact_id is None:
         return None
     return resolve(visitor.contact_id)
+
+
+def trusted_contact_for_visitor(visitor_id: str | None) -> Contact | None:
+    """The contact this browser may act as (see the module docstring), or None."""
+    if not visitor_id:
+        return None
+    row = db.session.execute(select(VISITORS.c.contact_id, VISITORS.c.trust).where(
+        VISITORS.c.id == visitor_id)).first()
+    if row is None or row.contact_id is None or row.trust < FIRST_CLAIM:
+        return None
+    return resolve(row.contact_id)
 
 
 def resolve(contact_id: int) -> Contact | None:

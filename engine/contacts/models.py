@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import UTCDateTime, db, utcnow
@@ -147,6 +147,9 @@ class Visitor(db.Model):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"),
                                                    index=True)
+    # How far this browser may act as its contact (see `engine.contacts.identity`):
+    # 0 linked only, 1 it gave the address first, 2 it opened a link sent to the address.
+    trust: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

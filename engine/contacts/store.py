@@ -17,13 +17,13 @@ as thin layers over these, so each rule lives in one place.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, select, update
+from sqlalchemy import Connection, Integer, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.contacts.models import Company, Contact, ContactTag, Subscription, Tag
@@ -90,8 +90,12 @@ def _statements(dialect: str) -> SimpleNamespace:
         tag_names=select(TAGS.c.name).where(TAGS.c.name.in_(bindparam("names", expanding=True))),
         subscribe=subscribe.on_conflict_do_update(
             index_elements=["contact_id", "list_slug"],
-            set_={"status": subscribe.excluded.status,
-                  "confirmed_at": subscribe.excluded.confirmed_at},
+            # Someone who unsubscribed is only put back on the list by their own confirmation:
+            # anyone can type their address into a form.
+            set_={"status": case((SUBSCRIPTIONS.c.status == "unsubscribed", "pending"),
+                                 else_=subscribe.excluded.status),
+                  "confirmed_at": case((SUBSCRIPTIONS.c.status == "unsubscribed", None),
+                                       else_=subscribe.excluded.confirmed_at)},
             where=SUBSCRIPTIONS.c.status != "subscribed")
         .returning(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.status),
     )
@@ -163,12 +167,15 @@ def _columns(changes: Mapping[str, tuple[Any, Any]], custom: dict[str, Any],
 
 
 def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | None = None,
-         consent: Mapping[str, Any] | None = None, overwrite: bool = True) -> Saved:
+         consent: Mapping[str, Any] | None = None,
+         overwrite: bool | Callable[[int], bool] = True) -> Saved:
     """Create or update the contact with this normalised email (inside `write()`).
 
     `clean` comes from `service.clean_values`; `source` becomes a new contact's first touch and
     every contact's last touch; `consent` (from `service.consent_values`) is recorded as given.
-    A merged contact's address updates the contact it was merged into.
+    A merged contact's address updates the contact it was merged into. `overwrite`: whether new
+    values replace known ones, or only fill gaps; a callable decides from the existing
+    contact's id (a form replaces them only for the browser trusted as that contact).
     """
     sql, conn, now = statements(), connection(), utcnow()
     touch = dict(source or {})
@@ -191,7 +198,8 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
         current = conn.execute(sql.contact_by_id, {"id": current["merged_into_id"]}).mappings().one()
     if current["status"] == "erased":
         raise ContactError("This address can no longer be used here.", "email")
-    changes = changed_values(current, current["custom"] or {}, clean, overwrite)
+    replace = overwrite(int(current["id"])) if callable(overwrite) else overwrite
+    changes = changed_values(current, current["custom"] or {}, clean, replace)
     custom = dict(current["custom"] or {})
     values = {**_columns(changes, custom, company), **(consent or {}), "updated_at": now}
     if custom != (current["custom"] or {}):
@@ -231,8 +239,9 @@ def _tag_contact(contact_id: int, names: list[str]) -> int:
 def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
               double_opt_in: bool = False) -> list[tuple[int, str]]:
     """Put a contact on lists (inside `write()`): `pending` until confirmed when double opt-in
-    applies. An already confirmed subscription stays as it is; an unsubscribed or pending one is
-    re-opened (the person asked again). Returns `(id, status)` of what was created or re-opened.
+    applies. An already confirmed subscription stays as it is; a pending one is re-opened (the
+    person asked again), an unsubscribed one too but always as `pending`, whatever the list.
+    Returns `(id, status)` of what was created or re-opened.
     """
     now, conn, stmt = utcnow(), connection(), statements().subscribe
     status = "pending" if double_opt_in else "subscribed"

@@ -44,6 +44,22 @@ def _phone(form: Form, field: Any) -> None:
         raise validators.ValidationError("Enter a phone number, digits with an optional +.")
 
 
+MAX_DIGITS = 15
+
+
+def _ordinary_number(form: Form, field: Any) -> None:
+    """Numbers people type: finite, under a quadrillion, at most 6 decimals. `1e1000000` is a
+    valid Decimal too, and turning it into an int would take the worker minutes of CPU."""
+    value = field.data
+    if value is None:
+        return
+    # `adjusted()` needs no arithmetic context: arithmetic on 1e1000000 itself overflows
+    if not value.is_finite() or value.adjusted() >= MAX_DIGITS \
+            or value.normalize().as_tuple().exponent < -6:
+        raise validators.StopValidation("Enter an ordinary number (at most 15 digits before "
+                                        "the point and 6 after).")
+
+
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
@@ -72,7 +88,7 @@ def wtforms_field(spec: FieldDef) -> Any:
         bounds = validators.NumberRange(
             min=None if spec.min is None else Decimal(str(spec.min)),
             max=None if spec.max is None else Decimal(str(spec.max)))
-        return DecimalField(validators=[required, bounds], **common)
+        return DecimalField(validators=[required, _ordinary_number, bounds], **common)
     if spec.type == "select":
         return SelectField(choices=[SelectChoice("", "Choose…"), *choices], validate_choice=False,
                            validators=[required, _in(choices)], **common)

@@ -97,7 +97,7 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
         shown, age = security.check_form_token(formdata.get(security.TOKEN_FIELD, ""), definition.slug)
     except security.TokenError as exc:  # show the answers again, with a fresh token
         reason = "expired" if str(exc) == "expired" else "invalid"
-        contact = identity.contact_for_visitor(visitor_id)
+        contact = identity.trusted_contact_for_visitor(visitor_id)
         shown = fields_to_show(definition, contacts.known_values(contact) if contact else {})
         return Outcome("expired", 400, f"This form's security token is {reason}. "
                                        "Please check your answers and send it again.",
@@ -135,11 +135,13 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
         return Outcome("limited", 429, "This address has sent this form many times in a short "
                                        "while. Please wait a few minutes.", shown=shown)
     data = {name: _plain(f.data) for name, f in form._fields.items()}
+    # The contact this browser may act as: it may leave out the address and change known values.
+    trusted = None if new_visitor else identity.trusted_contact_for_visitor(visitor_id)
     if email:
         data["email"] = email
     else:
-        contact = identity.contact_for_visitor(visitor_id)
-        if contact is None:  # the visitor is no longer known (cookie cleared, contact erased)
+        contact = trusted
+        if contact is None:  # no longer known (cookie cleared, contact erased, trust ended)
             outcome.message = "Please fill in your email address."
             outcome.form = form_class(definition, [f.name for f in definition.fields])(formdata=formdata)
             outcome.form.validate()
@@ -151,7 +153,8 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
            for key, values in formdata.lists() if key != security.TOKEN_FIELD and not key.startswith("_")}
     for attempt in range(3):
         try:
-            return _store(definition, request, visitor_id, new_visitor, email, data, raw, outcome)
+            return _store(definition, request, visitor_id, new_visitor, email, data, raw, outcome,
+                          trusted.id if trusted else None)
         except IntegrityError:  # a unique row a concurrent transaction wrote first (PostgreSQL)
             if attempt == 2:
                 raise
@@ -177,16 +180,22 @@ def _consent(definition: FormDef, data: dict[str, Any], ip: str) -> dict[str, An
 
 
 def _store(definition: FormDef, request: Any, visitor_id: str | None, new_visitor: bool,
-           email: str, data: dict[str, Any], raw: dict[str, Any], outcome: Outcome) -> Outcome:
+           email: str, data: dict[str, Any], raw: dict[str, Any], outcome: Outcome,
+           trusted_id: int | None) -> Outcome:
     """The transaction: eight statements for a new contact, each a prepared Core statement
-    (see `engine.contacts.store`), so SQLite's write lock is held as briefly as it can be."""
+    (see `engine.contacts.store`), so SQLite's write lock is held as briefly as it can be.
+
+    Anyone can type any address, so a browser not trusted as the contact (`trusted_id`, see
+    `engine.contacts.identity`) only fills the gaps of an existing contact, and its link to
+    them only joins its activity to their timeline."""
     source = _source(request, request.form)
     ip = client_ip(request)
     consent = _consent(definition, data, ip)
     try:
         clean = contacts.clean_values(_contact_values(definition, data))
         with write() as session:
-            saved = store.save(email, clean, source=source, consent=consent)
+            saved = store.save(email, clean, source=source, consent=consent,
+                               overwrite=lambda contact_id: contact_id == trusted_id)
             changes = dict(saved.changes)
             if consent:
                 changes.setdefault("consent", ("", "granted"))
@@ -206,7 +215,10 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, new_visito
                 "properties": {"form": definition.slug, "submission_id": submission_id,
                                **{k: v for k, v in source.items() if k.startswith("utm_")}}}])
             if visitor_id:
-                identity.identify(visitor_id, saved.id, new=new_visitor)
+                identity.identify(visitor_id, saved.id, new=new_visitor,
+                                  trust=identity.FIRST_CLAIM if saved.created else identity.LINKED)
+            if not saved.created and saved.id != trusted_id:
+                identity.revoke_first_claims(saved.id, visitor_id)
             # one row (one job) for every follow-up: a job per follow-up would cost more than
             # the submission itself under load
             outbox.add("forms.submitted", submission_id=submission_id, form=definition.slug,

@@ -42,7 +42,7 @@ def _known(definition: FormDef) -> tuple[dict[str, Any], Any]:
     """What the site knows about this browser's person (empty for strangers and 'not me')."""
     if request.args.get("not_me"):
         return {}, None
-    contact = identity.contact_for_visitor(visitors.visitor_id(request))
+    contact = identity.trusted_contact_for_visitor(visitors.visitor_id(request))
     if contact is None:
         return {}, None
     return contacts.known_values(contact), contact
@@ -204,11 +204,13 @@ def confirm(token: str) -> Any:
                         status=400)
     if request.method == "GET":
         return _no_store(Response(render_template("forms/confirm.html", token=token, done=False)))
+    visitor_id = visitors.visitor_id(request)
     with write():
         for sub_id in subscription_ids:
             sub = contacts.confirm_subscription(sub_id)
             if sub is not None:
                 activity.record("subscription_confirmed", contact_id=sub.contact_id,
-                                visitor_id=visitors.visitor_id(request),
-                                properties={"list": sub.list_slug})
+                                visitor_id=visitor_id, properties={"list": sub.list_slug})
+                if visitor_id:  # this browser opened a link sent to the address
+                    identity.identify(visitor_id, sub.contact_id, trust=identity.PROVED)
     return _no_store(Response(render_template("forms/confirm.html", token=token, done=True)))

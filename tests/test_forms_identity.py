@@ -1,0 +1,82 @@
+"""Typing someone's address into a form must not make a browser that person.
+
+Every submission joins the browser's activity to the contact, but only a trusted browser (it
+gave the address first, or opened a link sent to it) gets the known visitor's experience:
+prefilled values, skipped questions, a greeting, submitting without the address, and its
+answers replacing what is known.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from engine.contacts.models import Contact, Subscription, Visitor
+from engine.db import db, write
+from tests.forms_support import EBOOK, forms_site, post
+
+VICTORIA = {"email": "victoria@example.com", "first_name": "Victoria", "last_name": "Vance",
+            "phone": "+44 20 7946 0000", "consent": "y"}
+
+
+def fields(client, slug="webinar"):
+    return client.get(f"/forms/{slug}/fields").get_data(as_text=True)
+
+
+def test_someone_typing_a_known_address_learns_nothing_and_changes_nothing(make_app):
+    app = forms_site(make_app)
+    victim, attacker = app.test_client(), app.test_client()
+    assert post(victim, "webinar", VICTORIA).status_code == 303
+    assert "Welcome back, Victoria" in fields(victim)  # she gave the address first
+
+    assert post(attacker, "newsletter", {"email": "victoria@example.com",
+                                         "first_name": "Mallory"}).status_code == 303
+    html = fields(attacker)
+    assert "Victoria" not in html and "Welcome back" not in html
+    assert 'name="email"' in html and 'name="phone"' in html  # asked everything again
+    answer = post(attacker, "ebook", {k: v for k, v in EBOOK.items() if k != "email"})
+    assert answer.status_code == 400 and "email" in answer.get_data(as_text=True).lower()
+
+    with app.app_context():
+        contact = db.session.scalar(select(Contact))
+        assert contact.first_name == "Victoria"  # known values are not replaced
+        links = dict(db.session.execute(select(Visitor.id, Visitor.trust)).all())
+    # Both browsers' activity joins her timeline, but neither is trusted any more: which of the
+    # two is Victoria cannot be told, so she too is asked for her address next time.
+    assert len(links) == 2 and set(links.values()) == {0}
+    assert "Welcome back" not in fields(victim)
+
+
+def test_opening_the_confirmation_link_makes_the_browser_trusted(make_app, smtp_server, work):
+    app = forms_site(make_app, **smtp_server.config)
+    victim, attacker = app.test_client(), app.test_client()
+    assert post(victim, "webinar", VICTORIA).status_code == 303
+    assert post(attacker, "newsletter", {"email": "victoria@example.com"}).status_code == 303
+    work(app)
+    body = smtp_server.messages[-1].get_body(("html",)).get_content()
+    link = re.search(r'href="http://localhost(/forms/confirm/[^"]+)"', body).group(1)
+    assert victim.post(link).status_code == 200  # she opens the email sent to her
+    assert "Welcome back, Victoria" in fields(victim)
+    assert "Welcome back" not in fields(attacker)
+    # Trusted again, she can send a form without typing her address.
+    assert post(victim, "ebook", {k: v for k, v in EBOOK.items() if k != "email"}).status_code == 303
+    with app.app_context():
+        [contact] = db.session.scalars(select(Contact))
+        assert (contact.email, contact.first_name) == ("victoria@example.com", "Victoria")
+
+
+def test_an_unsubscribed_person_is_only_put_back_by_their_own_confirmation(make_app,
+                                                                          smtp_server, work):
+    app = forms_site(make_app, **smtp_server.config)
+    client = app.test_client()
+    assert post(client, "ebook", EBOOK).status_code == 303  # a list without double opt-in
+    with app.app_context(), write():
+        sub = db.session.scalar(select(Subscription))
+        assert sub.status == "subscribed"
+        sub.status = "unsubscribed"
+    assert post(app.test_client(), "ebook", EBOOK).status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(Subscription.status)) == "pending"
+    work(app)
+    assert any("/forms/confirm/" in m.get_body(("html",)).get_content()
+               for m in smtp_server.messages)
