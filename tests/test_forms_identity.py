@@ -80,3 +80,14 @@ def test_an_unsubscribed_person_is_only_put_back_by_their_own_confirmation(make_
     work(app)
     assert any("/forms/confirm/" in m.get_body(("html",)).get_content()
                for m in smtp_server.messages)
+
+
+def test_the_visitor_cookie_is_secure_over_https(make_app):
+    """A trusted browser's cookie lets it act as its contact: never sent over plain HTTP
+    once the site is served over HTTPS."""
+    app = forms_site(make_app)
+    secure = post(app.test_client(), "ebook", EBOOK, base_url="https://localhost")
+    plain = post(app.test_client(), "ebook", {**EBOOK, "email": "b@example.com"})
+    assert "magnet_vid=" in secure.headers["Set-Cookie"]
+    assert "Secure" in secure.headers["Set-Cookie"]
+    assert "Secure" not in plain.headers["Set-Cookie"]

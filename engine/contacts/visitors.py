@@ -14,7 +14,7 @@ import secrets
 from functools import lru_cache
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie
 
@@ -68,11 +68,13 @@ def cookie_value(vid: str) -> str:
     return _cookies().signer.sign(vid).decode("ascii")
 
 
-def cookie_header(vid: str) -> str:
-    """The `Set-Cookie` value naming this browser `vid`."""
+def cookie_header(vid: str, https: bool = False) -> str:
+    """The `Set-Cookie` value naming this browser `vid`: `Secure` when the request came over
+    HTTPS (or the site says so), since a trusted browser's cookie lets it act as its contact."""
+    secure = https or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
     return dump_cookie(COOKIE, cookie_value(vid), max_age=MAX_AGE, httponly=True, samesite="Lax",
-                       secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+                       secure=secure)
 
 
 def set_visitor_cookie(response: Any, vid: str) -> None:
-    response.headers.add("Set-Cookie", cookie_header(vid))
+    response.headers.add("Set-Cookie", cookie_header(vid, https=request.is_secure))

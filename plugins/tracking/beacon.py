@@ -102,7 +102,8 @@ def record(environ: dict[str, Any], payload: dict[str, Any]) -> tuple[str, Heade
     except clean.BadEvent as exc:
         return str(exc), []
     handover.push(event)
-    return "", [("Set-Cookie", visitors.cookie_header(visitor_id))] if new_visitor else []
+    https = environ.get("wsgi.url_scheme") == "https"
+    return "", [("Set-Cookie", visitors.cookie_header(visitor_id, https))] if new_visitor else []
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes | None:

@@ -127,6 +127,14 @@ def test_bad_events_are_refused_with_a_reason_and_nothing_stored(app, client, fi
     assert drain(app) == 0 and events(app) == []
 
 
+def test_the_visitor_cookie_is_secure_when_the_beacon_comes_over_https(app, client):
+    payload = {"k": page_token(app), "t": "page_view", "u": "https://localhost/"}
+    answer = client.post("/t/event", data=json.dumps(payload), content_type="text/plain",
+                         headers={"User-Agent": CHROME}, base_url="https://localhost")
+    assert answer.status_code == 204
+    assert "magnet_vid=" in answer.headers["Set-Cookie"] and "Secure" in answer.headers["Set-Cookie"]
+
+
 def test_pages_of_a_site_served_on_an_ipv6_address_are_its_own():
     from plugins.tracking import clean
     payload = {"t": "page_view", "u": "http://[::1]:8000/pricing?utm_source=x"}
