@@ -147,6 +147,23 @@ def test_merge_then_undo_from_the_contact_page(site):
 
 
 @pytest.mark.both_backends
+def test_odd_ids_are_answered_not_crashed_on(site):
+    post(site.test_client(), "ebook", EBOOK)
+    winner = _contact_id(site, "jane@example.com")
+    editor = signed_in(site, "editor")
+    token = token_for(editor)
+    for after in ("²", "99999999999", "-1"):  # a digit to str.isdigit; beyond INTEGER
+        assert editor.get(f"/admin/contacts?after={after}").status_code == 200
+        assert editor.get(f"/admin/contacts?sort=oldest&after={after}").status_code == 200
+    answer = editor.post(f"/admin/contacts/{winner}/merge", data={"csrf_token": token,
+                                                                  "other": "²"})
+    assert answer.status_code == 302
+    assert "No contact" in editor.get(f"/admin/contacts/{winner}").get_data(as_text=True)
+    assert editor.post("/admin/contacts/merges/999/undo",
+                       data={"csrf_token": token}).status_code == 404
+
+
+@pytest.mark.both_backends
 def test_gdpr_export_and_erase(site):
     post(site.test_client(), "ebook", EBOOK)
     contact_id = _contact_id(site, "jane@example.com")

@@ -156,6 +156,20 @@ def test_inviting_without_a_site_url_says_why_and_creates_nobody(make_app):
     assert _mail_to(app, "new@example.com") == []
 
 
+def test_signing_out_ends_the_session_for_a_copied_cookie_too(app):
+    make_user(app, "ed@example.com", "editor")
+    client = app.test_client()
+    assert sign_in(client, "ed@example.com").status_code == 302
+    copied = client.get_cookie("session").value
+    page = client.get("/admin/")
+    token = csrf_token(page.get_data(as_text=True))
+    client.post("/auth/logout", data={"csrf_token": token})
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/admin/").status_code == 302  # to the sign-in page
+    assert sign_in(client, "ed@example.com").status_code == 302  # signing in again works
+
+
 def test_reset_link_expires_and_forged_links_fail(app):
     from engine.auth import tokens
     from engine.auth.models import User

@@ -139,6 +139,34 @@ def test_gdpr_export_and_erase_keep_aggregates(app):
         assert service.find_by_email("private@example.com") is None
 
 
+def test_merges_are_undone_latest_first_and_never_after_erasure(app):
+    with app.app_context():
+        a, b, c = (_person(f"{n}@example.com", first_name=n.upper()) for n in "abc")
+        with write():
+            for person in (a, b, c):
+                activity.record("page_view", contact_id=person.id, url=f"/{person.id}")
+        first = merge.merge(a.id, b.id, actor="x")   # b into a
+        second = merge.merge(c.id, a.id, actor="x")  # then a into c
+        with pytest.raises(merge.MergeError, match="undo that merge first"):
+            merge.undo(first.id, actor="x")
+        merge.undo(second.id, actor="x")
+        merge.undo(first.id, actor="x")
+        db.session.expire_all()
+        owners = {p.id: [e.url for e in activity.timeline(p.id)] for p in (a, b, c)}
+        assert owners == {a.id: [f"/{a.id}"], b.id: [f"/{b.id}"], c.id: [f"/{c.id}"]}
+
+        again = merge.merge(a.id, b.id, actor="x")
+        erased = gdpr.erase_contact(b.id, actor="owner")  # b is part of a now: a is erased
+        assert erased == a.id
+        db.session.expire_all()
+        assert {db.session.get(Contact, i).status for i in (a.id, b.id)} == {"erased"}
+        record = db.session.get(ContactMerge, again.id)
+        assert (record.winner_before, record.loser_before, record.values_won) == ({}, {}, {})
+        with pytest.raises(merge.MergeError, match="erased"):
+            merge.undo(again.id, actor="x")
+        assert db.session.get(Contact, b.id).status == "erased"
+
+
 def test_the_hot_path_follows_merges_and_reopens_only_what_is_not_subscribed(app):
     with app.app_context():
         winner = _person("keep@example.com", first_name="Keep")

@@ -12,7 +12,7 @@ from flask_login import current_user, login_user, logout_user
 from engine.auth import accounts, throttle, tokens
 from engine.auth.forms import (AcceptInvitationForm, NewPasswordForm, ResetRequestForm,
                                SignInForm, WelcomeForm)
-from engine.auth.models import User
+from engine.auth.models import User, new_session_key
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
 
@@ -82,6 +82,12 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
+    """Ends the session on the server too: the account gets a new session key, so a copy of
+    the cookie (another browser, a stolen one) is refused from now on."""
+    if current_user.is_authenticated:
+        from engine.db import write
+        with write():
+            current_user.session_key = new_session_key()
     logout_user()
     session.clear()
     flash("You are signed out.")

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from engine.contacts import activity as activity_service
-from engine.contacts.models import Activity, Contact, ContactTag, Subscription, Visitor
+from engine.contacts.models import (Activity, Contact, ContactMerge, ContactTag, Subscription,
+                                     Visitor)
 from engine.contacts.service import snapshot
 from engine.db import db, utcnow, write
 
@@ -59,13 +60,20 @@ def export_contact(contact_id: int) -> dict[str, Any]:
     }
 
 
-def erase_contact(contact_id: int, actor: str) -> None:
-    """Anonymise a person (and the contacts merged into them); keep rows for aggregate counts."""
+def erase_contact(contact_id: int, actor: str) -> int:
+    """Anonymise a person (and the contacts merged into them); keep rows for aggregate counts.
+    A contact merged into another is part of that person: the person is erased. Returns the
+    id of the contact erased."""
     from engine.forms.service import erase_submissions
     with write() as session:
         contact = session.get(Contact, contact_id)
         if contact is None:
             raise LookupError(f"no contact {contact_id}")
+        seen = {contact.id}
+        while contact.merged_into_id and contact.merged_into_id not in seen:
+            contact = session.get(Contact, contact.merged_into_id)
+            seen.add(contact.id)
+        contact_id = contact.id
         ids = _merged_ids(contact_id)
         for person in session.scalars(select(Contact).where(Contact.id.in_(ids))):
             person.email = f"erased-{person.id}@erased.invalid"
@@ -84,5 +92,10 @@ def erase_contact(contact_id: int, actor: str) -> None:
         session.execute(update(Subscription).where(Subscription.contact_id.in_(ids))
                         .values(status="unsubscribed", source=""))
         erase_submissions(ids)
+        # What the merges kept to undo them is personal data too; erased, they cannot be undone.
+        session.execute(update(ContactMerge).where(
+            or_(ContactMerge.winner_id.in_(ids), ContactMerge.loser_id.in_(ids)))
+            .values(winner_before={}, loser_before={}, values_won={}))
         activity_service.record("contact_erased", contact_id=contact_id,
                                 properties={"by": actor[:200]})
+    return contact_id

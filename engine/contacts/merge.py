@@ -77,16 +77,21 @@ def merge(winner_id: int, loser_id: int, actor: str) -> ContactMerge:
     return record
 
 
-def _move(model: Any, ids: list[Any], contact_id: int) -> None:
+def _move(model: Any, ids: list[Any], contact_id: int, only_from: int | None = None) -> None:
+    """Give rows to `contact_id`; with `only_from`, only those still with that contact."""
     for start in range(0, len(ids), 500):
-        db.session.execute(update(model).where(model.id.in_(ids[start:start + 500]))
-                           .values(contact_id=contact_id))
+        where = [model.id.in_(ids[start:start + 500])]
+        if only_from is not None:
+            where.append(model.contact_id == only_from)
+        db.session.execute(update(model).where(*where).values(contact_id=contact_id))
 
 
 def undo(merge_id: int, actor: str) -> ContactMerge:
     """Reverse a merge: the loser comes back with its values, events, browsers, lists and tags.
 
-    The winner's fields that the merge filled are emptied again unless changed since.
+    The winner's fields that the merge filled are emptied again unless changed since. Only
+    the latest state can be unwound: a merge whose winner was merged or erased since, or whose
+    loser is no longer merged into it, is refused (undo the later merge first).
     """
     with write() as session:
         record = session.get(ContactMerge, merge_id)
@@ -96,10 +101,17 @@ def undo(merge_id: int, actor: str) -> ContactMerge:
             raise MergeError("this merge was already undone")
         winner = session.get(Contact, record.winner_id)
         loser = session.get(Contact, record.loser_id)
+        if winner is None or loser is None or "erased" in (winner.status, loser.status):
+            raise MergeError("one of the contacts was erased since")
+        if winner.status != "active":
+            raise MergeError(f"{winner.email} was merged into another contact since: undo that "
+                             "merge first")
+        if loser.status != "merged" or loser.merged_into_id != winner.id:
+            raise MergeError(f"{loser.email} is no longer merged into {winner.email}")
         moved = record.moved or {}
-        _move(Activity, moved.get("activities", []), loser.id)
-        _move(Visitor, moved.get("visitors", []), loser.id)
-        _move(Subscription, moved.get("subscriptions", []), loser.id)
+        _move(Activity, moved.get("activities", []), loser.id, only_from=winner.id)
+        _move(Visitor, moved.get("visitors", []), loser.id, only_from=winner.id)
+        _move(Subscription, moved.get("subscriptions", []), loser.id, only_from=winner.id)
         if moved.get("tags"):
             session.execute(ContactTag.__table__.delete().where(
                 ContactTag.contact_id == winner.id, ContactTag.tag_id.in_(moved["tags"])))

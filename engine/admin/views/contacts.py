@@ -19,7 +19,8 @@ from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 from engine.contacts import activity, gdpr
 from engine.contacts import merge as merging
-from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, ContactTag, Tag
+from engine.contacts.models import (LIFECYCLE_STAGES, Company, Contact, ContactMerge,
+                                    ContactTag, Tag)
 from engine.db import db
 
 PER_PAGE = 50
@@ -85,12 +86,12 @@ def _page(query: Any, sort: str, after: str) -> tuple[list[Contact], str | None]
             query = query.where(Contact.email > after)
         query = query.order_by(Contact.email)
     elif sort == "oldest":
-        if after.isdigit():
-            query = query.where(Contact.id > int(after))
+        if (cursor := _id_or_none(after)) is not None:
+            query = query.where(Contact.id > cursor)
         query = query.order_by(Contact.id)
     else:
-        if after.isdigit():
-            query = query.where(Contact.id < int(after))
+        if (cursor := _id_or_none(after)) is not None:
+            query = query.where(Contact.id < cursor)
         query = query.order_by(Contact.id.desc())
     rows = list(db.session.scalars(query.limit(PER_PAGE + 1)))
     more = len(rows) > PER_PAGE
@@ -141,13 +142,22 @@ def contacts_show(contact_id: int) -> Any:
                            merges=merging.merges_of(contact.id))
 
 
+def _id_or_none(value: str) -> int | None:
+    try:
+        return row_id(value)
+    except ValueError:  # "²" is a digit to str.isdigit, not to int()
+        return None
+
+
 @bp.post("/contacts/<int:contact_id>/merge")
 @require_role("editor")
 def contacts_merge(contact_id: int) -> Any:
     winner = _contact_or_404(contact_id)
     other = (request.form.get("other") or "").strip()[:320]
-    loser = (db.session.get(Contact, int(other)) if other.isdigit()
-             else db.session.scalar(select(Contact).where(Contact.email == other.lower())))
+    try:
+        loser = db.session.get(Contact, row_id(other))
+    except ValueError:  # not an id: an email address
+        loser = db.session.scalar(select(Contact).where(Contact.email == other.lower()))
     if loser is None:
         flash(f"No contact {other!r} to merge.", "error")
         return redirect(url_for("admin.contacts_show", contact_id=winner.id))
@@ -165,11 +175,14 @@ def contacts_merge(contact_id: int) -> Any:
 @bp.post("/contacts/merges/<int:merge_id>/undo")
 @require_role("editor")
 def contacts_undo_merge(merge_id: int) -> Any:
+    known = db.session.get(ContactMerge, merge_id)
+    if known is None:
+        abort(404)
     try:
         record = merging.undo(merge_id, current_user.email)
     except merging.MergeError as exc:
         flash(f"Not undone: {exc}", "error")
-        return redirect(url_for("admin.contacts_list"))
+        return redirect(url_for("admin.contacts_show", contact_id=known.winner_id))
     audit.record(current_user, "contact.unmerge", f"contact {record.winner_id}",
                  {"restored": record.loser_id, "merge": record.id})
     flash("The merge was undone: both contacts are back as they were.")
@@ -196,7 +209,7 @@ def contacts_erase(contact_id: int) -> Any:
     if request.form.get("confirm") != "erase":
         flash("Type “erase” to confirm.", "error")
         return redirect(url_for("admin.contacts_show", contact_id=contact.id))
-    gdpr.erase_contact(contact.id, current_user.email)
-    audit.record(current_user, "contact.erase", f"contact {contact.id}")
+    erased = gdpr.erase_contact(contact.id, current_user.email)  # merged: the person it joined
+    audit.record(current_user, "contact.erase", f"contact {erased}")
     flash("The contact's personal data was erased.")
-    return redirect(url_for("admin.contacts_show", contact_id=contact.id))
+    return redirect(url_for("admin.contacts_show", contact_id=erased))
