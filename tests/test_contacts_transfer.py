@@ -98,3 +98,10 @@ def test_export_then_import_round_trips(make_app, tmp_path):
     again = target.test_cli_runner().invoke(args=["contacts", "export", "-"]).output
     assert list(csv.reader(io.StringIO(again)))[1:] and \
         [r[:11] for r in csv.reader(io.StringIO(again))] == [r[:11] for r in csv.reader(io.StringIO(text))]
+
+
+def test_formulas_are_neutralised_even_after_leading_blanks():
+    from engine.contacts.transfer import spreadsheet_safe
+    assert spreadsheet_safe('  =HYPERLINK("http://x")') == '\'  =HYPERLINK("http://x")'
+    assert spreadsheet_safe("\t@SUM(A1)") == "'\t@SUM(A1)"
+    assert spreadsheet_safe("Jane") == "Jane" and spreadsheet_safe("") == ""

@@ -95,7 +95,7 @@ def _read(reader: Iterable[dict[str, str]], mapping: dict[str, str], report: Imp
             value = row.get(column)
             if value is None or value == "":
                 continue
-            if value[:1] == "'" and value[1:2] in FORMULA_STARTS:  # undo export's quoting
+            if value[:1] == "'" and spreadsheet_safe(value[1:]) != value[1:]:  # export's quote
                 value = value[1:]
             if target == "tags":
                 tags += [t.strip() for t in re.split(r"[;,|]", value) if t.strip()]
@@ -249,9 +249,13 @@ def export_rows() -> Iterator[list[str]]:
         yield [_cell(values[c]) for c in EXPORT_COLUMNS] + [_cell(custom.get(k)) for k in keys]
 
 
+def spreadsheet_safe(text: str) -> str:
+    """`text` for a CSV cell: what a spreadsheet would run as a formula (CSV injection), even
+    after leading blanks, is quoted with a '."""
+    return "'" + text if text.lstrip(" \t\r\n")[:1] in FORMULA_STARTS else text
+
+
 def _cell(value: Any) -> str:
-    """A CSV cell; values that spreadsheets would run as formulas are quoted with a '."""
     if value is None:
         return ""
-    text = ";".join(map(str, value)) if isinstance(value, list) else str(value)
-    return "'" + text if text[:1] in FORMULA_STARTS else text
+    return spreadsheet_safe(";".join(map(str, value)) if isinstance(value, list) else str(value))

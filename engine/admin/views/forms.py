@@ -16,6 +16,7 @@ from sqlalchemy import select
 from engine.admin import audit
 from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
+from engine.contacts.transfer import spreadsheet_safe
 from engine.db import db
 from engine.forms import service
 from engine.forms.definitions import FIELD_TYPES, SUCCESS_ACTIONS, DefinitionError
@@ -153,10 +154,8 @@ def forms_submissions(slug: str) -> Any:
 def _cell(value: Any) -> str:
     """A CSV cell that spreadsheets will not run as a formula (CSV injection)."""
     if isinstance(value, list):
-        text = ", ".join(map(str, value))
-    else:
-        text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        return spreadsheet_safe(", ".join(map(str, value)))
+    return spreadsheet_safe("" if value is None else str(value))
 
 
 @bp.get("/forms/<slug>/submissions.csv")
