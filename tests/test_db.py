@@ -120,7 +120,6 @@ def test_the_write_ahead_log_is_checkpointed_between_turns(app):
 
 
 @pytest.mark.both_backends
-@pytest.mark.both_backends
 def test_a_write_inside_another_commits_with_it_or_not_at_all(app):
     """Also when the inner block runs before the outer one has sent any SQL: the session then
     reports no transaction, yet the inner block must still join the outer one."""
@@ -143,6 +142,7 @@ def test_a_write_inside_another_commits_with_it_or_not_at_all(app):
     assert "inner-first" not in slugs and {"joined", "joined-too"} <= slugs
 
 
+@pytest.mark.both_backends
 def test_datetimes_come_back_aware_in_utc(app):
     from datetime import timedelta
 

@@ -398,6 +398,27 @@ def test_behind_a_trusted_proxy_each_visitor_has_a_rate_limit_of_their_own(make_
     assert (first.status_code, again.status_code, other.status_code) == (303, 429, second_answer)
 
 
+def test_a_changed_form_reaches_the_cached_pages_of_other_processes(make_app):
+    """Two apps on one database stand in for two web processes."""
+    import yaml
+
+    from engine.content import cache
+    from engine.forms.service import save
+    from tests.content_helpers import post as publish
+    first = forms_site(make_app)
+    second = make_app(SQLALCHEMY_DATABASE_URI=first.config["SQLALCHEMY_DATABASE_URI"])
+    item = publish(first, "Get the book", body="[form ebook]")
+    url, reader = f"/blog/{item.slug}", second.test_client()
+    assert "Send me the playbook" in reader.get(url).get_data(as_text=True)
+    assert "Send me the playbook" in reader.get("/forms/ebook/fields").get_data(as_text=True)
+    definition = {**yaml.safe_load((FORMS / "ebook.yaml").read_text()),
+                  "submit_label": "Email me the book"}
+    with first.app_context():
+        save(definition)
+    time.sleep(cache.GENERATION_TTL + 0.05)  # how long another process may trust what it read
+    assert "Email me the book" in reader.get(url).get_data(as_text=True)
+
+
 @pytest.mark.parametrize("typed, accepted", [
     ("12.5", True), ("-3", True), ("1e1000000", False), ("1e15", False), ("Infinity", False),
     ("NaN", False), ("sNaN", False), ("0.1234567", False)])

@@ -19,6 +19,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from engine.contacts import store
+from engine.contacts.identity import resolve
 from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, CustomField, Subscription
 from engine.contacts.store import STANDARD_FIELDS, ContactError
 from engine.db import db, utcnow
@@ -223,13 +224,22 @@ def subscribe(contact: Contact, list_slug: str, *, source: str = "",
               double_opt_in: bool = False) -> Subscription:
     """Put a contact on a list: `pending` until confirmed when double opt-in applies.
 
-    An already confirmed subscription stays confirmed; an unsubscribed one is re-opened (the
-    person asked again). See `store.subscribe`, which does it for many lists in the hot path.
+    An already confirmed subscription stays confirmed; an unsubscribed or pending one is
+    re-opened as `pending`, for the person to confirm. See `store.subscribe`, which does it for
+    many lists in the hot path.
     """
     store.subscribe(contact.id, [list_slug], source=source, double_opt_in=double_opt_in)
     return db.session.scalars(select(Subscription).where(
         Subscription.contact_id == contact.id, Subscription.list_slug == list_slug)
         .execution_options(populate_existing=True)).one()
+
+
+def subscribers_of(subscription_ids: list[int]) -> list[int]:
+    """The active contacts holding these subscriptions (following merges)."""
+    holders = set(db.session.scalars(select(Subscription.contact_id).where(
+        Subscription.id.in_(subscription_ids))))
+    found = {contact.id for contact in map(resolve, holders) if contact is not None}
+    return sorted(found)
 
 
 def confirm_subscription(subscription_id: int) -> Subscription | None:

@@ -70,6 +70,9 @@ def dialect_insert(name: str) -> Any:
     return (postgresql if name == "postgresql" else sqlite).insert
 
 
+WAITING = ("unsubscribed", "pending")  # statuses only a confirmation turns into `subscribed`
+
+
 @lru_cache(maxsize=4)
 def _statements(dialect: str) -> SimpleNamespace:
     upsert = dialect_insert(dialect)
@@ -90,11 +93,12 @@ def _statements(dialect: str) -> SimpleNamespace:
         tag_names=select(TAGS.c.name).where(TAGS.c.name.in_(bindparam("names", expanding=True))),
         subscribe=subscribe.on_conflict_do_update(
             index_elements=["contact_id", "list_slug"],
-            # Someone who unsubscribed is only put back on the list by their own confirmation:
-            # anyone can type their address into a form.
-            set_={"status": case((SUBSCRIPTIONS.c.status == "unsubscribed", "pending"),
+            # Someone who unsubscribed is only put back on the list by their own confirmation
+            # (anyone can type their address into a form), and a pending subscription only
+            # becomes a subscription that way, on any list.
+            set_={"status": case((SUBSCRIPTIONS.c.status.in_(WAITING), "pending"),
                                  else_=subscribe.excluded.status),
-                  "confirmed_at": case((SUBSCRIPTIONS.c.status == "unsubscribed", None),
+                  "confirmed_at": case((SUBSCRIPTIONS.c.status.in_(WAITING), None),
                                        else_=subscribe.excluded.confirmed_at)},
             where=SUBSCRIPTIONS.c.status != "subscribed")
         .returning(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.status),
@@ -239,9 +243,9 @@ def _tag_contact(contact_id: int, names: list[str]) -> int:
 def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
               double_opt_in: bool = False) -> list[tuple[int, str]]:
     """Put a contact on lists (inside `write()`): `pending` until confirmed when double opt-in
-    applies. An already confirmed subscription stays as it is; a pending one is re-opened (the
-    person asked again), an unsubscribed one too but always as `pending`, whatever the list.
-    Returns `(id, status)` of what was created or re-opened.
+    applies. An already confirmed subscription stays as it is; a pending or unsubscribed one is
+    re-opened as `pending` whatever the list (only the person's confirmation makes it a
+    subscription again). Returns `(id, status)` of what was created or re-opened.
     """
     now, conn, stmt = utcnow(), connection(), statements().subscribe
     status = "pending" if double_opt_in else "subscribed"

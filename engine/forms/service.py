@@ -19,23 +19,24 @@ CACHE_SECONDS = 2.0  # how long a process may serve a definition after it was ch
 def get(slug: str) -> FormDef | None:
     """The parsed definition of a form, or None when there is no such form.
 
-    Every submission needs it, so each process keeps parsed definitions for `CACHE_SECONDS`
-    (the same lag as plugin state); `save()` clears this process's copy at once.
+    Every submission needs it, so each process keeps parsed definitions for `CACHE_SECONDS`,
+    and only while the site's content generation stays the same: `save()` moves it on, so
+    every process reads the new definition before it renders a page embedding the form again.
     """
     if len(slug) > 100:
         return None
     cache = _cache()
-    now = time.monotonic()
+    now, current = time.monotonic(), page_cache.generation()
     hit = cache.get(slug)
-    if hit is not None and now - hit[0] < CACHE_SECONDS:
-        return hit[1]
+    if hit is not None and now - hit[0] < CACHE_SECONDS and hit[1] == current:
+        return hit[2]
     row = db.session.scalar(select(Form).where(Form.slug == slug))
     definition = parse(row.definition) if row is not None else None
-    cache[slug] = (now, definition)
+    cache[slug] = (now, current, definition)
     return definition
 
 
-def _cache() -> dict[str, tuple[float, FormDef | None]]:
+def _cache() -> dict[str, tuple[float, int, FormDef | None]]:
     return current_app.extensions.setdefault("magnet.forms.definitions", {})
 
 

@@ -204,13 +204,26 @@ def confirm(token: str) -> Any:
                         status=400)
     if request.method == "GET":
         return _no_store(Response(render_template("forms/confirm.html", token=token, done=False)))
+    if not security.same_origin(request):  # another site must not make a browser someone
+        return Response(render_template("forms/problem.html", definition=None,
+                                        message="Please open the link from your email."),
+                        status=403)
     visitor_id = visitors.visitor_id(request)
+    new_visitor = visitor_id is None
+    if new_visitor:
+        visitor_id = visitors.new_visitor_id()
     with write():
         for sub_id in subscription_ids:
             sub = contacts.confirm_subscription(sub_id)
             if sub is not None:
                 activity.record("subscription_confirmed", contact_id=sub.contact_id,
                                 visitor_id=visitor_id, properties={"list": sub.list_slug})
-                if visitor_id:  # this browser opened a link sent to the address
-                    identity.identify(visitor_id, sub.contact_id, trust=identity.PROVED)
-    return _no_store(Response(render_template("forms/confirm.html", token=token, done=True)))
+        # This browser opened a link sent to the address (a second click, from another
+        # device, counts too): it is the person, and whoever only typed the address is not.
+        for contact_id in contacts.subscribers_of(subscription_ids):
+            identity.identify(visitor_id, contact_id, new=new_visitor, trust=identity.PROVED)
+            identity.revoke_first_claims(contact_id, visitor_id)
+    response = _no_store(Response(render_template("forms/confirm.html", token=token, done=True)))
+    if new_visitor:
+        visitors.set_visitor_cookie(response, visitor_id)
+    return response
