@@ -6,7 +6,7 @@ They do the least a hand-written app would do for the same job, with nothing of 
 - `page_app()`: one query on a SQLite file, then a landing-page template like the engine's;
 - `insert_app()`: a form post stored with one INSERT, then a redirect, as a form would answer;
 - `pipeline_floor_app()`: the least any implementation of the form pipeline must do (signed
-  token, honeypot, fill time, WTForms, email check, two rate limits in Redis, one transaction
+  token, honeypot, WTForms, email check, two rate limits in Redis, one transaction
   for contact, tag, list, submission, activity, visitor link and outbox row, a wake-up for the
   worker), written by hand on sqlite3 with nothing of Magnet; no follow-up work is done, so
   it shows an upper bound for the form pipeline on this machine, not a competitor;

@@ -46,9 +46,10 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 # Inside `locking()`: the block's WriterTurn (transactions begin with BEGIN IMMEDIATE); else False.
 _immediate: contextvars.ContextVar[WriterTurn | bool] = contextvars.ContextVar(
     "magnet_begin_immediate", default=False)
-# Inside a `write()`: a `write()` within it joins it. Kept apart from the session's own state,
-# which reports no transaction until the outer block runs its first statement.
-_writing: contextvars.ContextVar[bool] = contextvars.ContextVar("magnet_writing", default=False)
+# `session.info` key set while a `write()` runs on that session: a `write()` within it joins
+# it. The session's own state will not do: it reports no transaction until the outer block
+# runs its first statement.
+WRITING = "magnet_writing"
 
 
 def utcnow() -> datetime:
@@ -144,13 +145,13 @@ def write() -> Iterator[Any]:
     inside another joins it: the outer one commits both, or neither.
     """
     session = db.session()
-    if _writing.get():
+    if session.info.get(WRITING):
         yield session  # nested: join the enclosing write, which commits or rolls back
         return
     if session.in_transaction():
         session.commit()
     session.expire_all()  # what the write reads must come from inside its transaction
-    mark = _writing.set(True)
+    session.info[WRITING] = True
     try:
         with locking():
             try:
@@ -160,7 +161,7 @@ def write() -> Iterator[Any]:
                 session.rollback()
                 raise
     finally:
-        _writing.reset(mark)
+        session.info.pop(WRITING, None)
 
 
 def delete_in_chunks(model: Any, *conditions: Any, chunk: int = 5000) -> int:

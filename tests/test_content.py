@@ -194,6 +194,20 @@ def test_sitemap_is_valid_xml_with_every_published_page_and_post(app, client):
     assert "Sitemap: http://localhost/sitemap.xml" in robots
 
 
+@pytest.mark.parametrize("site_url, base", [("", "http://blog.example:8080"),
+                                             ("https://www.example.com/", "https://www.example.com")])
+def test_absolute_links_use_site_url_else_the_host_asked_for(make_app, site_url, base):
+    """Feeds, sitemap and canonical links are read by whoever asked, so without SITE_URL the
+    request's host serves; links in emails never do (engine.web.links)."""
+    app = make_app(SITE_URL=site_url)
+    post(app, "Hello")
+    client = app.test_client()
+    asked = {"base_url": "http://blog.example:8080"}
+    assert f"Sitemap: {base}/sitemap.xml" in client.get("/robots.txt", **asked).get_data(
+        as_text=True)
+    assert f"<link>{base}/blog</link>" in client.get("/feed.xml", **asked).get_data(as_text=True)
+
+
 def test_seo_meta_open_graph_twitter_and_json_ld(app, client):
     load_demo(app)
     home = client.get("/").get_data(as_text=True)

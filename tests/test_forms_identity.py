@@ -40,9 +40,11 @@ def test_someone_typing_a_known_address_learns_nothing_and_changes_nothing(make_
     answer = post(attacker, "ebook", {k: v for k, v in EBOOK.items() if k != "email"})
     assert answer.status_code == 400 and "email" in answer.get_data(as_text=True).lower()
 
+    assert post(attacker, "ebook", {**EBOOK, "email": "victoria@example.com"}).status_code == 303
     with app.app_context():
         contact = db.session.scalar(select(Contact))
         assert contact.first_name == "Victoria"  # known values are not replaced
+        assert contact.consent_proof["form"] == "webinar"  # nor the proof of her consent
         links = dict(db.session.execute(select(Visitor.id, Visitor.trust)).all())
     # Both browsers' activity joins her timeline, but neither is trusted any more: which of the
     # two is Victoria cannot be told, so she too is asked for her address next time.

@@ -36,11 +36,16 @@ def serve(host: str, port: int, web_workers: int, job_workers: int) -> None:
     migrate.upgrade(app)
     redis_server = ensure_embedded(app)
     env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path, "REDIS_URL": redis_url(app)}
-    base_url = f"http://{host}:{port}"
-    if not app.config.get("SITE_URL"):  # links in emails point here (see engine.web.links)
-        env["MAGNET_SITE_URL"] = base_url
+    base_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    everywhere = host in ("0.0.0.0", "::")  # no address a reader of an email could open
+    if not app.config.get("SITE_URL") and not everywhere:
+        env["MAGNET_SITE_URL"] = base_url  # links in emails point here (see engine.web.links)
     with app.app_context():
         notes = setup.first_run(app, base_url)
+    if everywhere and not app.config.get("SITE_URL"):
+        notes.append("Emails with links (invitations, password resets, confirmations) wait until "
+                     "SITE_URL is set: MAGNET_SITE_URL=http://<this machine's name>:"
+                     f"{port} magnet serve --host {host}")
 
     children = [_spawn([sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                         "--workers", str(web_workers), "--threads", "4",

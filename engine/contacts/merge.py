@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from engine.contacts.identity import FIRST_CLAIM, LINKED
 from engine.contacts.models import Activity, Contact, ContactMerge, ContactTag, Subscription, Visitor
 from engine.contacts.service import STANDARD_FIELDS, snapshot
 from engine.db import db, utcnow, write
@@ -62,6 +63,11 @@ def merge(winner_id: int, loser_id: int, actor: str) -> ContactMerge:
                    if t not in winner_tags]
         _move(Activity, activity_ids, winner_id)
         _move(Visitor, visitor_ids, winner_id)
+        # Having typed the loser's address first proves nothing about the winner.
+        for start in range(0, len(visitor_ids), 500):
+            session.execute(update(Visitor).where(
+                Visitor.id.in_(visitor_ids[start:start + 500]),
+                Visitor.trust == FIRST_CLAIM).values(trust=LINKED))
         _move(Subscription, sub_ids, winner_id)
         for tag_id in tag_ids:
             session.add(ContactTag(contact_id=winner_id, tag_id=tag_id))

@@ -77,6 +77,7 @@ WAITING = ("unsubscribed", "pending")  # statuses only a confirmation turns into
 def _statements(dialect: str) -> SimpleNamespace:
     upsert = dialect_insert(dialect)
     known = select(CONTACTS.c.id, CONTACTS.c.merged_into_id, CONTACTS.c.status, CONTACTS.c.custom,
+                   CONTACTS.c.consent,
                    *(CONTACTS.c[k] for k in BLANK if k != "company"),
                    COMPANIES.c.name.label("company")).outerjoin(
         COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id)
@@ -193,6 +194,8 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     del row["company"]
     new_id = conn.execute(sql.insert_contact, row).scalar()
     if new_id is not None:
+        if consent:
+            changes["consent"] = ("", consent["consent"])
         return Saved(int(new_id), True, changes)
 
     current = conn.execute(sql.contact_by_email, {"email": email}).mappings().one()
@@ -205,7 +208,12 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     replace = overwrite(int(current["id"])) if callable(overwrite) else overwrite
     changes = changed_values(current, current["custom"] or {}, clean, replace)
     custom = dict(current["custom"] or {})
-    values = {**_columns(changes, custom, company), **(consent or {}), "updated_at": now}
+    # Consent and its proof are the person's own words: a browser that may not act as them
+    # (`overwrite` false) records consent only where none was recorded yet.
+    own = consent if consent and (replace or current["consent"] in ("", "unknown")) else {}
+    values = {**_columns(changes, custom, company), **own, "updated_at": now}
+    if own and current["consent"] != own["consent"]:
+        changes["consent"] = (current["consent"] or "", own["consent"])
     if custom != (current["custom"] or {}):
         values["custom"] = custom
     if touch:

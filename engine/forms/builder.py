@@ -53,11 +53,17 @@ def _ordinary_number(form: Form, field: Any) -> None:
     value = field.data
     if value is None:
         return
-    # `adjusted()` needs no arithmetic context: arithmetic on 1e1000000 itself overflows
-    if not value.is_finite() or value.adjusted() >= MAX_DIGITS \
-            or value.normalize().as_tuple().exponent < -6:
+    # Read from the digits, without arithmetic: that would round (28 digits) or overflow.
+    if not value.is_finite() or value.adjusted() >= MAX_DIGITS or _decimals(value) > 6:
         raise validators.StopValidation("Enter an ordinary number (at most 15 digits before "
                                         "the point and 6 after).")
+
+
+def _decimals(value: Decimal) -> int:
+    """Digits after the point, trailing zeros left out (`1.500` has 1)."""
+    _, digits, exponent = value.as_tuple()
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(int(exponent) + trailing))
 
 
 def _strip(value: Any) -> Any:

@@ -197,8 +197,6 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, new_visito
             saved = store.save(email, clean, source=source, consent=consent,
                                overwrite=lambda contact_id: contact_id == trusted_id)
             changes = dict(saved.changes)
-            if consent:
-                changes.setdefault("consent", ("", "granted"))
             store.tag(saved.id, definition.tags)
             pending = [sub_id for sub_id, status in store.subscribe(
                 saved.id, definition.lists, source=f"form:{definition.slug}",
