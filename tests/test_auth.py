@@ -304,3 +304,16 @@ def test_keep_me_signed_in_lasts_fourteen_days_and_otherwise_ends_with_the_brows
                                            "remember": "y", "csrf_token": token})
     assert "Expires" in kept.headers["Set-Cookie"]
     assert app.permanent_session_lifetime.days == 14
+
+
+def test_sign_ins_and_failed_ones_are_in_the_audit_log(app):
+    from engine.admin.models import AuditEntry
+    from engine.db import db
+    make_user(app, "ed@example.com", "editor")
+    assert sign_in(app.test_client(), "ed@example.com", "wrong password").status_code == 401
+    assert sign_in(app.test_client(), "ed@example.com").status_code == 302
+    with app.app_context():
+        entries = [(e.action, e.actor, e.target) for e in db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action.startswith("auth.")).order_by(AuditEntry.id))]
+    assert entries == [("auth.sign_in_failed", "anonymous", "ed@example.com"),
+                       ("auth.sign_in", "ed@example.com", "ed@example.com")]

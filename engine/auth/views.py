@@ -37,12 +37,21 @@ def safe_next(target: str | None, default: str = "/admin/") -> str:
     return target
 
 
-def start_session(user: User, remember: bool = False) -> None:
-    """Sign in with a brand-new session (no value of the old one survives: no fixation)."""
+def start_session(user: User, remember: bool = False, how: str = "sign_in") -> None:
+    """Sign in with a brand-new session (no value of the old one survives: no fixation), and
+    say so in the audit log (`how`: sign_in, password_reset, invitation_accepted, welcome)."""
+    from engine.admin import audit  # the admin builds on auth: imported when first used
     session.clear()
     session.permanent = remember
     login_user(user, remember=False, fresh=True)
     accounts.mark_signed_in(user)
+    audit.record(user, f"auth.{how}", user.email)
+
+
+def _audit_failed_sign_in(email: str) -> None:
+    """For the owners to see (the throttle caps how many one address can add)."""
+    from engine.admin import audit
+    audit.record("anonymous", "auth.sign_in_failed", email[:254])
 
 
 def _minutes(seconds: int) -> str:
@@ -68,6 +77,7 @@ def login() -> Any:
         else:
             user = accounts.authenticate(email, form.password.data)
             if user is None:
+                _audit_failed_sign_in(email)
                 throttle.hit("signin-account", email, WINDOW)
                 throttle.hit("signin-address", address, WINDOW)
                 error, status = "That email and password do not match an active account.", 401
@@ -123,7 +133,7 @@ def reset_password(token: str) -> Any:
     form = NewPasswordForm()
     if form.validate_on_submit():
         accounts.set_password(user, form.password.data)
-        start_session(user)
+        start_session(user, how="password_reset")
         flash("Your password is changed.")
         return redirect(url_for("admin.dashboard"))
     return render_template("auth/new_password.html", form=form, user=user,
@@ -141,7 +151,7 @@ def accept_invitation(token: str) -> Any:
         with write():
             user.name = (form.name.data or "").strip()[:200]
         accounts.set_password(user, form.password.data)
-        start_session(user)
+        start_session(user, how="invitation_accepted")
         flash(f"Welcome to {current_app.config['SITE_NAME']}.")
         return redirect(url_for("admin.dashboard"))
     return render_template("auth/new_password.html", form=form, user=user, action=request.path,
@@ -170,7 +180,7 @@ def welcome(token: str) -> Any:
         except accounts.AccountError as exc:
             error = str(exc)
         else:
-            start_session(user)
+            start_session(user, how="welcome")
             flash("Your owner account is ready.")
             return redirect(url_for("admin.dashboard"))
     return render_template("auth/new_password.html", form=form, user=user, action=request.path,
