@@ -37,7 +37,7 @@ def test_forms_and_contacts_by_role(site, role, allowed):
         assert client.get(path).status_code == 200, path
     token = token_for(client)
     checks = [client.get("/admin/forms/new"), client.get("/admin/forms/ebook"),
-              client.get("/admin/forms/ebook/submissions.csv"),
+              client.post("/admin/forms/ebook/submissions.csv", data={"csrf_token": token}),
               client.post("/admin/forms/ebook", data={"csrf_token": token}),
               client.post(f"/admin/contacts/{contact_id}/merge", data={"csrf_token": token, "other": "x"}),
               client.post(f"/admin/contacts/{contact_id}/export", data={"csrf_token": token}),
@@ -91,7 +91,9 @@ def test_form_builder_creates_and_edits_a_form_with_validation(site):
 def test_submissions_export_as_csv_without_formula_injection(site):
     post(site.test_client(), "ebook", {**EBOOK, "first_name": "=HYPERLINK(\"http://x\")"})
     editor = signed_in(site, "editor")
-    response = editor.get("/admin/forms/ebook/submissions.csv")
+    assert editor.get("/admin/forms/ebook/submissions.csv").status_code == 405
+    response = editor.post("/admin/forms/ebook/submissions.csv",
+                           data={"csrf_token": token_for(editor)})
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert len(rows) == 1 and rows[0]["email"] == "Jane@Example.com"

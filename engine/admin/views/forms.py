@@ -158,7 +158,7 @@ def _cell(value: Any) -> str:
     return spreadsheet_safe("" if value is None else str(value))
 
 
-@bp.get("/forms/<slug>/submissions.csv")
+@bp.post("/forms/<slug>/submissions.csv")  # a POST: it writes to the audit log
 @require_role("editor")
 def forms_export(slug: str) -> Any:
     row = _form_or_404(slug)
