@@ -44,6 +44,7 @@ def create_app(overrides: dict[str, Any] | None = None,
     app = Flask("engine", instance_path=str(instance), root_path=str(ENGINE_DIR),
                 static_folder="static", template_folder="templates")
     app.config.update(config_module.load(instance, overrides))
+    app.url_map.converters["int"] = web.RowIdConverter  # before any route is added
     _configure_logging(app)
 
     db.init_app(app)

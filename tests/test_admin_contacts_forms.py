@@ -200,3 +200,11 @@ def test_dashboard_shows_conversion_per_form_and_top_pages(site):
     row = page.split(title)[1].split("</tr>")[0]
     assert '<td class="num">4</td>' in row and '<td class="num">1</td>' in row and "25.0%" in row
     assert page.index("http://site.test/pricing") < page.index("http://site.test/blog")
+
+
+@pytest.mark.both_backends
+def test_ids_beyond_any_row_are_not_found(site):
+    editor = signed_in(site, "editor")
+    for path in ("/admin/contacts/99999999999", "/admin/content/99999999999",
+                 "/admin/contacts/2147483648"):
+        assert editor.get(path).status_code == 404, path

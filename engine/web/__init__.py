@@ -1,8 +1,11 @@
 """Engine-wide web endpoints and request checks that belong to no single concern."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, abort, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from engine.web.health import health
 
@@ -28,6 +31,16 @@ def trust_proxies(app: Flask) -> None:
     hops = int(app.config.get("TRUSTED_PROXIES") or 0)
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: at most 2**31 - 1, the largest id an INTEGER column holds.
+    PostgreSQL refuses to compare such a column with a larger number (a 500); here it is a 404,
+    as for any id no row has."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def init_app(app: Flask) -> None:
