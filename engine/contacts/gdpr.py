@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
+from engine import plugins
 from engine.contacts import activity as activity_service
 from engine.contacts.models import (Activity, Contact, ContactMerge, ContactTag, Subscription,
                                      Visitor)
@@ -87,6 +88,7 @@ def erase_contact(contact_id: int, actor: str) -> int:
             person.updated_at = utcnow()
         session.execute(update(Activity).where(Activity.contact_id.in_(ids))
                         .values(visitor_id=None, properties={}, url=""))
+        browsers = list(session.scalars(select(Visitor.id).where(Visitor.contact_id.in_(ids))))
         session.execute(delete(Visitor).where(Visitor.contact_id.in_(ids)))
         session.execute(delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
         session.execute(update(Subscription).where(Subscription.contact_id.in_(ids))
@@ -98,4 +100,5 @@ def erase_contact(contact_id: int, actor: str) -> int:
             .values(winner_before={}, loser_before={}, values_won={}))
         activity_service.record("contact_erased", contact_id=contact_id,
                                 properties={"by": actor[:200]})
+        plugins.current().call("on_contact_erased", contact_ids=ids, visitor_ids=browsers)
     return contact_id

@@ -94,6 +94,12 @@ def on_contact_updated(contact: Any, changes: dict[str, Any]) -> None:
 
 
 @hookspec
+def on_contact_erased(contact_ids: list[int], visitor_ids: list[str]) -> None:
+    """A person was erased (GDPR): delete what the plugin keeps about these contacts and their
+    browsers. Runs inside the erasure's transaction, in the process that erases."""
+
+
+@hookspec
 def on_event(events: list[Any]) -> None:
     """A batch of stored activity events (page views, clicks, downloads...); runs in a worker."""
 

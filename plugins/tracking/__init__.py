@@ -57,6 +57,13 @@ def tpl_body_end(request: Any) -> str:
 
 
 @hookimpl
+def on_contact_erased(contact_ids: list[int], visitor_ids: list[str]) -> None:
+    """Their touches (landing pages, referrers, campaigns) and their browsers' visits go; the
+    daily roll-ups, which name nobody, stay."""
+    visits.forget(contact_ids, visitor_ids)
+
+
+@hookimpl
 def on_form_submitted(submission: Any, contact: Any) -> None:
     """A visitor just identified: their first and last touch come from their visits so far.
     Read first, outside any write: most new contacts' browsers have no visit yet to record."""

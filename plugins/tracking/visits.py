@@ -10,12 +10,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.db import db, utcnow
 from plugins.tracking import clean
-from plugins.tracking.models import Touches, Visit
+from plugins.tracking.models import Seen, Touches, Visit
 
 
 VISIT_COLUMNS = ("id", "visitor_id", "started_at", "last_seen_at", "landing_url", "referrer",
@@ -108,6 +108,19 @@ def update_touches(contact_id: int, visitor_ids: list[str]) -> None:
     found = first_and_last(visitor_ids)
     if found is not None:
         save_touches(contact_id, *found)
+
+
+def forget(contact_ids: list[int], visitor_ids: list[str]) -> None:
+    """Delete erased people's touches and their browsers' visits (inside the erasure's write).
+    Their "active on" rows stay for the unique counts, under a random name of their own."""
+    if contact_ids:
+        db.session.execute(delete(Touches).where(Touches.contact_id.in_(contact_ids)))
+    for start in range(0, len(visitor_ids), 500):
+        db.session.execute(delete(Visit).where(Visit.visitor_id.in_(visitor_ids[start:start + 500])))
+    subjects = [("v", vid) for vid in visitor_ids] + [("c", str(cid)) for cid in contact_ids]
+    for kind, subject in subjects:
+        db.session.execute(update(Seen).where(Seen.kind == kind, Seen.subject == subject)
+                           .values(subject=secrets.token_hex(16)))
 
 
 def touches(contact_id: int) -> dict[str, Any]:

@@ -295,6 +295,41 @@ def test_identity_joins_anonymous_history_and_sets_touches(app, client):
         ("page_view", contact_id), ("download", contact_id), ("click", contact_id)]
 
 
+@pytest.mark.both_backends
+def test_hook_on_contact_erased(app, client):
+    """Erasing a person takes their touches and their browsers' visits with it."""
+    from sqlalchemy import func
+
+    from engine.contacts import gdpr
+    from plugins.tracking import on_form_submitted
+    from plugins.tracking.models import DailyTotals as Daily, Seen
+    send(client, app, url="http://localhost/?utm_source=newsletter&utm_campaign=launch")
+    send(app.test_client(), app, url="http://localhost/pricing")  # someone else
+    drain(app)
+    visitor_id = events(app)[0].visitor_id
+    with app.app_context():
+        with write() as session:
+            contact = Contact(email="ada@example.com", custom={}, consent_proof={},
+                              first_touch={}, last_touch={})
+            session.add(contact)
+            session.flush()
+            identity.identify(visitor_id, contact.id)
+        on_form_submitted(submission=None, contact=contact)
+        assert db.session.get(Touches, contact.id) is not None
+        days_before = db.session.scalar(select(func.count()).select_from(Daily))
+        seen_before = db.session.scalar(select(func.count()).select_from(Seen))
+        assert db.session.scalar(select(func.count()).select_from(Seen).where(
+            Seen.subject == visitor_id)) > 0
+        gdpr.erase_contact(contact.id, actor="owner")
+        assert db.session.get(Touches, contact.id) is None
+        left = list(db.session.scalars(select(Visit.visitor_id)))
+        assert visitor_id not in left and len(left) == 1  # the other visitor's visit stays
+        assert db.session.scalar(select(func.count()).select_from(Daily)) == days_before
+        assert db.session.scalar(select(func.count()).select_from(Seen)) == seen_before
+        assert db.session.scalar(select(func.count()).select_from(Seen).where(
+            Seen.subject == visitor_id)) == 0  # counted still, named no more
+
+
 def test_malformed_queued_items_are_dropped_without_holding_up_the_rest(app, client):
     from engine.jobs import connection
     from plugins.tracking import buffer
