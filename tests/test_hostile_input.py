@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
+from werkzeug.routing.converters import NumberConverter
 
 from engine.contacts.models import Activity, Contact
 from engine.db import db
@@ -488,9 +489,8 @@ def _admin_rules(app: Flask) -> list[Any]:
 
 
 def _url(rule: Any) -> str:
-    values = {name: 1 if type(rule._converters[name]).__name__ in ("IntegerConverter",
-                                                                   "FloatConverter")
-              else "x" for name in rule.arguments}
+    values = {name: 1 if isinstance(rule._converters[name], NumberConverter) else "x"
+              for name in rule.arguments}
     return rule.build(values, append_unknown=False)[1]
 
 
