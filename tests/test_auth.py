@@ -291,6 +291,24 @@ def test_people_change_their_own_name_and_password(app):
     assert sign_in(app.test_client(), "viewer@example.com", "new passphrase!").status_code == 302
 
 
+def test_guessing_the_current_password_is_limited_like_signing_in(app):
+    """A session left open must not let someone try passwords without the sign-in limit."""
+    client = signed_in(app, "viewer")
+    token = csrf_token(client.get("/admin/account").get_data(as_text=True))
+
+    def change(current):
+        return client.post("/admin/account", data={
+            "which": "password", "password-current": current,
+            "password-password": "new passphrase!", "password-confirm": "new passphrase!",
+            "csrf_token": token, "password-csrf_token": token})
+    for attempt in range(5):
+        assert "not your current password" in change(f"guess {attempt}").get_data(as_text=True)
+    refused = change(PASSWORD)  # even the right one, until the window has passed
+    assert refused.status_code == 400 and "Too many wrong passwords" in refused.get_data(
+        as_text=True)
+    assert sign_in(app.test_client(), "viewer@example.com").status_code == 429
+
+
 def test_keep_me_signed_in_lasts_fourteen_days_and_otherwise_ends_with_the_browser(app):
     make_user(app, "ed@example.com", "editor")
     client = app.test_client()

@@ -11,7 +11,8 @@ from wtforms.validators import EqualTo, InputRequired, Length
 
 from engine.admin import audit
 from engine.admin.blueprint import bp
-from engine.auth import accounts, require_role
+from engine.auth import accounts, require_role, throttle
+from engine.auth.views import ACCOUNT_LIMIT, WINDOW
 from engine.auth.passwords import MIN_LENGTH, verify_password
 from engine.db import write
 
@@ -44,12 +45,18 @@ def account() -> Any:
         flash("Your name is saved.")
         return redirect(url_for("admin.account"))
     if which == "password" and password.validate():
-        if verify_password(user.password_hash, password.current.data):
+        # Wrong guesses count as failed sign-ins: a borrowed session must not be a way round
+        # the sign-in page's limit to find out the password.
+        if throttle.blocked_for([("signin-account", user.email, ACCOUNT_LIMIT)]):
+            password.current.errors = ["Too many wrong passwords. Try again in 15 minutes."]
+        elif verify_password(user.password_hash, password.current.data):
             accounts.set_password(user, password.password.data)
             login_user(user, fresh=True)  # the new session key; other browsers are signed out
             audit.record(user, "account.password", user.email)
             flash("Your password is changed; your other browsers were signed out.")
             return redirect(url_for("admin.account"))
-        password.current.errors = ["That is not your current password."]
+        else:
+            throttle.hit("signin-account", user.email, WINDOW)
+            password.current.errors = ["That is not your current password."]
     status = 400 if which else 200
     return render_template("admin/account.html", profile=profile, password=password), status
