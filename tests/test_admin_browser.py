@@ -175,3 +175,18 @@ def test_text_typed_while_the_server_is_unreachable_survives_a_closed_tab(page, 
     page.evaluate("localStorage.clear()")
     page.reload()
     assert page.locator("#body").input_value() == "Written on a train without signal."  # ...kept by the server
+
+
+def test_signing_out_forgets_the_text_kept_in_this_browser(page, live_server, app):
+    """The browser may be shared: what autosave kept locally goes with the person."""
+    sign_in(page, live_server, app, "editor")
+    page.goto(f"{live_server}/admin/content")
+    page.get_by_role("button", name="New post").click()
+    page.wait_for_url("**/admin/content/*")
+    page.route("**/autosave", lambda route: route.abort())  # kept locally only
+    page.locator("#body").fill("Notes nobody else should read.")
+    page.get_by_text("Not saved yet").wait_for(timeout=8000)
+    assert "Notes nobody else" in page.evaluate("JSON.stringify(localStorage)")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/auth/login**")
+    assert "Notes nobody else" not in page.evaluate("JSON.stringify(localStorage)")

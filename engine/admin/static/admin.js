@@ -2,6 +2,21 @@
 (function () {
   "use strict";
 
+  // Signing out forgets the text autosave kept in this browser (it may be shared), and keeps
+  // the page's last-moment save from writing it back as the page goes.
+  var signingOut = false;
+  document.addEventListener("submit", function (event) {
+    var action = event.target.getAttribute && event.target.getAttribute("action") || "";
+    if (!/\/auth\/logout$/.test(action)) return;
+    signingOut = true;
+    try {
+      for (var i = localStorage.length - 1; i >= 0; i--) {
+        var name = localStorage.key(i);
+        if (name && name.indexOf(PREFIX) === 0) localStorage.removeItem(name);
+      }
+    } catch (e) { /* disabled */ }
+  });
+
   // Ask before destructive actions: <form data-confirm="Delete this?">
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
@@ -11,10 +26,12 @@
   // Autosave: <form data-autosave="URL"> posts its fields every few seconds while they change,
   // and once more when the tab is hidden or closed, so no text is ever lost. Until the server
   // has a change, it is also kept in this browser's localStorage: text typed while offline or
-  // signed out survives a closed tab and is put back (and saved) on the next visit.
+  // signed out survives a closed tab and is put back (and saved) on the next visit. It is kept
+  // per person (data-autosave-owner), and signing out of this browser forgets all of it.
+  var PREFIX = "magnet:autosave:";
   function setupAutosave(form) {
     var url = form.getAttribute("data-autosave");
-    var key = "magnet:autosave:" + url;
+    var key = PREFIX + (form.getAttribute("data-autosave-owner") || "") + ":" + url;
     var state = form.querySelector("[data-save-state]");
     var interval = parseInt(form.getAttribute("data-autosave-every") || "3000", 10);
     var last = snapshot();
@@ -27,6 +44,7 @@
     }
     function snapshot() { return new URLSearchParams(new FormData(form)).toString(); }
     function keepLocally() {
+      if (signingOut) return;
       try { localStorage.setItem(key, JSON.stringify(Array.from(new FormData(form)))); } catch (e) { /* full or disabled */ }
     }
     function forgetLocally() { try { localStorage.removeItem(key); } catch (e) { /* disabled */ } }
