@@ -46,6 +46,9 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 # Inside `locking()`: the block's WriterTurn (transactions begin with BEGIN IMMEDIATE); else False.
 _immediate: contextvars.ContextVar[WriterTurn | bool] = contextvars.ContextVar(
     "magnet_begin_immediate", default=False)
+# The largest id an INTEGER primary key holds on PostgreSQL, which refuses (an error, not "no
+# row") to compare such a column with a larger number: ids from outside are checked against it.
+MAX_ROW_ID = 2**31 - 1
 # `session.info` key set while a `write()` runs on that session: a `write()` within it joins
 # it. The session's own state will not do: it reports no transaction until the outer block
 # runs its first statement.

@@ -9,6 +9,7 @@ from flask_login import current_user
 from werkzeug.routing import BuildError
 
 from engine.admin.menu import MenuItem
+from engine.db import MAX_ROW_ID
 from engine.plugins import current as plugins
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
@@ -52,9 +53,9 @@ def _area(endpoint: str) -> str:
 
 def row_id(value: str) -> int:
     """A row id from the query string (`?before=`): ValueError, so the argument is ignored, for
-    one no row can have (PostgreSQL refuses to compare an INTEGER column with a larger number)."""
+    one no row can have (see `MAX_ROW_ID`)."""
     number = int(value)
-    if not 0 < number < 2**31:
+    if not 0 < number <= MAX_ROW_ID:
         raise ValueError(value)
     return number
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, case, select, update
+from sqlalchemy import Connection, Integer, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.contacts.models import Company, Contact, ContactTag, Subscription, Tag
@@ -70,9 +70,6 @@ def dialect_insert(name: str) -> Any:
     return (postgresql if name == "postgresql" else sqlite).insert
 
 
-WAITING = ("unsubscribed", "pending")  # statuses only a confirmation turns into `subscribed`
-
-
 @lru_cache(maxsize=4)
 def _statements(dialect: str) -> SimpleNamespace:
     upsert = dialect_insert(dialect)
@@ -94,13 +91,10 @@ def _statements(dialect: str) -> SimpleNamespace:
         tag_names=select(TAGS.c.name).where(TAGS.c.name.in_(bindparam("names", expanding=True))),
         subscribe=subscribe.on_conflict_do_update(
             index_elements=["contact_id", "list_slug"],
-            # Someone who unsubscribed is only put back on the list by their own confirmation
-            # (anyone can type their address into a form), and a pending subscription only
-            # becomes a subscription that way, on any list.
-            set_={"status": case((SUBSCRIPTIONS.c.status.in_(WAITING), "pending"),
-                                 else_=subscribe.excluded.status),
-                  "confirmed_at": case((SUBSCRIPTIONS.c.status.in_(WAITING), None),
-                                       else_=subscribe.excluded.confirmed_at)},
+            # An existing row that is not `subscribed` (pending or unsubscribed) becomes a
+            # subscription only by the person's confirmation, on any list: anyone can type
+            # their address into a form.
+            set_={"status": "pending", "confirmed_at": None},
             where=SUBSCRIPTIONS.c.status != "subscribed")
         .returning(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.status),
     )

@@ -7,6 +7,7 @@ from flask import Flask, abort, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from engine.db import MAX_ROW_ID
 from engine.web.health import health
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -34,12 +35,11 @@ def trust_proxies(app: Flask) -> None:
 
 
 class RowIdConverter(IntegerConverter):
-    """`<int:...>` in every route: at most 2**31 - 1, the largest id an INTEGER column holds.
-    PostgreSQL refuses to compare such a column with a larger number (a 500); here it is a 404,
-    as for any id no row has."""
+    """`<int:...>` in every route: at most `MAX_ROW_ID`, so a larger number is a 404, as for
+    any id no row has, instead of a PostgreSQL error."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
         super().__init__(map, *args, **kwargs)
 
 
