@@ -324,14 +324,6 @@ def pipeline_floor_app() -> Flask:
     return app
 
 
-def count_floor_submissions(path: str | None = None) -> int:
-    connection = _connect(path or database_path())
-    try:
-        return int(connection.execute("SELECT count(*) FROM floor_submissions").fetchone()[0])
-    finally:
-        connection.close()
-
-
 def noop_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     """Reads the body (a server must) and answers 204: no framework, no work."""
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -361,9 +353,10 @@ def beacon() -> Any:
     return "", 204
 
 
-def count_submissions(path: str | None = None) -> int:
+def count_submissions(path: str | None = None, table: str = "submissions") -> int:
+    """Rows stored by `insert_app` (or, with `table="floor_submissions"`, the floor)."""
     connection = _connect(path or database_path())
     try:
-        return int(connection.execute("SELECT count(*) FROM submissions").fetchone()[0])
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     finally:
         connection.close()

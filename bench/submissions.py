@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.baselines import count_floor_submissions, count_submissions, floor_token
+from bench.baselines import count_submissions, floor_token
 from bench.harness import (ROOT, UNIQUE, Gunicorn, Report, Request, Subject, answered, arguments,
                            compare, settings, stop_on_sigterm, wait_until)
 from bench.site import EngineSite, fetch, fill_form
@@ -119,7 +119,7 @@ def main() -> None:
             "baseline_accepted": answered(runs[BASELINE]),
             "baseline_stored": count_submissions(baseline_db),
             "floor_accepted": answered(runs[FLOOR]),
-            "floor_stored": count_floor_submissions(f"{folder}/floor.db"),
+            "floor_stored": count_submissions(f"{folder}/floor.db", "floor_submissions"),
             "note": "stored can exceed accepted by the requests still in flight when the load "
                     "generator stopped (at most connections x runs); lost = accepted - stored",
         }

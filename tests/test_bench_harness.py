@@ -47,7 +47,7 @@ def test_wrk_script_makes_bodies_unique_and_escapes_them():
 def test_the_pipeline_floor_stores_a_submission_in_one_transaction(tmp_path, redis_url,
                                                                    monkeypatch):
     """The floor must do the whole pipeline, or its ratio would flatter it (or fail silently)."""
-    from bench.baselines import count_floor_submissions, floor_token, pipeline_floor_app
+    from bench.baselines import count_submissions, floor_token, pipeline_floor_app
     database = str(tmp_path / "floor.db")
     monkeypatch.setenv("BENCH_SQLITE", database)
     monkeypatch.setenv("BENCH_REDIS_URL", redis_url)
@@ -57,7 +57,7 @@ def test_the_pipeline_floor_stores_a_submission_in_one_transaction(tmp_path, red
     assert client.post("/forms/ebook", data=form).status_code == 303
     assert client.post("/forms/ebook", data={**form, "_token": "forged"}).status_code == 400
     assert client.post("/forms/ebook", data={**form, "email": "nope"}).status_code == 400
-    assert count_floor_submissions(database) == 1
+    assert count_submissions(database, "floor_submissions") == 1
     with sqlite3.connect(database) as connection:
         counts = [connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                   for table in ("contacts", "contact_tags", "subscriptions", "activities",

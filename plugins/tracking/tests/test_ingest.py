@@ -268,6 +268,17 @@ def test_plugin_disabled_means_no_script_and_no_endpoint(app, client):
     assert send(client, app).status_code == 204
 
 
+def _identified(email, visitor_id):
+    """A new contact this browser turns out to be (inside an app context); and how many of
+    its earlier events joined them."""
+    with write() as session:
+        contact = Contact(email=email, custom={}, consent_proof={}, first_touch={},
+                          last_touch={})
+        session.add(contact)
+        session.flush()
+        return contact, identity.identify(visitor_id, contact.id)
+
+
 @pytest.mark.both_backends
 def test_identity_joins_anonymous_history_and_sets_touches(app, client):
     send(client, app, url="http://localhost/?utm_source=newsletter&utm_medium=email"
@@ -277,12 +288,8 @@ def test_identity_joins_anonymous_history_and_sets_touches(app, client):
     drain(app)
     visitor_id = events(app)[0].visitor_id
     with app.app_context():
-        with write() as session:
-            contact = Contact(email="ada@example.com", custom={}, consent_proof={},
-                              first_touch={}, last_touch={})
-            session.add(contact)
-            session.flush()
-            assert identity.identify(visitor_id, contact.id) == 2
+        contact, joined = _identified("ada@example.com", visitor_id)
+        assert joined == 2
         contact_id = contact.id
         from plugins.tracking import on_form_submitted
         on_form_submitted(submission=None, contact=contact)
@@ -308,12 +315,7 @@ def test_hook_on_contact_erased(app, client):
     drain(app)
     visitor_id = events(app)[0].visitor_id
     with app.app_context():
-        with write() as session:
-            contact = Contact(email="ada@example.com", custom={}, consent_proof={},
-                              first_touch={}, last_touch={})
-            session.add(contact)
-            session.flush()
-            identity.identify(visitor_id, contact.id)
+        contact, _ = _identified("ada@example.com", visitor_id)
         on_form_submitted(submission=None, contact=contact)
         assert db.session.get(Touches, contact.id) is not None
         days_before = db.session.scalar(select(func.count()).select_from(Daily))
