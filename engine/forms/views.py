@@ -15,7 +15,7 @@ from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, r
 from markupsafe import Markup
 
 from engine.contacts import activity, identity, service as contacts, visitors
-from engine.db import db, write
+from engine.db import MAX_ROW_ID, db, write
 from engine.forms import assets, pipeline, security, service
 from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
@@ -89,13 +89,17 @@ def _wants_json() -> bool:
             or request.headers.get("X-Requested-With") == "fetch")
 
 
+def _visitor() -> tuple[str, bool]:
+    """This browser's visitor id, and whether it is new (made now: set the cookie if it works
+    out)."""
+    vid = visitors.visitor_id(request)
+    return (vid, False) if vid is not None else (visitors.new_visitor_id(), True)
+
+
 @blueprint.post("/forms/<slug>")
 def submit(slug: str) -> Any:
     definition = _definition(slug)
-    vid = visitors.visitor_id(request)
-    new_visitor = vid is None
-    if new_visitor:
-        vid = visitors.new_visitor_id()
+    vid, new_visitor = _visitor()
     outcome = pipeline.handle(definition, request, vid, new_visitor=new_visitor)
     response = _respond(definition, outcome)
     if new_visitor and outcome.status == "ok":
@@ -138,7 +142,7 @@ def _download_link(definition: FormDef, outcome: pipeline.Outcome) -> str | None
 
 def _is_row_id(value: Any) -> bool:
     """A signed id is trusted, but still checked: a database raises on absurd integers."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
 
 
 @blueprint.get("/forms/<slug>/thanks/<token>")
@@ -208,10 +212,7 @@ def confirm(token: str) -> Any:
         return Response(render_template("forms/problem.html", definition=None,
                                         message="Please open the link from your email."),
                         status=403)
-    visitor_id = visitors.visitor_id(request)
-    new_visitor = visitor_id is None
-    if new_visitor:
-        visitor_id = visitors.new_visitor_id()
+    visitor_id, new_visitor = _visitor()
     with write():
         for sub_id in subscription_ids:
             sub = contacts.confirm_subscription(sub_id)
