@@ -53,6 +53,8 @@ MAX_ROW_ID = 2**31 - 1
 # it. The session's own state will not do: it reports no transaction until the outer block
 # runs its first statement.
 WRITING = "magnet_writing"
+# Statements that write, refused on SQLite outside `write()` / `locking()` (see `configure_sqlite`).
+WRITE_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLAC"})
 
 
 def utcnow() -> datetime:
@@ -82,7 +84,9 @@ class UTCDateTime(TypeDecorator):
 
 def configure_sqlite(engine: Engine) -> None:
     """WAL, busy timeout, foreign keys, and `BEGIN IMMEDIATE` after the writer's turn inside
-    `write()`."""
+    `write()`; a statement that writes anywhere else is refused (`ChangedOutsideWrite`), since
+    a deferred transaction that starts writing late is the one SQLite fails with "database is
+    locked" whatever the busy timeout says."""
     queue = WriterQueue.of(engine)
 
     @event.listens_for(engine, "connect")
@@ -95,6 +99,13 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
         configure_connection(dbapi_connection)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _writes_only_inside_write(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not _immediate.get() and statement.lstrip()[:6].upper() in WRITE_VERBS:
+            raise ChangedOutsideWrite(
+                f"{statement.split(None, 1)[0]} outside engine.db.write(): on SQLite it would "
+                "turn a read transaction into a write that can fail with \"database is locked\"")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -140,8 +151,10 @@ def locking() -> Iterator[None]:
 def write() -> Iterator[Any]:
     """A write transaction on `db.session`: commits on success, rolls back on error.
 
-    It first ends whatever read transaction the session had open (reads are never left
-    half-done: nothing is pending outside `write()`), then begins a new one that takes SQLite's
+    It first ends whatever read transaction the session had open, by rolling it back: a read is
+    never committed as a write, and changes made outside `write()` are refused
+    (`ChangedOutsideWrite`) rather than saved by whichever transaction happens to come next.
+    Then it begins a new one that takes SQLite's
     write lock at once, so the writer waits its turn instead of failing later. Objects loaded
     before are expired, so what the write reads is current (sessions keep objects loaded
     across commits, `expire_on_commit=False`, for templates rendered after a write). A `write()`
@@ -151,8 +164,9 @@ def write() -> Iterator[Any]:
     if session.info.get(WRITING):
         yield session  # nested: join the enclosing write, which commits or rolls back
         return
+    refuse_pending_changes(session)
     if session.in_transaction():
-        session.commit()
+        session.rollback()  # a read transaction: ended, never committed as a write
     session.expire_all()  # what the write reads must come from inside its transaction
     session.info[WRITING] = True
     try:
@@ -165,6 +179,22 @@ def write() -> Iterator[Any]:
                 raise
     finally:
         session.info.pop(WRITING, None)
+
+
+class ChangedOutsideWrite(RuntimeError):
+    """ORM objects were changed outside `write()`. Committing them later, from whichever
+    transaction comes next, is how a read turns into a write that SQLite refuses ("database is
+    locked") after the work it records was done (an email handed to SMTP, then not marked sent,
+    then sent again). Change objects inside the `write()` that stores them."""
+
+
+def refuse_pending_changes(session: Session) -> None:
+    """Raise `ChangedOutsideWrite` when the session holds unsaved changes."""
+    changed = [obj for obj in session.dirty if session.is_modified(obj)]
+    pending = [*session.new, *changed, *session.deleted]
+    if pending:
+        names = ", ".join(sorted({type(obj).__name__ for obj in pending}))
+        raise ChangedOutsideWrite(f"unsaved changes to {names} made outside engine.db.write()")
 
 
 def delete_in_chunks(model: Any, *conditions: Any, chunk: int = 5000) -> int:

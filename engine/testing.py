@@ -251,6 +251,7 @@ class SMTPSink:
         self.messages: list[Any] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.host, self.port = "127.0.0.1", 0
+        self.delay = 0.0  # seconds each message takes to be accepted, like a remote server
 
     @property
     def config(self) -> dict[str, Any]:
@@ -258,7 +259,10 @@ class SMTPSink:
         return {"MAIL_HOST": self.host, "MAIL_PORT": self.port}
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
         from email import message_from_bytes, policy
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"

@@ -1,12 +1,26 @@
-"""The `mail.send` job: delivers a batch of logged messages over one connection."""
+"""The `mail.send` job: delivers a batch of logged messages over one connection, once each.
+
+Each message is a row of the mail log that moves `queued` -> `sending` -> `sent` (or `failed`).
+A batch claims its rows in one write before it opens the SMTP connection, and marks each one
+sent in its own short write right after the server accepted it. The Message-ID was stored when
+the message was queued, so whatever happens between SMTP and that mark (a crash, a database
+that refuses the write) the retry sends the very same message, which receivers recognise.
+What each failure does:
+- 5xx for the recipient: the row is `failed` and the batch goes on;
+- 4xx, a refused or lost connection: the rows not yet accepted go back to `queued` and the job
+  raises, so the outbox retries it with back-off;
+- the worker dies: its rows stay `sending`; once their claim is older than `STALE_CLAIM` the
+  outbox's retry sends them again (at most the message in flight was sent before: SMTP allows
+  no better).
+"""
 from __future__ import annotations
 
 import logging
 import smtplib
-from email.utils import make_msgid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from engine.db import db, utcnow, write
 from engine.jobs import job
@@ -16,44 +30,85 @@ from engine.plugins import hookimpl
 
 log = logging.getLogger("magnet.mail")
 
+TABLE = MailMessage.__table__
+# A claim older than this belongs to a worker that died: longer than one SMTP exchange can take
+# (smtplib's timeout is 30 s), shorter than the outbox's lease after which the job is retried.
+STALE_CLAIM = timedelta(seconds=120)
+
+
+class ClaimedElsewhere(RuntimeError):
+    """Some of the batch's messages are being sent by another worker right now: try later."""
+
 
 @job("mail.send", queue="mail")
 def send_messages(message_ids: list[int]) -> int:
-    """Send the batch's unsent messages; a retry skips those already sent.
-
-    A permanent refusal (5xx) marks that message failed and the batch goes on; a temporary
-    one (4xx, connection lost) raises so the outbox retries the rest with back-off.
-    """
-    rows = list(db.session.scalars(select(MailMessage).where(
-        MailMessage.id.in_(message_ids), MailMessage.status == "queued").order_by(MailMessage.id)))
+    """Send the batch's messages that nobody sent or is sending; returns how many were sent."""
+    rows = _claim(message_ids)
     sent = 0
-    with open_transport() as transport:
-        for row in rows:
-            if not row.message_id:
-                domain = row.to.rsplit("@", 1)[-1].strip("> ") or "localhost"
-                row.message_id = make_msgid(idstring=f"m{row.id}", domain=domain)
-            try:
-                transport.deliver(build(row))
-            except smtplib.SMTPRecipientsRefused as exc:
-                _finish(row, "failed", str(exc.recipients)[:2000])
-                continue
-            except smtplib.SMTPResponseException as exc:
-                if 500 <= exc.smtp_code < 600:
-                    _finish(row, "failed", f"{exc.smtp_code} {exc.smtp_error!r}"[:2000])
-                    continue
-                raise
-            _finish(row, "sent", "")
-            sent += 1
+    if rows:
+        with open_transport() as transport:
+            for index, row in enumerate(rows):
+                try:
+                    transport.deliver(build(row))
+                except smtplib.SMTPRecipientsRefused as exc:
+                    if _permanent(exc):
+                        _finish(row.id, "failed", str(exc.recipients)[:2000])
+                        continue
+                    _give_back(rows[index:])
+                    raise
+                except smtplib.SMTPResponseException as exc:
+                    if 500 <= exc.smtp_code < 600:
+                        _finish(row.id, "failed", f"{exc.smtp_code} {exc.smtp_error!r}"[:2000])
+                        continue
+                    _give_back(rows[index:])
+                    raise
+                except (smtplib.SMTPException, OSError):
+                    _give_back(rows[index:])
+                    raise
+                _finish(row.id, "sent", "")
+                sent += 1
+    if len(rows) < len(message_ids) and _still_sending(message_ids):
+        raise ClaimedElsewhere("messages of this batch are being sent by another worker")
     return sent
 
 
-def _finish(row: MailMessage, status: str, error: str) -> None:
-    with write():
-        row.status, row.error = status, error
-        row.sent_at = utcnow() if status == "sent" else None
-        db.session.add(row)
+def _claim(message_ids: list[int]) -> list[Any]:
+    """Take the batch's unsent messages: queued ones, and those a dead worker left `sending`."""
+    now = utcnow()
+    with write() as session:
+        return sorted(session.connection().execute(
+            update(TABLE)
+            .where(TABLE.c.id.in_(message_ids), or_(
+                TABLE.c.status == "queued",
+                (TABLE.c.status == "sending") & (TABLE.c.claimed_at < now - STALE_CLAIM)))
+            .values(status="sending", claimed_at=now, attempts=TABLE.c.attempts + 1)
+            .returning(TABLE.c.id, TABLE.c.to, TABLE.c.subject, TABLE.c.html, TABLE.c.text,
+                       TABLE.c.headers, TABLE.c.message_id)).all(), key=lambda row: row.id)
+
+
+def _still_sending(message_ids: list[int]) -> bool:
+    return db.session.execute(select(TABLE.c.id).where(
+        TABLE.c.id.in_(message_ids), TABLE.c.status == "sending").limit(1)).first() is not None
+
+
+def _permanent(exc: smtplib.SMTPRecipientsRefused) -> bool:
+    return all(500 <= code < 600 for code, _ in exc.recipients.values())
+
+
+def _finish(message_id: int, status: str, error: str) -> None:
+    with write() as session:
+        session.connection().execute(update(TABLE).where(TABLE.c.id == message_id).values(
+            status=status, error=error, sent_at=utcnow() if status == "sent" else None))
     if status == "failed":
-        log.warning("mail %s to %s refused: %s", row.id, row.to, error)
+        log.warning("mail %s refused: %s", message_id, error)
+
+
+def _give_back(rows: list[Any]) -> None:
+    """Rows the server has not accepted go back to `queued` for the outbox's retry."""
+    with write() as session:
+        session.connection().execute(update(TABLE).where(
+            TABLE.c.id.in_([row.id for row in rows]), TABLE.c.status == "sending").values(
+            status="queued"))
 
 
 @hookimpl

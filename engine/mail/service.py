@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from email.utils import getaddresses
+import secrets
+from email.utils import getaddresses, make_msgid
 from typing import Any
 
 import css_inline
 import nh3
+from flask import current_app
 
 from engine.db import db
 from engine.jobs import outbox
@@ -55,7 +57,15 @@ def _message(to: str, subject: str, html: str, text: str | None,
     inlined = _inliner.inline(html)
     return MailMessage(to=to, subject=subject[:400], html=inlined,
                        text=text if text is not None else html_to_text(html),
-                       headers={k: str(v) for k, v in (headers or {}).items()}, status="queued")
+                       headers={k: str(v) for k, v in (headers or {}).items()}, status="queued",
+                       message_id=new_message_id(), attempts=0)
+
+
+def new_message_id() -> str:
+    """A Message-ID in the sender's domain, stored with the message when it is queued."""
+    sender = current_app.config["MAIL_FROM"]
+    domain = getaddresses([sender])[0][1].rpartition("@")[2] or "localhost"
+    return make_msgid(idstring=secrets.token_hex(4), domain=domain)
 
 
 def send(to: str, subject: str, html: str, text: str | None = None,

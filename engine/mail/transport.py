@@ -6,29 +6,28 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Protocol
 
 from flask import current_app
 
-from engine.mail.models import MailMessage
 
 
 class Transport(Protocol):
     def deliver(self, message: EmailMessage) -> None: ...
 
 
-def build(row: MailMessage) -> EmailMessage:
-    """The MIME message of a logged row: multipart/alternative with text and HTML."""
+def build(row: Any) -> EmailMessage:
+    """The MIME message of a logged row (a `MailMessage` or a row with its columns):
+    multipart/alternative with text and HTML."""
     config = current_app.config
     message = EmailMessage()
     message["From"] = config["MAIL_FROM"]
     message["To"] = row.to
     message["Subject"] = row.subject
     message["Date"] = formatdate(localtime=False)
-    domain = config["MAIL_FROM"].rsplit("@", 1)[-1].strip("> ") or "localhost"
-    message["Message-ID"] = row.message_id or make_msgid(idstring=f"m{row.id}", domain=domain)
+    message["Message-ID"] = row.message_id
     for name, value in (row.headers or {}).items():
         message[name] = value
     message.set_content(row.text or "")
