@@ -17,8 +17,11 @@ Entries live in each process's memory (a bounded LRU), keyed by
 - an entry also expires when the next scheduled item becomes due: a listing rendered before a
   post's time must not be served after it.
 
-Requests that carry a session or remember-me cookie (signed-in editors), and theme previews
-(`engine.themes.preview`), bypass the cache.
+Requests from signed-in editors (a valid session or remember-me cookie, not merely one named
+so) and theme previews (`engine.themes.preview`, resolved before the key is made) bypass the
+cache. With `SITE_URL` set, the request's `Host` header is not part of the key. Values that
+must be fresh in each response (a form's signed token) are stored as markers and made when the
+page is served (`engine.web.late`).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from sqlalchemy import update
 
 from engine.content.models import PageCacheState
 from engine.db import db, utcnow, write
+from engine.web import late
 
 MAX_ENTRIES = 2000
 BYPASS_COOKIES = ("session", "remember_token")
@@ -49,6 +53,7 @@ class Entry:
     content_type: str
     etag: str
     expires_at: datetime | None
+    segments: late.Segments = ()  # the body cut at its late values (`engine.web.late`), if any
 
 
 class PageCache:
@@ -136,8 +141,30 @@ def cacheable_request() -> bool:
     """Anonymous GETs only: not signed-in editors, not a theme preview (which must never be
     stored, or visitors would be served it)."""
     from engine.themes.preview import previewed
-    return request.method in ("GET", "HEAD") and previewed() is None and not any(
-        name in request.cookies for name in BYPASS_COOKIES)
+    return request.method in ("GET", "HEAD") and previewed() is None and not _signed_in()
+
+
+def _signed_in() -> bool:
+    """Whether the request carries a valid signed-in session (or remember-me cookie). Only the
+    cookie's presence would let anyone skip the cache, and make a render, by sending
+    `Cookie: session=x`; checking the signature costs only requests that carry one."""
+    if not any(name in request.cookies for name in BYPASS_COOKIES):
+        return False
+    if "remember_token" in request.cookies:
+        from flask_login.utils import decode_cookie
+        if decode_cookie(request.cookies["remember_token"]) is not None:
+            return True
+    if "session" in request.cookies:
+        session = current_app.session_interface.open_session(current_app, request)
+        return bool(session and session.get("_user_id"))
+    return False
+
+
+def _host() -> str:
+    """The host part of the key. With `SITE_URL` set, pages link only to it, so every `Host`
+    header gets the same page and must not cost a render of its own; without it, pages build
+    absolute links from the request's host, which then keys them."""
+    return "" if current_app.config.get("SITE_URL") else request.host_url
 
 
 def _key() -> tuple[Any, ...] | None:
@@ -157,16 +184,22 @@ def _key() -> tuple[Any, ...] | None:
         variant = manager.filter("filter_page_variant", "", request=request)
         # The host is part of the key: without SITE_URL, pages build absolute links from the
         # request's Host header, and one forged header must never reach other visitors.
-        key = (gen, manager.enabled, str(variant), request.host_url, request.path)
+        key = (gen, manager.enabled, str(variant), _host(), request.path)
     g.magnet_cache_key = key
     return key
 
 
 def _respond(entry: Entry, state: str) -> Response:
-    response = Response(entry.body, status=entry.status, content_type=entry.content_type)
-    response.set_etag(entry.etag)
+    """The stored page, with its late values (`engine.web.late`) made for this response; such a
+    page has no ETag, since no two responses are the same and a browser's copy must not be
+    revalidated into reuse."""
+    body = late.join(entry.segments) if entry.segments else entry.body
+    response = Response(body, status=entry.status, content_type=entry.content_type)
     response.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
     response.headers["X-Magnet-Cache"] = state
+    if entry.segments:
+        return response
+    response.set_etag(entry.etag)
     return response.make_conditional(request)
 
 
@@ -199,17 +232,28 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
         state = "hit"
         if entry is None:
             state = "miss"
+            setattr(g, late.COLLECTING, True)
             response = current_app.make_response(view(*args, **kwargs))
+            setattr(g, late.COLLECTING, False)
             if response.status_code != 200 or response.direct_passthrough:
-                return response
+                return _filled(response)
             body = response.get_data()
             entry = Entry(body=body, status=200, content_type=response.content_type,
                           etag=hashlib.blake2b(body, digest_size=12).hexdigest(),
-                          expires_at=g.get("cache_expires_at"))
+                          expires_at=g.get("cache_expires_at"),
+                          segments=late.split(body) if g.get(late.USED) else ())
             store.put(key, entry)
         return _respond(entry, state)
     wrapper.magnet_cached = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _filled(response: Response) -> Response:
+    """A response rendered for the cache but not kept (not a 200): its markers filled now."""
+    from flask import g
+    if g.get(late.USED) and not response.direct_passthrough:
+        response.set_data(late.fill(response.get_data()))
+    return response
 
 
 def init_app(app: Flask) -> None:

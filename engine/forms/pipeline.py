@@ -94,7 +94,8 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
         return Outcome("bad_request", 400, "Too many fields were sent.")
 
     try:
-        shown, age = security.check_form_token(formdata.get(security.TOKEN_FIELD, ""), definition.slug)
+        shown, age, nonce = security.check_form_token(formdata.get(security.TOKEN_FIELD, ""),
+                                                      definition.slug)
     except security.TokenError as exc:  # show the answers again, with a fresh token
         reason = "expired" if str(exc) == "expired" else "invalid"
         contact = identity.trusted_contact_for_visitor(visitor_id)
@@ -148,6 +149,9 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
             outcome.shown = [f.name for f in definition.fields]
             return outcome
         email = contact.email
+    if not security.spend_token(nonce):  # a replay: this page's token stored a submission
+        return Outcome("expired", 400, "This form was already sent from this page. Please check "
+                                       "your answers and send it again.", form=form, shown=shown)
 
     raw = {key: (values if len(values) > 1 else values[0])
            for key, values in formdata.lists() if key != security.TOKEN_FIELD and not key.startswith("_")}

@@ -58,7 +58,7 @@ def render_fields(definition: FormDef, known: dict[str, Any] | None = None, form
         form = form_class(definition, shown)(data=prefill)
     return Markup(render_template(
         "forms/_fields.html", definition=definition, form=form,
-        specs=[definition.field(n) for n in shown], token=security.form_token(definition.slug, shown),
+        specs=[definition.field(n) for n in shown], token=security.late_form_token(definition.slug, shown),
         honeypot=security.HONEYPOT, token_field=security.TOKEN_FIELD, contact=contact))
 
 

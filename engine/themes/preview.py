@@ -57,14 +57,21 @@ def _verified(token: str, name: str | None = None) -> str | None:
 
 
 def previewed() -> str | None:
-    """The theme this request previews, or None (outside requests too)."""
+    """The theme this request previews, or None (outside requests too). Decided on first use,
+    so a caller that runs before this module's `before_request` (the page cache, which answers
+    first) sees the same answer as the view."""
     if not has_request_context():
         return None
+    if "preview_resolved" not in g:
+        resolve()
     return g.get("preview_theme")
 
 
 def resolve() -> None:
     """`before_request`: decide once per request whether it previews, from the link or cookie."""
+    if "preview_resolved" in g:
+        return
+    g.preview_resolved = True
     if request.path.startswith(EXEMPT_PREFIXES) or request.endpoint in EXEMPT_ENDPOINTS:
         return
     name, token = request.args.get("preview_theme"), request.args.get("sig")

@@ -166,7 +166,10 @@ def tags(page_request: Any) -> Markup:
         parts.append(Markup('<script src="{}" async></script>').format(
             url_for("plugin_static", slug="tracking", filename="consent.js")))
     else:
-        pixel_url = url_for("tracking.pixel", k=token, u=page_request.base_url)
+        # The page's address on the site's own base: a forged Host header must not reach the
+        # cached page every visitor gets.
+        base = (current_app.config.get("SITE_URL") or page_request.host_url).rstrip("/")
+        pixel_url = url_for("tracking.pixel", k=token, u=base + page_request.path)
         parts.append(Markup('<noscript><img src="{}" alt="" width="1" height="1" '
                             'style="position:absolute;left:-9999px"></noscript>').format(pixel_url))
     return Markup("\n").join(parts)
