@@ -256,6 +256,25 @@ def test_first_run_creates_an_owner_with_a_one_time_link(app):
         assert not any("/auth/welcome/" in line for line in setup.first_run(app, "http://x"))
 
 
+def test_the_first_run_link_is_void_once_an_owner_was_made_another_way(app):
+    from engine import setup
+    with app.app_context():
+        notes = setup.first_run(app, "http://127.0.0.1:8000")
+    path = next(line.strip() for line in notes if "/auth/welcome/" in line).split("8000", 1)[1]
+    result = app.test_cli_runner().invoke(args=["users", "create", "--email", "o@example.com",
+                                                "--role", "owner"])
+    assert result.exit_code == 0, result.output
+    client = app.test_client()
+    assert client.get(path).status_code == 410
+    response = client.post(path, data={"email": "intruder@example.com", "password": "x" * 16,
+                                       "confirm": "x" * 16, "csrf_token": csrf_token(
+                                           client.get("/auth/login").get_data(as_text=True))})
+    assert response.status_code == 410
+    with app.app_context():
+        from engine.auth.accounts import by_email
+        assert by_email("intruder@example.com") is None
+
+
 def test_users_create_command_generates_and_prints_a_password(app):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["users", "create", "--email", "o@example.com", "--role", "owner"])

@@ -50,6 +50,14 @@ def create_user(email: str, role: str, password: str | None = None, name: str = 
     return user
 
 
+def owner_is_set_up() -> bool:
+    """Whether an owner can sign in (has a password or has signed in): the first run's
+    one-time link, meant for a site without one, is void from then on."""
+    return db.session.scalar(select(User.id).where(
+        User.role == "owner", User.active.is_(True),
+        (User.password_hash.is_not(None)) | (User.last_login_at.is_not(None))).limit(1)) is not None
+
+
 def authenticate(email: str, password: str) -> User | None:
     """The active user these credentials belong to, or None (same time taken either way)."""
     user = by_email(email)

@@ -162,7 +162,7 @@ def accept_invitation(token: str) -> Any:
 def welcome(token: str) -> Any:
     """The first owner's one-time link printed by `magnet serve` on the first run."""
     user = tokens.read(token, "welcome")
-    if user is None or user.role != "owner":
+    if user is None or user.role != "owner" or accounts.owner_is_set_up():
         return render_template("auth/link_invalid.html", what="sign-in"), 410
     form = WelcomeForm(email="" if user.email.endswith("@localhost") else user.email,
                        name=user.name)
