@@ -54,6 +54,55 @@ def test_sign_in_lockout_after_repeated_failures(app):
     assert client.get("/admin/").status_code == 302
 
 
+def test_simultaneous_guesses_get_no_more_evaluations_than_the_limit(app, live_server):
+    """Sixty wrong passwords sent at once: each is counted before it is evaluated."""
+    import threading
+
+    import requests
+    from sqlalchemy import func, select
+
+    from engine.admin.models import AuditEntry
+    from engine.db import db
+    make_user(app, "ed@example.com", "editor")
+    sessions = []
+    for _ in range(60):
+        browser = requests.Session()
+        token = csrf_token(browser.get(f"{live_server}/auth/login").text)
+        sessions.append((browser, token))
+    start, codes = threading.Barrier(60), []
+
+    def guess(browser, token):
+        start.wait()
+        codes.append(browser.post(f"{live_server}/auth/login", allow_redirects=False, data={
+            "email": "ed@example.com", "password": "wrong password!", "csrf_token": token}
+        ).status_code)
+    threads = [threading.Thread(target=guess, args=pair) for pair in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with app.app_context():
+        evaluated = db.session.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "auth.sign_in_failed"))
+    assert evaluated == 5 and sorted(codes) == [401] * 5 + [429] * 55
+
+
+def test_a_strangers_failures_never_lock_out_a_browser_the_person_used_before(app):
+    make_user(app, "owner@example.com", "owner")
+    own = app.test_client()
+    assert sign_in(own, "owner@example.com").status_code == 302
+    own.post("/auth/logout", data={"csrf_token": csrf_token(own.get("/admin/").get_data(
+        as_text=True))})
+    stranger = app.test_client()
+    for _ in range(20):
+        assert sign_in(stranger, "owner@example.com", "guess guess guess").status_code in (401, 429)
+    assert sign_in(stranger, "owner@example.com").status_code == 429  # locked for strangers
+    assert sign_in(own, "owner@example.com").status_code == 302  # not for the owner's browser
+    forged = app.test_client()
+    forged.set_cookie("magnet_device", "forged.cookie", path="/auth")
+    assert sign_in(forged, "owner@example.com").status_code == 429
+
+
 def test_session_is_renewed_at_sign_in_and_cookies_are_protected(app):
     make_user(app, "ed@example.com", "editor")
     client = app.test_client()
@@ -334,12 +383,14 @@ def test_keep_me_signed_in_lasts_fourteen_days_and_otherwise_ends_with_the_brows
     token = csrf_token(client.get("/auth/login").get_data(as_text=True))
     plain = client.post("/auth/login", data={"email": "ed@example.com", "password": PASSWORD,
                                              "csrf_token": token})
-    assert "Expires" not in plain.headers["Set-Cookie"]
+    session_cookie = lambda r: next(c for c in r.headers.getlist("Set-Cookie")  # noqa: E731
+                                    if c.startswith("session="))
+    assert "Expires" not in session_cookie(plain)
     other = app.test_client()
     token = csrf_token(other.get("/auth/login").get_data(as_text=True))
     kept = other.post("/auth/login", data={"email": "ed@example.com", "password": PASSWORD,
                                            "remember": "y", "csrf_token": token})
-    assert "Expires" in kept.headers["Set-Cookie"]
+    assert "Expires" in session_cookie(kept)
     assert app.permanent_session_lifetime.days == 14
 
 

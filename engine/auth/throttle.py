@@ -1,5 +1,9 @@
 """Sign-in and reset throttling: counters in Redis, shared by every web process.
 
+An attempt is counted *before* it is evaluated, in one atomic step that also answers whether it
+is over the limit: sixty simultaneous guesses get exactly as many evaluations as the limit
+allows, never "check, then count" with every request passing the check at once.
+
 When Redis cannot be reached the counters fall back to this process's memory: the limit then
 applies per process instead of per site, which is weaker but never lets an attacker through
 unlimited, and never locks a person out because Redis is down.
@@ -17,45 +21,41 @@ from engine.jobs import connection
 _local: dict[str, tuple[int, float]] = {}
 _lock = threading.Lock()
 
+Check = tuple[str, str, int, int]  # kind, value (an address, an account), limit, window (s)
+
 
 def _key(kind: str, value: str) -> str:
     digest = hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
     return f"magnet:throttle:{kind}:{digest}"
 
 
-def _local_count(key: str) -> tuple[int, int]:
+def attempt(checks: list[Check]) -> int:
+    """Count one attempt on each check; the seconds to wait when any is now over its limit
+    (the attempt must then be refused unevaluated), else 0."""
+    keys = [(_key(kind, value), limit, window) for kind, value, limit, window in checks]
+    try:
+        pipe = connection().pipeline(transaction=True)
+        for key, _, window in keys:
+            pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first attempt
+            pipe.incr(key)
+            pipe.ttl(key)
+        replies = pipe.execute()
+        counted = [(int(replies[i + 1]), max(int(replies[i + 2]), 1))
+                   for i in range(0, len(replies), 3)]
+    except (redis.RedisError, OSError):
+        counted = [_count_locally(key, window) for key, _, window in keys]
+    return max((ttl for (count, ttl), (_, limit, _) in zip(counted, keys) if count > limit),
+               default=0)
+
+
+def _count_locally(key: str, window: int) -> tuple[int, int]:
+    now = time.monotonic()
     with _lock:
-        count, until = _local.get(key, (0, 0.0))
-        if until <= time.monotonic():
-            _local.pop(key, None)
-            return 0, 0
-        return count, int(until - time.monotonic()) + 1
-
-
-def count(kind: str, value: str) -> tuple[int, int]:
-    """`(attempts, seconds until the window ends)` for one account or address."""
-    key = _key(kind, value)
-    try:
-        pipe = connection().pipeline()
-        pipe.get(key)
-        pipe.ttl(key)
-        raw, ttl = pipe.execute()
-        return int(raw or 0), max(int(ttl or 0), 0)
-    except (redis.RedisError, OSError):
-        return _local_count(key)
-
-
-def hit(kind: str, value: str, window: int) -> None:
-    key = _key(kind, value)
-    try:
-        pipe = connection().pipeline()
-        pipe.set(key, 0, ex=window, nx=True)  # the window starts at the first failure
-        pipe.incr(key)
-        pipe.execute()
-    except (redis.RedisError, OSError):
-        with _lock:
-            count_, until = _local.get(key, (0, time.monotonic() + window))
-            _local[key] = (count_ + 1, until)
+        count, until = _local.get(key, (0, now + window))
+        if until <= now:
+            count, until = 0, now + window
+        _local[key] = (count + 1, until)
+    return count + 1, int(until - now) + 1
 
 
 def clear(kind: str, value: str) -> None:
@@ -66,13 +66,3 @@ def clear(kind: str, value: str) -> None:
         pass
     with _lock:
         _local.pop(key, None)
-
-
-def blocked_for(checks: list[tuple[str, str, int]]) -> int:
-    """Seconds to wait when any `(kind, value, limit)` reached its limit, else 0."""
-    wait = 0
-    for kind, value, limit in checks:
-        attempts, ttl = count(kind, value)
-        if attempts >= limit:
-            wait = max(wait, ttl or 1)
-    return wait

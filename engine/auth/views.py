@@ -9,15 +9,15 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    session, url_for)
 from flask_login import current_user, login_user, logout_user
 
-from engine.auth import accounts, throttle, tokens
+from engine.auth import accounts, devices, throttle, tokens
 from engine.auth.forms import (AcceptInvitationForm, NewPasswordForm, ResetRequestForm,
                                SignInForm, WelcomeForm)
 from engine.auth.models import User, new_session_key
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
 
-ACCOUNT_LIMIT = 5  # failed sign-ins per account per window
-ADDRESS_LIMIT = 30  # failed sign-ins per IP address per window
+ACCOUNT_LIMIT = 5  # sign-ins per account (or per browser it used before) per window
+ADDRESS_LIMIT = 30  # sign-ins per IP address per window
 WINDOW = 15 * 60
 RESET_LIMIT = 5  # reset emails per account or address per hour
 
@@ -68,9 +68,11 @@ def login() -> Any:
     error, status = None, 200
     if form.validate_on_submit():
         email, address = form.email.data.strip().lower(), _client_address()
-        checks = [("signin-account", email, ACCOUNT_LIMIT),
-                  ("signin-address", address, ADDRESS_LIMIT)]
-        wait = throttle.blocked_for(checks)
+        # A browser this account signed in from before has a limit of its own (see devices).
+        device = devices.recognised(request, email)
+        own = ("signin-device", device) if device else ("signin-account", email)
+        wait = throttle.attempt([(*own, ACCOUNT_LIMIT, WINDOW),
+                                 ("signin-address", address, ADDRESS_LIMIT, WINDOW)])
         if wait:
             error, status = (f"Too many failed sign-in attempts. For your security, signing in is "
                              f"locked for {_minutes(wait)}; you can also reset your password."), 429
@@ -78,13 +80,13 @@ def login() -> Any:
             user = accounts.authenticate(email, form.password.data)
             if user is None:
                 _audit_failed_sign_in(email)
-                throttle.hit("signin-account", email, WINDOW)
-                throttle.hit("signin-address", address, WINDOW)
                 error, status = "That email and password do not match an active account.", 401
             else:
-                throttle.clear("signin-account", email)
+                throttle.clear(*own)
                 start_session(user, remember=bool(form.remember.data))
-                return redirect(next_url)
+                response = redirect(next_url)
+                devices.remember(response, request, email)
+                return response
     elif request.method == "POST":
         status = 400
     return render_template("auth/login.html", form=form, error=error, next_url=next_url), status
@@ -109,10 +111,8 @@ def request_reset() -> Any:
     form = ResetRequestForm()
     if form.validate_on_submit():
         email, address = form.email.data.strip().lower(), _client_address()
-        if not throttle.blocked_for([("reset-account", email, RESET_LIMIT),
-                                     ("reset-address", address, RESET_LIMIT * 4)]):
-            throttle.hit("reset-account", email, 3600)
-            throttle.hit("reset-address", address, 3600)
+        if not throttle.attempt([("reset-account", email, RESET_LIMIT, 3600),
+                                 ("reset-address", address, RESET_LIMIT * 4, 3600)]):
             user = accounts.by_email(email)
             if user is not None and user.active and not user.invited:
                 try:

@@ -47,16 +47,16 @@ def account() -> Any:
     if which == "password" and password.validate():
         # Wrong guesses count as failed sign-ins: a borrowed session must not be a way round
         # the sign-in page's limit to find out the password.
-        if throttle.blocked_for([("signin-account", user.email, ACCOUNT_LIMIT)]):
+        if throttle.attempt([("signin-account", user.email, ACCOUNT_LIMIT, WINDOW)]):
             password.current.errors = ["Too many wrong passwords. Try again in 15 minutes."]
         elif verify_password(user.password_hash, password.current.data):
+            throttle.clear("signin-account", user.email)
             accounts.set_password(user, password.password.data)
             login_user(user, fresh=True)  # the new session key; other browsers are signed out
             audit.record(user, "account.password", user.email)
             flash("Your password is changed; your other browsers were signed out.")
             return redirect(url_for("admin.account"))
         else:
-            throttle.hit("signin-account", user.email, WINDOW)
             password.current.errors = ["That is not your current password."]
     status = 400 if which else 200
     return render_template("admin/account.html", profile=profile, password=password), status
