@@ -285,3 +285,23 @@ def smtp_server() -> Iterator[SMTPSink]:
         yield sink
     finally:
         controller.stop()
+
+
+def traces_of(app: Flask, needles: list[str]) -> dict[str, list[str]]:
+    """`{"table.column": [values]}` for every value, in every column of every table in the
+    database (plugins' included, found by reflection), that contains one of `needles`
+    (case-insensitive): where a person left a trace. For GDPR tests."""
+    from sqlalchemy import MetaData, select
+    found: dict[str, list[str]] = {}
+    lowered = [needle.lower() for needle in needles]
+    with app.app_context():
+        metadata = MetaData()
+        metadata.reflect(db.engine)
+        with db.engine.connect() as connection:
+            for table in metadata.sorted_tables:
+                for row in connection.execute(select(table)):
+                    for column, value in zip(table.columns, row):
+                        text_value = str(value).lower()
+                        if value is not None and any(n in text_value for n in lowered):
+                            found.setdefault(f"{table.name}.{column.name}", []).append(str(value))
+    return found

@@ -7,6 +7,8 @@ event properties, submitted form values) is removed.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +16,44 @@ from sqlalchemy import delete, or_, select, update
 
 from engine import plugins
 from engine.contacts import activity as activity_service
+from engine.contacts.merge import merges_of
 from engine.contacts.models import (Activity, Contact, ContactMerge, ContactTag, Subscription,
                                      Visitor)
 from engine.contacts.service import snapshot
 from engine.db import db, utcnow, write
+
+
+@dataclass(frozen=True)
+class Person:
+    """Whom an export or erasure is about: the contact and everyone merged into them, the
+    browsers that were theirs and every address they had."""
+
+    contact_ids: list[int]
+    visitor_ids: list[str]
+    emails: list[str]
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """One place where a concern or plugin keeps data about people (`register_personal_data`).
+
+    `export(person)` returns JSON-ready data, shown in the export under `name`; `erase(person)`
+    deletes or anonymises it inside the erasure's transaction."""
+
+    name: str
+    export: Callable[[Person], Any]
+    erase: Callable[[Person], None]
+
+
+def _places() -> list[PersonalData]:
+    return [place for _slug, place in plugins.current().collect("register_personal_data")]
+
+
+def _person(contact_id: int) -> Person:
+    ids = _merged_ids(contact_id)
+    people = list(db.session.execute(select(Contact.email).where(Contact.id.in_(ids))).scalars())
+    browsers = list(db.session.scalars(select(Visitor.id).where(Visitor.contact_id.in_(ids))))
+    return Person(contact_ids=ids, visitor_ids=browsers, emails=people)
 
 
 def _iso(value: Any) -> Any:
@@ -34,13 +70,13 @@ def _merged_ids(contact_id: int) -> list[int]:
 
 
 def export_contact(contact_id: int) -> dict[str, Any]:
-    """Everything stored about one person, as JSON-ready data."""
-    from engine.forms.service import submissions_for
-    from engine.contacts.merge import merges_of
+    """Everything stored about one person, as JSON-ready data: the contact store's own tables,
+    then every place registered with `register_personal_data` (submissions, mail, plugins')."""
     contact = db.session.get(Contact, contact_id)
     if contact is None:
         raise LookupError(f"no contact {contact_id}")
-    ids = _merged_ids(contact_id)
+    person = _person(contact_id)
+    ids = person.contact_ids
     return {
         "contact": snapshot(contact),
         "company": contact.company.name if contact.company else None,
@@ -54,9 +90,9 @@ def export_contact(contact_id: int) -> dict[str, Any]:
                       "occurred_at": _iso(a.occurred_at)}
                      for a in db.session.scalars(select(Activity).where(Activity.contact_id.in_(ids))
                                                  .order_by(Activity.occurred_at))],
-        "form_submissions": submissions_for(ids),
         "merges": [{"winner": m.winner_id, "loser": m.loser_id, "by": m.actor,
                     "at": _iso(m.created_at), "undone_at": _iso(m.undone_at)} for m in merges_of(contact_id)],
+        **{place.name: place.export(person) for place in _places()},
         "exported_at": utcnow().isoformat(),
     }
 
@@ -65,7 +101,6 @@ def erase_contact(contact_id: int, actor: str) -> int:
     """Anonymise a person (and the contacts merged into them); keep rows for aggregate counts.
     A contact merged into another is part of that person: the person is erased. Returns the
     id of the contact erased."""
-    from engine.forms.service import erase_submissions
     with write() as session:
         contact = session.get(Contact, contact_id)
         if contact is None:
@@ -75,7 +110,10 @@ def erase_contact(contact_id: int, actor: str) -> int:
             contact = session.get(Contact, contact.merged_into_id)
             seen.add(contact.id)
         contact_id = contact.id
-        ids = _merged_ids(contact_id)
+        who = _person(contact_id)
+        ids = who.contact_ids
+        for place in _places():  # first, while the addresses are still known
+            place.erase(who)
         for person in session.scalars(select(Contact).where(Contact.id.in_(ids))):
             person.email = f"erased-{person.id}@erased.invalid"
             person.first_name = person.last_name = person.phone = person.job_title = ""
@@ -93,7 +131,6 @@ def erase_contact(contact_id: int, actor: str) -> int:
         session.execute(delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
         session.execute(update(Subscription).where(Subscription.contact_id.in_(ids))
                         .values(status="unsubscribed", source=""))
-        erase_submissions(ids)
         # What the merges kept to undo them is personal data too; erased, they cannot be undone.
         session.execute(update(ContactMerge).where(
             or_(ContactMerge.winner_id.in_(ids), ContactMerge.loser_id.in_(ids)))

@@ -8,6 +8,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from engine import mail, plugins
+from engine.contacts.gdpr import PersonalData
 from engine.contacts.identity import resolve
 from engine.contacts.models import Subscription
 from engine.db import db, write
@@ -67,7 +68,7 @@ def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None
                            submission=submission, values=values)
     for address in definition.notify:
         mail.send(address, f"New {definition.title} submission", html,
-                  headers={"Reply-To": contact.email})
+                  headers={"Reply-To": contact.email}, contact_id=contact.id)
 
 
 def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
@@ -81,7 +82,8 @@ def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
     site = current_app.config["SITE_NAME"]
     html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
                            lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
-    mail.send(contact.email, f"Please confirm your subscription to {site}", html)
+    mail.send(contact.email, f"Please confirm your subscription to {site}", html,
+              contact_id=contact.id)
 
 
 def form_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:
@@ -109,6 +111,13 @@ def asset_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:
 @hookimpl
 def register_jobs() -> list[Any]:
     return [form_submitted]
+
+
+@hookimpl
+def register_personal_data() -> list[Any]:
+    return [PersonalData("form_submissions",
+                         export=lambda person: service.submissions_for(person.contact_ids),
+                         erase=lambda person: service.erase_submissions(person.contact_ids))]
 
 
 @hookimpl

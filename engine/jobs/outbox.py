@@ -227,8 +227,10 @@ def _run_one(row: Claimed) -> None:
 
 
 def _mark_done(session: Any, row: Claimed) -> bool:
+    """Done, and its payload forgotten: what it carried (a submission's changed values) is
+    personal data that nothing needs once the job ran."""
     return bool(session.connection().execute(update(_TABLE).where(_owned(row)).values(
-        status="done", done_at=utcnow(), last_error="")).rowcount)
+        status="done", done_at=utcnow(), last_error="", payload={})).rowcount)
 
 
 class LostClaim(Exception):

@@ -20,8 +20,9 @@ import smtplib
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
+from engine.contacts.gdpr import Person, PersonalData
 from engine.db import db, utcnow, write
 from engine.jobs import job
 from engine.mail.models import MailMessage
@@ -114,3 +115,27 @@ def _give_back(rows: list[Any]) -> None:
 @hookimpl
 def register_jobs() -> list[Any]:
     return [send_messages]
+
+
+def _of(person: Person) -> Any:
+    """A person's messages: those about their contacts, or to any of their addresses."""
+    addresses = [email.lower() for email in person.emails]
+    return or_(TABLE.c.contact_id.in_(person.contact_ids), func.lower(TABLE.c.to).in_(addresses))
+
+
+def _export(person: Person) -> list[dict[str, Any]]:
+    return [{"to": row.to, "subject": row.subject, "text": row.text, "status": row.status,
+             "queued_at": row.created_at.isoformat(),
+             "sent_at": row.sent_at.isoformat() if row.sent_at else None}
+            for row in db.session.execute(select(TABLE).where(_of(person)).order_by(TABLE.c.id))]
+
+
+def _erase(person: Person) -> None:
+    """The log keeps that a message was sent, not to whom or what it said."""
+    db.session.execute(update(TABLE).where(_of(person)).values(
+        to="erased@erased.invalid", subject="", html="", text="", headers={}, error=""))
+
+
+@hookimpl
+def register_personal_data() -> list[Any]:
+    return [PersonalData("mail", export=_export, erase=_erase)]

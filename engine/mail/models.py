@@ -15,6 +15,8 @@ class MailMessage(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     to: Mapped[str] = mapped_column(String(400))
+    # The person the message is to or about (a notification of their submission), for GDPR.
+    contact_id: Mapped[int | None] = mapped_column(Integer, index=True)
     subject: Mapped[str] = mapped_column(String(400))
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)

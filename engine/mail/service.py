@@ -48,7 +48,7 @@ def html_to_text(html: str) -> str:
 
 
 def _message(to: str, subject: str, html: str, text: str | None,
-             headers: dict[str, str] | None) -> MailMessage:
+             headers: dict[str, str] | None, contact_id: int | None = None) -> MailMessage:
     check_address(to)
     _no_newlines("Subject", subject)
     for name, value in (headers or {}).items():
@@ -58,7 +58,7 @@ def _message(to: str, subject: str, html: str, text: str | None,
     return MailMessage(to=to, subject=subject[:400], html=inlined,
                        text=text if text is not None else html_to_text(html),
                        headers={k: str(v) for k, v in (headers or {}).items()}, status="queued",
-                       message_id=new_message_id(), attempts=0)
+                       message_id=new_message_id(), attempts=0, contact_id=contact_id)
 
 
 def new_message_id() -> str:
@@ -69,9 +69,11 @@ def new_message_id() -> str:
 
 
 def send(to: str, subject: str, html: str, text: str | None = None,
-         headers: dict[str, str] | None = None) -> MailMessage:
-    """Queue one email (inside `engine.db.write()`); a worker sends it after the commit."""
-    message = _message(to, subject, html, text, headers)
+         headers: dict[str, str] | None = None, contact_id: int | None = None) -> MailMessage:
+    """Queue one email (inside `engine.db.write()`); a worker sends it after the commit.
+    `contact_id`: the contact it is to or about, so a GDPR export shows it and erasure
+    removes it."""
+    message = _message(to, subject, html, text, headers, contact_id)
     db.session.add(message)
     db.session.flush()
     outbox.add("mail.send", message_ids=[message.id])
@@ -80,8 +82,8 @@ def send(to: str, subject: str, html: str, text: str | None = None,
 
 def send_many(messages: list[dict[str, Any]]) -> list[MailMessage]:
     """Queue many emails (dicts of `send()`'s arguments); each batch is sent over one connection."""
-    rows = [_message(m["to"], m["subject"], m["html"], m.get("text"), m.get("headers"))
-            for m in messages]
+    rows = [_message(m["to"], m["subject"], m["html"], m.get("text"), m.get("headers"),
+                     m.get("contact_id")) for m in messages]
     db.session.add_all(rows)
     db.session.flush()
     for start in range(0, len(rows), BATCH):

@@ -57,6 +57,12 @@ def register_admin_menu() -> list[Any]:
 
 
 @hookspec
+def register_personal_data() -> list[Any]:
+    """Where the plugin keeps data about people: `engine.contacts.gdpr.PersonalData` items
+    whose `export(person)` and `erase(person)` the GDPR export and erasure call."""
+
+
+@hookspec
 def register_dashboard_cards() -> list[Any]:
     """Callables `card() -> str` (HTML) shown on the admin dashboard."""
 
