@@ -1,7 +1,7 @@
 """Build the demo e-book, `small-business-email-playbook.pdf`, with fpdf2.
 
-Run `python content/assets/build_ebook.py` after editing the text below; the PDF is kept in the
-repository so a fresh site can hand it out without a build step.
+Run `pip install -e ".[ebook]" && python content/assets/build_ebook.py` after editing the text
+below; the PDF is kept in the repository so a fresh site can hand it out without a build step.
 """
 from __future__ import annotations
 
