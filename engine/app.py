@@ -27,12 +27,14 @@ ENGINE_DIR = Path(__file__).resolve().parent
 # The core's concerns, each a module with `init_app(app)`: its routes, template globals, CLI.
 CONCERNS = (
     "engine.web",
+    "engine.events",
     "engine.contacts",
     "engine.mail",
     "engine.forms",
     "engine.themes",
     "engine.content",
     "engine.auth",
+    "engine.api",
     "engine.admin",
 )
 

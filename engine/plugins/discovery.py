@@ -19,16 +19,19 @@ from types import ModuleType
 # each core concern that implements hooks adds its module here.
 BUILTINS: dict[str, str] = {
     "core": "engine.builtin.core",
+    "events": "engine.events.hooks",
     "contacts": "engine.contacts.hooks",
     "mail": "engine.mail.hooks",
     "forms": "engine.forms.hooks",
     "content": "engine.content.hooks",
+    "api": "engine.api.hooks",
     "admin": "engine.admin.hooks",
 }
 
 # Names the core's own migration branches use; a plugin may not take them.
 RESERVED_SLUGS = {"core", "engine", "admin", "static", "plugins", "jobs", "content", "forms",
-                  "contacts", "auth", "mail", "themes", "web", "builtin", "cli", "migrations"}
+                  "contacts", "auth", "mail", "themes", "web", "builtin", "cli", "migrations",
+                  "events", "segments", "api"}
 
 
 class PluginError(Exception):

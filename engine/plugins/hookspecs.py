@@ -57,6 +57,12 @@ def register_admin_menu() -> list[Any]:
 
 
 @hookspec
+def register_event_types() -> list[Any]:
+    """The event types the plugin records: `engine.events.EventType(name, label, properties)`
+    items, offered in the admin's pickers and checked for events sent from outside."""
+
+
+@hookspec
 def register_personal_data() -> list[Any]:
     """Where the plugin keeps data about people: `engine.contacts.gdpr.PersonalData` items
     whose `export(person)` and `erase(person)` the GDPR export and erasure call."""
@@ -107,7 +113,8 @@ def on_contact_erased(contact_ids: list[int], visitor_ids: list[str]) -> None:
 
 @hookspec
 def on_event(events: list[Any]) -> None:
-    """A batch of stored activity events (page views, clicks, downloads...); runs in a worker."""
+    """A batch of events from the one event stream, each delivered once, per contact in order,
+    inside the delivery's transaction; runs in a worker."""
 
 
 # --- filter_*: values passed through each plugin ---------------------------------------------

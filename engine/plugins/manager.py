@@ -190,19 +190,25 @@ class Plugins:
         the hook's sake (loading what it passes) can skip it when none does."""
         return next(iter(self._impls(hook_name, include_disabled=False)), None) is not None
 
-    def _guarded(self, hook_name: str, impl: Any, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    def _guarded(self, hook_name: str, impl: Any, kwargs: dict[str, Any],
+                 savepoint: bool = False) -> tuple[bool, Any]:
         try:
-            return True, impl.function(**{a: kwargs[a] for a in impl.argnames})
+            if not savepoint:
+                return True, impl.function(**{a: kwargs[a] for a in impl.argnames})
+            with db.session.begin_nested():  # its writes go if it fails, the caller's stay
+                return True, impl.function(**{a: kwargs[a] for a in impl.argnames})
         except Exception as exc:  # the engine's boundary: report, never propagate
             self.report_error(impl.plugin_name, hook_name, exc)
             return False, None
 
-    def call(self, hook_name: str, include_disabled: bool = False,
+    def call(self, hook_name: str, include_disabled: bool = False, savepoint: bool = False,
              **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every enabled implementation; `[(slug, result)]` for those that returned."""
+        """Call every enabled implementation; `[(slug, result)]` for those that returned.
+        `savepoint`: inside a `write()`, each implementation runs in a savepoint, so a plugin
+        that fails takes back only its own writes."""
         results = []
         for impl in self._impls(hook_name, include_disabled):
-            ok, result = self._guarded(hook_name, impl, kwargs)
+            ok, result = self._guarded(hook_name, impl, kwargs, savepoint)
             if ok and result is not None:
                 results.append((impl.plugin_name, result))
         return results

@@ -47,6 +47,21 @@ def json_answer(status: int, data: Any, headers: Headers | None = None) -> Answe
             json.dumps(data).encode())
 
 
+def read_body(environ: dict[str, Any], limit: int) -> bytes | None:
+    """At most `limit` bytes of the request body; None when it is longer (a declared length
+    or a chunked body alike: what is read is what counts)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        return None
+    if length > limit:
+        return None
+    if length < 0 and not environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a server that ends the stream: no body to read
+    body = environ["wsgi.input"].read(limit + 1 if length < 0 else length)
+    return None if len(body) > limit else body
+
+
 class EdgeDispatcher:
     """WSGI middleware put in front of the Flask app by the factory."""
 

@@ -1,0 +1,50 @@
+"""The event stream as a built-in plugin: its sweep, and the event types the engine records.
+
+Each concern records its own events through `engine.events.record`; the types it records are
+declared here in one list so that a reader (and the admin's pickers) sees every type the engine
+itself produces. Plugins declare theirs with the same hook.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.events import delivery
+from engine.events.types import EventType, PropertyType
+from engine.plugins import hookimpl
+
+S, N = PropertyType.STRING, PropertyType.NUMBER
+
+ENGINE_TYPES = [
+    EventType("form_submitted", "Submitted a form", {"form": S, "submission_id": N}),
+    EventType("asset_downloaded", "Downloaded a gated asset", {"asset": S, "submission_id": N}),
+    EventType("subscription_confirmed", "Confirmed a subscription", {"list": S}),
+    EventType("contact_created", "Became a contact", {"source": S}),
+    EventType("field_changed", "Changed a contact field", {"field": S, "old": S, "new": S}),
+    EventType("tag_added", "Was tagged", {"tag": S}),
+    EventType("tag_removed", "Lost a tag", {"tag": S}),
+    EventType("list_joined", "Joined a list", {"list": S, "status": S}),
+    EventType("list_left", "Left a list", {"list": S, "status": S}),
+    EventType("stage_changed", "Changed lifecycle stage", {"old": S, "new": S}),
+    EventType("contact_merged", "Had a duplicate merged in", {"merged": N, "by": S}),
+    EventType("contact_erased", "Was erased (GDPR)", {"by": S}),
+    EventType("segment_entered", "Entered a segment", {"segment": S, "segment_id": N}),
+    EventType("segment_left", "Left a segment", {"segment": S, "segment_id": N}),
+    EventType("email_sent", "Was sent an email", {"subject": S, "message_id": S}),
+    # Sent from outside by shops and CRMs (`POST /api/v1/events`, `magnet events record`).
+    EventType("purchase", "Made a purchase",
+              {"order_id": S, "amount": N, "currency": S, "product": S}, external=True),
+    EventType("cart_abandoned", "Abandoned a cart",
+              {"cart_id": S, "amount": N, "currency": S, "url": S}, external=True),
+    EventType("deal_won", "Won as a deal", {"deal_id": S, "amount": N, "currency": S},
+              external=True),
+]
+
+
+@hookimpl
+def register_event_types() -> list[Any]:
+    return ENGINE_TYPES
+
+
+@hookimpl
+def register_jobs() -> list[Any]:
+    return [delivery.sweep]

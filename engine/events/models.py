@@ -1,0 +1,53 @@
+"""The delivery queue of the event stream, its partitions, and the event types owners define.
+
+The events themselves are rows of the activity timeline (`activities`); a row of `event_queue`
+says that one of them still has to be delivered to `on_event`. Rows are written in the
+transaction that stores the event and deleted in the one that delivers it, so the queue holds
+only what is on its way (it stays small however large the timeline grows).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import UTCDateTime, db, utcnow
+
+# Events of one contact (or one anonymous browser) share a partition, so they are delivered in
+# order by whichever worker holds it, while other partitions go to other workers.
+PARTITIONS = 64
+BIGINT = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is 64-bit already
+
+
+class QueuedEvent(db.Model):
+    __tablename__ = "event_queue"
+    __table_args__ = (Index("ix_event_queue_partition_seq", "partition", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BIGINT, primary_key=True)
+    partition: Mapped[int] = mapped_column(SmallInteger)
+    event_id: Mapped[int] = mapped_column(BIGINT)
+
+
+class EventPartition(db.Model):
+    """One row per partition: a delivering worker locks it (PostgreSQL `FOR UPDATE SKIP
+    LOCKED`; SQLite's single writer does the same by itself)."""
+
+    __tablename__ = "event_partitions"
+
+    partition: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    delivered: Mapped[int] = mapped_column(BIGINT, default=0)
+
+
+class CustomEventType(db.Model):
+    """An event type an owner declared in the admin, for events sent from outside (a shop's
+    `cart_abandoned`, a CRM's `deal_won`)."""
+
+    __tablename__ = "event_types"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # name -> type
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

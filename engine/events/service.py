@@ -1,0 +1,76 @@
+"""Recording events: on the timeline and in the delivery queue, in the caller's transaction.
+
+Everything that happens to a contact or a visitor is recorded here, whoever records it (forms,
+the contact store, tracking, mail, plugins, the API), so `on_event` hears about all of it in one
+stream. Recording costs two multi-row INSERTs whatever the number of events (the timeline rows,
+then their queue rows), and wakes a delivery worker when the transaction commits; when Redis is
+unreachable the queue rows simply wait for the periodic sweep.
+"""
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event, insert
+from sqlalchemy.orm import Session
+
+from engine.contacts.models import Activity
+from engine.db import db, utcnow
+from engine.events.delivery import wake
+from engine.events.models import PARTITIONS, QueuedEvent
+
+PENDING = "magnet_events_recorded"  # session.info flag: wake delivery after the commit
+_EVENTS = Activity.__table__
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+_INSERT_QUEUE = insert(QueuedEvent.__table__)
+
+
+def partition_of(contact_id: int | None, visitor_id: str | None) -> int:
+    """A contact's events share a partition (delivered in order); so do an anonymous
+    browser's."""
+    if contact_id:
+        return contact_id % PARTITIONS
+    if visitor_id:
+        return zlib.crc32(visitor_id.encode()) % PARTITIONS
+    return 0
+
+
+def record(type: str, *, contact_id: int | None = None, visitor_id: str | None = None,
+           url: str = "", properties: dict[str, Any] | None = None,
+           occurred_at: datetime | None = None) -> int:
+    """Record one event inside `engine.db.write()`; returns its id."""
+    return record_many([{"type": type, "contact_id": contact_id, "visitor_id": visitor_id,
+                         "url": url, "properties": properties, "occurred_at": occurred_at}])[0]
+
+
+def record_many(rows: list[dict[str, Any]]) -> list[int]:
+    """Record events (dicts of `record()`'s arguments) inside `engine.db.write()`; returns
+    their ids, in order. Each is stored on the timeline and queued for `on_event`."""
+    if not rows:
+        return []
+    now = utcnow()
+    values = [{"type": r["type"], "contact_id": r.get("contact_id"),
+               "visitor_id": r.get("visitor_id"), "url": (r.get("url") or "")[:4000],
+               "properties": r.get("properties") or {}, "occurred_at": r.get("occurred_at") or now}
+              for r in rows]
+    session = db.session()
+    session.flush()  # ORM changes made before come first, as the caller made them
+    connection = session.connection()
+    ids = [row[0] for row in connection.execute(_INSERT_EVENTS, values)]
+    connection.execute(_INSERT_QUEUE, [
+        {"partition": partition_of(v["contact_id"], v["visitor_id"]), "event_id": event_id}
+        for v, event_id in zip(values, ids, strict=True)])
+    session.info[PENDING] = True
+    return ids
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(PENDING, None):
+        wake()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)

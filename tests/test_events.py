@@ -1,0 +1,248 @@
+"""The event stream: stored with the caller's transaction, delivered once, per contact in order."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+
+from engine import events
+from engine.contacts.models import Activity
+from engine.db import db, write
+from engine.events.models import QueuedEvent
+from engine.events.types import EventTypeError, check_external
+
+# A plugin that keeps, in a table of its own, each event it was given: what a real plugin's
+# handler writes commits with the delivery, or not at all.
+RECORDER = '''
+"""Keeps every event it hears about."""
+import os, time
+from sqlalchemy import text
+from engine.db import db
+from engine.plugins import hookimpl
+DEFAULT_ENABLED = True
+
+@hookimpl
+def on_plugin_enabled(slug):
+    pass
+
+@hookimpl
+def on_event(events):
+    for e in events:
+        db.session.execute(text("INSERT INTO heard (event_id, contact_id, pid) VALUES (:e, :c, :p)"),
+                           {"e": e["id"], "c": e["contact_id"], "p": os.getpid()})
+    pause = os.environ.get("RECORDER_PAUSE")
+    if pause and os.path.exists(pause):
+        time.sleep(30)  # long enough to be killed in the middle of a delivery
+'''
+BROKEN = '''
+"""Fails on every event, after writing."""
+from sqlalchemy import text
+from engine.db import db
+from engine.plugins import hookimpl
+DEFAULT_ENABLED = True
+
+@hookimpl
+def on_event(events):
+    db.session.execute(text("INSERT INTO heard (event_id, contact_id, pid) VALUES (-1, -1, -1)"))
+    raise RuntimeError("broken plugin")
+'''
+
+
+@pytest.fixture
+def stream_app(make_app, make_plugins):
+    folder = make_plugins(recorder=RECORDER)
+    app = make_app(PLUGINS_PATH=str(folder))
+    with app.app_context(), write() as session:
+        session.execute(text("CREATE TABLE heard (event_id BIGINT, contact_id INTEGER, "
+                             "pid INTEGER)"))
+    return app
+
+
+def heard(app) -> list[tuple[int, int]]:
+    with app.app_context():
+        rows = db.session.execute(text("SELECT event_id, contact_id FROM heard")).all()
+        db.session.rollback()
+    return [tuple(row) for row in rows]
+
+
+def _contacts(app, count: int) -> list[int]:
+    from engine.contacts import store
+    with app.app_context(), write():
+        return [store.save(f"p{n}@example.com", {}).id for n in range(count)]
+
+
+@pytest.mark.both_backends
+def test_hook_on_event(stream_app, work):
+    """Every event, whoever records it, reaches `on_event` once, after the commit."""
+    app = stream_app
+    (contact,) = _contacts(app, 1)
+    with app.app_context():
+        with write():
+            first = events.record("purchase", contact_id=contact, properties={"amount": 12})
+            second = events.record("tag_added", contact_id=contact, properties={"tag": "vip"})
+        assert db.session.scalar(select(func.count()).select_from(QueuedEvent)) == 2
+        stored = db.session.get(Activity, first)
+        assert (stored.type, stored.properties) == ("purchase", {"amount": 12})
+    work(app)
+    assert heard(app) == [(first, contact), (second, contact)]
+    work(app)  # delivered once, and the queue is empty
+    assert len(heard(app)) == 2
+    with app.app_context():
+        assert events.delivery.pending() == 0
+
+
+def test_a_rolled_back_event_is_neither_stored_nor_delivered(stream_app, work):
+    app = stream_app
+    with app.app_context():
+        with pytest.raises(RuntimeError), write():
+            events.record("purchase", visitor_id="v1")
+            raise RuntimeError("the caller's work failed")
+        assert db.session.scalar(select(func.count()).select_from(Activity)) == 0
+    work(app)
+    assert heard(app) == []
+
+
+def test_a_failing_plugin_loses_its_own_writes_only(make_app, make_plugins, work):
+    folder = make_plugins(recorder=RECORDER, broken=BROKEN)
+    app = make_app(PLUGINS_PATH=str(folder))
+    with app.app_context(), write() as session:
+        session.execute(text("CREATE TABLE heard (event_id BIGINT, contact_id INTEGER, "
+                             "pid INTEGER)"))
+        event_id = events.record("purchase", visitor_id="v1")
+    work(app)
+    assert heard(app) == [(event_id, None)]  # not the broken plugin's -1 row
+    with app.app_context():
+        errors = app.extensions["magnet.plugins"].recent_errors("broken")
+        assert errors and "broken plugin" in errors[0].message
+        assert events.delivery.pending() == 0
+
+
+def _worker(app, extra_env=None):
+    env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path,
+           "REDIS_URL": app.config["REDIS_URL"], "MAGNET_PLUGINS_PATH": app.config["PLUGINS_PATH"],
+           "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], **(extra_env or {})}
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_until(condition, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.both_backends
+def test_two_workers_deliver_each_contacts_events_once_and_in_order(stream_app):
+    app = stream_app
+    contacts = _contacts(app, 40)
+    workers = [_worker(app) for _ in range(2)]
+    recorded: list[int] = []
+    try:
+        for round_ in range(15):  # events keep arriving while both workers deliver
+            with app.app_context(), write():
+                recorded += events.record_many([
+                    {"type": "purchase", "contact_id": c, "properties": {"amount": round_}}
+                    for c in contacts])
+            time.sleep(0.05)
+        assert _wait_until(lambda: len(heard(app)) >= len(recorded))
+        time.sleep(0.5)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        errors = [worker.communicate(timeout=30)[1].decode() for worker in workers]
+    got = heard(app)
+    assert sorted(e for e, _ in got) == sorted(recorded), errors  # each exactly once
+    for contact in contacts:
+        theirs = [e for e, c in got if c == contact]
+        assert theirs == sorted(theirs)  # in the order they happened
+    with app.app_context():
+        pids = {p for (p,) in db.session.execute(text("SELECT DISTINCT pid FROM heard"))}
+    assert len(pids) >= 1
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_delivery_leaves_no_half_delivered_batch(stream_app, tmp_path):
+    """kill -9 while a plugin handles a batch: its writes vanish with the worker, the batch
+    stays queued, and the next worker delivers it once."""
+    app = stream_app
+    pause = tmp_path / "pause"
+    pause.write_text("1")
+    contacts = _contacts(app, 5)
+    with app.app_context(), write():
+        recorded = events.record_many([{"type": "purchase", "contact_id": c} for c in contacts])
+    victim = _worker(app, {"RECORDER_PAUSE": str(pause)})
+    try:
+        # the handler has written its rows and now sleeps, inside the delivery's transaction
+        assert _wait_until(lambda: _delivering(app), 30)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert heard(app) == []  # what the killed delivery wrote never committed
+    pause.unlink()
+    survivor = _worker(app)
+    with app.app_context():  # the periodic sweep finds the batch the dead worker left
+        assert events.delivery.sweep() == len(recorded)
+    try:
+        assert _wait_until(lambda: len(heard(app)) == len(recorded))
+        time.sleep(0.5)
+    finally:
+        survivor.terminate()
+        survivor.communicate(timeout=30)
+    assert sorted(e for e, _ in heard(app)) == sorted(recorded)
+
+
+def _delivering(app) -> bool:
+    """Whether a delivery holds SQLite's write lock (its transaction is under way)."""
+    import sqlite3
+    connection = sqlite3.connect(os.path.join(app.instance_path, "magnet.db"), timeout=0)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        connection.close()
+
+
+def test_hook_register_event_types(make_app, make_plugins):
+    folder = make_plugins(shop='''
+        """Declares the shop's events."""
+        from engine.events import EventType, PropertyType
+        from engine.plugins import hookimpl
+        DEFAULT_ENABLED = True
+
+        @hookimpl
+        def register_event_types():
+            return [EventType("refund", "Was refunded", {"amount": PropertyType.NUMBER},
+                              external=True)]
+    ''')
+    app = make_app(PLUGINS_PATH=str(folder))
+    with app.app_context():
+        declared, clean = check_external("refund", {"amount": 9.5})
+        assert (declared.source, clean) == ("shop", {"amount": 9.5})
+
+
+@pytest.mark.parametrize("name,properties,message", [
+    ("no_such_event", {}, "Unknown event type"),
+    ("form_submitted", {}, "recorded by the site itself"),
+    ("purchase", {"colour": "red"}, "no property “colour”"),
+    ("purchase", {"amount": "12"}, "must be a number"),
+    ("purchase", {"amount": float("inf")}, "must be a number"),
+    ("purchase", ["amount"], "must be an object"),
+    ("Bad Name", {}, "lower-case"),
+])
+def test_events_from_outside_are_checked_against_their_type(app, name, properties, message):
+    with app.app_context(), pytest.raises(EventTypeError, match=message):
+        check_external(name, properties)
