@@ -29,6 +29,7 @@ CONCERNS = (
     "engine.web",
     "engine.events",
     "engine.contacts",
+    "engine.segments",
     "engine.mail",
     "engine.forms",
     "engine.themes",

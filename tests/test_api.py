@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from engine.api import keys
 from engine.api.models import ApiKey
-from engine.contacts.models import Activity, Contact
+from engine.contacts.models import Contact
 from engine.db import db
+from engine.events.models import Activity
 
 PATH = "/api/v1/events"
 

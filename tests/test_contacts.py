@@ -1,12 +1,15 @@
 """The contact store: normalisation, custom fields, identity, merges and GDPR."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select
 
 from engine.contacts import activity, gdpr, identity, merge, service, store
-from engine.contacts.models import Activity, Contact, ContactMerge, Subscription, Visitor
+from engine.contacts.models import Contact, ContactMerge, Subscription, Visitor
 from engine.db import db, write
+from engine.events.models import Activity
 
 pytestmark = pytest.mark.both_backends
 
@@ -52,6 +55,11 @@ def test_custom_fields_are_typed_and_validated(app):
         assert db.session.get(Contact, contact.id).custom["plan"] == "pro"
 
 
+def views(contact_id: int) -> list[Any]:
+    """A contact's page views (their timeline also holds the changes made to them)."""
+    return [a for a in activity.timeline(contact_id) if a.type == "page_view"]
+
+
 def test_identify_gives_anonymous_activity_to_the_contact(app):
     vid = "a" * 32
     with app.app_context():
@@ -62,8 +70,10 @@ def test_identify_gives_anonymous_activity_to_the_contact(app):
             contact, _, _ = service.upsert("visitor@example.com", {})
         with write():
             assert identity.identify(vid, contact.id) == 2
-        urls = sorted(a.url for a in activity.timeline(contact.id))
+        urls = sorted(a.url for a in activity.timeline(contact.id) if a.type == "page_view")
         assert urls == ["/blog", "/pricing"]
+        joined = [a for a in activity.timeline(contact.id) if a.type == "visitor_identified"]
+        assert [a.properties for a in joined] == [{"events": 2}]
         assert identity.contact_for_visitor(vid).id == contact.id
         assert identity.contact_for_visitor("b" * 32) is None
 
@@ -90,7 +100,7 @@ def test_merge_is_recorded_and_undone(app):
         assert won.first_name == "Win" and won.phone == "+44 20 1234 5678"
         assert won.company.name == "Acme" and won.custom["role"] == "cto"
         assert [t.name for t in won.tags] == ["vip"]
-        assert [a.url for a in activity.timeline(winner.id)] == ["/pricing"]
+        assert [a.url for a in views(winner.id)] == ["/pricing"]
         assert identity.contact_for_visitor("c" * 32).id == winner.id
         assert service.find_by_email("lose@example.com").id == winner.id
         stored = db.session.get(ContactMerge, record.id)
@@ -102,7 +112,7 @@ def test_merge_is_recorded_and_undone(app):
         assert back.status == "active" and back.merged_into_id is None
         assert won.phone == "" and won.company_id is None and "role" not in won.custom
         assert won.tags == [] and [t.name for t in back.tags] == ["vip"]
-        assert [a.url for a in activity.timeline(loser.id)] == ["/pricing"]
+        assert [a.url for a in views(loser.id)] == ["/pricing"]
         assert db.session.scalar(select(Subscription.contact_id)) == loser.id
         assert db.session.get(Visitor, "c" * 32).contact_id == loser.id
         with pytest.raises(merge.MergeError):
@@ -123,7 +133,7 @@ def test_gdpr_export_and_erase_keep_aggregates(app):
         exported = gdpr.export_contact(person.id)
         assert exported["contact"]["email"] == "private@example.com"
         assert exported["contact"]["consent_proof"]["ip"] == "203.0.113.9"
-        assert exported["activity"][0]["url"] == "/pricing"
+        assert [a["url"] for a in exported["activity"] if a["type"] == "page_view"] == ["/pricing"]
         assert exported["browsers"][0]["id"] == "d" * 32
 
         gdpr.erase_contact(person.id, actor="owner")
@@ -132,7 +142,7 @@ def test_gdpr_export_and_erase_keep_aggregates(app):
         assert erased.status == "erased" and "private" not in erased.email
         assert erased.first_name == "" and erased.consent_proof == {}
         assert db.session.scalar(select(func.count()).select_from(Activity)
-                                 .where(Activity.contact_id == person.id)) == 2  # kept, counted
+                                 .where(Activity.contact_id == person.id)) == 3  # kept, counted: created, viewed, erased
         assert db.session.scalar(select(func.count()).select_from(Visitor)) == 0
         text = str(gdpr.export_contact(person.id))
         assert "private@example.com" not in text and "203.0.113.9" not in text
@@ -152,7 +162,7 @@ def test_merges_are_undone_latest_first_and_never_after_erasure(app):
         merge.undo(second.id, actor="x")
         merge.undo(first.id, actor="x")
         db.session.expire_all()
-        owners = {p.id: [e.url for e in activity.timeline(p.id)] for p in (a, b, c)}
+        owners = {p.id: [e.url for e in views(p.id)] for p in (a, b, c)}
         assert owners == {a.id: [f"/{a.id}"], b.id: [f"/{b.id}"], c.id: [f"/{c.id}"]}
 
         again = merge.merge(a.id, b.id, actor="x")

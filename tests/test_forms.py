@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from engine.contacts import activity
-from engine.contacts.models import Activity, Contact, Subscription, Visitor
+from engine.contacts.models import Contact, Subscription, Visitor
 from engine.contacts.visitors import COOKIE
 from engine.db import db, write
+from engine.events.models import Activity
 from engine.forms import security
 from engine.forms.definitions import DefinitionError, parse
 from engine.forms.models import Submission

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine.contacts.models import Activity, Contact
+from engine.contacts.models import Contact
 from engine.db import db
+from engine.events.models import Activity
 from tests.forms_support import FORMS
 
 

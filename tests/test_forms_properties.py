@@ -9,11 +9,13 @@ from collections import Counter
 from http.cookiejar import CookieJar
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from engine.contacts.models import Activity, Contact
+from engine.contacts.models import Contact
 from engine.db import db
+from engine.events.models import Activity
 from engine.forms.models import Submission
 from engine.jobs.outbox import OutboxRow
 from tests.forms_support import forms_site, token_of

@@ -3,19 +3,20 @@ payloads inert wherever they are shown again (admin pages, timelines, emails).""
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, urlsplit
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.routing.converters import NumberConverter
 
-from engine.contacts.models import Activity, Contact
+from engine.contacts.models import Contact
 from engine.db import db
+from engine.events.models import Activity
 from engine.forms import security
 from engine.forms.models import Submission
 from tests.admin_helpers import csrf_token, make_user, sign_in, signed_in

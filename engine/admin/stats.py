@@ -17,8 +17,9 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from engine.contacts.models import Activity, Contact
+from engine.contacts.models import Contact
 from engine.db import db, utcnow
+from engine.events.models import Activity
 from engine.forms.models import Form, Submission
 from engine.jobs import connection
 

@@ -21,7 +21,7 @@ from engine.api import keys
 from engine.api.models import ApiKey, IdempotentRequest
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import db, utcnow, write
+from engine.db import utcnow, write
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
 
-from engine.contacts.models import Activity
 from engine.contacts.store import connection
 from engine.db import db, delete_in_chunks, utcnow
+from engine.events.models import Activity
 
 ACTIVITIES_INSERT = insert(Activity.__table__)
 

@@ -14,13 +14,12 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
-from engine import plugins
-from engine.contacts import activity as activity_service
+from engine import events, plugins
 from engine.contacts.merge import merges_of
-from engine.contacts.models import (Activity, Contact, ContactMerge, ContactTag, Subscription,
-                                     Visitor)
+from engine.contacts.models import Contact, ContactMerge, ContactTag, Subscription, Visitor
 from engine.contacts.service import snapshot
 from engine.db import db, utcnow, write
+from engine.events.models import Activity
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ def erase_contact(contact_id: int, actor: str) -> int:
         session.execute(update(ContactMerge).where(
             or_(ContactMerge.winner_id.in_(ids), ContactMerge.loser_id.in_(ids)))
             .values(winner_before={}, loser_before={}, values_won={}))
-        activity_service.record("contact_erased", contact_id=contact_id,
-                                properties={"by": actor[:200]})
+        events.defer([{"type": "contact_erased", "contact_id": contact_id,
+                       "properties": {"by": actor[:200]}}])
         plugins.current().call("on_contact_erased", contact_ids=ids, visitor_ids=browsers)
     return contact_id

@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import Select, and_, case, select, update
 from sqlalchemy.orm import lazyload
 
-from engine.contacts.models import Activity, Contact, Visitor
+from engine import events
+from engine.contacts.models import Contact, Visitor
 from engine.contacts.store import connection, dialect_insert
 from engine.db import db, delete_in_chunks, utcnow
+from engine.events.models import Activity
 
 VISITORS, ACTIVITIES = Visitor.__table__, Activity.__table__
 _LAZY_TAGS = (lazyload(Contact.tags),)
@@ -64,10 +66,14 @@ def identify(visitor_id: str, contact_id: int, new: bool = False, trust: int = L
     touch(visitor_id, contact_id, trust=trust)
     if new:
         return 0
-    return connection().execute(
+    joined = connection().execute(
         update(ACTIVITIES).where(ACTIVITIES.c.visitor_id == visitor_id,
                                  ACTIVITIES.c.contact_id.is_(None))
         .values(contact_id=contact_id)).rowcount
+    if joined:  # what they did before is now the contact's: segments on activity may change
+        events.defer([{"type": "visitor_identified", "contact_id": contact_id,
+                       "visitor_id": visitor_id, "properties": {"events": joined}}])
+    return joined
 
 
 def revoke_first_claims(contact_id: int, claimed_by: str | None) -> None:

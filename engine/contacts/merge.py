@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from engine import events
 from engine.contacts.identity import FIRST_CLAIM, LINKED
-from engine.contacts.models import Activity, Contact, ContactMerge, ContactTag, Subscription, Visitor
+from engine.contacts.models import Contact, ContactMerge, ContactTag, Subscription, Visitor
 from engine.contacts.service import STANDARD_FIELDS, snapshot
 from engine.db import db, utcnow, write
+from engine.events.models import Activity
 
 
 class MergeError(ValueError):
@@ -80,6 +82,8 @@ def merge(winner_id: int, loser_id: int, actor: str) -> ContactMerge:
         session.add(record)
         session.flush()
         session.expire(winner, ["tags"])
+        events.defer([{"type": "contact_merged", "contact_id": winner_id,
+                       "properties": {"merged": loser_id, "by": actor[:200]}}])
     return record
 
 
@@ -141,6 +145,8 @@ def undo(merge_id: int, actor: str) -> ContactMerge:
         record.undone_at, record.undone_by = utcnow(), actor[:200]
         session.flush()
         session.expire(winner, ["tags"])
+        events.defer([{"type": "merge_undone", "contact_id": winner.id,
+                       "properties": {"restored": loser.id, "by": actor[:200]}}])
     return record
 
 

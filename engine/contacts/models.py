@@ -8,8 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text,
-                        UniqueConstraint, func)
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import UTCDateTime, db, utcnow
@@ -122,22 +130,6 @@ class Subscription(db.Model):
     source: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class Activity(db.Model):
-    """One typed event on the timeline: anonymous (visitor only) until the visitor identifies."""
-
-    __tablename__ = "activities"
-    __table_args__ = (Index("ix_activities_contact_occurred", "contact_id", "occurred_at"),)
-
-    # 64-bit on PostgreSQL: tracking fills this table fastest (SQLite's rowid is 64-bit already).
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
-    visitor_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    type: Mapped[str] = mapped_column(String(50), index=True)
-    url: Mapped[str] = mapped_column(Text, default="")
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class Visitor(db.Model):

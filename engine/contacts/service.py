@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
 
+from engine import events
 from engine.contacts import store
 from engine.contacts.identity import resolve
 from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, CustomField, Subscription
@@ -182,6 +183,7 @@ def apply_values(contact: Contact, values: dict[str, Any], overwrite: bool = Tru
             custom[key] = new
     if custom != (contact.custom or {}):
         contact.custom = custom
+    store.changed(contact.id, changes)
     return changes
 
 
@@ -249,6 +251,8 @@ def confirm_subscription(subscription_id: int) -> Subscription | None:
         return None
     sub.status = "subscribed"
     sub.confirmed_at = utcnow()
+    events.defer([{"type": "subscription_confirmed", "contact_id": sub.contact_id,
+                   "properties": {"list": sub.list_slug}}])
     return sub
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine import events
 from engine.contacts.models import Company, Contact, ContactTag, Subscription, Tag
 from engine.db import db, utcnow
 
@@ -112,7 +113,7 @@ def _tag_contact_statement(dialect: str, count: int) -> Any:
     return dialect_insert(dialect)(CONTACT_TAGS).from_select(
         ["contact_id", "tag_id"],
         select(bindparam("contact_id", type_=Integer), TAGS.c.id).where(TAGS.c.name.in_(names))
-    ).on_conflict_do_nothing().execution_options(preserve_rowcount=True)  # rows added
+    ).on_conflict_do_nothing().returning(CONTACT_TAGS.c.tag_id)  # the tags added
 
 
 def changed_values(current: Mapping[str, Any], custom: Mapping[str, Any],
@@ -165,16 +166,35 @@ def _columns(changes: Mapping[str, tuple[Any, Any]], custom: dict[str, Any],
     return values
 
 
+def changed(contact_id: int, changes: Mapping[str, tuple[Any, Any]]) -> None:
+    """Put a contact's changed fields on the event stream (`field_changed`, and
+    `stage_changed` for the lifecycle stage), written when the transaction commits."""
+    rows = [{"type": "field_changed", "contact_id": contact_id,
+             "properties": {"field": key, "old": _shown(old), "new": _shown(new)}}
+            for key, (old, new) in changes.items()]
+    if "lifecycle_stage" in changes:
+        old, new = changes["lifecycle_stage"]
+        rows.append({"type": "stage_changed", "contact_id": contact_id,
+                     "properties": {"old": _shown(old), "new": _shown(new)}})
+    events.defer(rows)
+
+
+def _shown(value: Any) -> str:
+    return "" if value is None else str(value)[:200]
+
+
 def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | None = None,
          consent: Mapping[str, Any] | None = None,
-         overwrite: bool | Callable[[int], bool] = True) -> Saved:
+         overwrite: bool | Callable[[int], bool] = True, origin: str = "") -> Saved:
     """Create or update the contact with this normalised email (inside `write()`).
 
     `clean` comes from `service.clean_values`; `source` becomes a new contact's first touch and
     every contact's last touch; `consent` (from `service.consent_values`) is recorded as given.
     A merged contact's address updates the contact it was merged into. `overwrite`: whether new
     values replace known ones, or only fill gaps; a callable decides from the existing
-    contact's id (a form replaces them only for the browser trusted as that contact).
+    contact's id (a form replaces them only for the browser trusted as that contact). A new
+    contact is a `contact_created` event (`origin`: where from, e.g. `form:ebook`), a change
+    one `field_changed` per field.
     """
     sql, conn, now = statements(), connection(), utcnow()
     touch = dict(source or {})
@@ -190,6 +210,8 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     if new_id is not None:
         if consent:
             changes["consent"] = ("", consent["consent"])
+        events.defer([{"type": "contact_created", "contact_id": int(new_id),
+                       "properties": {"source": origin[:200]}}])
         return Saved(int(new_id), True, changes)
 
     current = conn.execute(sql.contact_by_email, {"email": email}).mappings().one()
@@ -213,6 +235,7 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     if touch:
         values["last_touch"] = touch
     conn.execute(update(CONTACTS).where(CONTACTS.c.id == current["id"]).values(**values))
+    changed(int(current["id"]), changes)
     return Saved(int(current["id"]), False, changes)
 
 
@@ -226,20 +249,28 @@ def tag(contact_id: int, names: Iterable[str]) -> int:
     if not wanted:
         return 0
     added = _tag_contact(contact_id, wanted)
-    if added == len(wanted):
-        return added
+    if len(added) == len(wanted):
+        return _announce_tags(contact_id, wanted)
     sql, conn = statements(), connection()
     missing = sorted(set(wanted) - set(conn.execute(sql.tag_names, {"names": wanted}).scalars()))
     if missing:
         conn.execute(sql.insert_tags, [{"name": name} for name in missing])
         added += _tag_contact(contact_id, missing)
-    return added
+    return _announce_tags(contact_id, list(conn.execute(
+        select(TAGS.c.name).where(TAGS.c.id.in_(added))).scalars()) if added else [])
 
 
-def _tag_contact(contact_id: int, names: list[str]) -> int:
+def _tag_contact(contact_id: int, names: list[str]) -> list[int]:
+    """Tag the contact with these existing tags; the ids of the tags it did not have yet."""
     stmt = _tag_contact_statement(db.session.get_bind().dialect.name, len(names))
     params = {"contact_id": contact_id, **{f"name{i}": name for i, name in enumerate(names)}}
-    return connection().execute(stmt, params).rowcount
+    return list(connection().execute(stmt, params).scalars())
+
+
+def _announce_tags(contact_id: int, names: list[str]) -> int:
+    events.defer([{"type": "tag_added", "contact_id": contact_id, "properties": {"tag": name}}
+                  for name in names])
+    return len(names)
 
 
 def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
@@ -251,9 +282,13 @@ def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
     """
     now, conn, stmt = utcnow(), connection(), statements().subscribe
     status = "pending" if double_opt_in else "subscribed"
-    opened = []
+    opened, joined = [], []
     for slug in list_slugs:
-        opened += conn.execute(stmt, {
+        rows = conn.execute(stmt, {
             "contact_id": contact_id, "list_slug": slug, "source": source[:120], "status": status,
             "created_at": now, "confirmed_at": None if double_opt_in else now}).all()
+        opened += rows
+        joined += [{"type": "list_joined", "contact_id": contact_id,
+                    "properties": {"list": slug, "status": row[1]}} for row in rows]
+    events.defer(joined)
     return [(int(id_), status_) for id_, status_ in opened]

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import insert, select
 
+from engine import events
 from engine.contacts.models import Company, Contact, ContactTag, Tag
 from engine.contacts.service import (STANDARD_FIELDS, ContactError, apply_values, clean_values,
                                      custom_fields, normalise_email)
@@ -194,9 +195,15 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
             tag_pairs += [(ids[email], tag_ids[t[:100]]) for email, _, tags in chunk
                           if email in ids for t in set(tags)]
             outbox.add("contacts.created", contact_ids=sorted(ids.values()))
+            events.defer([{"type": "contact_created", "contact_id": contact_id,
+                           "properties": {"source": "import"}} for contact_id in ids.values()])
         if tag_pairs:
+            pairs = sorted(set(tag_pairs))
             db.session.execute(insert(ContactTag.__table__), [{"contact_id": c, "tag_id": t}
-                                                    for c, t in sorted(set(tag_pairs))])
+                                                    for c, t in pairs])
+            names = {tag_id: name for name, tag_id in tag_ids.items()}
+            events.defer([{"type": "tag_added", "contact_id": c, "properties": {"tag": names[t]}}
+                          for c, t in pairs])
     db.session.expunge_all()
 
 

@@ -1,7 +1,8 @@
 """Events: one stream of everything contacts and visitors do, delivered to plugins exactly once.
 
 - `record()` / `record_many()` store events on the activity timeline inside the caller's
-  `write()`, and queue them for delivery in the same transaction (`engine.events.service`).
+  `write()`, and queue them for delivery in the same transaction; `defer()` does the same at
+  commit, for all the events a transaction deferred at once (`engine.events.service`).
 - A worker delivers them to `on_event` in batches, per contact in order, inside one transaction
   with the mark that they were delivered (`engine.events.delivery`).
 - Event types are declared with `register_event_types` or by an owner in the admin, so pickers
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from engine.events.service import record, record_many
+from engine.events.service import defer, record, record_many
 from engine.events.types import EventType, EventTypeError, PropertyType
 
 DEFAULTS = {
     "EVENTS_BATCH": 500,  # events per delivery transaction
 }
 
-__all__ = ["EventType", "EventTypeError", "PropertyType", "init_app", "record", "record_many"]
+__all__ = ["EventType", "EventTypeError", "PropertyType", "defer", "init_app", "record",
+           "record_many"]
 
 
 def init_app(app: Flask) -> None:

@@ -30,9 +30,8 @@ from rq import Queue
 from sqlalchemy import delete, func, select, update
 
 from engine import plugins
-from engine.contacts.models import Activity
 from engine.db import db, is_sqlite, write
-from engine.events.models import PARTITIONS, EventPartition, QueuedEvent
+from engine.events.models import PARTITIONS, Activity, EventPartition, QueuedEvent
 from engine.jobs import job
 from engine.jobs.connection import connection
 

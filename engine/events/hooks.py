@@ -26,6 +26,8 @@ ENGINE_TYPES = [
     EventType("list_left", "Left a list", {"list": S, "status": S}),
     EventType("stage_changed", "Changed lifecycle stage", {"old": S, "new": S}),
     EventType("contact_merged", "Had a duplicate merged in", {"merged": N, "by": S}),
+    EventType("merge_undone", "Had a merge undone", {"restored": N, "by": S}),
+    EventType("visitor_identified", "Was recognised on a browser", {"events": N}),
     EventType("contact_erased", "Was erased (GDPR)", {"by": S}),
     EventType("segment_entered", "Entered a segment", {"segment": S, "segment_id": N}),
     EventType("segment_left", "Left a segment", {"segment": S, "segment_id": N}),

@@ -1,6 +1,7 @@
-"""The delivery queue of the event stream, its partitions, and the event types owners define.
+"""The event stream's tables: the events (the activity timeline), the delivery queue, its
+partitions, and the event types owners define.
 
-The events themselves are rows of the activity timeline (`activities`); a row of `event_queue`
+The events are rows of `activities`, each contact's timeline; a row of `event_queue`
 says that one of them still has to be delivered to `on_event`. Rows are written in the
 transaction that stores the event and deleted in the one that delivers it, so the queue holds
 only what is on its way (it stays small however large the timeline grows).
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow
@@ -19,6 +20,24 @@ from engine.db import UTCDateTime, db, utcnow
 # order by whichever worker holds it, while other partitions go to other workers.
 PARTITIONS = 64
 BIGINT = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is 64-bit already
+
+
+class Activity(db.Model):
+    """One event on the timeline: anonymous (visitor only) until the visitor identifies. (The
+    table was created by the contacts branch's migrations; its later changes are the events
+    branch's.)"""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_contact_occurred", "contact_id", "occurred_at"),)
+
+    # 64-bit on PostgreSQL: tracking fills this table fastest (SQLite's rowid is 64-bit already).
+    id: Mapped[int] = mapped_column(BIGINT, primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    visitor_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(50), index=True)
+    url: Mapped[str] = mapped_column(Text, default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class QueuedEvent(db.Model):

@@ -4,7 +4,8 @@ Everything that happens to a contact or a visitor is recorded here, whoever reco
 the contact store, tracking, mail, plugins, the API), so `on_event` hears about all of it in one
 stream. Recording costs two multi-row INSERTs whatever the number of events (the timeline rows,
 then their queue rows), and wakes a delivery worker when the transaction commits; when Redis is
-unreachable the queue rows simply wait for the periodic sweep.
+unreachable the queue rows simply wait for the periodic sweep. `defer()` gathers a
+transaction's events into one such pair, written when it commits.
 """
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import zlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event as sa_event, insert
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from engine.contacts.models import Activity
 from engine.db import db, utcnow
 from engine.events.delivery import wake
-from engine.events.models import PARTITIONS, QueuedEvent
+from engine.events.models import PARTITIONS, Activity, QueuedEvent
 
 PENDING = "magnet_events_recorded"  # session.info flag: wake delivery after the commit
+DEFERRED = "magnet_events_deferred"  # session.info: events to write when the write commits
+SAVEPOINTS = "magnet_events_savepoints"  # session.info: {savepoint: deferred count at its start}
 _EVENTS = Activity.__table__
 _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 _INSERT_QUEUE = insert(QueuedEvent.__table__)
@@ -47,14 +50,15 @@ def record(type: str, *, contact_id: int | None = None, visitor_id: str | None =
 def record_many(rows: list[dict[str, Any]]) -> list[int]:
     """Record events (dicts of `record()`'s arguments) inside `engine.db.write()`; returns
     their ids, in order. Each is stored on the timeline and queued for `on_event`."""
-    if not rows:
-        return []
+    return _insert(db.session(), rows) if rows else []
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     now = utcnow()
     values = [{"type": r["type"], "contact_id": r.get("contact_id"),
                "visitor_id": r.get("visitor_id"), "url": (r.get("url") or "")[:4000],
                "properties": r.get("properties") or {}, "occurred_at": r.get("occurred_at") or now}
               for r in rows]
-    session = db.session()
     session.flush()  # ORM changes made before come first, as the caller made them
     connection = session.connection()
     ids = [row[0] for row in connection.execute(_INSERT_EVENTS, values)]
@@ -63,6 +67,43 @@ def record_many(rows: list[dict[str, Any]]) -> list[int]:
         for v, event_id in zip(values, ids, strict=True)])
     session.info[PENDING] = True
     return ids
+
+
+def defer(rows: list[dict[str, Any]]) -> None:
+    """Record events (as `record_many`) when the transaction commits, together with every other
+    event deferred in it: one pair of INSERTs for all of a form submission's events (the
+    contact created, its tags, its lists, the submission) instead of a pair per kind. For
+    callers that need no ids. Events deferred inside a savepoint that rolls back are dropped
+    with it."""
+    if rows:
+        db.session().info.setdefault(DEFERRED, []).extend(rows)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_deferred(session: Session) -> None:
+    rows = session.info.pop(DEFERRED, None)
+    if rows:
+        _insert(session, rows)
+
+
+@sa_event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault(SAVEPOINTS, {})
+        marks[id(transaction)] = len(session.info.get(DEFERRED, ()))
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous: Any) -> None:
+    mark = session.info.get(SAVEPOINTS, {}).get(id(previous))
+    if previous.nested and mark is not None and DEFERRED in session.info:
+        del session.info[DEFERRED][mark:]
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        session.info.get(SAVEPOINTS, {}).pop(id(transaction), None)
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -74,3 +115,4 @@ def _wake_after_commit(session: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(PENDING, None)
+    session.info.pop(DEFERRED, None)

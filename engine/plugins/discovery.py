@@ -22,6 +22,7 @@ BUILTINS: dict[str, str] = {
     "events": "engine.events.hooks",
     "contacts": "engine.contacts.hooks",
     "mail": "engine.mail.hooks",
+    "segments": "engine.segments.hooks",
     "forms": "engine.forms.hooks",
     "content": "engine.content.hooks",
     "api": "engine.api.hooks",

@@ -63,6 +63,12 @@ def register_event_types() -> list[Any]:
 
 
 @hookspec
+def register_segment_conditions() -> list[Any]:
+    """Kinds of segment condition the plugin adds: `engine.segments.conditions.ConditionKind`
+    items (SQL for bulk builds, and what can change them for incremental updates)."""
+
+
+@hookspec
 def register_personal_data() -> list[Any]:
     """Where the plugin keeps data about people: `engine.contacts.gdpr.PersonalData` items
     whose `export(person)` and `erase(person)` the GDPR export and erasure call."""

@@ -38,8 +38,8 @@ def drain(app: Flask) -> int:
 def events(app: Flask) -> list[Any]:
     from sqlalchemy import select
 
-    from engine.contacts.models import Activity
     from engine.db import db
+    from engine.events.models import Activity
     with app.app_context():
         rows = list(db.session.scalars(select(Activity).order_by(Activity.occurred_at,
                                                                  Activity.id)))

@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine.contacts.models import Activity, Contact, Visitor
+from engine.contacts.models import Contact, Visitor
 from engine.db import db, utcnow, write
+from engine.events.models import Activity
 from engine.jobs import enqueue
 from plugins.tracking import retention
 from plugins.tracking.models import Seen, Visit

@@ -4,10 +4,10 @@ Revision ID: 57ab336af9cb
 Revises: 
 Create Date: 2026-12-01 23:41:01.041274
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '57ab336af9cb'
 down_revision = None

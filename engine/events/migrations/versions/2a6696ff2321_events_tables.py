@@ -4,8 +4,9 @@ Revision ID: 2a6696ff2321
 Revises: 
 Create Date: 2026-12-01 23:40:48.997235
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import engine.db
 
 PARTITIONS = 64  # engine.events.models.PARTITIONS when this was written
