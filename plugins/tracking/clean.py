@@ -4,11 +4,17 @@ Everything a browser sends is hostile until checked: the type must be known, URL
 http(s) and short, text is stripped of control characters and cut to size, query parameters that
 often carry personal data are dropped, and the visitor id never comes from the payload (only from
 the signed cookie). What is stored is rebuilt from the parsed parts, never the raw input.
+
+Each event gets its id here, at the edge: storing is idempotent on it (`ingest`), so an event
+handed over twice (to Redis and to the database fallback, or drained again after a crash) is
+stored once. The id is time-ordered, 48 bits of milliseconds then 80 random bits in hex, so
+its index grows at one end and old ids can be pruned by comparing strings.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 import time
 from functools import lru_cache
 from typing import Any
@@ -40,6 +46,16 @@ SOCIAL_SITES = ("facebook.com", "t.co", "twitter.com", "x.com", "linkedin.com", 
 
 class BadEvent(ValueError):
     """The input cannot become an event; the message is safe to send back."""
+
+
+def event_id(timestamp: float) -> str:
+    """A new event's id: 12 hex digits of milliseconds, then 20 random ones (32 in all)."""
+    return f"{int(timestamp * 1000) & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(10)}"
+
+
+def ids_before(timestamp: float) -> str:
+    """The smallest id an event at `timestamp` can have: every older event's id sorts below."""
+    return f"{int(timestamp * 1000) & 0xFFFFFFFFFFFF:012x}"
 
 
 def text(value: Any, limit: int) -> str:
@@ -184,10 +200,11 @@ def event(payload: Any, *, host: str, agent: str, ip: str, ip_mode: str,
     page = url(payload.get("u"), required=True)
     if not same_site(page, host):
         raise BadEvent("url is not a page of this site")
+    now = time.time()
     cleaned: dict[str, Any] = {
-        "t": kind, "u": page, "r": url(payload.get("r"), keep_query=False),
+        "id": event_id(now), "t": kind, "u": page, "r": url(payload.get("r"), keep_query=False),
         "l": language_tag(payload.get("l")) or language_tag(language), "v": visitor_id,
-        "a": text(agent, 400), "ip": truncate_ip(ip, ip_mode), "ts": round(time.time(), 3)}
+        "a": text(agent, 400), "ip": truncate_ip(ip, ip_mode), "ts": round(now, 3)}
     if kind in ("click", "download"):
         cleaned["h"] = url(payload.get("h"), required=True)
         cleaned["x"] = text(payload.get("x"), MAX_LABEL)
