@@ -120,9 +120,9 @@ def test_a_graceful_stop_of_gunicorn_hands_over_what_its_workers_hold(make_app, 
             except OSError:  # not listening yet, or still starting
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        token = page_token(app)
         for number in range(40):
-            body = json.dumps({"k": token, "t": "page_view", "u": f"{base}/p{number}"}).encode()
+            page = f"{base}/p{number}"
+            body = json.dumps({"k": page_token(app, page), "t": "page_view", "u": page}).encode()
             assert _post(base + "/t/event", body) == 204
         time.sleep(0.3)
         assert queued(app) == 0  # still held by the web workers
