@@ -14,6 +14,9 @@ forms' `RateLimiter` (per process while Redis is away) and answered 429 beyond. 
 the site's own hosts count: `SITE_URL`'s host and any in `TRACKING_HOSTS`; without `SITE_URL`,
 the host the request was sent to (the only reference left).
 
+Pages whose address carries a secret (`engine.web.private_paths`: confirmation, thank-you,
+asset and draft preview links) get no tag at all, so their address never leaves the browser.
+
 The beacon is an edge route (answered ahead of Flask's request cycle) doing a fraction of a
 millisecond of work: checks, a hand-over to `handover` (which reaches Redis, or the database when
 Redis is down, within 50 ms), 204.
@@ -36,6 +39,7 @@ from werkzeug.wsgi import get_host
 
 from engine.contacts import visitors
 from engine.forms.security import RateLimiter
+from engine.web import private_paths
 from engine.web.edge import Answer, Headers, json_answer
 from plugins.tracking import clean, handover
 from plugins.tracking.settings import settings
@@ -246,7 +250,10 @@ def pixel() -> Any:
 
 
 def tags(page_request: Any) -> Markup:
-    """The script tag (and its no-script pixel) placed at the end of every public page."""
+    """The script tag (and its no-script pixel) placed at the end of every public page, but
+    those whose address carries a secret: the script would send that address."""
+    if private_paths.is_private(page_request.path):
+        return Markup("")
     options = settings()
     token = page_token(page_request.script_root + page_request.path)
     script = url_for("plugin_static", slug="tracking", filename="t.js")

@@ -3,8 +3,8 @@
 Everything a browser sends is hostile until checked: the type must be known, URLs must be
 http(s), short and free of control characters (PostgreSQL cannot store a NUL, even inside
 JSON), text is stripped of control characters and cut to size, query parameters that often carry
-personal data are dropped, and the visitor id never comes from the payload (only from the signed
-cookie).
+personal data are dropped, paths that carry a secret (`engine.web.private_paths`) keep only the
+part before it, and the visitor id never comes from the payload (only from the signed cookie).
 What is stored is rebuilt from the parsed parts, never the raw input.
 
 Each event gets its id here, at the edge: storing is idempotent on it (`ingest`), so an event
@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import user_agents
+
+from engine.web import private_paths
 
 EVENT_TYPES = ("page_view", "click", "download", "form_view")
 MAX_BODY = 4096
@@ -73,7 +75,8 @@ def text(value: Any, limit: int) -> str:
 
 
 def url(value: Any, *, required: bool = False, keep_query: bool = True) -> str:
-    """A clean absolute http(s) URL without fragment or private parameters; "" when absent."""
+    """A clean absolute http(s) URL without fragment, private parameters or a secret in its
+    path; "" when absent."""
     if isinstance(value, str) and CONTROL.search(value):
         raise BadEvent("url contains control characters")
     raw = text(value, MAX_URL + 1)
@@ -110,6 +113,8 @@ def _rebuilt(raw: str, keep_query: bool) -> str:
         if any(CONTROL.search(k) or CONTROL.search(v) for k, v in pairs):
             raise BadEvent("url contains control characters")  # campaign names come from here
         query = urlencode([(k, v) for k, v in pairs if not PRIVATE_PARAMS.match(k)])
+    if private_paths.is_private(path):
+        path, query = private_paths.redact(path), ""
     return urlunsplit((parts.scheme, netloc(parts.scheme, host, port), path, query, ""))
 
 
