@@ -57,15 +57,14 @@ def public_page(app: Flask, path: str = "/") -> str:
 
 
 def configure(app: Flask, **settings: Any) -> None:
-    """Change the plugin's settings (validated by its form, as the admin page does)."""
-    from werkzeug.datastructures import MultiDict
+    """Change the plugin's settings as the admin page does: its form as shown, with these
+    values changed (True ticks a checkbox, False unticks it)."""
     plugins = app.extensions["magnet.plugins"]
     with app.app_context():
-        current = dict(plugins.settings("tracking"))
-        current.update(settings)
-        data = MultiDict({k: ("y" if v is True else str(v)) for k, v in current.items()
-                          if v is not False})
-        form = plugins.save_settings("tracking", data)
+        data = plugins.settings_formdata("tracking")
+        for name, value in settings.items():
+            data.setlist(name, ["y"] if value is True else [] if value is False else [str(value)])
+        form, _ = plugins.save_settings("tracking", data)
         assert not form.errors, form.errors
 
 
