@@ -14,8 +14,9 @@ gracefully and started again, as a deploy does; every accepted event must then b
 Targets: at least 5,000 events/s accepted, p99 under 10 ms, stored within 2 s.
 A third app in the same run, a WSGI callable that does nothing (`bench.baselines.noop_wsgi`),
 shows the most gunicorn serves on this machine: no endpoint that does any work can pass it.
-All the load comes from one address, so the site runs with rate limits too high to bite: each
-event still pays for being counted (one Redis round trip).
+All the load comes from one address, so the site runs with rate limits too high to bite: the
+events are still counted (a Redis round trip per ten events of an address, the most any busy
+address costs).
 
     python bench/beacon.py [--duration S] [--connections N] [--rounds R] [--new-visitors]
 """

@@ -9,8 +9,8 @@ too, so nobody can invent pages for the Traffic report.
 
 What one client can write is bounded: `TRACKING_RATE_LIMIT` events a minute per address (an
 IPv6 client by its /64), of which `TRACKING_NEW_VISITOR_LIMIT` from browsers without a visitor
-cookie (each of those is a new visitor and visit), counted in Redis in one round trip by the
-forms' `RateLimiter` (per process while Redis is away) and answered 429 beyond. Only pages of
+cookie (each of those is a new visitor and visit), counted across processes (`limits`) and
+answered 429 beyond. Only pages of
 the site's own hosts count: `SITE_URL`'s host and any in `TRACKING_HOSTS`; without `SITE_URL`,
 the host the request was sent to (the only reference left).
 
@@ -24,7 +24,6 @@ Redis is down, within 50 ms), 204.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import time
 from functools import lru_cache
@@ -38,10 +37,9 @@ from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_host
 
 from engine.contacts import visitors
-from engine.forms.security import RateLimiter
 from engine.web import private_paths
 from engine.web.edge import Answer, Headers, json_answer
-from plugins.tracking import clean, handover
+from plugins.tracking import clean, handover, limits
 from plugins.tracking.settings import settings
 
 blueprint = Blueprint("tracking", __name__)
@@ -53,7 +51,6 @@ KNOWN_TOKENS = 4096  # verified page tokens remembered per process (one per page
 CONSENT_COOKIE = "magnet_consent"
 RATE_LIMIT = 600  # events a minute per address (TRACKING_RATE_LIMIT; 0 turns it off)
 NEW_VISITOR_LIMIT = 120  # of which from browsers without a visitor cookie
-RATE_WINDOW = 60
 PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
          b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
@@ -107,7 +104,7 @@ def token_page(token: Any) -> str | None:
 
 
 def refusal(status: int, message: str) -> Answer:
-    retry = [("Retry-After", str(RATE_WINDOW))] if status == 429 else []
+    retry = [("Retry-After", str(limits.WINDOW))] if status == 429 else []
     return json_answer(status, {"error": message}, retry)
 
 
@@ -144,31 +141,18 @@ def site_hosts(environ: dict[str, Any]) -> frozenset[str]:
     return hosts or frozenset([get_host(environ).lower()])
 
 
-@lru_cache(maxsize=4096)
-def client_key(address: str) -> str:
-    """Whom a rate limit counts: an IPv4 address, or an IPv6 client's /64 (one subscriber
-    holds a whole /64 and can use any address in it)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
-    return str(ip)
-
-
 def admit(environ: dict[str, Any], new_visitor: bool) -> None:
-    """Count the hit against its address's limits (one Redis round trip); Refused beyond."""
+    """Count the hit against its address's limits (see `limits`); Refused beyond them."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    limiter = app.extensions.get("tracking.limiter")
-    if limiter is None:
-        limiter = app.extensions["tracking.limiter"] = RateLimiter()
-    key = client_key(environ.get("REMOTE_ADDR", ""))
-    limits = [(f"tracking:{key}", int(app.config.get("TRACKING_RATE_LIMIT", RATE_LIMIT)))]
+    counter = app.extensions.get("tracking.limits")
+    if counter is None:
+        counter = app.extensions["tracking.limits"] = limits.AddressLimits()
+    key = limits.client_key(environ.get("REMOTE_ADDR", ""))
+    wanted = [(f"tracking:{key}", int(app.config.get("TRACKING_RATE_LIMIT", RATE_LIMIT)))]
     if new_visitor:
-        limits.append((f"tracking-new:{key}",
+        wanted.append((f"tracking-new:{key}",
                        int(app.config.get("TRACKING_NEW_VISITOR_LIMIT", NEW_VISITOR_LIMIT))))
-    if not all(limiter.hit_all(limits, RATE_WINDOW)):
+    if not counter.admit(wanted):
         raise Refused(429, "too many events from this address; try again in a minute")
 
 

@@ -3,6 +3,7 @@ the site's own hosts only, real pages only, and text PostgreSQL can store."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -21,11 +22,14 @@ def post(client, payload, **headers):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The rate limiter's clock, frozen in the middle of a minute (its windows are minutes)."""
+    """The rate limits' clock, frozen in the middle of a minute (their windows are minutes):
+    this process's counts and the shared ones move on together."""
     from engine.forms import security
+    from plugins.tracking import limits
     now = SimpleNamespace(value=1_800_000_030.0)
     fake = SimpleNamespace(time=lambda: now.value, monotonic=security.time.monotonic)
     monkeypatch.setattr(security, "time", fake)
+    monkeypatch.setattr(limits, "time", fake)
     return now
 
 
@@ -49,6 +53,24 @@ def test_one_address_writes_a_bounded_number_of_events_a_minute(app, clock):
     assert send(elsewhere, app).status_code == 204
     assert send(app.test_client(), app).status_code == 204
     assert drain(app) == 120 + 600 + 2
+
+
+def test_the_limits_hold_across_processes(make_app, clock):
+    """Two web processes (two apps, one Redis): each counts on its own and reports every tenth
+    hit, so together they stop an address within a block per process of the limit."""
+    first = make_app(TRACKING_RATE_LIMIT=100)
+    second = make_app(instance=Path(first.instance_path), TRACKING_RATE_LIMIT=100,
+                      SQLALCHEMY_DATABASE_URI=first.config["SQLALCHEMY_DATABASE_URI"])
+    returning = {}
+    for app in (first, second):
+        returning[app] = client = app.test_client()
+        send(client, app)  # each process gets a returning visitor (a cookie of its own)
+    accepted = 2
+    for _ in range(70):
+        for app in (first, second):
+            accepted += send(returning[app], app).status_code == 204
+    assert 100 <= accepted <= 100 + 2 * 9
+    assert send(returning[first], first).status_code == 429
 
 
 def test_ipv6_clients_are_counted_by_their_64(app, clock):
