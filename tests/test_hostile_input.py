@@ -239,10 +239,11 @@ def test_confirm_links_refuse_forgery_and_expiry(site):
 
 # --- tracking beacon and pixel ------------------------------------------------------------------
 
-def _page_token(app: Flask) -> str:
+def _page_token(app: Flask, path: str = "/") -> str:
+    """The token the script carries on the page at `path` (tokens are per page)."""
     from plugins.tracking.beacon import page_token
     with app.test_request_context("/"):
-        return page_token()
+        return page_token(path)
 
 
 CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -289,15 +290,17 @@ def test_odd_text_in_events_is_cleaned_and_never_blocks_the_queue(app):
     """A lone surrogate or NUL in a title must not poison the buffer for everyone after it."""
     from plugins.tracking import buffer, handover
     client = app.test_client()
-    k = _page_token(app)
-    odd = ['{"k": "%s", "t": "page_view", "u": "http://localhost/a", "n": "\\ud800 \\u0000 x"}' % k,
-           {"k": k, "t": "page_view", "u": "http://localhost/b\ud800", "n": RTL},
-           {"k": k, "t": "click", "u": "http://localhost/", "h": "http://localhost/\U0001F680",
+    k = _page_token
+    odd = ['{"k": "%s", "t": "page_view", "u": "http://localhost/a", "n": "\\ud800 \\u0000 x"}'
+           % k(app, "/a"),
+           {"k": k(app, "/b\ud800"), "t": "page_view", "u": "http://localhost/b\ud800", "n": RTL},
+           {"k": k(app), "t": "click", "u": "http://localhost/", "h": "http://localhost/\U0001F680",
             "x": SCRIPT + "\ud83d"},
-           {"k": k, "t": "page_view", "u": "http://localhost/c", "n": EMOJI, "l": "\ud800"}]
+           {"k": k(app, "/c"), "t": "page_view", "u": "http://localhost/c", "n": EMOJI,
+            "l": "\ud800"}]
     for body in odd:
         not_a_crash(beacon(client, body))
-    assert beacon(client, {"k": k, "t": "page_view", "u": "http://localhost/after",
+    assert beacon(client, {"k": k(app, "/after"), "t": "page_view", "u": "http://localhost/after",
                            "n": "After"}).status_code == 204
     with app.app_context():
         handover.pending_here().flush()

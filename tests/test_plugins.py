@@ -161,11 +161,12 @@ def test_hook_register_settings(make_app, make_plugins):
     plugins.set_enabled("greeter", True)
     from werkzeug.datastructures import MultiDict
     with app.app_context():
-        form = plugins.save_settings("greeter", MultiDict({"greeting": "Hi!", "times": "9"}))
+        form, _ = plugins.save_settings("greeter", MultiDict({"greeting": "Hi!", "times": "9"}))
         assert "times" in form.errors  # out of range: nothing stored
         assert plugins.settings("greeter") == {"greeting": "Hello", "times": 1}
-        form = plugins.save_settings("greeter", MultiDict({"greeting": "Hi!", "times": "2"}))
-        assert not form.errors
+        form, changes = plugins.save_settings("greeter",
+                                              MultiDict({"greeting": "Hi!", "times": "2"}))
+        assert not form.errors and changes == {"greeting": ("Hello", "Hi!"), "times": (1, 2)}
         assert plugins.settings("greeter") == {"greeting": "Hi!", "times": 2}
     assert "<p>Hi!Hi!</p>" in render_slot(app)
 

@@ -43,6 +43,7 @@ def _site_context() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     from engine.content import views
     cache.init_app(app)
+    app.extensions["magnet.plugins"].follow(cache.generation)  # settings changes move it
     app.extensions["magnet.rendered_html"] = RenderedHTML()
     app.register_blueprint(views.blueprint)
     app.register_error_handler(404, views.not_found)

@@ -1,10 +1,12 @@
-"""Content's own hook implementations: the `[cta]` shortcode and the scheduled-publishing job."""
+"""Content's own hook implementations: the `[cta]` shortcode, the scheduled-publishing job, and
+the page cache following plugins' settings."""
 from __future__ import annotations
 
 from typing import Any
 
 from markupsafe import escape
 
+from engine.content import cache
 from engine.jobs import job
 from engine.plugins import hookimpl
 
@@ -42,3 +44,11 @@ def register_shortcodes() -> dict[str, Any]:
 @hookimpl
 def register_jobs() -> list[Any]:
     return [publish_due]
+
+
+@hookimpl
+def on_plugin_settings_changed() -> None:
+    """Any plugin's settings may change what pages show (tracking's consent banner, a widget):
+    cached pages go with the change, in its transaction, in every process; each process
+    re-reads the settings when it sees the new generation (`Plugins.follow`)."""
+    cache.invalidate()

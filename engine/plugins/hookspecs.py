@@ -92,6 +92,12 @@ def on_plugin_disabled(slug: str) -> None:
 
 
 @hookspec
+def on_plugin_settings_changed(slug: str, changes: dict[str, Any]) -> None:
+    """A plugin's settings changed (`changes` maps each changed setting to `(old, new)`); runs
+    inside the transaction that stores them, in the process that saved them."""
+
+
+@hookspec
 def on_content_published(item: Any) -> None:
     """A page or post became visible to visitors (published now, or its scheduled time came)."""
 

@@ -7,6 +7,12 @@ are then called through this class rather than `pm.hook.<name>()`, for two reaso
 - live state: every plugin stays registered and disabled ones are skipped at call time, so
   enabling or disabling takes effect in every process within seconds, without re-registering
   (and re-creating Flask blueprints, which Flask cannot do after the first request).
+
+Settings are shown and saved through the plugin's own form, so what the owner sees is what is
+stored, and a form saved unchanged changes nothing. A change calls `on_plugin_settings_changed`
+inside the transaction that stores it: the page cache moves to a new generation with it (the
+content concern's implementation), and every process re-reads the settings as soon as it sees
+that generation move (`follow`), so no page is rendered from the old settings and stored as new.
 """
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ import pluggy
 from flask import Flask, has_app_context
 from markupsafe import Markup
 from sqlalchemy import insert, select
+from werkzeug.datastructures import MultiDict
+from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField
+from wtforms.fields.choices import SelectFieldBase
 
 from engine.db import db, locking, utcnow, write
 from engine.plugins import hookspecs
@@ -60,6 +69,8 @@ class Plugins:
         self._defaults: dict[str, dict[str, Any]] = {}
         self._stamp: frozenset[Any] | None = None
         self._checked_at = 0.0
+        self._signal: Callable[[], Any] | None = None
+        self._signal_seen: Any = None
         self._pending_errors: list[dict[str, Any]] = []
         self._errors_lock = threading.Lock()
         self._last_reported: dict[tuple[str, str, str], float] = {}
@@ -75,16 +86,32 @@ class Plugins:
     def enabled(self) -> frozenset[str]:
         return self._enabled
 
+    def follow(self, signal: Callable[[], Any]) -> None:
+        """Re-read the state at once whenever `signal()` returns a new value, not only every
+        `PLUGIN_STATE_REFRESH_SECONDS`: the content concern passes the page cache's generation,
+        which every settings change moves in its own transaction."""
+        self._signal = signal
+
+    def _read_signal(self) -> Any:
+        if self._signal is None:
+            return None
+        try:
+            return self._signal()
+        except Exception:  # no table yet (before the first `db upgrade`): the timer decides
+            return self._signal_seen
+
     def refresh(self, force: bool = False) -> None:
         """Re-read enabled state and settings if another process may have changed them.
 
-        Costs one small query every `PLUGIN_STATE_REFRESH_SECONDS` per process; called before
-        each request and each job.
+        Costs one small query every `PLUGIN_STATE_REFRESH_SECONDS` per process, and when the
+        followed signal moves; called before each request and each job.
         """
         now = time.monotonic()
-        if not force and now - self._checked_at < self.refresh_seconds:
+        signal = self._read_signal()
+        if not force and signal == self._signal_seen \
+                and now - self._checked_at < self.refresh_seconds:
             return
-        self._checked_at = now
+        self._checked_at, self._signal_seen = now, signal
         try:  # every row's (slug, enabled, updated_at): a handful of rows, and no change is
             # missed when two transactions commit in the opposite order of their timestamps
             stamp = frozenset(db.session.execute(
@@ -146,6 +173,12 @@ class Plugins:
                                     self.call("register_settings", include_disabled=True)}
         return self._settings_forms.get(slug)
 
+    def _form_class(self, slug: str) -> Any:
+        form_class = self.settings_form_class(slug)
+        if form_class is None:
+            raise PluginError(f"plugin {slug!r} has no settings")
+        return form_class
+
     def settings(self, slug: str) -> dict[str, Any]:
         """The plugin's stored settings over the defaults its form declares (cheap: cached
         until the state changes, as plugins read settings on hot paths)."""
@@ -156,26 +189,69 @@ class Plugins:
                 name: field.data for name, field in form_class()._fields.items()}
         return {**self._defaults[slug], **self._settings.get(slug, {})}
 
-    def save_settings(self, slug: str, formdata: Any) -> Any:
-        """Validate `formdata` with the plugin's form; store it when valid. Returns the form."""
-        form_class = self.settings_form_class(slug)
-        if form_class is None:
-            raise PluginError(f"plugin {slug!r} has no settings")
-        form = form_class(formdata=formdata, data=self.settings(slug))
-        if form.validate():
-            self._store_settings(slug, form)
-        return form
+    def settings_form(self, slug: str) -> Any:
+        """The plugin's form showing the stored settings (no form data: an empty one would
+        read as a submission with every checkbox unticked)."""
+        return self._form_class(slug)(data=self.settings(slug))
 
-    def _store_settings(self, slug: str, form: Any) -> None:
+    def settings_formdata(self, slug: str) -> MultiDict[str, str]:
+        """What the settings form submits when saved as shown: ticked checkboxes only, the
+        selected options, text as rendered, and hidden values (passwords) empty."""
+        data: MultiDict[str, str] = MultiDict()
+        for field in self.settings_form(slug):
+            if isinstance(field, BooleanField):
+                if field.data:
+                    data.add(field.name, "y")
+            elif isinstance(field, SelectFieldBase):  # selects, multiple ones and radios
+                choices = list(field.iter_choices())
+                chosen = [c.value for c in choices if c.selected]
+                if not chosen and choices and isinstance(field, SelectField) \
+                        and not isinstance(field, (SelectMultipleField, RadioField)):
+                    chosen = [choices[0].value]  # a browser sends a select's first option
+                for value in chosen:
+                    data.add(field.name, str(value))
+            elif hides_value(field):
+                data.add(field.name, "")
+            else:
+                data.add(field.name, field._value())
+        return data
+
+    def save_settings(self, slug: str, formdata: Any) -> tuple[Any, dict[str, tuple[Any, Any]]]:
+        """Validate `formdata` with the plugin's form and store it when valid; returns the form
+        and what changed, `{name: (old, new)}`. A hidden value (a password) left empty keeps
+        the stored one, as the form never shows it; line breaks are stored as LF."""
+        form = self._form_class(slug)(formdata=formdata, data=self.settings(slug))
+        if not form.validate():
+            return form, {}
+        old = self.settings(slug)
+        new = {name: _stored(field.data) for name, field in form._fields.items()
+               if name not in ("csrf_token", "submit")}
+        for field in form:
+            if hides_value(field) and not field.data:
+                new[field.name] = old.get(field.name)
+        changes = {name: (old.get(name), value) for name, value in new.items()
+                   if old.get(name) != value}
         with self._app_context():
             with write() as session:
                 row = session.get(PluginState, slug) or PluginState(
                     slug=slug, enabled=self.infos[slug].default_enabled)
-                row.settings = {name: field.data for name, field in form._fields.items()
-                                if name not in ("csrf_token", "submit")}
+                row.settings = new
                 row.updated_at = utcnow()
                 session.add(row)
+                if changes:
+                    self.call("on_plugin_settings_changed", slug=slug, changes=changes)
             self.refresh(force=True)
+        return form, changes
+
+    def describe_changes(self, slug: str, changes: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+        """Settings changes as the audit log keeps them: `{name: {"old": ..., "new": ...}}`,
+        hidden values (passwords) named but not shown, and `{"settings": "unchanged"}` for a
+        save that changed nothing."""
+        if not changes:
+            return {"settings": "unchanged"}
+        form = self.settings_form(slug)
+        return {name: "changed (not shown)" if name in form and hides_value(form[name])
+                else {"old": old, "new": new} for name, (old, new) in changes.items()}
 
     # --- calling hooks ------------------------------------------------------------------------
 
@@ -285,6 +361,16 @@ class Plugins:
         if slug:
             query = query.where(PluginErrorLog.slug == slug)
         return list(db.session.scalars(query))
+
+
+def _stored(value: Any) -> Any:
+    """Text as stored: browsers send a textarea's line breaks as CRLF, shown back as LF."""
+    return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
+def hides_value(field: Any) -> bool:
+    """A field whose widget never shows the stored value (a password)."""
+    return bool(getattr(field.widget, "hide_value", False))
 
 
 def hookspecs_first_arg(pm: pluggy.PluginManager, hook_name: str) -> str:

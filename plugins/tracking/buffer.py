@@ -3,8 +3,8 @@
 Web processes append events to a Redis list (`handover`); the periodic drain job reads thousands
 at a time and stores them in one transaction. Events leave the list only after their transaction
 committed (read with LRANGE, then LTRIM), so a worker killed mid-batch loses nothing: the next
-drain stores that batch (at worst twice, once per crash). One drain runs at a time across all
-workers, held by a Redis lock with an expiry.
+drain meets that batch again, and storing it is idempotent (each event's id, see `ingest`).
+One drain runs at a time across all workers, held by a Redis lock with an expiry.
 """
 from __future__ import annotations
 

@@ -1,30 +1,43 @@
 """Turning untrusted beacon input into a clean event, or a refusal that says why.
 
 Everything a browser sends is hostile until checked: the type must be known, URLs must be
-http(s) and short, text is stripped of control characters and cut to size, query parameters that
-often carry personal data are dropped, and the visitor id never comes from the payload (only from
-the signed cookie). What is stored is rebuilt from the parsed parts, never the raw input.
+http(s), short and free of control characters (PostgreSQL cannot store a NUL, even inside
+JSON), text is stripped of control characters and cut to size, query parameters that often carry
+personal data are dropped, paths that carry a secret (`engine.web.private_paths`) keep only the
+part before it, and the visitor id never comes from the payload (only from the signed cookie).
+What is stored is rebuilt from the parsed parts, never the raw input.
+
+Each event gets its id here, at the edge: storing is idempotent on it (`ingest`), so an event
+handed over twice (to Redis and to the database fallback, or drained again after a crash) is
+stored once. The id is time-ordered, 48 bits of milliseconds then 80 random bits in hex, so
+its index grows at one end and old ids can be pruned by comparing strings.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 import time
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import user_agents
+
+from engine.web import private_paths
 
 EVENT_TYPES = ("page_view", "click", "download", "form_view")
 MAX_BODY = 4096
 MAX_URL = 2000
+MAX_PATH = 500  # as the Traffic page stores and shows it (decoded)
+MAX_TITLE = 200
 MAX_LABEL = 100
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Query parameters that tend to carry personal data or secrets: never stored.
 PRIVATE_PARAMS = re.compile(r"^(e?mail|email_?address|token|password|passwd|pass|secret|key|"
                             r"sig|signature|auth|session|sid|code|phone|name)$", re.I)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 LANGUAGE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}")
 # Crawlers, headless browsers and HTTP libraries, checked before any parsing (cheap).
 BOT_AGENTS = re.compile(r"bot\b|bot/|crawl|spider|slurp|headless|phantomjs|puppeteer|"
@@ -42,6 +55,16 @@ class BadEvent(ValueError):
     """The input cannot become an event; the message is safe to send back."""
 
 
+def event_id(timestamp: float) -> str:
+    """A new event's id: 12 hex digits of milliseconds, then 20 random ones (32 in all)."""
+    return f"{int(timestamp * 1000) & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(10)}"
+
+
+def ids_before(timestamp: float) -> str:
+    """The smallest id an event at `timestamp` can have: every older event's id sorts below."""
+    return f"{int(timestamp * 1000) & 0xFFFFFFFFFFFF:012x}"
+
+
 def text(value: Any, limit: int) -> str:
     """A string without control characters, cut to `limit`; numbers become strings."""
     if value is None:
@@ -52,7 +75,10 @@ def text(value: Any, limit: int) -> str:
 
 
 def url(value: Any, *, required: bool = False, keep_query: bool = True) -> str:
-    """A clean absolute http(s) URL without fragment or private parameters; "" when absent."""
+    """A clean absolute http(s) URL without fragment, private parameters or a secret in its
+    path; "" when absent."""
+    if isinstance(value, str) and CONTROL.search(value):
+        raise BadEvent("url contains control characters")
     raw = text(value, MAX_URL + 1)
     if not raw:
         if required:
@@ -75,15 +101,42 @@ def _rebuilt(raw: str, keep_query: bool) -> str:
         raise BadEvent("malformed url") from None
     if parts.scheme not in ("http", "https") or not host or " " in raw:
         raise BadEvent("url must be an absolute http(s) address")
+    path = parts.path or "/"
+    decoded = unquote(path)
+    if CONTROL.search(decoded):
+        raise BadEvent("url contains control characters")
+    if len(decoded) > MAX_PATH:
+        raise BadEvent("url path is too long")
     query = ""
     if keep_query and parts.query:
-        pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if not PRIVATE_PARAMS.match(k)]
-        query = urlencode(pairs)
-    if ":" in host:  # an IPv6 literal keeps its brackets, as in the Host header
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(CONTROL.search(k) or CONTROL.search(v) for k, v in pairs):
+            raise BadEvent("url contains control characters")  # campaign names come from here
+        query = urlencode([(k, v) for k, v in pairs if not PRIVATE_PARAMS.match(k)])
+    if private_paths.is_private(path):
+        path, query = private_paths.redact(path), ""
+    return urlunsplit((parts.scheme, netloc(parts.scheme, host, port), path, query, ""))
+
+
+def netloc(scheme: str, host: str, port: int | None) -> str:
+    """`host[:port]` as browsers write it: lower case, IPv6 in brackets, no default port."""
+    host = host.lower()
+    if ":" in host:
         host = f"[{host}]"
-    netloc = host if port is None else f"{host}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
+    return host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+
+
+def site_host(address: str) -> str:
+    """The `host[:port]` of a configured address (`https://www.example.com`), or of a bare
+    host name, in the form `host_and_path` gives; "" when there is none."""
+    address = address.strip()
+    if not address:
+        return ""
+    parts = urlsplit(address if "://" in address else f"http://{address}")
+    try:
+        return netloc(parts.scheme, parts.hostname or "", parts.port) if parts.hostname else ""
+    except ValueError:
+        return ""
 
 
 def host_and_path(clean_url: str) -> tuple[str, str]:
@@ -95,9 +148,9 @@ def host_and_path(clean_url: str) -> tuple[str, str]:
     return host, "/" + path.partition("?")[0]
 
 
-def same_site(page_url: str, host: str) -> bool:
+def same_site(page_url: str, hosts: frozenset[str]) -> bool:
     """Events are about this site's pages; a page URL on another host is someone else's data."""
-    return host_and_path(page_url)[0] == host.lower()
+    return host_and_path(page_url)[0] in hosts
 
 
 def utm(page_url: str) -> dict[str, str]:
@@ -173,26 +226,28 @@ def _listed(host: str, names: tuple[str, ...]) -> bool:
     return False
 
 
-def event(payload: Any, *, host: str, agent: str, ip: str, ip_mode: str,
+def event(payload: Any, *, hosts: frozenset[str], agent: str, ip: str, ip_mode: str,
           visitor_id: str, language: str = "") -> dict[str, Any]:
-    """The compact, clean event queued for storage (keys kept short: it crosses Redis)."""
+    """The compact, clean event queued for storage (keys kept short: it crosses Redis).
+    `hosts` are the site's own (`host[:port]`): a page anywhere else is refused."""
     if not isinstance(payload, dict):
         raise BadEvent("the body must be a JSON object")
     kind = payload.get("t")
     if kind not in EVENT_TYPES:
         raise BadEvent(f"unknown event type; use one of {', '.join(EVENT_TYPES)}")
     page = url(payload.get("u"), required=True)
-    if not same_site(page, host):
+    if not same_site(page, hosts):
         raise BadEvent("url is not a page of this site")
+    now = time.time()
     cleaned: dict[str, Any] = {
-        "t": kind, "u": page, "r": url(payload.get("r"), keep_query=False),
+        "id": event_id(now), "t": kind, "u": page, "r": url(payload.get("r"), keep_query=False),
         "l": language_tag(payload.get("l")) or language_tag(language), "v": visitor_id,
-        "a": text(agent, 400), "ip": truncate_ip(ip, ip_mode), "ts": round(time.time(), 3)}
+        "a": text(agent, 400), "ip": truncate_ip(ip, ip_mode), "ts": round(now, 3)}
     if kind in ("click", "download"):
         cleaned["h"] = url(payload.get("h"), required=True)
         cleaned["x"] = text(payload.get("x"), MAX_LABEL)
     if kind == "page_view":
-        cleaned["n"] = text(payload.get("n"), 200)
+        cleaned["n"] = text(payload.get("n"), MAX_TITLE)
     if kind == "form_view":
         cleaned["f"] = text(payload.get("f"), MAX_LABEL)
         if not cleaned["f"]:

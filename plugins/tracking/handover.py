@@ -7,7 +7,9 @@ the hit. A graceful stop (SIGTERM, as deploys, gunicorn and `magnet serve` send)
 waits before the process exits; a process killed outright loses at most its last `LINGER`
 seconds of page views and clicks, never a form submission (forms store theirs in the database
 before they answer). When Redis is unreachable the thread stores the events in the database
-itself; when both fail it keeps them (up to `MAX_HELD`) and tries again.
+itself; when both fail it keeps them (up to `MAX_HELD`) and tries again. An RPUSH that times out
+may still have reached Redis (a frozen server runs it when it wakes), so the fallback can store
+events the drain meets again later: their ids make the second store a no-op (`ingest`).
 """
 from __future__ import annotations
 

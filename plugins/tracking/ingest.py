@@ -2,8 +2,10 @@
 all in one transaction per batch, then one `on_event` call for the whole batch.
 
 The same function serves the periodic drain of the Redis buffer (thousands of events at a time)
-and the beacon endpoint's direct write when Redis is unreachable (one event), so both paths
-store exactly the same thing.
+and the hand-over's direct write when Redis is unreachable, so both paths store exactly the same
+thing, and each event once: its id, given at the beacon, is claimed in `tracking_stored_events`
+inside the batch's transaction, and an event whose id is already there is left out (see
+`models.StoredEvent`).
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from engine.contacts import activity, identity
-from engine.db import write
+from engine.db import db, write
 from engine.plugins import current
 from plugins.tracking import clean, rollups, visits
+from plugins.tracking.models import StoredEvent
 from plugins.tracking.settings import settings
 
 log = logging.getLogger("magnet.tracking")
@@ -38,7 +43,30 @@ def to_row(event: dict[str, Any], keep_bots: bool = False) -> dict[str, Any] | N
     if event.get("ns"):
         props["noscript"] = True
     return {"type": event["t"], "visitor_id": event["v"], "url": event["u"], "properties": props,
-            "occurred_at": datetime.fromtimestamp(float(event["ts"]), UTC)}
+            "occurred_at": datetime.fromtimestamp(float(event["ts"]), UTC),
+            "id": str(event.get("id") or "")[:32]}
+
+
+def first_stores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows not stored before (inside the batch's `write()`): each id is inserted with
+    `ON CONFLICT DO NOTHING RETURNING`, so the ids returned are exactly the new ones. Events
+    queued before ids existed have none and are kept."""
+    ids = {r["id"] for r in rows if r["id"]}
+    if not ids:
+        return rows
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert
+    stmt = insert(StoredEvent.__table__).on_conflict_do_nothing().returning(
+        StoredEvent.__table__.c.id)
+    new = set(db.session.execute(stmt, [{"id": i} for i in sorted(ids)]).scalars())
+    kept = []
+    for row in rows:
+        if not row["id"]:
+            kept.append(row)
+        elif row["id"] in new:
+            new.discard(row["id"])  # a second copy within the batch is left out too
+            kept.append(row)
+    return kept
 
 
 def store(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,6 +86,9 @@ def store(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows.sort(key=lambda r: r["occurred_at"])
     timeout = timedelta(minutes=int(options["session_minutes"]))
     with write():
+        rows = first_stores(rows)
+        if not rows:
+            return []
         known = identity.contacts_of({r["visitor_id"] for r in rows})
         for row in rows:
             row["contact_id"] = known.get(row["visitor_id"])

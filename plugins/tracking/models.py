@@ -1,5 +1,5 @@
-"""The tracking plugin's own tables: visits (sessions), daily roll-ups for the Traffic page, and
-each contact's first and last touch.
+"""The tracking plugin's own tables: the ids of stored events, visits (sessions), daily roll-ups
+for the Traffic page, and each contact's first and last touch.
 
 The events themselves live in the core's activity timeline; these tables hold only what the
 timeline cannot answer quickly. The roll-ups are counters updated by every ingest batch, so the
@@ -14,6 +14,21 @@ from sqlalchemy import JSON, Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow
+
+
+class StoredEvent(db.Model):
+    """The id of every event stored (ids are given at the beacon, see `clean.event_id`).
+
+    Storing an event first inserts its id here with `ON CONFLICT DO NOTHING`, in the batch's
+    transaction: an event that arrives a second time (a hand-over whose RPUSH reached Redis
+    after its client timed out, and which the database fallback stored as well; a drain that
+    crashed after its commit) inserts nothing and is skipped. Ids are kept as long as
+    anonymous events (the retention setting) and pruned with them.
+    """
+
+    __tablename__ = "tracking_stored_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class Visit(db.Model):

@@ -3,7 +3,9 @@
 Known contacts' history is kept (it is their timeline, erased with them on request); what an
 anonymous browser did is only useful for a while, and keeping it for ever is what makes other
 tools' tracking tables grow without bound. The daily and monthly roll-ups hold only counts and
-are kept. Deletes run in chunks so that web requests never wait long for SQLite's write lock.
+are kept. The ids of stored events (which make storing idempotent) go after the same time: a
+copy of an event arriving later than that is no longer recognised. Deletes run in chunks so that
+web requests never wait long for SQLite's write lock.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from sqlalchemy import delete
 from engine.contacts import activity, identity
 from engine.db import delete_in_chunks, utcnow, write
 from plugins.tracking import clean
-from plugins.tracking.models import Seen, Visit
+from plugins.tracking.models import Seen, StoredEvent, Visit
 from plugins.tracking.settings import settings
+
 
 def prune(days: int | None = None) -> dict[str, int]:
     """Delete anonymous events, visits and visitors last seen more than `days` ago."""
@@ -26,6 +29,8 @@ def prune(days: int | None = None) -> dict[str, int]:
         "visits": delete_in_chunks(Visit, Visit.last_seen_at < cutoff,
                                    Visit.visitor_id.not_in(identity.identified_visitors())),
         "visitors": identity.prune_anonymous_visitors(cutoff),
+        "event_ids": delete_in_chunks(StoredEvent,
+                                      StoredEvent.id < clean.ids_before(cutoff.timestamp())),
     }
     day = cutoff.date().isoformat()
     with write() as session:  # who-was-active lists of finished periods (their counts stay)

@@ -1,15 +1,18 @@
-"""Plugins: what is installed, on or off (at once, in every process), settings, recent errors."""
+"""Plugins: what is installed, on or off (at once, in every process), settings, recent errors.
+
+A plugin's settings page shows its form filled from what is stored, and a save records in the
+audit log, in the same transaction, each changed setting's old and new value."""
 from __future__ import annotations
 
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from werkzeug.datastructures import MultiDict
 
 from engine.admin import audit
 from engine.admin.blueprint import bp
 from engine.auth import require_role
+from engine.db import write
 from engine.plugins import PluginError
 from engine.plugins import current as plugins
 
@@ -53,19 +56,21 @@ def plugins_switch(slug: str) -> Any:
 def plugins_settings(slug: str) -> Any:
     info = _info_or_404(slug)
     manager = plugins()
-    form_class = manager.settings_form_class(slug)
-    if form_class is None:
+    if manager.settings_form_class(slug) is None:
         abort(404)
     if request.method == "POST":
-        form = manager.save_settings(slug, request.form)
+        with write():
+            form, changes = manager.save_settings(slug, request.form)
+            if not form.errors:
+                audit.record(current_user, "plugin.settings", slug,
+                             manager.describe_changes(slug, changes))
         if not form.errors:
-            audit.record(current_user, "plugin.settings", slug,
-                         {"fields": sorted(name for name in form._fields if name != "csrf_token")})
-            flash(f"Settings of {info.name} saved.")
+            flash(f"Settings of {info.name} saved." if changes
+                  else f"Settings of {info.name} unchanged.")
             return redirect(url_for("admin.plugins_settings", slug=slug))
         status = 400
     else:
-        form = form_class(formdata=MultiDict(), data=manager.settings(slug))
+        form = manager.settings_form(slug)
         status = 200
     return render_template("admin/plugin_settings.html", info=info, form=form,
                            errors=manager.recent_errors(slug, limit=20)), status

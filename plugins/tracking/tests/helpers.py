@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, render_template
 
@@ -13,16 +14,18 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
           "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
 
 
-def page_token(app: Flask) -> str:
+def page_token(app: Flask, url: str = "http://localhost/") -> str:
+    """The token the page at `url` carries in its script tag."""
     from plugins.tracking.beacon import page_token as token
     with app.test_request_context("/"):
-        return token()
+        return token(urlsplit(url).path or "/")
 
 
 def send(client: Any, app: Flask, kind: str = "page_view", url: str = "http://localhost/",
          agent: str = CHROME, headers: dict[str, str] | None = None, **fields: Any) -> Any:
-    """POST one event the way the script's sendBeacon does (JSON in a text/plain body)."""
-    payload = {"k": page_token(app), "t": kind, "u": url, "l": "en-GB", **fields}
+    """POST one event the way the script's sendBeacon does (JSON in a text/plain body), with
+    the token of the page at `url`."""
+    payload = {"k": page_token(app, url), "t": kind, "u": url, "l": "en-GB", **fields}
     return client.post("/t/event", data=json.dumps(payload), content_type="text/plain",
                        headers={"User-Agent": agent, **(headers or {})})
 
@@ -54,15 +57,14 @@ def public_page(app: Flask, path: str = "/") -> str:
 
 
 def configure(app: Flask, **settings: Any) -> None:
-    """Change the plugin's settings (validated by its form, as the admin page does)."""
-    from werkzeug.datastructures import MultiDict
+    """Change the plugin's settings as the admin page does: its form as shown, with these
+    values changed (True ticks a checkbox, False unticks it)."""
     plugins = app.extensions["magnet.plugins"]
     with app.app_context():
-        current = dict(plugins.settings("tracking"))
-        current.update(settings)
-        data = MultiDict({k: ("y" if v is True else str(v)) for k, v in current.items()
-                          if v is not False})
-        form = plugins.save_settings("tracking", data)
+        data = plugins.settings_formdata("tracking")
+        for name, value in settings.items():
+            data.setlist(name, ["y"] if value is True else [] if value is False else [str(value)])
+        form, _ = plugins.save_settings("tracking", data)
         assert not form.errors, form.errors
 
 

@@ -45,6 +45,7 @@ def timeline_of(app, email, expected, timeout=10.0):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, page, work):
+    app.config["SITE_URL"] = live_server  # the beacon counts the site's own host only
     page.goto(f"{live_server}/about")
     page.goto(f"{live_server}/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=june")
     page.goto(f"{live_server}/")

@@ -11,8 +11,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from plugins.tracking import buffer
-from plugins.tracking.tests.helpers import CHROME, page_token, send
+import pytest
+import redis
+from sqlalchemy import select
+
+from engine.db import db
+from engine.jobs import connection
+from engine.jobs.embedded import EmbeddedRedis
+from plugins.tracking import buffer, handover
+from plugins.tracking.models import DailyTotals
+from plugins.tracking.tests.helpers import CHROME, drain, events, page_token, send
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -49,6 +57,37 @@ def test_the_hand_over_thread_stops_when_idle_and_starts_again(app, client, monk
     assert queued(app) == 2
 
 
+@pytest.mark.both_backends
+def test_events_handed_to_a_frozen_redis_and_to_the_database_are_stored_once(make_app, tmp_path):
+    """Redis frozen (SIGSTOP) during a hand-over: the RPUSH times out on the client side, so
+    the database fallback stores the events; the thawed Redis then runs the RPUSH it had
+    received, and the drain meets the same events again."""
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.start()
+    try:
+        app = make_app(REDIS_URL=server.url, TRACKING_LINGER=3600)  # only the test hands over
+        app.extensions["magnet.redis"] = redis.Redis.from_url(  # a timeout this test can wait
+            server.url, socket_timeout=0.3, socket_connect_timeout=0.3)
+        client = app.test_client()
+        for path in ("a", "b"):
+            assert send(client, app, url=f"http://localhost/{path}").status_code == 204
+        with app.app_context():
+            connection().ping()  # the connection exists: the frozen server has its bytes
+            pid = int(server.pidfile.read_text())
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                assert handover.pending_here().flush() == 2  # into the database
+            finally:
+                os.kill(pid, signal.SIGCONT)
+        assert len(events(app)) == 2
+        assert drain(app) == 2  # the timed-out RPUSH did reach Redis
+        assert sorted(e.url for e in events(app)) == ["http://localhost/a", "http://localhost/b"]
+        with app.app_context():
+            assert [d.page_views for d in db.session.scalars(select(DailyTotals))] == [2]
+    finally:
+        server.stop()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -81,9 +120,9 @@ def test_a_graceful_stop_of_gunicorn_hands_over_what_its_workers_hold(make_app, 
             except OSError:  # not listening yet, or still starting
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        token = page_token(app)
         for number in range(40):
-            body = json.dumps({"k": token, "t": "page_view", "u": f"{base}/p{number}"}).encode()
+            page = f"{base}/p{number}"
+            body = json.dumps({"k": page_token(app, page), "t": "page_view", "u": page}).encode()
             assert _post(base + "/t/event", body) == 204
         time.sleep(0.3)
         assert queued(app) == 0  # still held by the web workers

@@ -138,13 +138,13 @@ def test_the_visitor_cookie_is_secure_when_the_beacon_comes_over_https(app, clie
 def test_pages_of_a_site_served_on_an_ipv6_address_are_its_own():
     from plugins.tracking import clean
     payload = {"t": "page_view", "u": "http://[::1]:8000/pricing?utm_source=x"}
-    cleaned = clean.event(payload, host="[::1]:8000", agent=CHROME, ip="::1", ip_mode="full",
-                          visitor_id="v")
+    cleaned = clean.event(payload, hosts=frozenset({"[::1]:8000"}), agent=CHROME, ip="::1",
+                          ip_mode="full", visitor_id="v")
     assert cleaned["u"] == "http://[::1]:8000/pricing?utm_source=x"
     assert clean.host_and_path(cleaned["u"]) == ("[::1]:8000", "/pricing")
     with pytest.raises(clean.BadEvent, match="not a page of this site"):
-        clean.event(payload, host="[::2]:8000", agent=CHROME, ip="::1", ip_mode="full",
-                    visitor_id="v")
+        clean.event(payload, hosts=frozenset({"[::2]:8000"}), agent=CHROME, ip="::1",
+                    ip_mode="full", visitor_id="v")
 
 
 def test_text_is_cleaned_and_forged_visitor_ids_are_ignored(app, client):
@@ -210,7 +210,7 @@ def test_automated_browsers_and_hits_without_the_script_are_not_recorded(app, cl
 
 
 def test_noscript_pixel_records_a_page_view(app, client):
-    token = page_token(app)
+    token = page_token(app, "http://localhost/landing")
     response = client.get(f"/t/pixel.gif?k={token}&u=http://localhost/x",
                           headers={"User-Agent": CHROME, "Referer": "http://localhost/landing"})
     assert response.status_code == 200 and response.mimetype == "image/gif"

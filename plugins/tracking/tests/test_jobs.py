@@ -16,8 +16,8 @@ from engine.contacts.models import Contact, Visitor
 from engine.db import db, utcnow, write
 from engine.events.models import Activity
 from engine.jobs import enqueue
-from plugins.tracking import retention
-from plugins.tracking.models import Seen, Visit
+from plugins.tracking import clean, retention
+from plugins.tracking.models import Seen, StoredEvent, Visit
 from plugins.tracking.tests.helpers import drain, events, send
 
 LISTENER = '''
@@ -103,18 +103,20 @@ def test_retention_prunes_old_anonymous_visitors_only(app, client):
             session.execute(Visitor.__table__.update().values(first_seen=long_ago,
                                                               last_seen=long_ago))
             session.add(Seen(period=long_ago.date().isoformat(), kind="v", subject=anonymous))
+            session.add(StoredEvent(id=clean.event_id(long_ago.timestamp())))  # an old event's
     send(app.test_client(), app, url="http://localhost/recent")  # another, recent visitor
     drain(app)
     with app.app_context():
         assert retention.prune() == {"events": 1, "visits": 1, "visitors": 1,
-                                     "active_lists": 1}
+                                     "event_ids": 1, "active_lists": 1}
+        assert db.session.scalar(select(func.count()).select_from(StoredEvent)) == 3
         assert sorted(a.url for a in db.session.scalars(select(Activity))) == [
             "http://localhost/known", "http://localhost/recent"]
         assert db.session.scalar(select(func.count()).select_from(Visit)) == 2
         assert db.session.get(Visitor, anonymous) is None
         assert db.session.get(Visitor, known).contact_id == contact.id
         assert retention.prune(days=365) == {"events": 0, "visits": 0, "visitors": 0,
-                                             "active_lists": 0}
+                                             "event_ids": 0, "active_lists": 0}
 
 
 def test_prune_command_deletes_old_anonymous_events(app, client):
