@@ -6,6 +6,7 @@ from typing import Any
 from engine.admin.menu import MenuItem
 from engine.contacts import identity
 from engine.db import write
+from engine.events import EventType, PropertyType
 from engine.plugins import hookimpl
 from engine.web.edge import EdgeRoute
 from plugins.tracking import admin, beacon, commands, jobs, visits
@@ -29,6 +30,20 @@ def register_edge_routes() -> list[Any]:
 @hookimpl
 def register_commands() -> list[Any]:
     return [commands.tracking_group]
+
+
+_SEEN = {"path": PropertyType.STRING, "title": PropertyType.STRING,
+         "referrer": PropertyType.STRING, "language": PropertyType.STRING,
+         "device": PropertyType.STRING, "browser": PropertyType.STRING, "os": PropertyType.STRING}
+
+
+@hookimpl
+def register_event_types() -> list[Any]:
+    return [EventType("page_view", "Viewed a page", _SEEN),
+            EventType("click", "Clicked a link", {**_SEEN, "href": PropertyType.STRING,
+                                                  "label": PropertyType.STRING}),
+            EventType("download", "Downloaded a file", {**_SEEN, "href": PropertyType.STRING}),
+            EventType("form_view", "Saw a form", {**_SEEN, "form": PropertyType.STRING})]
 
 
 @hookimpl

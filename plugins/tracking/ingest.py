@@ -1,5 +1,6 @@
 """Storing events: from the cleaned beacon form to timeline rows, visits, roll-ups and touches,
-all in one transaction per batch, then one `on_event` call for the whole batch.
+all in one transaction per batch, recorded on the engine's event stream (`engine.events`),
+which delivers them to `on_event` with everything else contacts do.
 
 The same function serves the periodic drain of the Redis buffer (thousands of events at a time)
 and the hand-over's direct write when Redis is unreachable, so both paths store exactly the same
@@ -12,12 +13,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.contacts import activity, identity
+from engine.contacts import identity
 from engine.db import db, write
-from engine.plugins import current
+from engine.events import record_many
 from plugins.tracking import clean, rollups, visits
 from plugins.tracking.models import StoredEvent
 from plugins.tracking.settings import settings
@@ -32,7 +34,8 @@ def to_row(event: dict[str, Any], keep_bots: bool = False) -> dict[str, Any] | N
     kind, browser, system, is_bot = clean.device(str(event.get("a", "")))
     if is_bot and not keep_bots:
         return None
-    props: dict[str, Any] = {"device": kind, "browser": browser, "os": system}
+    props: dict[str, Any] = {"device": kind, "browser": browser, "os": system,
+                             "path": urlsplit(event["u"]).path or "/"}
     for key, name in (("r", "referrer"), ("l", "language"), ("ip", "ip"), ("h", "href"),
                       ("x", "label"), ("f", "form"), ("n", "title")):
         if event.get(key):
@@ -93,10 +96,9 @@ def store(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for row in rows:
             row["contact_id"] = known.get(row["visitor_id"])
         new_visits = visits.assign(rows, timeout)
-        activity.record_many(rows)
+        record_many(rows)  # on the timeline, and on their way to `on_event`
         identity.touch_many(visits.last_seen(rows))
         rollups.add(rows, new_visits)
         for contact_id in {known[v["visitor_id"]] for v in new_visits if v["visitor_id"] in known}:
             visits.update_touches(contact_id, identity.visitors_of(contact_id))
-    current().call("on_event", events=rows)
     return rows

@@ -9,7 +9,8 @@ from alembic import command
 from sqlalchemy import select
 
 from engine import migrate
-from engine.contacts.models import Activity, Contact
+from engine.contacts.models import Contact
+from engine.events.models import Activity
 from engine.db import db, locking, utcnow, write
 from plugins.tracking.models import DailyPage, Touches, Visit
 from plugins.tracking.tests.helpers import (CHROME, drain, events, page_token, public_page, send,
