@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
@@ -58,8 +58,22 @@ WRITE_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLAC"})
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC (the only kind of datetime Magnet stores)."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware in UTC (the only kind of datetime Magnet stores).
+    Everything that depends on time asks here, so tests move time with `clock` rather than
+    sleeping (`engine.testing`'s `clock` fixture)."""
+    return clock.now()
+
+
+class Clock:
+    """The engine's clock: the system's, shifted by `offset` (only tests shift it)."""
+
+    offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+clock = Clock()
 
 
 class UTCDateTime(TypeDecorator):

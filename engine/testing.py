@@ -305,3 +305,37 @@ def traces_of(app: Flask, needles: list[str]) -> dict[str, list[str]]:
                         if value is not None and any(n in text_value for n in lowered):
                             found.setdefault(f"{table.name}.{column.name}", []).append(str(value))
     return found
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    """The engine's clock (`engine.db.clock`), to move time forward: `clock.advance(days=3)`.
+    Put back when the test ends."""
+    from datetime import timedelta
+
+    from engine.db import clock as engine_clock
+
+    class Controlled:
+        def advance(self, **delta: float) -> None:
+            engine_clock.offset += timedelta(**delta)
+
+        def now(self) -> Any:
+            return engine_clock.now()
+
+    saved = engine_clock.offset
+    try:
+        yield Controlled()
+    finally:
+        engine_clock.offset = saved
+
+
+def deliver_events(app: Flask) -> int:
+    """Deliver every queued event to `on_event` here, as a worker would; returns how many."""
+    from engine.events.delivery import deliver_next
+    total, start = 0, 0
+    with app.app_context():
+        while True:
+            delivered, start = deliver_next(start)
+            if not delivered:
+                return total
+            total += delivered

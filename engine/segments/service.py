@@ -272,7 +272,7 @@ def members(segment_id: int, after: int = 0, limit: int = 50) -> list[tuple[Cont
         select(Contact, SegmentMember.entered_at)
         .join(SegmentMember, SegmentMember.contact_id == Contact.id)
         .where(SegmentMember.segment_id == segment_id, Contact.id > after)
-        .order_by(Contact.id).limit(limit)).tuples())
+        .order_by(Contact.id).limit(limit)).all())
 
 
 def of_contact(contact_id: int) -> list[tuple[Segment, Any]]:
@@ -280,4 +280,4 @@ def of_contact(contact_id: int) -> list[tuple[Segment, Any]]:
     return list(db.session.execute(
         select(Segment, SegmentMember.entered_at)
         .join(SegmentMember, SegmentMember.segment_id == Segment.id)
-        .where(SegmentMember.contact_id == contact_id).order_by(Segment.name)).tuples())
+        .where(SegmentMember.contact_id == contact_id).order_by(Segment.name)).all())

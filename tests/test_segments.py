@@ -1,0 +1,188 @@
+"""Segments: built with set operations, kept current event by event and by the clock."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine import events
+from engine.contacts import service as contacts, store
+from engine.contacts.models import Contact
+from engine.db import db, write
+from engine.events.models import Activity
+from engine.segments import service as segments
+from engine.segments.compiler import compile_definition
+from engine.segments.service import SegmentError
+from engine.testing import deliver_events
+
+
+def one(*conditions, match="all"):
+    return {"match": "all", "groups": [{"match": match, "conditions": list(conditions)}]}
+
+
+def person(app, email, **values) -> int:
+    with app.app_context(), write():
+        return store.save(email, contacts.clean_values(values)).id
+
+
+def members(app, name) -> set[str]:
+    with app.app_context():
+        segment = segments.by_name(name)
+        found = {c.email for c, _ in segments.members(segment.id, 0, 10_000)}
+        db.session.rollback()
+        return found
+
+
+def matching_now(app, name) -> set[str]:
+    """What a fresh bulk evaluation of the segment's definition gives."""
+    with app.app_context():
+        compiled = compile_definition(segments.by_name(name).definition)
+        found = set(db.session.scalars(select(Contact.email).where(compiled.bulk)))
+        db.session.rollback()
+        return found
+
+
+def build(app, work, name, definition) -> None:
+    with app.app_context():
+        segments.save(name, definition)
+    work(app)
+
+
+def entered_and_left(app, email) -> list[tuple[str, str]]:
+    with app.app_context():
+        contact = contacts.find_by_email(email)
+        rows = db.session.scalars(select(Activity).where(
+            Activity.contact_id == contact.id,
+            Activity.type.in_(("segment_entered", "segment_left"))).order_by(Activity.id))
+        return [(row.type, row.properties["segment"]) for row in rows]
+
+
+@pytest.mark.both_backends
+def test_a_segment_is_built_then_follows_each_change(app, work):
+    person(app, "ann@example.com", country="GB")
+    person(app, "bob@example.com", country="FR")
+    with app.app_context(), write():
+        store.tag(contacts.find_by_email("ann@example.com").id, ["vip"])
+    build(app, work, "UK VIPs", one({"kind": "field", "field": "country", "op": "equals",
+                                     "value": "gb"},
+                                    {"kind": "tag", "tag": "vip", "op": "has"}))
+    with app.app_context():
+        assert segments.by_name("UK VIPs").status == "ready"
+    assert members(app, "UK VIPs") == {"ann@example.com"}
+    assert entered_and_left(app, "ann@example.com") == []  # the first build announces nothing
+    bob = person(app, "bob@example.com", country="GB")  # a change...
+    with app.app_context(), write():
+        store.tag(bob, ["vip"])
+    deliver_events(app)  # ...and its events reach the segment
+    assert members(app, "UK VIPs") == {"ann@example.com", "bob@example.com"}
+    assert entered_and_left(app, "bob@example.com") == [("segment_entered", "UK VIPs")]
+    person(app, "bob@example.com", country="IE")
+    deliver_events(app)
+    assert members(app, "UK VIPs") == {"ann@example.com"}
+    assert entered_and_left(app, "bob@example.com")[-1] == ("segment_left", "UK VIPs")
+
+
+def test_activity_in_the_last_days_leaves_when_it_ages_out(app, work, clock):
+    buyer = person(app, "buyer@example.com")
+    build(app, work, "Repeat buyers", one({"kind": "activity", "event": "purchase",
+                                           "op": "at_least", "count": 2, "days": 30}))
+    for _ in range(2):
+        with app.app_context(), write():
+            events.record("purchase", contact_id=buyer, properties={"amount": 10})
+    deliver_events(app)
+    assert members(app, "Repeat buyers") == {"buyer@example.com"}
+    clock.advance(days=29)
+    with app.app_context():
+        segments.tick()
+    assert members(app, "Repeat buyers") == {"buyer@example.com"}
+    clock.advance(days=2)  # both purchases are now older than 30 days
+    with app.app_context():
+        assert segments.tick() == 1  # only the contact whose purchases aged out is re-checked
+    assert members(app, "Repeat buyers") == set() == matching_now(app, "Repeat buyers")
+
+
+def test_an_anniversary_enters_the_week_before_and_leaves_after(app, work, clock):
+    with app.app_context(), write():
+        contacts.define_field("birthday", "Birthday", "date")
+    birthday = (clock.now().date() + timedelta(days=10)).replace(year=1990)
+    person(app, "bday@example.com", birthday=birthday.isoformat())
+    build(app, work, "Birthdays this week", one({"kind": "field", "field": "birthday",
+                                                 "op": "anniversary_within_days", "days": 7}))
+    assert members(app, "Birthdays this week") == set()
+    for day in range(1, 13):
+        clock.advance(days=1)
+        with app.app_context():
+            segments.tick()
+        expected = {"bday@example.com"} if 3 <= day <= 10 else set()
+        assert members(app, "Birthdays this week") == expected, day
+        assert matching_now(app, "Birthdays this week") == expected, day
+
+
+def test_a_segment_of_a_segment_follows_it(app, work):
+    build(app, work, "French", one({"kind": "field", "field": "country", "op": "equals",
+                                    "value": "FR"}))
+    with app.app_context():
+        french = segments.by_name("French").id
+    build(app, work, "Not French", one({"kind": "segment", "segment": french, "op": "not_in"}))
+    person(app, "zoe@example.com", country="FR")
+    deliver_events(app)  # creation: French enters; its segment_entered event...
+    deliver_events(app)  # ...takes Zoe out of Not French (she entered it at creation)
+    assert members(app, "French") == {"zoe@example.com"}
+    assert members(app, "Not French") == set() == matching_now(app, "Not French")
+
+
+def test_bad_definitions_and_cycles_are_refused(app, work):
+    with app.app_context():
+        for bad, message in [
+            ({"groups": []}, "at least one condition"),
+            (one({"kind": "field", "field": "nope", "op": "equals", "value": "x"}), "no contact field"),
+            (one({"kind": "field", "field": "country", "op": "gt", "value": "x"}), "not an operator"),
+            (one({"kind": "activity", "event": "purchase", "count": 0}), "number of times"),
+            (one({"kind": "martian"}), "Unknown kind"),
+        ]:
+            with pytest.raises(SegmentError, match=message):
+                segments.save("Bad", bad)
+        a = segments.save("A", one({"kind": "consent", "value": "granted"}))
+        b = segments.save("B", one({"kind": "segment", "segment": a.id}))
+        with pytest.raises(SegmentError, match="depend on itself"):
+            segments.save("A", one({"kind": "segment", "segment": b.id}), segment_id=a.id)
+
+
+def test_hook_register_segment_conditions(make_app, make_plugins, work):
+    folder = make_plugins(vipness='''
+        """A condition of its own: the contact's email is at a given domain."""
+        from engine.contacts.models import Contact
+        from engine.plugins import hookimpl
+        from engine.segments.conditions import Compiled, ConditionKind
+        DEFAULT_ENABLED = True
+
+        def compile(condition):
+            domain = condition["domain"]
+            return Compiled(Contact.email.like("%@" + domain), fields=frozenset({"email"}))
+
+        @hookimpl
+        def register_segment_conditions():
+            return [ConditionKind("domain", "Email domain", compile,
+                                  lambda c: f"email at {c['domain']}",
+                                  [("domain", "Domain", "text", [])])]
+    ''')
+    app = make_app(PLUGINS_PATH=str(folder))
+    person(app, "a@acme.example")
+    person(app, "b@other.example")
+    build(app, work, "Acme", one({"kind": "domain", "domain": "acme.example"}))
+    assert members(app, "Acme") == {"a@acme.example"}
+
+
+def test_cli_lists_shows_members_and_rebuilds(app, work):
+    person(app, "cli@example.com", country="GB")
+    build(app, work, "UK", one({"kind": "field", "field": "country", "op": "equals",
+                                "value": "GB"}))
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["segments", "list"])
+    assert "UK" in listed.output and "1 members" in listed.output
+    assert '"country"' in runner.invoke(args=["segments", "show", "UK"]).output
+    assert runner.invoke(args=["segments", "members", "UK"]).output.startswith("cli@example.com")
+    rebuilt = runner.invoke(args=["segments", "rebuild", "UK"])
+    assert rebuilt.exit_code == 0 and "1 members" in rebuilt.output
+    assert runner.invoke(args=["segments", "show", "Nope"]).exit_code != 0
