@@ -129,7 +129,9 @@ def test_serve_restarts_what_dies_and_stops_quickly_on_ctrl_c(tmp_path):
     assert "The job worker stopped (killed by SIGKILL); restarting it in 1 s." in output
     assert "The embedded Redis stopped; restarting it in 1 s." in output
     assert "Magnet stopped." in output and "SIGKILL!" not in output
-    assert seconds < 8, f"Ctrl-C took {seconds:.1f} s"
+    # about 4 s on a busy 2-core machine (each process needs a second or so to exit); it took
+    # 11 s when every process got the terminal's SIGINT and gunicorn killed its workers
+    assert seconds < 10, f"Ctrl-C took {seconds:.1f} s"
     assert not [pid for pid in everything if alive(pid)], "a process outlived serve"
 
 

@@ -1,8 +1,8 @@
 """The processes of `magnet serve`: started together, restarted when one dies, stopped together.
 
 Each child runs in a session (and so a process group) of its own:
-- a terminal's Ctrl-C reaches `serve` alone, which then stops each child with one SIGTERM, a
-  graceful stop, instead of every process getting SIGINT at once and then SIGTERM from `serve`
+- a terminal's Ctrl-C reaches `serve` alone, which then stops each child's group with one
+  SIGTERM, a graceful stop, instead of every process getting SIGINT at once and then SIGTERM from `serve`
   as well (gunicorn took that for a crash and killed its workers after its graceful timeout);
 - what a child starts (gunicorn's workers, RQ's scheduler process) is in the child's group, so
   nothing outlives the stop: the group gets SIGKILL once its leader is gone or past the timeout.
@@ -108,12 +108,13 @@ class Supervisor:
                      f"restarting it in {delay:g} s.")
 
     def stop(self, timeout: float) -> None:
-        """SIGTERM to every child, then SIGKILL to whatever is left of their groups past
-        `timeout` seconds (or as soon as a child's leader is gone)."""
+        """SIGTERM to every child's group (the RQ scheduler process then stops alongside its
+        worker rather than after it), then SIGKILL to whatever is left of a group once its
+        leader is gone or past `timeout` seconds."""
         running = [c.process for c in self.children if c.process and c.restart_at is None]
         for process in running:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for process in running:
             try:
@@ -126,8 +127,12 @@ class Supervisor:
 
 
 def _kill_group(pgid: int) -> None:
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
