@@ -2,8 +2,9 @@
 
 Each child runs in a session (and so a process group) of its own:
 - a terminal's Ctrl-C reaches `serve` alone, which then stops each child's group with one
-  SIGTERM, a graceful stop, instead of every process getting SIGINT at once and then SIGTERM from `serve`
-  as well (gunicorn took that for a crash and killed its workers after its graceful timeout);
+  SIGTERM, a graceful stop, instead of every process getting SIGINT at once and then SIGTERM
+  from `serve` as well (gunicorn took that for a crash and killed its workers after its
+  graceful timeout);
 - what a child starts (gunicorn's workers, RQ's scheduler process) is in the child's group, so
   nothing outlives the stop: the group gets SIGKILL once its leader is gone or past the timeout.
 
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.jobs.embedded import EmbeddedRedis, EmbeddedRedisError, die_with_parent
 
@@ -57,9 +58,7 @@ class Child:
     env: dict[str, str]
     backoff: Backoff
     process: subprocess.Popen[bytes] | None = None
-    restart_at: float | None = None
-    restarts: int = 0
-    pids: list[int] = field(default_factory=list)  # every pid it ran as, oldest first
+    restart_at: float | None = None  # set while it waits for its back-off to end
 
 
 class Supervisor:
@@ -82,7 +81,6 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         child.process = subprocess.Popen(child.args, env=child.env, stdin=subprocess.DEVNULL,
                                          start_new_session=True, preexec_fn=die_with_parent)
-        child.pids.append(child.process.pid)
         child.restart_at = None
         child.backoff.started()
 
@@ -93,7 +91,6 @@ class Supervisor:
         for child in self.children:
             if child.restart_at is not None:
                 if now >= child.restart_at:
-                    child.restarts += 1
                     self._start(child)
                     self.say(f"Restarted the {child.name}.")
                 continue

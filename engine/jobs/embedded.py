@@ -55,11 +55,11 @@ class EmbeddedRedis:
             return False
 
     def running(self) -> bool:
-        """Whether a server runs on this folder: the one this process started, else the one its
-        pid file names (a server left running, which `start()` reused)."""
+        """Whether a server runs on this folder: the one this process started, else one left
+        running there (which `start()` reused), by its pid file or by its answer."""
         if self.process is not None:
             return self.process.poll() is None
-        return self._stale_pid() is not None
+        return self._stale_pid() is not None or self.answers()
 
     def _stale_pid(self) -> int | None:
         try:

@@ -6,8 +6,9 @@ the app, its plugin state and its database pool warm between jobs. Parallelism c
 worker processes (`--processes N`, or more machines), not from forking.
 
 Each worker also runs a ticker thread: periodic jobs (`@job(every=...)`) of the core and of
-enabled plugins are enqueued at most once per interval across all workers, using a Redis key with that interval as expiry as the
-lock, and the ticker keeps the worker's heartbeat key fresh for `/healthz`.
+enabled plugins are enqueued at most once per interval across all workers, using a Redis key
+with that interval as expiry as the lock, and the ticker keeps the worker's heartbeat key fresh
+for `/healthz`.
 """
 from __future__ import annotations
 
