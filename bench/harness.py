@@ -1,7 +1,7 @@
 """The benchmark harness: serve a WSGI app with gunicorn, load it from a second process, report.
 
-Every app, Magnet's or a baseline's, is served the same way (gunicorn, 2 sync workers, on a
-free loopback port), so the only difference between two figures is the app. Load comes from
+Every app, Magnet's or a baseline's, is served the same way (gunicorn as deployed, with 2 gevent
+workers, on a free loopback port), so the only difference between two figures is the app. Load comes from
 `wrk` when it is installed (a generated Lua script sends the request and prints the figures as
 JSON from `done()`), else from `bench/pyclient.py`, always in a process of its own.
 
@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 UNIQUE = "{n}"  # in a request body: replaced by a value unique to each request of a run
 
-GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "sync", "--backlog", "2048",
+# The web server as README's "Deploying" runs it (gevent workers, no control socket), two workers.
+GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "gevent", "--no-control-socket",
+                     "--backlog", "2048",
                      "--timeout", "30", "--graceful-timeout", "5", "--log-level", "warning"]
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import signal
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,13 @@ from werkzeug.security import safe_join
 from engine import config as config_module
 from engine.db import configure_sqlite, db
 from engine.jobs import registry
-from engine.plugins import Plugins
+from engine.plugins import PluginError, PluginInfo, Plugins
 from engine.themes.loader import ThemeLoader
 from engine import web
 from engine.web import edge
 
 ENGINE_DIR = Path(__file__).resolve().parent
+log = logging.getLogger("magnet.plugins")
 
 # The core's concerns, each a module with `init_app(app)`: its routes, template globals, CLI.
 CONCERNS = (
@@ -79,21 +83,23 @@ def _configure_logging(app: Flask) -> None:
 
 
 def _register_plugin_parts(app: Flask, plugins: Plugins) -> None:
-    """Blueprints (404 while disabled), templates, static files and CLI commands of plugins."""
-    owners = {}
+    """Blueprints (404 while disabled), templates, static files and CLI commands of plugins,
+    and the same for plugins created while the site runs (`_add_late_plugins`)."""
+    owners: dict[str, str] = {}
     for name, (slug, blueprint) in plugins.collect_unique(
             "register_blueprints", key=lambda bp: bp.name).items():
         app.register_blueprint(blueprint)
         owners[name] = slug
     app.before_request(_gate(plugins, owners))
+    app.before_request(_restart_for_new_routes(app))
     for slug, command in plugins.collect("register_commands", include_disabled=True):
         app.cli.add_command(command)
 
-    template_dirs = [str(info.path / "templates") for info in plugins.infos.values()
-                     if info.path and (info.path / "templates").is_dir()]
-    app.jinja_loader = ChoiceLoader([ThemeLoader(app),  # the active theme first
-                                     FileSystemLoader(str(ENGINE_DIR / "templates")),
-                                     *map(FileSystemLoader, template_dirs)])
+    loader = ChoiceLoader([ThemeLoader(app),  # the active theme first
+                           FileSystemLoader(str(ENGINE_DIR / "templates")),
+                           *map(FileSystemLoader, _template_dirs(plugins.infos.values()))])
+    app.jinja_loader = loader
+    plugins.on_discovered(lambda infos: _add_late_plugins(app, plugins, infos, owners, loader))
 
     @app.get("/plugins/<slug>/static/<path:filename>")
     def plugin_static(slug: str, filename: str) -> Any:
@@ -104,6 +110,60 @@ def _register_plugin_parts(app: Flask, plugins: Plugins) -> None:
         if not safe_join(str(folder), filename):
             abort(404)
         return send_from_directory(folder, filename, max_age=86400)
+
+
+def _template_dirs(infos: Iterable[PluginInfo]) -> list[str]:
+    return [str(info.path / "templates") for info in infos
+            if info.path and (info.path / "templates").is_dir()]
+
+
+def _add_late_plugins(app: Flask, plugins: Plugins, infos: list[PluginInfo],
+                      owners: dict[str, str], loader: ChoiceLoader) -> None:
+    """Give plugins found while the site runs what start-up gives the others: hooks are live
+    already; here come their jobs, edge routes, templates, commands and blueprints. A name
+    taken twice (job, edge route, blueprint) refuses them before anything changed."""
+    slugs = {info.slug for info in infos}
+    jobs = registry.build(app)
+    blueprints = plugins.collect("register_blueprints", True, only=slugs)
+    for slug, blueprint in blueprints:
+        if blueprint.name in app.blueprints or blueprint.name in owners:
+            raise PluginError(f"register_blueprints: {blueprint.name!r} of {slug!r} is taken")
+    edge.add_routes(app, plugins, plugins.collect("register_edge_routes", True, only=slugs))
+    app.extensions["magnet.jobs"] = jobs
+    loader.loaders.extend(map(FileSystemLoader, _template_dirs(infos)))
+    for _slug, command in plugins.collect("register_commands", True, only=slugs):
+        app.cli.add_command(command)
+    if not app._got_first_request:  # a worker process, or a web process before its first request
+        for slug, blueprint in blueprints:
+            app.register_blueprint(blueprint)
+            owners[blueprint.name] = slug
+    elif blueprints:
+        app.extensions["magnet.routes_waiting"].update(slugs)
+
+
+def _restart_for_new_routes(app: Flask) -> Any:
+    """Flask takes no new routes once a process has served a request (its URL map is not made
+    to change under concurrent requests), so a web process that has cannot add the blueprints
+    of a plugin created since. A gunicorn worker (`magnet serve` and the documented deployment)
+    then stops gracefully after the request in hand and gunicorn starts a fresh one in its
+    place, which registers them at start-up like any other; under another server the web
+    server must be restarted to serve them."""
+    waiting: set[str] = app.extensions.setdefault("magnet.routes_waiting", set())
+    told: set[str] = set()
+
+    def restart_if_routes_wait() -> None:
+        if not waiting or waiting <= told:
+            return
+        told.update(waiting)
+        names = ", ".join(sorted(waiting))
+        if request.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+            log.warning("new plugin(s) %s bring pages: this web worker hands over to a fresh "
+                        "one that serves them", names)
+            os.kill(os.getpid(), signal.SIGTERM)  # gunicorn: a graceful stop of this worker
+        else:
+            log.warning("new plugin(s) %s bring pages: restart the web server to serve them",
+                        names)
+    return restart_if_routes_wait
 
 
 def _gate(plugins: Plugins, owners: dict[str, str]) -> Any:

@@ -3,66 +3,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import requests
 
 from engine.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(instance: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MAGNET_", "REDIS_URL", "DATABASE_URL"))}
-    return {**env, "MAGNET_INSTANCE_PATH": str(instance), **extra}
-
-
-def wait_for(url: str, predicate, process=None, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}:\n"
-                                 f"{process.communicate()[0]}")
-        try:
-            last = requests.get(url, timeout=2)
-            if predicate(last):
-                return last
-        except requests.RequestException:  # not up yet, or busy booting
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} never became ready; last answer: {last and last.text}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
-
-
-def children_of(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    return [int(x) for x in out.stdout.split()]
+from tests.serve_support import alive, children_of, clean_env, free_port, start_serve, wait_for
 
 
 @pytest.mark.slow
 def test_serve_runs_web_worker_and_redis_then_stops_them_all(tmp_path):
     instance, port = tmp_path / "instance", free_port()
-    serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)],
-                             env=clean_env(instance), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    serve = start_serve(instance, port)
     try:
         health = wait_for(f"http://127.0.0.1:{port}/healthz",
                           lambda r: r.ok and r.json()["workers"] >= 1, serve)
@@ -71,7 +25,7 @@ def test_serve_runs_web_worker_and_redis_then_stops_them_all(tmp_path):
         started = children_of(serve.pid)
         assert redis_pid in started and len(started) == 3  # Redis, gunicorn, one worker
     finally:
-        serve.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(serve.pid, signal.SIGINT)  # Ctrl-C
         output = serve.communicate(timeout=60)[0]
     assert f"Magnet is running at http://127.0.0.1:{port}/" in output
     assert "Magnet stopped." in output
@@ -89,15 +43,13 @@ def test_serve_reuses_a_redis_left_running_and_keeps_data(tmp_path):
     leftover.start()
     leftover.process = None  # as if its parent had died: nobody will stop it but serve's owner
     secret_before = None
-    serve = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)],
-                             env=clean_env(instance), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    serve = start_serve(instance, port)
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", lambda r: r.ok and r.json()["workers"] >= 1,
                  serve)
         secret_before = (instance / "secret_key").read_text()
     finally:
-        serve.send_signal(signal.SIGINT)
+        os.killpg(serve.pid, signal.SIGINT)
         serve.communicate(timeout=60)
         pid = int((instance / "redis.pid").read_text())
         assert alive(pid)  # serve did not start it, so it does not stop it
@@ -127,3 +79,24 @@ def test_plugins_new_scaffolds_a_plugin_whose_test_passes(tmp_path):
 def test_plugins_new_refuses_bad_names(app):
     result = app.test_cli_runner().invoke(main, ["plugins", "new", "Bad-Name"])
     assert result.exit_code != 0 and "lower-case" in result.output
+
+
+def test_magnet_help_shows_magnet_commands_with_help_on_every_option(app):
+    runner = app.test_cli_runner()
+    shown = runner.invoke(main, ["--help"]).output
+    listed = {line.split()[0] for line in shown.split("Commands:")[1].splitlines() if line.strip()}
+    assert {"serve", "worker", "plugins", "themes", "jobs", "db", "users"} <= listed
+    assert not listed & {"run", "routes", "shell"}
+    assert "--safe-mode" in shown
+    assert not [flag for flag in ("--app", "--env-file", "--debug") if flag in shown]
+
+    def options(command, path):
+        for param in command.params:
+            if param.param_type_name == "option" and not param.hidden:
+                yield path, param.opts, param.help
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from options(sub, [*path, name])
+    missing = [(p, o) for tree in (main, app.cli) for p, o, h in options(tree, ["magnet"])
+               if not h]
+    assert missing == []
+    assert "Port to listen on." in runner.invoke(main, ["serve", "--help"]).output

@@ -248,3 +248,35 @@ def test_a_periodic_job_never_overlaps_its_previous_run(jobs_app):
         conn.delete("magnet:running:outbox.sweep")
         assert run_named("outbox.sweep", {}) == 0
         assert conn.get("magnet:running:outbox.sweep") is None
+
+
+QUIET = '''
+from engine.jobs import job
+from engine.plugins import hookimpl
+
+@job("quiet.tick", every=3)
+def tick():
+    pass
+
+@hookimpl
+def register_jobs():
+    return [tick]
+'''
+
+
+def test_a_disabled_plugins_periodic_jobs_are_not_queued(make_app, make_plugins):
+    from engine.jobs.connection import client_for
+    from engine.jobs.worker import Ticker
+    app = make_app(PLUGINS_PATH=str(make_plugins(quiet=QUIET)), PLUGIN_STATE_REFRESH_SECONDS=0)
+    conn = client_for(app)
+    ticker = Ticker(app, conn, "test")
+
+    def queued() -> list[str]:
+        for spec in ticker.periodic():
+            ticker.maybe_enqueue(spec)
+        return [job.args[0] for name in ("default", "mail", "events")
+                for job in Queue(name, connection=conn).jobs]
+
+    assert "outbox.sweep" in queued() and "quiet.tick" not in queued()
+    app.extensions["magnet.plugins"].set_enabled("quiet", True)
+    assert "quiet.tick" in queued()

@@ -317,3 +317,86 @@ def test_installed_distributions_are_discovered_by_entry_point(make_app, tmp_pat
     info = app.extensions["magnet.plugins"].infos["extra"]
     assert (info.source, info.version, info.description) == ("entry point", "3.0",
                                                              "An installed plugin.")
+
+
+LATE = '''
+"""Created while the site runs."""
+from pathlib import Path
+from flask import Blueprint, render_template
+from engine.jobs import job
+from engine.plugins import hookimpl
+
+blueprint = Blueprint("late", __name__, url_prefix="/late")
+
+@blueprint.get("/")
+def index():
+    return "the late plugin's page"
+
+@job("late.note")
+def note(path):
+    Path(path).write_text("ran")
+
+@hookimpl
+def register_jobs():
+    return [note]
+
+@hookimpl
+def register_blueprints():
+    return [blueprint]
+
+@hookimpl
+def tpl_body_end(request):
+    return render_template("late/note.html")
+'''
+
+
+def test_a_plugin_created_while_the_site_runs_works_in_that_process(make_app, make_plugins,
+                                                                     work, tmp_path):
+    folder = make_plugins(greeter=GREETER)
+    app = make_app(PLUGINS_PATH=str(folder), PLUGIN_STATE_REFRESH_SECONDS=0)
+    client = app.test_client()
+    assert "a note" not in client.get("/").text  # the process serves, then the plugin comes
+    (folder / "late" / "templates" / "late").mkdir(parents=True)
+    (folder / "late" / "templates" / "late" / "note.html").write_text(
+        '<p class="late">{{ "a note from its template" }}</p>')
+    (folder / "late" / "__init__.py").write_text(LATE)
+    # `magnet plugins enable late`, in another process with an app of its own
+    make_app(instance=Path(app.instance_path), PLUGINS_PATH=str(folder)) \
+        .extensions["magnet.plugins"].set_enabled("late", True)
+
+    assert '<p class="late">a note from its template</p>' in client.get("/").text  # its hook
+    with app.app_context():
+        from engine.jobs import enqueue
+        enqueue("late.note", path=str(tmp_path / "note"))
+    work(app)
+    assert (tmp_path / "note").read_text() == "ran"  # its job, known to this process's worker
+    # Flask takes no new routes after a first request: a fresh web process serves its page
+    fresh = make_app(instance=Path(app.instance_path), PLUGINS_PATH=str(folder))
+    assert fresh.test_client().get("/late/").text == "the late plugin's page"
+
+
+def test_a_plugin_added_before_a_process_serves_gets_its_routes_there(make_app, make_plugins):
+    folder = make_plugins(greeter=GREETER)
+    app = make_app(PLUGINS_PATH=str(folder), PLUGIN_STATE_REFRESH_SECONDS=0)
+    (folder / "late").mkdir()
+    (folder / "late" / "__init__.py").write_text(LATE)
+    app.extensions["magnet.plugins"].set_enabled("late", True)
+    assert app.test_client().get("/late/").text == "the late plugin's page"
+
+
+def test_a_plugin_added_that_cannot_load_is_refused_and_the_others_keep_working(
+        make_app, make_plugins, caplog, monkeypatch):
+    import logging
+    monkeypatch.setattr(logging.getLogger("magnet"), "handlers", [caplog.handler])
+    folder = make_plugins(greeter=GREETER)
+    app = make_app(PLUGINS_PATH=str(folder), PLUGIN_STATE_REFRESH_SECONDS=0)
+    (folder / "halfway").mkdir()
+    (folder / "halfway" / "__init__.py").write_text("def broken(:\n")
+    manager = app.extensions["magnet.plugins"]
+    assert manager.discover_added() == []
+    assert "halfway" not in manager.infos
+    assert "plugin 'halfway' was added but cannot be loaded" in caplog.text
+    assert app.test_client().get("/").status_code == 200
+    (folder / "halfway" / "__init__.py").write_text('"""Fixed now."""\n')
+    os.utime(folder / "halfway" / "__init__.py", (time.time() + 5, time.time() + 5))
+    assert [info.slug for info in manager.discover_added()] == ["halfway"]

@@ -111,3 +111,24 @@ def test_an_owner_previews_a_theme_while_visitors_keep_the_active_one(app, clien
     assert not _post_header(owner.get(post_path).get_data(as_text=True))
     with app.app_context():
         assert app.extensions["magnet.themes"].active.name == "default"
+
+
+def test_a_theme_added_while_the_site_runs_can_be_chosen_without_a_restart(make_app, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from engine.config import PROJECT_ROOT
+    themes = tmp_path / "themes"
+    shutil.copytree(PROJECT_ROOT / "themes", themes)
+    app = make_app(THEMES_PATH=str(themes), PLUGIN_STATE_REFRESH_SECONDS=0)
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    (themes / "fresh" / "templates").mkdir(parents=True)
+    (themes / "fresh" / "theme.toml").write_text('name = "fresh"\nparent = "default"\n')
+    (themes / "fresh" / "templates" / "base.html").write_text(
+        '{% extends "default:base.html" %}{% block body_class %}fresh-look{% endblock %}')
+    # `magnet themes use fresh`, in another process with an app of its own
+    other = make_app(instance=Path(app.instance_path), THEMES_PATH=str(themes))
+    with other.app_context():
+        other.extensions["magnet.themes"].use("fresh")
+    assert "fresh-look" in client.get("/").text

@@ -15,7 +15,8 @@ users_group = AppGroup("users", help="Accounts of the people who run the site.")
 
 @users_group.command("create")
 @click.option("--email", required=True, help="The person's email; they sign in with it.")
-@click.option("--role", type=click.Choice(ROLES), default="editor", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="editor", show_default=True,
+              help="What the account may do: owner (everything), editor or viewer.")
 @click.option("--name", default="", help="Display name.")
 @click.option("--password", default=None,
               help="Their password (at least 10 characters); generated and printed when omitted.")

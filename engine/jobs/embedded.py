@@ -2,7 +2,7 @@
 
 Only `magnet serve`, `magnet worker` and the tests start one; web processes are handed its URL.
 The server stops when the process that started it dies, however it dies (see
-`_die_with_parent`). Should one still be found running on the same instance folder (started
+`die_with_parent`). Should one still be found running on the same instance folder (started
 by hand, or on a system without that facility), `start()` reuses it when it answers and replaces
 it when it does not. `stop()` stops only a server this process started.
 """
@@ -54,6 +54,13 @@ class EmbeddedRedis:
         except (redis.RedisError, OSError):
             return False
 
+    def running(self) -> bool:
+        """Whether a server runs on this folder: the one this process started, else one left
+        running there (which `start()` reused), by its pid file or by its answer."""
+        if self.process is not None:
+            return self.process.poll() is None
+        return self._stale_pid() is not None or self.answers()
+
     def _stale_pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text().strip())
@@ -78,7 +85,7 @@ class EmbeddedRedis:
              "--pidfile", str(self.pidfile), "--save", "60", "1", "--appendonly", "yes",
              "--appendfilename", "redis.aof", "--appendfsync", "everysec",
              "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():
@@ -103,10 +110,11 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to stop the server (SIGTERM: it saves, then exits) when its starter dies,
-    even by SIGKILL, so no orphaned server is ever left behind. Elsewhere this is a no-op and
-    `start()` replaces a stale server on the next run instead."""
+def die_with_parent() -> None:
+    """In a child about to exec: ask Linux to send it SIGTERM when its starter dies, even by
+    SIGKILL, so no orphaned process is ever left behind (a Redis server saves, then exits).
+    Elsewhere this is a no-op and `start()` replaces a stale server on the next run instead.
+    `magnet serve` starts its other children the same way."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -59,6 +59,10 @@ def _spec(func: Callable[..., Any]) -> JobSpec:
 
 
 def get(name: str) -> JobSpec:
+    """The job named `name`. One of a plugin created since this process started is found once
+    that plugin is (a job can arrive before the periodic check for new plugins has looked)."""
+    if name not in current_app.extensions["magnet.jobs"]:
+        current_app.extensions["magnet.plugins"].discover_added()
     try:
         return current_app.extensions["magnet.jobs"][name]
     except KeyError:

@@ -5,9 +5,10 @@ runs jobs in its own process (hundreds per second, see `bench/worker_throughput.
 the app, its plugin state and its database pool warm between jobs. Parallelism comes from more
 worker processes (`--processes N`, or more machines), not from forking.
 
-Each worker also runs a ticker thread: periodic jobs (`@job(every=...)`) are enqueued at most
-once per interval across all workers, using a Redis key with that interval as expiry as the
-lock, and the ticker keeps the worker's heartbeat key fresh for `/healthz`.
+Each worker also runs a ticker thread: periodic jobs (`@job(every=...)`) of the core and of
+enabled plugins are enqueued at most once per interval across all workers, using a Redis key
+with that interval as expiry as the lock, and the ticker keeps the worker's heartbeat key fresh
+for `/healthz`.
 """
 from __future__ import annotations
 
@@ -48,7 +49,6 @@ class Ticker(threading.Thread):
         super().__init__(daemon=True, name="magnet-ticker")
         self.app, self.conn, self.worker_name = app, conn, name
         self.stopping = threading.Event()
-        self.periodic = [spec for spec in app.extensions["magnet.jobs"].values() if spec.every]
 
     def run(self) -> None:
         next_beat = 0.0
@@ -59,10 +59,19 @@ class Ticker(threading.Thread):
                     self.conn.set(HEARTBEAT_KEY.format(self.worker_name), str(time.time()),
                                   ex=HEARTBEAT_TTL)
                     next_beat = now + HEARTBEAT_TTL / 3
-                for spec in self.periodic:
+                for spec in self.periodic():
                     self.maybe_enqueue(spec)
             except (redis.RedisError, OSError) as exc:
                 log.warning("ticker: Redis unavailable: %s", exc)
+
+    def periodic(self) -> list[registry.JobSpec]:
+        """The periodic jobs to schedule now: the core's and those of enabled plugins, created
+        since start-up included. A disabled plugin's are not even queued."""
+        plugins = self.app.extensions["magnet.plugins"]
+        with self.app.app_context():
+            plugins.refresh()
+        return [spec for spec in self.app.extensions["magnet.jobs"].values()
+                if spec.every and (not spec.owner or plugins.is_enabled(spec.owner))]
 
     def maybe_enqueue(self, spec: registry.JobSpec) -> None:
         lock = f"magnet:periodic:{spec.name}"

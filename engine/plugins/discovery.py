@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -75,18 +76,19 @@ class PluginInfo:
         return Path(file).parent
 
 
-def _import_folder(folder: Path) -> list[PluginInfo]:
+def _package_dirs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
+    return [child for child in sorted(folder.iterdir())
+            if not child.name.startswith(("_", ".")) and (child / "__init__.py").exists()]
+
+
+def _import_folder(folder: Path) -> list[PluginInfo]:
     parent, package = str(folder.parent), folder.name
     if parent not in sys.path:
         sys.path.insert(0, parent)
-    found = []
-    for child in sorted(folder.iterdir()):
-        if child.name.startswith(("_", ".")) or not (child / "__init__.py").exists():
-            continue
-        found.append(PluginInfo(child.name, _load(f"{package}.{child.name}"), "folder"))
-    return found
+    return [PluginInfo(child.name, _load(f"{package}.{child.name}"), "folder")
+            for child in _package_dirs(folder)]
 
 
 def _load(module_name: str) -> ModuleType:
@@ -111,3 +113,27 @@ def discover(plugins_path: str | Path) -> list[PluginInfo]:
             raise PluginError(f"plugin name {info.slug!r} is reserved by the engine")
         seen[info.slug] = info
     return infos
+
+
+def discover_added(plugins_path: str | Path, known: Collection[str]
+                   ) -> tuple[list[PluginInfo], dict[str, str]]:
+    """Plugins put in the plugins folder since start-up (`magnet plugins new` while the site
+    runs): `(loaded, {slug: why it could not be})`. Only new folders are imported; a folder
+    whose module fails to import is reported, and tried again when it is in `known` no more."""
+    folder = Path(plugins_path)
+    added = [child for child in _package_dirs(folder) if child.name not in known]
+    if not added:
+        return [], {}
+    importlib.invalidate_caches()  # the import system keeps the folder's former listing
+    if str(folder.parent) not in sys.path:
+        sys.path.insert(0, str(folder.parent))
+    loaded, refused = [], {}
+    for child in added:
+        if child.name in RESERVED_SLUGS:
+            refused[child.name] = f"plugin name {child.name!r} is reserved by the engine"
+            continue
+        try:
+            loaded.append(PluginInfo(child.name, _load(f"{folder.name}.{child.name}"), "folder"))
+        except PluginError as exc:
+            refused[child.name] = str(exc)
+    return loaded, refused

@@ -13,6 +13,10 @@ stored, and a form saved unchanged changes nothing. A change calls `on_plugin_se
 inside the transaction that stores it: the page cache moves to a new generation with it (the
 content concern's implementation), and every process re-reads the settings as soon as it sees
 that generation move (`follow`), so no page is rendered from the old settings and stored as new.
+
+A plugin created while the site runs is found by the same periodic check (`discover_added`),
+registered, and handed to the listeners of `on_discovered`, which add its jobs, templates, edge
+routes and blueprints to the app (see `engine.app`).
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -34,7 +39,7 @@ from wtforms.fields.choices import SelectFieldBase
 
 from engine.db import db, locking, utcnow, write
 from engine.plugins import hookspecs
-from engine.plugins.discovery import PluginError, PluginInfo, discover
+from engine.plugins.discovery import PluginError, PluginInfo, discover, discover_added
 from engine.plugins.models import PluginErrorLog, PluginState
 
 log = logging.getLogger("magnet.plugins")
@@ -74,6 +79,9 @@ class Plugins:
         self._pending_errors: list[dict[str, Any]] = []
         self._errors_lock = threading.Lock()
         self._last_reported: dict[tuple[str, str, str], float] = {}
+        self._listeners: list[Callable[[list[PluginInfo]], None]] = []
+        self._refused: dict[str, float] = {}  # slug -> its module's mtime when it failed
+        self._discovering = threading.Lock()
         app.extensions["magnet.plugins"] = self
         app.teardown_appcontext(self._flush_errors)
 
@@ -112,6 +120,7 @@ class Plugins:
                 and now - self._checked_at < self.refresh_seconds:
             return
         self._checked_at, self._signal_seen = now, signal
+        added = self.discover_added()
         try:  # every row's (slug, enabled, updated_at): a handful of rows, and no change is
             # missed when two transactions commit in the opposite order of their timestamps
             stamp = frozenset(db.session.execute(
@@ -119,7 +128,7 @@ class Plugins:
         except Exception:  # tables not created yet (before the first `db upgrade`)
             db.session.rollback()
             return
-        if stamp == self._stamp and not force:
+        if stamp == self._stamp and not force and not added:
             return
         rows = {r.slug: r for r in db.session.scalars(select(PluginState))}
         enabled = set()
@@ -159,10 +168,63 @@ class Plugins:
             self.call("on_plugin_enabled", slug=slug)
 
     def require(self, slug: str) -> PluginInfo:
+        if slug not in self.infos:
+            self.discover_added()
         try:
             return self.infos[slug]
         except KeyError:
             raise PluginError(f"no plugin named {slug!r}; `magnet plugins list` shows them") from None
+
+    # --- plugins created while the site runs ---------------------------------------------------
+
+    def on_discovered(self, listener: Callable[[list[PluginInfo]], None]) -> None:
+        """Call `listener(infos)` with the plugins found after start-up, once registered; one
+        that raises `PluginError` refuses them (and they are unregistered again)."""
+        self._listeners.append(listener)
+
+    def discover_added(self) -> list[PluginInfo]:
+        """Register the plugins added to the plugins folder since start-up, in this process."""
+        with self._discovering:  # a worker's ticker thread refreshes too
+            return self._discover_added()
+
+    def _discover_added(self) -> list[PluginInfo]:
+        known = set(self.infos) | {slug for slug, mtime in self._refused.items()
+                                   if mtime == self._module_mtime(slug)}
+        loaded, refused = discover_added(self.app.config["PLUGINS_PATH"], known)
+        for slug, reason in refused.items():
+            self._refuse(slug, reason)
+        added = []
+        for info in loaded:
+            try:
+                self.pm.register(info.module, name=info.slug)
+            except (pluggy.PluginValidationError, ValueError) as exc:
+                self._refuse(info.slug, str(exc))
+                continue
+            self.infos[info.slug] = info
+            added.append(info)
+        if added:
+            try:
+                for listener in self._listeners:
+                    listener(added)
+            except PluginError as exc:
+                for info in added:
+                    self.pm.unregister(name=info.slug)
+                    del self.infos[info.slug]
+                    self._refuse(info.slug, str(exc))
+                return []
+            self._settings_forms = None
+            log.info("found new plugin(s): %s", ", ".join(info.slug for info in added))
+        return added
+
+    def _module_mtime(self, slug: str) -> float:
+        try:
+            return (Path(self.app.config["PLUGINS_PATH"]) / slug / "__init__.py").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def _refuse(self, slug: str, reason: str) -> None:
+        self._refused[slug] = self._module_mtime(slug)
+        log.error("plugin %r was added but cannot be loaded: %s", slug, reason)
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -255,9 +317,12 @@ class Plugins:
 
     # --- calling hooks ------------------------------------------------------------------------
 
-    def _impls(self, hook_name: str, include_disabled: bool) -> Iterable[Any]:
+    def _impls(self, hook_name: str, include_disabled: bool,
+               only: Collection[str] | None = None) -> Iterable[Any]:
         caller = getattr(self.pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
+            if only is not None and impl.plugin_name not in only:
+                continue
             if include_disabled or impl.plugin_name in self._enabled:
                 yield impl
 
@@ -278,22 +343,23 @@ class Plugins:
             return False, None
 
     def call(self, hook_name: str, include_disabled: bool = False, savepoint: bool = False,
-             **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every enabled implementation; `[(slug, result)]` for those that returned.
-        `savepoint`: inside a `write()`, each implementation runs in a savepoint, so a plugin
-        that fails takes back only its own writes."""
+             only: Collection[str] | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every enabled implementation (of the plugins in `only`, when given);
+        `[(slug, result)]` for those that returned. `savepoint`: inside a `write()`, each
+        implementation runs in a savepoint, so a plugin that fails takes back only its own
+        writes."""
         results = []
-        for impl in self._impls(hook_name, include_disabled):
+        for impl in self._impls(hook_name, include_disabled, only):
             ok, result = self._guarded(hook_name, impl, kwargs, savepoint)
             if ok and result is not None:
                 results.append((impl.plugin_name, result))
         return results
 
     def collect(self, hook_name: str, include_disabled: bool = False,
-                **kwargs: Any) -> list[tuple[str, Any]]:
+                only: Collection[str] | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
         """For `register_*` hooks: every item returned, flattened, with the slug that gave it."""
         items = []
-        for slug, result in self.call(hook_name, include_disabled, **kwargs):
+        for slug, result in self.call(hook_name, include_disabled, only=only, **kwargs):
             if isinstance(result, dict):
                 items.extend((slug, pair) for pair in result.items())
             elif isinstance(result, (list, tuple)):

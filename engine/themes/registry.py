@@ -7,7 +7,8 @@ then the parent's, so a child overrides only what it ships.
 The active theme is stored in the database (`theme_state`). Each process keeps its own copy and
 re-reads it when the page-cache generation changes (a theme switch bumps it, see
 `engine.content.cache`) or every few seconds, then clears Jinja's template cache so the same
-template name resolves to the new theme's file.
+template name resolves to the new theme's file. The same check reads the themes folder again,
+so a theme copied in while the site runs can be previewed and chosen without a restart.
 """
 from __future__ import annotations
 
@@ -117,12 +118,24 @@ class Themes:
         self._checked_at = now
         if generation is not None:
             self._generation = generation
+        self.rediscover()
         try:
             stored = db.session.scalar(select(ThemeState.active).where(ThemeState.id == 1))
         except Exception:  # before the first `db upgrade`
             db.session.rollback()
             return
         self._switch_to(stored)
+
+    def rediscover(self) -> None:
+        """Read the themes folder again; a folder half copied (or broken) is skipped, with a
+        warning, until it is whole."""
+        try:
+            found = discover(self.path)
+        except (ThemeError, OSError) as exc:
+            log.warning("the themes folder has a theme that cannot be used yet: %s", exc)
+            return
+        if found != self.themes:
+            self.themes = found
 
     def _switch_to(self, name: str | None) -> None:
         if not name or name not in self.themes:
@@ -138,6 +151,8 @@ class Themes:
     def use(self, name: str) -> Theme:
         """Make `name` the site's theme in every process (the page cache is invalidated)."""
         from engine.content import cache
+        if name not in self.themes:
+            self.rediscover()
         if name not in self.themes:
             raise ThemeError(f"no theme named {name!r}; "
                              f"installed: {', '.join(sorted(self.themes))}")

@@ -68,12 +68,18 @@ class EdgeDispatcher:
     def __init__(self, app: Flask, plugins: Plugins, routes: Iterable[tuple[str, EdgeRoute]]):
         self.app, self.plugins, self.flask_wsgi = app, plugins, app.wsgi_app
         self.routes: dict[tuple[str, str], tuple[str, EdgeRoute]] = {}
+        self.add(routes)
+
+    def add(self, routes: Iterable[tuple[str, EdgeRoute]]) -> None:
+        """Add `(slug, route)`s; all or none: an address taken twice refuses them."""
+        added = dict(self.routes)
         for slug, route in routes:
             key = (route.method.upper(), route.path)
-            if key in self.routes:
+            if key in added:
                 raise PluginError(f"register_edge_routes: {route.method} {route.path} is "
-                                  f"registered by both {self.routes[key][0]!r} and {slug!r}")
-            self.routes[key] = (slug, route)
+                                  f"registered by both {added[key][0]!r} and {slug!r}")
+            added[key] = (slug, route)
+        self.routes = added  # one assignment: a request sees the old table or the new one
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         found = self.routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
@@ -100,6 +106,14 @@ class EdgeDispatcher:
 
 def install(app: Flask, plugins: Plugins) -> None:
     """Put the edge routes every plugin registers (enabled or not) in front of the app."""
-    routes = plugins.collect("register_edge_routes", include_disabled=True)
-    if routes:
+    add_routes(app, plugins, plugins.collect("register_edge_routes", include_disabled=True))
+
+
+def add_routes(app: Flask, plugins: Plugins, routes: list[tuple[str, EdgeRoute]]) -> None:
+    """Edge routes at start-up, or of a plugin created while the site runs."""
+    if not routes:
+        return
+    if isinstance(app.wsgi_app, EdgeDispatcher):
+        app.wsgi_app.add(routes)
+    else:
         app.wsgi_app = EdgeDispatcher(app, plugins, routes)  # type: ignore[method-assign]

@@ -102,12 +102,14 @@ def _post(url: str, body: bytes) -> int:
 
 
 def test_a_graceful_stop_of_gunicorn_hands_over_what_its_workers_hold(make_app, redis_url):
-    """With a linger of an hour, only the stop itself can deliver the events."""
+    """With a linger of an hour, only the stop itself can deliver the events. gunicorn runs as
+    deployed (README, "Deploying"): with gevent workers."""
     app = make_app()
     port = _free_port()
     env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path, "REDIS_URL": redis_url,
            "MAGNET_TRACKING_LINGER": "3600", "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind",
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2",
+                               "--worker-class", "gevent", "--no-control-socket", "--bind",
                                f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],
                               cwd=ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
