@@ -233,7 +233,8 @@ def tick() -> int:
     for segment_id, (segment, compiled) in index().segments.items():
         if not compiled.candidates:
             continue
-        since = segment.checked_at or now - timedelta(seconds=TICK_SECONDS)
+        since = db.session.scalar(select(Segment.checked_at).where(Segment.id == segment_id)) \
+            or now - timedelta(seconds=TICK_SECONDS)
         query = union(*(candidates(since, now) for candidates in compiled.candidates))
         contacts = {row[0] for row in db.session.execute(query) if row[0] is not None}
         with write() as session:
