@@ -346,6 +346,33 @@ def test_confirmation_waits_for_the_site_url_and_is_sent_once_it_is_set(make_app
     assert 'href="https://www.example.com/forms/confirm/' in body and "evil.example" not in body
 
 
+def test_sending_a_subscribing_form_again_sends_no_second_confirmation_for_a_while(
+        make_app, smtp_server, work, monkeypatch):
+    """At most one outstanding double opt-in email per address and list: the same form sent
+    three times gives one email; once the resend window has passed, the next sending gives a
+    second one (a controllable clock, no sleeping)."""
+    import engine.contacts.store as store_module
+    from datetime import timedelta
+    app = forms_site(make_app, **smtp_server.config)
+    client = app.test_client()
+    for _ in range(2):
+        assert post(client, "newsletter", {"email": "reader@example.com"}).status_code == 303
+    work(app)
+    assert post(client, "newsletter", {"email": "Reader@Example.com"}).status_code == 303
+    work(app)
+    assert [m["To"] for m in smtp_server.messages] == ["reader@example.com"]
+
+    later = store_module.utcnow() + timedelta(
+        seconds=app.config["FORM_CONFIRMATION_RESEND_SECONDS"] + 1)
+    monkeypatch.setattr(store_module, "utcnow", lambda: later)
+    assert post(client, "newsletter", {"email": "reader@example.com"}).status_code == 303
+    work(app)
+    assert len(smtp_server.messages) == 2
+    with app.app_context():
+        sub = db.session.scalar(select(Subscription))
+        assert sub.status == "pending" and sub.confirmation_sent_at == later
+
+
 def test_the_shortcode_renders_the_cacheable_anonymous_form(site):
     from engine.forms.hooks import asset_shortcode, form_shortcode
     with site.test_request_context("/"):

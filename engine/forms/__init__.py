@@ -12,6 +12,9 @@ DEFAULTS = {
     "FORM_MAX_BYTES": 64 * 1024,  # a whole POST, else 413 (MAX_CONTENT_LENGTH caps reading)
     "FORM_ASSET_LINK_SECONDS": 7 * 86400,
     "FORM_CONFIRM_LINK_SECONDS": 14 * 86400,
+    # At most one double opt-in email per address and list in this long, however often the
+    # form is sent again (the link in the first one stays valid meanwhile).
+    "FORM_CONFIRMATION_RESEND_SECONDS": 3600,
 }
 
 

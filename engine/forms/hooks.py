@@ -1,6 +1,7 @@
 """The forms concern as a built-in plugin: its shortcodes and its follow-up jobs."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app, render_template, url_for
@@ -8,6 +9,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from engine import mail, plugins
+from engine.contacts import store
 from engine.contacts.identity import resolve
 from engine.contacts.models import Subscription
 from engine.db import db, write
@@ -71,11 +73,16 @@ def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None
 
 
 def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
-    """The double opt-in email with its signed link."""
-    subs = list(db.session.scalars(select(Subscription).where(
-        Subscription.id.in_(subscription_ids), Subscription.status == "pending")))
-    if not subs:
+    """The double opt-in email with its signed link, for the subscriptions that have had none
+    within `FORM_CONFIRMATION_RESEND_SECONDS`: a visitor who sends the form again and again
+    (or two browsers at once) gets one email, and another only once that much time has passed.
+    Claimed in the transaction that queues the email (see `store.claim_confirmations`)."""
+    every = timedelta(seconds=int(current_app.config["FORM_CONFIRMATION_RESEND_SECONDS"]))
+    claimed = store.claim_confirmations(subscription_ids, every)
+    if not claimed:
         return
+    subs = list(db.session.scalars(select(Subscription).where(Subscription.id.in_(claimed))
+                                   .order_by(Subscription.id)))
     token = security.sign("confirm", [s.id for s in subs])
     link = external_url("forms.confirm", token=token)
     site = current_app.config["SITE_NAME"]
