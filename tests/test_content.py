@@ -432,3 +432,53 @@ def test_blog_index_and_tag_archives_paginate(app, client):
     tag_page = client.get("/blog/tag/series/page/2").get_data(as_text=True)
     assert "12 posts on this topic (page 2 of 2)" in tag_page
     assert client.get("/blog/tag/Series").headers["Location"] == "/blog/tag/series"
+
+
+HOSTILE_SHORTCODE = '''
+from engine.plugins import hookimpl
+
+DEFAULT_ENABLED = True
+
+
+@hookimpl
+def register_shortcodes():
+    return {"sc": lambda args, context: "<img src=x onerror=alert(1)>"}
+'''
+
+
+def _elements_with_handlers(html: str) -> list[tuple[str, dict]]:
+    """Every element of `html` carrying an `on...` attribute, as a browser would parse it."""
+    from html.parser import HTMLParser
+    found = []
+
+    class Finder(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if any(name.startswith("on") for name, _ in attrs):
+                found.append((tag, dict(attrs)))
+    Finder().feed(html)
+    return found
+
+
+def test_a_shortcode_inside_an_attribute_stays_text(make_app, make_plugins):
+    """A shortcode's HTML is trusted only in text content: placed inside an attribute (a title,
+    a link's href, an image's alt, attr_list's {: }), it is shown as its own escaped text, on
+    the site and in the admin's live preview alike."""
+    from tests.admin_helpers import signed_in
+    app = make_app(fresh_db=True, PLUGINS_PATH=str(make_plugins(hostile=HOSTILE_SHORTCODE)))
+    body = ("<span title='[sc]'>a</span> and <span title=\"x [sc] y\n[sc]\">b</span>\n\n"
+            "[a link](https://example.com/[sc]) and <a href=\"[sc]\">c</a>\n\n"
+            "![a [sc] picture](/x.png) <img alt='[sc]' src=/y.png>\n\n"
+            "A paragraph\n{: title=\"[sc]\" }\n\n"
+            "In text: [sc]\n")
+    item = post(app, "Attributes", body=body)
+    page = app.test_client().get(item.path).get_data(as_text=True)
+    editor = signed_in(app, "editor")
+    token = re.search(r'name="csrf-token" content="([^"]+)"',
+                      editor.get("/admin/").get_data(as_text=True)).group(1)
+    preview = editor.post("/admin/content/preview",
+                          data={"csrf_token": token, "body": body}).get_data(as_text=True)
+    for html in (page, preview):
+        # the one in text content renders; none inside an attribute does
+        assert _elements_with_handlers(html) == [("img", {"src": "x", "onerror": "alert(1)"})]
+        assert 'title="[sc]"' in html and 'alt="[sc]"' in html and 'href="[sc]"' in html
+        assert 'title="x [sc] y\n[sc]"' in html
