@@ -90,6 +90,61 @@ def test_a_body_beyond_the_size_limits_is_refused(site):
     assert rows(site) == before
 
 
+def _chunked_post(base_url: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST `body` with chunked transfer encoding (no Content-Length) over a real socket; the
+    status and the bytes sent before the server answered (it may stop reading early)."""
+    import socket
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    sent = 0
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for start in range(0, len(body), 8192):
+                chunk = body[start:start + 8192]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered and closed before reading it all
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return int(answer.split(b" ", 2)[1]) if answer else 0, answer
+
+
+def test_a_chunked_body_beyond_the_form_limit_is_refused_by_a_live_server(site):
+    """`Content-Length` is not the only way to send a body: a chunked one has none, and it is
+    limited by what is read (werkzeug would otherwise parse it cut short at the limit)."""
+    from urllib.parse import urlencode
+    from werkzeug.serving import make_server
+    import threading
+    server = make_server("127.0.0.1", 0, site, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        client = site.test_client()
+        limit = int(site.config["FORM_MAX_BYTES"])
+        fields = {**EBOOK, "_token": token_of(client, "ebook")}
+        status, answer = _chunked_post(base, "/forms/ebook", urlencode(
+            {**fields, "company": "x" * 850_000}).encode())
+        assert status == 413 and b"more than this form accepts" in answer
+        assert rows(site) == (0, 0, 0)
+        just_over = urlencode({**fields, "company": "x" * limit}).encode()
+        assert _chunked_post(base, "/forms/ebook", just_over)[0] == 413
+        assert rows(site) == (0, 0, 0)
+        fits = urlencode({**fields, "company": "Acme"}).encode()
+        assert _chunked_post(base, "/forms/ebook", fits)[0] == 303
+        with site.app_context():
+            assert db.session.scalar(select(Contact.email)) == "jane@example.com"
+    finally:
+        server.shutdown()
+
+
 @pytest.mark.parametrize("content_type,body", [
     ("application/json", json.dumps({"email": "a@example.com", "first_name": "A"})),
     ("application/json", "{not json"),

@@ -13,6 +13,7 @@ from typing import Any
 from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, render_template,
                    request, send_file, url_for)
 from markupsafe import Markup
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine.contacts import activity, identity, service as contacts, visitors
 from engine.db import MAX_ROW_ID, db, write
@@ -20,6 +21,7 @@ from engine.forms import assets, pipeline, security, service
 from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
+from engine.web import body_limit
 
 blueprint = Blueprint("forms", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/forms/static")
@@ -97,6 +99,7 @@ def _visitor() -> tuple[str, bool]:
 
 
 @blueprint.post("/forms/<slug>")
+@body_limit("FORM_MAX_BYTES")
 def submit(slug: str) -> Any:
     definition = _definition(slug)
     vid, new_visitor = _visitor()
@@ -193,7 +196,21 @@ def asset(token: str) -> Any:
     return _no_store(response)
 
 
+@blueprint.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    """A body over `FORM_MAX_BYTES` (or `MAX_CONTENT_LENGTH`), however it was sent."""
+    message = "That is more than this form accepts. Please shorten your answers."
+    if _wants_json():
+        return Response(_json({"ok": False, "error": message, "fields": {}}), status=413,
+                        mimetype="application/json")
+    slug = (request.view_args or {}).get("slug")
+    definition = service.get(slug) if isinstance(slug, str) else None
+    return _no_store(Response(render_template("forms/problem.html", definition=definition,
+                                              message=message), status=413))
+
+
 @blueprint.route("/forms/confirm/<token>", methods=["GET", "POST"])
+@body_limit("FORM_MAX_BYTES")
 def confirm(token: str) -> Any:
     """Double opt-in. GET only shows a button: mail scanners that follow links must not
     subscribe anyone; the POST (a person's click) confirms."""

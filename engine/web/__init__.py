@@ -1,9 +1,11 @@
 """Engine-wide web endpoints and request checks that belong to no single concern."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Flask, abort, request
+from flask import Flask, abort, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -11,6 +13,37 @@ from engine.db import MAX_ROW_ID
 from engine.web.health import health
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def body_limit(config_key: str) -> Callable[[View], View]:
+    """Mark a view whose request body may hold at most `app.config[config_key]` bytes, counted
+    as they are read (see `apply_body_limit`): a check of `Content-Length` alone is bypassed by
+    any client that sends none, with chunked transfer encoding. A larger body raises
+    `RequestEntityTooLarge` (413), which the view's blueprint answers."""
+    def mark(view: View) -> View:
+        view.magnet_body_limit = config_key  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+def apply_body_limit() -> None:
+    """The first `before_request`: read the body of a view marked with `body_limit`, at most
+    one byte past its limit, before anything else reads it.
+
+    Werkzeug applies `max_content_length` to a streamed body (gunicorn and the development
+    server both pass chunked bodies on, marked `wsgi.input_terminated`) by *stopping* there,
+    without an error: the form would be parsed from a silently truncated body. Reading one
+    byte more than the limit tells a body that fits from one that is too long. The body is
+    kept (`get_data(cache=True)`), and the form is parsed from it."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    key = getattr(view, "magnet_body_limit", None)
+    if key is None:
+        return
+    limit = int(current_app.config[key])
+    request.max_content_length = limit + 1
+    if len(request.get_data(cache=True)) > limit:
+        raise RequestEntityTooLarge()
 
 
 def refuse_nul() -> None:
@@ -45,4 +78,5 @@ class RowIdConverter(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(health)
+    app.before_request(apply_body_limit)
     app.before_request(refuse_nul)
