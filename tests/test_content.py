@@ -482,3 +482,57 @@ def test_a_shortcode_inside_an_attribute_stays_text(make_app, make_plugins):
         assert _elements_with_handlers(html) == [("img", {"src": "x", "onerror": "alert(1)"})]
         assert 'title="[sc]"' in html and 'alt="[sc]"' in html and 'href="[sc]"' in html
         assert 'title="x [sc] y\n[sc]"' in html
+
+
+@pytest.mark.both_backends
+def test_sync_after_a_rename_in_the_admin_reports_the_conflict_and_changes_nothing(app, tmp_path):
+    """A page's slug changed in the admin: its file (still saying the old slug) is recognised
+    by its path, reported with file and page, and no second page appears at the old URL."""
+    import shutil
+    folder = tmp_path / "content"
+    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["content", "sync", str(folder)]).exit_code == 0
+    with app.app_context():
+        about = service.get_item("page", "about")
+        service.update_item(about.id, slug="about-us", actor="editor")
+        count = len(_items())
+    client = app.test_client()
+    assert client.get("/about").headers["Location"].endswith("/about-us")
+
+    result = runner.invoke(args=["content", "sync", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert "NOT updated page about-us from pages/about.md" in result.output
+    assert "renamed to 'about-us'" in result.output and "1 not updated" in result.output
+    (folder / "pages" / "about.md").write_text(
+        (folder / "pages" / "about.md").read_text().replace("kitchen table", "garden table"))
+    assert runner.invoke(args=["content", "sync", str(folder)]).exit_code == 1  # still
+    with app.app_context():
+        assert len(_items()) == count and service.get_item("page", "about") is None
+        assert "garden table" not in service.get_item("page", "about-us").body
+    assert client.get("/about").status_code == 301
+    sitemap = client.get("/sitemap.xml").get_data(as_text=True)
+    assert "/about-us<" in sitemap and "/about<" not in sitemap
+    assert client.get("/").get_data(as_text=True).count('href="/about') == \
+        client.get("/").get_data(as_text=True).count('href="/about-us"')
+
+    forced = runner.invoke(args=["content", "sync", str(folder), "--force"])
+    assert forced.exit_code == 0 and "updated page about-us" in forced.output
+    with app.app_context():
+        assert len(_items()) == count and "garden table" in service.get_item("page", "about").body
+
+
+def test_a_slug_changed_in_the_file_renames_its_page(app, tmp_path):
+    import shutil
+    folder = tmp_path / "content"
+    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    with app.app_context():
+        sync.sync(folder)
+        count = len(_items())
+        path = folder / "pages" / "pricing.md"
+        path.write_text(path.read_text().replace("title:", "slug: prices\ntitle:", 1))
+        report = sync.sync(folder)
+        assert report.updated == ["page pricing"] and not report.conflicts
+        assert len(_items()) == count and service.get_item("page", "prices") is not None
+        assert sync.sync(folder).conflicts == []
+    assert app.test_client().get("/pricing").headers["Location"].endswith("/prices")
