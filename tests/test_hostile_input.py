@@ -614,3 +614,52 @@ def test_an_editor_cannot_reach_an_owners_routes(app):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             response = editor.open(_url(rule), method=method, data={"csrf_token": token})
             assert response.status_code == 403, (method, rule.rule, response.status_code)
+
+
+ODD_CONTENTS = ["x", -1, 0, 2**31, 10**30, 1.5, True, None, [], [{"a": 1}], [-1, 10**30],
+                {"u": [1], "i": {"x": 1}, "a": ["x"], "s": -5, "c": 10**40, "f": {"x": 1}},
+                {"u": "1", "i": "1", "a": "\x00", "c": "abc", "s": [{}], "f": "ebook", "p": 1},
+                {"u": 10**30, "i": 2**31, "a": "a" * 5000, "c": 10**30, "s": 1},
+                {"u": -1, "i": True, "a": "small-business-email-playbook.pdf", "c": "7",
+                 "s": {"x": []}},
+                {"a": "small-business-email-playbook.pdf", "s": 2**63, "c": -3},
+                {"f": "ebook", "s": [{"a": 1}, None, 10**30]}]
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("contents", ODD_CONTENTS, ids=range(len(ODD_CONTENTS)))
+def test_signed_tokens_with_odd_contents_get_a_page_never_a_500(site, contents):
+    """A valid signature says who made a token, not that its contents have the expected shape:
+    every endpoint that unsigns one answers odd contents with a 4xx page (or ignores them)."""
+    from engine.admin.views.content import _preview_serializer
+    from engine.auth import tokens
+    from engine.themes import preview
+    site.config["PROPAGATE_EXCEPTIONS"] = False  # a 500 is an answer here, not a test error
+    client = site.test_client()
+    with site.test_request_context():
+        signed = {purpose: security.sign(purpose, contents)
+                  for purpose in ("asset", "thanks", "confirm", "token")}
+        auth = {purpose: tokens._serializer(purpose).dumps(contents)
+                for purpose in ("reset", "invite", "welcome")}
+        shared = _preview_serializer().dumps(contents)
+        theme = preview._serializer().dumps(contents)
+    answers = {
+        "asset": client.get(f"/assets/{signed['asset']}"),
+        "thanks": client.get(f"/forms/ebook/thanks/{signed['thanks']}"),
+        "confirm": client.get(f"/forms/confirm/{signed['confirm']}"),
+        "confirm post": client.post(f"/forms/confirm/{signed['confirm']}"),
+        "form token": client.post("/forms/ebook", data={**EBOOK, "_token": signed["token"]}),
+        "reset": client.get(f"/auth/reset/{auth['reset']}"),
+        "invitation": client.get(f"/auth/invitation/{auth['invite']}"),
+        "welcome": client.get(f"/auth/welcome/{auth['welcome']}"),
+        "welcome post": client.post(f"/auth/welcome/{auth['welcome']}"),
+        "shared preview": client.get(f"/admin/preview/{shared}"),
+        "theme preview": client.get("/", query_string={"preview_theme": "default", "sig": theme}),
+    }
+    for name, response in answers.items():
+        assert response.status_code in (200, 303, 400, 404, 410), (name, response.status_code)
+        if response.status_code != 303:
+            assert "<html" in response.get_data(as_text=True).lower(), name
+    assert answers["asset"].status_code in (404, 410)
+    assert answers["shared preview"].status_code == 404
+    assert rows(site) == (0, 0, 0)

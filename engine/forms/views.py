@@ -16,12 +16,12 @@ from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine.contacts import activity, identity, service as contacts, visitors
-from engine.db import MAX_ROW_ID, db, write
+from engine.db import db, write
 from engine.forms import assets, pipeline, security, service
 from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
-from engine.web import body_limit
+from engine.web import body_limit, is_row_id
 
 blueprint = Blueprint("forms", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/forms/static")
@@ -143,11 +143,6 @@ def _download_link(definition: FormDef, outcome: pipeline.Outcome) -> str | None
     return assets.link(definition.success.asset, outcome.submission_id, outcome.contact_id)
 
 
-def _is_row_id(value: Any) -> bool:
-    """A signed id is trusted, but still checked: a database raises on absurd integers."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
-
-
 @blueprint.get("/forms/<slug>/thanks/<token>")
 def thanks(slug: str, token: str) -> Any:
     definition = _definition(slug)
@@ -155,7 +150,7 @@ def thanks(slug: str, token: str) -> Any:
         submission_id = security.unsign("thanks", token, 86400)
     except security.TokenError:
         return redirect(url_for("forms.thanks_plain", slug=slug), code=303)
-    if not _is_row_id(submission_id):
+    if not is_row_id(submission_id):
         abort(404)
     submission = db.session.get(Submission, submission_id)
     if submission is None or submission.form_slug != slug:
@@ -187,7 +182,7 @@ def asset(token: str) -> Any:
     path = assets.path_of(data["a"])
     if path is None:
         abort(404)
-    contact = identity.resolve(int(data.get("c") or 0)) if data.get("c") else None
+    contact = identity.resolve(data["c"]) if data.get("c") else None
     with write():
         activity.record("asset_downloaded", contact_id=contact.id if contact else None,
                         visitor_id=visitors.visitor_id(request), url=request.path,
@@ -219,7 +214,7 @@ def confirm(token: str) -> Any:
                                            int(current_app.config["FORM_CONFIRM_LINK_SECONDS"]))
     except security.TokenError:
         subscription_ids = None
-    if not isinstance(subscription_ids, list) or not all(map(_is_row_id, subscription_ids)):
+    if not isinstance(subscription_ids, list) or not all(map(is_row_id, subscription_ids)):
         return Response(render_template("forms/problem.html", definition=None,
                                         message="This confirmation link is not valid or has expired."),
                         status=400)

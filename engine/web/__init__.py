@@ -67,6 +67,13 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
+def is_row_id(value: Any) -> bool:
+    """Whether an id from outside (a signed token's contents, JSON) can name a row: an int
+    (not a bool) from 1 to `MAX_ROW_ID`. A signature proves who made a token, not that its
+    contents have the shape the code expects, and a database raises on absurd integers."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
+
+
 class RowIdConverter(IntegerConverter):
     """`<int:...>` in every route: at most `MAX_ROW_ID`, so a larger number is a 404, as for
     any id no row has, instead of a PostgreSQL error."""
