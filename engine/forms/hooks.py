@@ -11,6 +11,7 @@ from sqlalchemy import select
 from engine import mail, plugins
 from engine.contacts import store
 from engine.contacts.identity import resolve
+from engine.content.service import site_name
 from engine.contacts.models import Subscription
 from engine.db import db, write
 from engine.forms import security, service
@@ -62,14 +63,32 @@ def form_submitted(submission_id: int, created: bool = False,
             _send_confirmation(confirm, contact)
 
 
+def answers(definition: Any, submission: Submission) -> list[tuple[str, str]]:
+    """`(label, value)` for each answer, in the form's order: what the owner reads."""
+    data = submission.data or {}
+    rows = []
+    for spec in definition.fields:
+        if spec.name not in data:
+            continue
+        value = data[spec.name]
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((spec.label or spec.name, "" if value is None else str(value)))
+    return rows
+
+
 def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None:
-    values = [(name, ", ".join(map(str, v)) if isinstance(v, list) else v)
-              for name, v in (submission.data or {}).items()]
-    html = render_template("forms/email/notify.html", definition=definition, contact=contact,
-                           submission=submission, values=values)
+    """The owner's email: every answer under its label, and a link to the contact's page."""
+    context = dict(definition=definition, contact=contact, submission=submission,
+                   answers=answers(definition, submission), site=site_name(),
+                   contact_url=external_url("admin.contacts_show", contact_id=contact.id))
+    html = render_template("forms/email/notify.html", **context)
+    text = render_template("forms/email/notify.txt", **context)
     for address in definition.notify:
-        mail.send(address, f"New {definition.title} submission", html,
-                  headers={"Reply-To": contact.email})
+        mail.send(address, f"New submission of {definition.title} on {context['site']}", html,
+                  text=text, headers={"Reply-To": contact.email})
 
 
 def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
@@ -85,7 +104,7 @@ def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
                                    .order_by(Subscription.id)))
     token = security.sign("confirm", [s.id for s in subs])
     link = external_url("forms.confirm", token=token)
-    site = current_app.config["SITE_NAME"]
+    site = site_name()
     html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
                            lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
     mail.send(contact.email, f"Please confirm your subscription to {site}", html)
