@@ -65,10 +65,25 @@ def render_fields(definition: FormDef, known: dict[str, Any] | None = None, form
 
 
 def render_form(definition: FormDef, fields_html: Markup, message: str = "",
-                error: bool = False, personal: bool = False) -> Markup:
-    """The whole form; `personal` ones were rendered for this visitor and are not re-fetched."""
+                error: bool = False, personal: bool = False, form: Any = None) -> Markup:
+    """The whole form; `personal` ones were rendered for this visitor and are not re-fetched.
+    With the `form` that failed, the message is followed by a link to each field to correct."""
     return Markup(render_template("forms/_form.html", definition=definition, fields=fields_html,
-                                  message=message, error=error, personal=personal))
+                                  message=message, error=error, personal=personal,
+                                  errors=field_errors(definition, form)))
+
+
+def field_errors(definition: FormDef, form: Any) -> list[tuple[str, str, str]]:
+    """`(element id, label, message)` of each field with an error, in the form's order."""
+    if form is None:
+        return []
+    found = []
+    for spec in definition.fields:
+        field = form._fields.get(spec.name)
+        if field is not None and field.errors and spec.type != "hidden":
+            found.append((f"{definition.slug}-{spec.name}", spec.label or spec.name,
+                          " ".join(map(str, field.errors))))
+    return found
 
 
 @blueprint.get("/forms/<slug>")
@@ -128,7 +143,8 @@ def _respond(definition: FormDef, outcome: pipeline.Outcome) -> Response:
         return Response(render_template(template, definition=definition, message=outcome.message),
                         status=outcome.http_status)
     fields_html = render_fields(definition, form=outcome.form, shown=outcome.shown)
-    html = render_form(definition, fields_html, message=outcome.message, error=True, personal=True)
+    html = render_form(definition, fields_html, message=outcome.message, error=True, personal=True,
+                       form=outcome.form)
     return Response(render_template("forms/page.html", definition=definition, form_html=html),
                     status=outcome.http_status)
 
