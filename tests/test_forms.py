@@ -352,8 +352,9 @@ def test_sending_a_subscribing_form_again_sends_no_second_confirmation_for_a_whi
     """At most one outstanding double opt-in email per address and list: the same form sent
     three times gives one email; once the resend window has passed, the next sending gives a
     second one (a controllable clock, no sleeping)."""
-    import engine.contacts.store as store_module
     from datetime import timedelta
+
+    import engine.contacts.store as store_module
     app = forms_site(make_app, **smtp_server.config)
     client = app.test_client()
     for _ in range(2):

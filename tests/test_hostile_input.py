@@ -120,9 +120,10 @@ def _chunked_post(base_url: str, path: str, body: bytes) -> tuple[int, bytes]:
 def test_a_chunked_body_beyond_the_form_limit_is_refused_by_a_live_server(site):
     """`Content-Length` is not the only way to send a body: a chunked one has none, and it is
     limited by what is read (werkzeug would otherwise parse it cut short at the limit)."""
-    from urllib.parse import urlencode
-    from werkzeug.serving import make_server
     import threading
+    from urllib.parse import urlencode
+
+    from werkzeug.serving import make_server
     server = make_server("127.0.0.1", 0, site, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"

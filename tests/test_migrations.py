@@ -34,6 +34,7 @@ def test_upgrade_is_idempotent_and_keeps_data(app):
 def _at_revision(app, revision: str, label: str = "contacts") -> None:
     """The core's schema with branch `label` at `revision` (downgraded from the head)."""
     from alembic import command
+
     from engine.db import locking
     migrate.upgrade(app)
     config = migrate.alembic_config(app, label)

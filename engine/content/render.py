@@ -24,8 +24,8 @@ import secrets
 import shlex
 import threading
 from collections import OrderedDict
-from html.parser import HTMLParser
 from collections.abc import Callable
+from html.parser import HTMLParser
 from typing import Any
 
 import markdown

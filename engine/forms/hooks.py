@@ -11,8 +11,8 @@ from sqlalchemy import select
 from engine import mail, plugins
 from engine.contacts import store
 from engine.contacts.identity import resolve
-from engine.content.service import site_name
 from engine.contacts.models import Subscription
+from engine.content.service import site_name
 from engine.db import db, write
 from engine.forms import security, service
 from engine.forms.models import Submission

@@ -28,8 +28,8 @@ def body_limit(config_key: str) -> Callable[[View], View]:
 
 
 def apply_body_limit() -> None:
-    """The first `before_request`: read the body of a view marked with `body_limit`, at most
-    one byte past its limit, before anything else reads it.
+    """A `before_request` ahead of every one that reads the body: read the body of a view
+    marked with `body_limit`, at most one byte past its limit.
 
     Werkzeug applies `max_content_length` to a streamed body (gunicorn and the development
     server both pass chunked bodies on, marked `wsgi.input_terminated`) by *stopping* there,
