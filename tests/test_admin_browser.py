@@ -35,6 +35,8 @@ def sign_in(page, live_server, app, role):
 
 
 def test_editor_writes_previews_survives_a_closed_tab_and_schedules(page, live_server, app):
+    refused: list[str] = []  # what the Content-Security-Policy (or anything else) refused
+    page.on("console", lambda message: message.type == "error" and refused.append(message.text))
     sign_in(page, live_server, app, "editor")
     page.get_by_role("link", name="Pages & posts").click()
     page.get_by_role("button", name="New post").click()
@@ -46,6 +48,7 @@ def test_editor_writes_previews_survives_a_closed_tab_and_schedules(page, live_s
     page.locator("#preview h2").wait_for()
     assert page.locator("#preview strong").inner_text() == "decay"
     page.get_by_text("Draft autosaved").wait_for(timeout=8000)
+    assert refused == []  # htmx, the live preview and autosave all run under the policy
     body.press("End")
     body.type(" Typed just before the tab closed.")
     page.close(run_before_unload=True)  # the page sends what is left as it goes

@@ -95,9 +95,20 @@ def test_submissions_export_as_csv_without_formula_injection(site):
     response = editor.post("/admin/forms/ebook/submissions.csv",
                            data={"csrf_token": token_for(editor)})
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert response.get_data().startswith(b"\xef\xbb\xbfid,")  # a byte-order mark, for Excel
+    rows = list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     assert len(rows) == 1 and rows[0]["email"] == "Jane@Example.com"
     assert rows[0]["first_name"].startswith("'=")
+
+
+def test_the_submissions_export_round_trips_pound_signs_and_umlauts(site):
+    post(site.test_client(), "ebook", {**EBOOK, "first_name": "Jürgen", "company": "£ Ünd Co"})
+    editor = signed_in(site, "editor")
+    raw = editor.post("/admin/forms/ebook/submissions.csv",
+                      data={"csrf_token": token_for(editor)}).get_data()
+    assert raw[:3] == b"\xef\xbb\xbf"
+    [row] = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert (row["first_name"], row["company"]) == ("Jürgen", "£ Ünd Co")
 
 
 @pytest.mark.both_backends

@@ -144,6 +144,29 @@ def test_sign_in_form_without_csrf_token_is_refused(app):
 
 
 @pytest.mark.both_backends
+def test_invitations_and_resets_speak_in_the_sites_name(app):
+    """The name is the site's (content/site.yaml), not the engine's."""
+    from engine.content import service
+    with app.app_context():
+        service.set_site_settings({"name": "Brightwater Studio"})
+    owner = signed_in(app, "owner")
+    token = csrf_token(owner.get("/admin/users").get_data(as_text=True))
+    owner.post("/admin/users", data={"email": "new@example.com", "role": "editor",
+                                     "csrf_token": token})
+    [invitation] = _mail_to(app, "new@example.com")
+    assert invitation.subject == "Your invitation to help run Brightwater Studio"
+    assert "help run Brightwater Studio as an editor" in invitation.text
+    assert "Magnet" not in invitation.subject + invitation.text + invitation.html
+    link = re.search(r"(/auth/invitation/[\w.\-]+)", invitation.text).group(1)
+    assert "Join Brightwater Studio" in app.test_client().get(link).get_data(as_text=True)
+    client = app.test_client()
+    reset_token = csrf_token(client.get("/auth/reset").get_data(as_text=True))
+    client.post("/auth/reset", data={"email": "owner@example.com", "csrf_token": reset_token})
+    [reset] = _mail_to(app, "owner@example.com")
+    assert reset.subject == "Reset your Brightwater Studio password"
+    assert "your Brightwater Studio account" in reset.text + reset.html
+
+
 def test_password_reset_by_emailed_single_use_link(app):
     make_user(app, "ed@example.com", "editor")
     client = app.test_client()

@@ -433,3 +433,107 @@ def test_blog_index_and_tag_archives_paginate(app, client):
     tag_page = client.get("/blog/tag/series/page/2").get_data(as_text=True)
     assert "12 posts on this topic (page 2 of 2)" in tag_page
     assert client.get("/blog/tag/Series").headers["Location"] == "/blog/tag/series"
+
+
+HOSTILE_SHORTCODE = '''
+from engine.plugins import hookimpl
+
+DEFAULT_ENABLED = True
+
+
+@hookimpl
+def register_shortcodes():
+    return {"sc": lambda args, context: "<img src=x onerror=alert(1)>"}
+'''
+
+
+def _elements_with_handlers(html: str) -> list[tuple[str, dict]]:
+    """Every element of `html` carrying an `on...` attribute, as a browser would parse it."""
+    from html.parser import HTMLParser
+    found = []
+
+    class Finder(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if any(name.startswith("on") for name, _ in attrs):
+                found.append((tag, dict(attrs)))
+    Finder().feed(html)
+    return found
+
+
+def test_a_shortcode_inside_an_attribute_stays_text(make_app, make_plugins):
+    """A shortcode's HTML is trusted only in text content: placed inside an attribute (a title,
+    a link's href, an image's alt, attr_list's {: }), it is shown as its own escaped text, on
+    the site and in the admin's live preview alike."""
+    from tests.admin_helpers import signed_in
+    app = make_app(fresh_db=True, PLUGINS_PATH=str(make_plugins(hostile=HOSTILE_SHORTCODE)))
+    body = ("<span title='[sc]'>a</span> and <span title=\"x [sc] y\n[sc]\">b</span>\n\n"
+            "[a link](https://example.com/[sc]) and <a href=\"[sc]\">c</a>\n\n"
+            "![a [sc] picture](/x.png) <img alt='[sc]' src=/y.png>\n\n"
+            "A paragraph\n{: title=\"[sc]\" }\n\n"
+            "In text: [sc]\n")
+    item = post(app, "Attributes", body=body)
+    page = app.test_client().get(item.path).get_data(as_text=True)
+    editor = signed_in(app, "editor")
+    token = re.search(r'name="csrf-token" content="([^"]+)"',
+                      editor.get("/admin/").get_data(as_text=True)).group(1)
+    preview = editor.post("/admin/content/preview",
+                          data={"csrf_token": token, "body": body}).get_data(as_text=True)
+    for html in (page, preview):
+        # the one in text content renders; none inside an attribute does
+        assert _elements_with_handlers(html) == [("img", {"src": "x", "onerror": "alert(1)"})]
+        assert 'title="[sc]"' in html and 'alt="[sc]"' in html and 'href="[sc]"' in html
+        assert 'title="x [sc] y\n[sc]"' in html
+
+
+@pytest.mark.both_backends
+def test_sync_after_a_rename_in_the_admin_reports_the_conflict_and_changes_nothing(app, tmp_path):
+    """A page's slug changed in the admin: its file (still saying the old slug) is recognised
+    by its path, reported with file and page, and no second page appears at the old URL."""
+    import shutil
+    folder = tmp_path / "content"
+    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["content", "sync", str(folder)]).exit_code == 0
+    with app.app_context():
+        about = service.get_item("page", "about")
+        service.update_item(about.id, slug="about-us", actor="editor")
+        count = len(_items())
+    client = app.test_client()
+    assert client.get("/about").headers["Location"].endswith("/about-us")
+
+    result = runner.invoke(args=["content", "sync", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert "NOT updated page about-us from pages/about.md" in result.output
+    assert "renamed to 'about-us'" in result.output and "1 not updated" in result.output
+    (folder / "pages" / "about.md").write_text(
+        (folder / "pages" / "about.md").read_text().replace("kitchen table", "garden table"))
+    assert runner.invoke(args=["content", "sync", str(folder)]).exit_code == 1  # still
+    with app.app_context():
+        assert len(_items()) == count and service.get_item("page", "about") is None
+        assert "garden table" not in service.get_item("page", "about-us").body
+    assert client.get("/about").status_code == 301
+    sitemap = client.get("/sitemap.xml").get_data(as_text=True)
+    assert "/about-us<" in sitemap and "/about<" not in sitemap
+    assert client.get("/").get_data(as_text=True).count('href="/about') == \
+        client.get("/").get_data(as_text=True).count('href="/about-us"')
+
+    forced = runner.invoke(args=["content", "sync", str(folder), "--force"])
+    assert forced.exit_code == 0 and "updated page about-us" in forced.output
+    with app.app_context():
+        assert len(_items()) == count and "garden table" in service.get_item("page", "about").body
+
+
+def test_a_slug_changed_in_the_file_renames_its_page(app, tmp_path):
+    import shutil
+    folder = tmp_path / "content"
+    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    with app.app_context():
+        sync.sync(folder)
+        count = len(_items())
+        path = folder / "pages" / "pricing.md"
+        path.write_text(path.read_text().replace("title:", "slug: prices\ntitle:", 1))
+        report = sync.sync(folder)
+        assert report.updated == ["page pricing"] and not report.conflicts
+        assert len(_items()) == count and service.get_item("page", "prices") is not None
+        assert sync.sync(folder).conflicts == []
+    assert app.test_client().get("/pricing").headers["Location"].endswith("/prices")

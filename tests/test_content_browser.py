@@ -46,3 +46,26 @@ def test_keyboard_user_can_skip_to_content_and_reach_the_navigation(demo_server,
     assert skip.evaluate("el => el === document.activeElement")
     assert skip.bounding_box()["y"] >= 0  # visible once focused
     assert page.evaluate("document.documentElement.scrollWidth") <= 320  # no sideways scrolling
+
+
+@pytest.mark.browser
+def test_pages_and_sign_in_log_no_console_errors(demo_server, page):
+    """No 404 (the favicon) and nothing the Content-Security-Policy refuses: the landing page
+    with its form script and the tracking beacon, a post, a form page and the sign-in page."""
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("response", lambda response: response.status >= 400 and
+            problems.append(f"{response.status} {response.url}"))
+    posted: list[str] = []  # a tracking plugin's beacon, when one is enabled, must get through
+    page.on("request", lambda request: request.method == "POST" and posted.append(request.url))
+    for path in ("/", "/blog/lead-scoring-for-small-teams", "/forms/newsletter", "/auth/login"):
+        page.goto(demo_server + path)
+        page.wait_for_load_state("networkidle")
+    assert problems == []
+    icon = page.request.get(demo_server + "/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/")
+    assert all(url.startswith(demo_server) for url in posted)
+    assert page.evaluate("window.magnetForms") is None  # the sign-in page runs no form script
+    page.goto(demo_server + "/forms/newsletter")
+    assert page.evaluate("window.magnetForms") is True  # forms.js ran under the policy

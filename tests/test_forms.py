@@ -222,7 +222,8 @@ def test_script_payloads_are_stored_as_sent_and_shown_inert(make_app, smtp_serve
     assert response.status_code == 303
     work(app)
     notification = smtp_server.messages[0]
-    assert notification["Subject"] == "New Live webinar: lead scoring for small teams submission"
+    assert notification["Subject"].strip() == \
+        "New submission of Live webinar: lead scoring for small teams on Magnet"
     html = notification.get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;" in html and "<img" not in html
     with app.app_context():
@@ -345,6 +346,65 @@ def test_confirmation_waits_for_the_site_url_and_is_sent_once_it_is_set(make_app
     [message] = smtp_server.messages
     body = message.get_body(("html",)).get_content()
     assert 'href="https://www.example.com/forms/confirm/' in body and "evil.example" not in body
+
+
+def test_sending_a_subscribing_form_again_sends_no_second_confirmation_for_a_while(
+        make_app, smtp_server, work, monkeypatch):
+    """At most one outstanding double opt-in email per address and list: the same form sent
+    three times gives one email; once the resend window has passed, the next sending gives a
+    second one (a controllable clock, no sleeping)."""
+    from datetime import timedelta
+
+    import engine.contacts.store as store_module
+    app = forms_site(make_app, **smtp_server.config)
+    client = app.test_client()
+    for _ in range(2):
+        assert post(client, "newsletter", {"email": "reader@example.com"}).status_code == 303
+    work(app)
+    assert post(client, "newsletter", {"email": "Reader@Example.com"}).status_code == 303
+    work(app)
+    assert [m["To"] for m in smtp_server.messages] == ["reader@example.com"]
+
+    later = store_module.utcnow() + timedelta(
+        seconds=app.config["FORM_CONFIRMATION_RESEND_SECONDS"] + 1)
+    monkeypatch.setattr(store_module, "utcnow", lambda: later)
+    assert post(client, "newsletter", {"email": "reader@example.com"}).status_code == 303
+    work(app)
+    assert len(smtp_server.messages) == 2
+    with app.app_context():
+        sub = db.session.scalar(select(Subscription))
+        assert sub.status == "pending" and sub.confirmation_sent_at == later
+
+
+def test_the_owners_notification_lists_answers_by_label_and_links_to_the_contact(
+        make_app, smtp_server, work):
+    from engine.content import service as content
+    app = forms_site(make_app, **smtp_server.config, SITE_URL="https://www.example.com")
+    with app.app_context():
+        content.set_site_settings({"name": "Brightwater Studio"})
+    response = post(app.test_client(), "webinar", {
+        "email": "Ann@Example.com", "first_name": "Ann", "topics": ["Fit scores", "Score decay"],
+        "team_size": "4", "questions": "Two lines:\nhow and why?", "consent": "y"})
+    assert response.status_code == 303
+    work(app)
+    [message] = [m for m in smtp_server.messages if m["To"] == "hello@brightwater.example"]
+    assert message["Subject"].strip() == "New submission of Live webinar: lead scoring for small teams " \
+                                 "on Brightwater Studio"
+    assert message["Reply-To"] == "ann@example.com"
+    text = message.get_body(("plain",)).get_content()
+    for line in ("Work email: ann@example.com", "First name: Ann",
+                 "What should we cover?: Fit scores, Score decay",
+                 "How many people sell for your business?: 4",
+                 "Questions for the speakers: Two lines:",
+                 "Email me the recording and related content.: yes"):
+        assert line in text.splitlines(), text
+    with app.app_context():
+        contact_id = db.session.scalar(select(Contact.id))
+    link = f"https://www.example.com/admin/contacts/{contact_id}"
+    assert link in text
+    html = message.get_body(("html",)).get_content()
+    assert f'href="{link}"' in html and ">Work email</th>" in html
+    assert "first_name" not in text + html
 
 
 def test_the_shortcode_renders_the_cacheable_anonymous_form(site):

@@ -73,3 +73,63 @@ def test_the_form_works_without_javascript(app, live_server, browser):
         assert "Check your inbox" in page.inner_text("main")
     finally:
         context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("theme", ["default", "editorial"])
+def test_field_errors_stand_out_and_the_summary_links_to_them_without_javascript(
+        app, live_server, browser, theme, tmp_path):
+    """An error only the server finds (an address without a domain): the field is marked
+    invalid and looks it (border, background), its message is not help text, and the summary
+    above the form links to it; at desktop and phone widths, in both themes."""
+    from engine.themes.registry import current
+    with app.app_context():
+        current().use(theme)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        for width in (1280, 375):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{live_server}/forms/newsletter")
+            page.fill("#newsletter-email", "reader@example")  # the browser accepts it
+            page.fill("#newsletter-first_name", "Rea")
+            page.click("form[data-magnet-form=newsletter] [type=submit]")
+            page.wait_for_load_state()
+            email, name = page.locator("#newsletter-email"), page.locator("#newsletter-first_name")
+            assert email.get_attribute("aria-invalid") == "true"
+            assert name.get_attribute("aria-invalid") is None
+            style = "el => { const s = getComputedStyle(el); " \
+                    "return [s.borderTopColor, s.backgroundColor, s.boxShadow]; }"
+            bad, good = email.evaluate(style), name.evaluate(style)
+            assert bad[0] != good[0] and bad[1] != good[1], (bad, good)
+            error = page.locator("#newsletter-email-error")
+            assert error.is_visible() and "valid" in error.inner_text()
+            error_look = error.evaluate("el => [getComputedStyle(el).color, "
+                                        "getComputedStyle(el).fontWeight]")
+            label_look = page.locator("label[for=newsletter-email]").evaluate(
+                "el => [getComputedStyle(el).color, getComputedStyle(el).fontWeight]")
+            assert error_look[0] != label_look[0] and int(error_look[1]) >= 700
+            summary = page.locator(".magnet-form__summary a")
+            assert summary.count() == 1 and summary.get_attribute("href") == "#newsletter-email"
+            assert summary.inner_text().startswith("Email: ")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(tmp_path / f"form-error-{theme}-{width}.png"), full_page=True)
+            summary.click()
+            assert page.evaluate("location.hash") == "#newsletter-email"
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_with_javascript_the_summary_links_to_the_fields_too(app, live_server, page):
+    page.goto(f"{live_server}/forms/newsletter")
+    page.click("form[data-magnet-form=newsletter] [type=submit]")  # the email left empty
+    link = page.locator(".magnet-form__summary a")
+    link.wait_for()
+    assert link.get_attribute("href") == "#newsletter-email"
+    assert link.inner_text() == "Email: This field is required."
+    assert page.locator("#newsletter-email").get_attribute("aria-invalid") == "true"
+    page.fill("#newsletter-email", "reader@example")  # the server finds this one
+    page.click("form[data-magnet-form=newsletter] [type=submit]")
+    page.locator(".magnet-form__summary a", has_text="period").wait_for()
+    assert page.locator("#newsletter-email").get_attribute("aria-invalid") == "true"

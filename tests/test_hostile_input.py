@@ -90,6 +90,62 @@ def test_a_body_beyond_the_size_limits_is_refused(site):
     assert rows(site) == before
 
 
+def _chunked_post(base_url: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST `body` with chunked transfer encoding (no Content-Length) over a real socket; the
+    status and the bytes sent before the server answered (it may stop reading early)."""
+    import socket
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    sent = 0
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for start in range(0, len(body), 8192):
+                chunk = body[start:start + 8192]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered and closed before reading it all
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return int(answer.split(b" ", 2)[1]) if answer else 0, answer
+
+
+def test_a_chunked_body_beyond_the_form_limit_is_refused_by_a_live_server(site):
+    """`Content-Length` is not the only way to send a body: a chunked one has none, and it is
+    limited by what is read (werkzeug would otherwise parse it cut short at the limit)."""
+    import threading
+    from urllib.parse import urlencode
+
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, site, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        client = site.test_client()
+        limit = int(site.config["FORM_MAX_BYTES"])
+        fields = {**EBOOK, "_token": token_of(client, "ebook")}
+        status, answer = _chunked_post(base, "/forms/ebook", urlencode(
+            {**fields, "company": "x" * 850_000}).encode())
+        assert status == 413 and b"more than this form accepts" in answer
+        assert rows(site) == (0, 0, 0)
+        just_over = urlencode({**fields, "company": "x" * limit}).encode()
+        assert _chunked_post(base, "/forms/ebook", just_over)[0] == 413
+        assert rows(site) == (0, 0, 0)
+        fits = urlencode({**fields, "company": "Acme"}).encode()
+        assert _chunked_post(base, "/forms/ebook", fits)[0] == 303
+        with site.app_context():
+            assert db.session.scalar(select(Contact.email)) == "jane@example.com"
+    finally:
+        server.shutdown()
+
+
 @pytest.mark.parametrize("content_type,body", [
     ("application/json", json.dumps({"email": "a@example.com", "first_name": "A"})),
     ("application/json", "{not json"),
@@ -561,3 +617,52 @@ def test_an_editor_cannot_reach_an_owners_routes(app):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             response = editor.open(_url(rule), method=method, data={"csrf_token": token})
             assert response.status_code == 403, (method, rule.rule, response.status_code)
+
+
+ODD_CONTENTS = ["x", -1, 0, 2**31, 10**30, 1.5, True, None, [], [{"a": 1}], [-1, 10**30],
+                {"u": [1], "i": {"x": 1}, "a": ["x"], "s": -5, "c": 10**40, "f": {"x": 1}},
+                {"u": "1", "i": "1", "a": "\x00", "c": "abc", "s": [{}], "f": "ebook", "p": 1},
+                {"u": 10**30, "i": 2**31, "a": "a" * 5000, "c": 10**30, "s": 1},
+                {"u": -1, "i": True, "a": "small-business-email-playbook.pdf", "c": "7",
+                 "s": {"x": []}},
+                {"a": "small-business-email-playbook.pdf", "s": 2**63, "c": -3},
+                {"f": "ebook", "s": [{"a": 1}, None, 10**30]}]
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize("contents", ODD_CONTENTS, ids=range(len(ODD_CONTENTS)))
+def test_signed_tokens_with_odd_contents_get_a_page_never_a_500(site, contents):
+    """A valid signature says who made a token, not that its contents have the expected shape:
+    every endpoint that unsigns one answers odd contents with a 4xx page (or ignores them)."""
+    from engine.admin.views.content import _preview_serializer
+    from engine.auth import tokens
+    from engine.themes import preview
+    site.config["PROPAGATE_EXCEPTIONS"] = False  # a 500 is an answer here, not a test error
+    client = site.test_client()
+    with site.test_request_context():
+        signed = {purpose: security.sign(purpose, contents)
+                  for purpose in ("asset", "thanks", "confirm", "token")}
+        auth = {purpose: tokens._serializer(purpose).dumps(contents)
+                for purpose in ("reset", "invite", "welcome")}
+        shared = _preview_serializer().dumps(contents)
+        theme = preview._serializer().dumps(contents)
+    answers = {
+        "asset": client.get(f"/assets/{signed['asset']}"),
+        "thanks": client.get(f"/forms/ebook/thanks/{signed['thanks']}"),
+        "confirm": client.get(f"/forms/confirm/{signed['confirm']}"),
+        "confirm post": client.post(f"/forms/confirm/{signed['confirm']}"),
+        "form token": client.post("/forms/ebook", data={**EBOOK, "_token": signed["token"]}),
+        "reset": client.get(f"/auth/reset/{auth['reset']}"),
+        "invitation": client.get(f"/auth/invitation/{auth['invite']}"),
+        "welcome": client.get(f"/auth/welcome/{auth['welcome']}"),
+        "welcome post": client.post(f"/auth/welcome/{auth['welcome']}"),
+        "shared preview": client.get(f"/admin/preview/{shared}"),
+        "theme preview": client.get("/", query_string={"preview_theme": "default", "sig": theme}),
+    }
+    for name, response in answers.items():
+        assert response.status_code in (200, 303, 400, 404, 410), (name, response.status_code)
+        if response.status_code != 303:
+            assert "<html" in response.get_data(as_text=True).lower(), name
+    assert answers["asset"].status_code in (404, 410)
+    assert answers["shared preview"].status_code == 404
+    assert rows(site) == (0, 0, 0)

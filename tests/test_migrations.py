@@ -29,3 +29,66 @@ def test_upgrade_is_idempotent_and_keeps_data(app):
     migrate.upgrade(app)
     with app.app_context():
         assert db.session.get(PluginState, "kept").settings == {"a": 1}
+
+
+def _at_revision(app, revision: str, label: str = "contacts") -> None:
+    """The core's schema with branch `label` at `revision` (downgraded from the head)."""
+    from alembic import command
+
+    from engine.db import locking
+    migrate.upgrade(app)
+    config = migrate.alembic_config(app, label)
+    with app.app_context(), locking(), db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+@pytest.mark.both_backends
+def test_confirmation_sent_at_is_added_to_subscriptions_with_data(make_app):
+    from sqlalchemy import text
+    app = make_app(fresh_db=True)
+    _at_revision(app, "5c1d2e7f9a10")
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO contacts (id, email, first_name, last_name, phone, job_title, country,"
+            " lifecycle_stage, custom, consent, consent_proof, first_touch, last_touch, status,"
+            " created_at, updated_at) VALUES (1, 'a@example.com', '', '', '', '', '',"
+            " 'subscriber', '{}', 'unknown', '{}', '{}', '{}', 'active', :now, :now)"),
+            {"now": "2026-01-01 00:00:00+00:00"})
+        connection.execute(text(
+            "INSERT INTO list_subscriptions (id, contact_id, list_slug, status, source,"
+            " created_at) VALUES (1, 1, 'news', 'pending', 'form:news', :now)"),
+            {"now": "2026-01-01 00:00:00+00:00"})
+    migrate.upgrade(app)
+    with app.app_context(), db.engine.connect() as connection:
+        row = connection.execute(text("SELECT status, confirmation_sent_at "
+                                      "FROM list_subscriptions WHERE id = 1")).one()
+    assert tuple(row) == ("pending", None)
+
+
+@pytest.mark.both_backends
+def test_content_items_learn_the_file_they_came_from_with_data(make_app):
+    """Items synced before `source_path` existed find it in their first revision's note, even
+    after a rename in the admin; items made in the admin have none."""
+    from sqlalchemy import text
+    app = make_app(fresh_db=True)
+    _at_revision(app, "5e34ab7ccb11", "content")
+    now = "2026-01-01 00:00:00+00:00"
+    with app.app_context(), db.engine.begin() as connection:
+        for item_id, slug, digest, note in ((1, "about-us", "ab" * 32, "imported from about.md"),
+                                            (2, "sale", "", "created")):
+            connection.execute(text(
+                "INSERT INTO content_item (id, kind, slug, title, body, summary, seo_title,"
+                " seo_description, social_image, canonical_url, template, author, categories,"
+                " fields, status, created_at, updated_at, revision_id, source_hash)"
+                " VALUES (:id, 'page', :slug, 'T', '', '', '', '', '', '', '', '', '[]', '{}',"
+                " 'draft', :now, :now, :id, :digest)"),
+                {"id": item_id, "slug": slug, "now": now, "digest": digest})
+            connection.execute(text(
+                "INSERT INTO content_revision (id, item_id, number, snapshot, actor, note,"
+                " created_at) VALUES (:id, :id, 1, '{}', '', :note, :now)"),
+                {"id": item_id, "note": note, "now": now})
+    migrate.upgrade(app)
+    with app.app_context(), db.engine.connect() as connection:
+        paths = dict(connection.execute(text("SELECT slug, source_path FROM content_item")).all())
+    assert paths == {"about-us": "pages/about.md", "sale": ""}

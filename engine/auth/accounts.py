@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, render_template, url_for
+from flask import render_template, url_for
 from sqlalchemy import func, select
 
 from engine.auth import tokens
 from engine.auth.models import ROLES, User, new_session_key
 from engine.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
+from engine.content.service import site_name
 from engine.db import db, utcnow, write
 from engine.web.links import SiteUrlMissing, external_url
 
@@ -119,11 +120,12 @@ def send_reset_email(user: User) -> None:
     from engine import mail
     url = link("reset", user, "auth.reset_password")
     hours = int(tokens.LIFETIMES["reset"].total_seconds() // 3600)
-    site = current_app.config["SITE_NAME"]
+    site = site_name()
+    context = dict(user=user, url=url, hours=hours, site=site)
     with write():
         mail.send(user.email, f"Reset your {site} password",
-                  render_template("auth/email_reset.html", user=user, url=url, hours=hours),
-                  text=render_template("auth/email_reset.txt", user=user, url=url, hours=hours))
+                  render_template("auth/email_reset.html", **context),
+                  text=render_template("auth/email_reset.txt", **context))
 
 
 def invite(email: str, role: str, invited_by: User, name: str = "") -> User:
@@ -137,10 +139,10 @@ def invite(email: str, role: str, invited_by: User, name: str = "") -> User:
 def resend_invitation(user: User, invited_by: User) -> None:
     from engine import mail
     url = link("invite", user, "auth.accept_invitation")
-    site = current_app.config["SITE_NAME"]
+    site = site_name()
     context = dict(user=user, url=url, days=tokens.LIFETIMES["invite"].days, inviter=invited_by,
                    site=site)
     with write():
-        mail.send(user.email, f"You are invited to {site}",
+        mail.send(user.email, f"Your invitation to help run {site}",
                   render_template("auth/email_invite.html", **context),
                   text=render_template("auth/email_invite.txt", **context))

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from engine.auth.models import User
 from engine.db import db
+from engine.web import is_row_id
 
 LIFETIMES = {
     "reset": timedelta(hours=1),
@@ -46,9 +47,9 @@ def read(token: str, purpose: str) -> User | None:
             token, max_age=int(LIFETIMES[purpose].total_seconds()))
     except BadSignature:
         return None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not is_row_id(data.get("u")):
         return None
-    user = db.session.get(User, data.get("u"))
+    user = db.session.get(User, data["u"])
     if user is None or not user.active or data.get("f") != _fingerprint(user):
         return None
     return user

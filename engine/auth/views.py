@@ -13,6 +13,7 @@ from engine.auth import accounts, devices, throttle, tokens
 from engine.auth.forms import (AcceptInvitationForm, NewPasswordForm, ResetRequestForm,
                                SignInForm, WelcomeForm)
 from engine.auth.models import User, new_session_key
+from engine.content.service import site_name
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
 
@@ -152,10 +153,10 @@ def accept_invitation(token: str) -> Any:
             user.name = (form.name.data or "").strip()[:200]
         accounts.set_password(user, form.password.data)
         start_session(user, how="invitation_accepted")
-        flash(f"Welcome to {current_app.config['SITE_NAME']}.")
+        flash(f"Welcome to {site_name()}.")
         return redirect(url_for("admin.dashboard"))
     return render_template("auth/new_password.html", form=form, user=user, action=request.path,
-                           heading=f"Join {current_app.config['SITE_NAME']}")
+                           heading=f"Join {site_name()}")
 
 
 @bp.route("/welcome/<token>", methods=["GET", "POST"])

@@ -35,7 +35,7 @@ def contacts_import(file: Path, maps: tuple[str, ...], dry_run: bool, fill_only:
                     errors_file: Path | None) -> None:
     """Import contacts from FILE.csv, deduplicated by email and merged into existing ones."""
     from engine.contacts.service import ContactError
-    from engine.contacts.transfer import import_csv
+    from engine.contacts.transfer import BOM, import_csv
     with file.open(newline="", encoding="utf-8-sig") as fh:
         total = max(sum(1 for _ in fh) - 1, 0)
     with file.open(newline="", encoding="utf-8-sig") as stream, \
@@ -51,7 +51,8 @@ def contacts_import(file: Path, maps: tuple[str, ...], dry_run: bool, fill_only:
         click.echo(f"... and {len(report.errors) - 50} more rejected rows"
                    f"{'' if errors_file else ' (use --errors FILE for all)'}", err=True)
     if errors_file:
-        with errors_file.open("w", newline="") as fh:
+        with errors_file.open("w", newline="", encoding="utf-8") as fh:
+            fh.write(BOM)
             writer = csv.writer(fh)
             writer.writerow(["line", "error"])
             writer.writerows(report.errors)
@@ -62,9 +63,10 @@ def contacts_import(file: Path, maps: tuple[str, ...], dry_run: bool, fill_only:
 @click.argument("file", default="-", type=click.Path(dir_okay=False, allow_dash=True))
 def contacts_export(file: str) -> None:
     """Export every active contact as CSV to FILE (`-`, the default, is standard output)."""
-    from engine.contacts.transfer import export_rows
+    from engine.contacts.transfer import BOM, export_rows
     stream = sys.stdout if file == "-" else open(file, "w", newline="", encoding="utf-8")
     try:
+        stream.write(BOM)
         writer = csv.writer(stream)
         count = -1
         for count, row in enumerate(export_rows()):

@@ -130,6 +130,9 @@ class Subscription(db.Model):
     source: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the last double opt-in email for it was queued: at most one is outstanding per
+    # `CONFIRMATION_RESEND_SECONDS`, however often the address is typed in again.
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Visitor(db.Model):

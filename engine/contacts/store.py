@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, select, update
+from sqlalchemy import Connection, Integer, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import events
@@ -292,3 +293,23 @@ def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
                     "properties": {"list": slug, "status": row[1]}} for row in rows]
     events.defer(joined)
     return [(int(id_), status_) for id_, status_ in opened]
+
+
+def claim_confirmations(subscription_ids: Iterable[int], every: timedelta) -> list[int]:
+    """Of these subscriptions, those still pending whose last double opt-in email was queued
+    longer than `every` ago (or never), marked as emailed now; inside the `write()` that queues
+    the email. One UPDATE both checks and marks: of two transactions claiming the same row,
+    the second sees the first's mark (SQLite runs them one after the other; PostgreSQL re-reads
+    a row it waited for), so one email goes out, not two."""
+    ids = sorted({int(i) for i in subscription_ids})
+    if not ids:
+        return []
+    now = utcnow()
+    column = SUBSCRIPTIONS.c.confirmation_sent_at
+    claimed = connection().execute(
+        update(SUBSCRIPTIONS)
+        .where(SUBSCRIPTIONS.c.id.in_(ids), SUBSCRIPTIONS.c.status == "pending",
+               or_(column.is_(None), column <= now - every))
+        .values(confirmation_sent_at=now)
+        .returning(SUBSCRIPTIONS.c.id)).scalars()
+    return sorted(int(i) for i in claimed)

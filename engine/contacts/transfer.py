@@ -25,6 +25,10 @@ from engine.db import db, utcnow, write
 from engine.jobs import outbox
 
 CHUNK = 5000
+# Every CSV the site writes starts with a UTF-8 byte-order mark: without one, Excel reads the
+# file in the computer's legacy code page and shows "£" as "Â£". Imports accept files with or
+# without it.
+BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ALIASES = {
     "email": "email", "e_mail": "email", "email_address": "email", "mail": "email",
@@ -217,8 +221,11 @@ def import_csv(stream: TextIO, mapping_overrides: dict[str, str] | None = None, 
     """
     progress = progress or (lambda n: None)
     reader = csv.DictReader(stream)
-    headers = reader.fieldnames or []
-    mapping = default_mapping(list(headers), mapping_overrides)
+    headers = list(reader.fieldnames or [])
+    if headers and headers[0].startswith(BOM):  # a stream not opened as utf-8-sig
+        headers[0] = headers[0][len(BOM):]
+        reader.fieldnames = headers
+    mapping = default_mapping(headers, mapping_overrides)
     if "email" not in mapping.values():
         raise ContactError("the file has no email column; map one with --map COLUMN=email")
     report = ImportReport()

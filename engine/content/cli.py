@@ -16,13 +16,15 @@ content_group = AppGroup("content", help="Pages, posts and forms as files: impor
 @click.option("--force", is_flag=True,
               help="Overwrite items edited since the last sync with the files' version.")
 def sync_command(folder: Path | None, dry_run: bool, force: bool) -> None:
-    """Import content files (default: the CONTENT_PATH folder) into the database."""
+    """Import content files (default: the CONTENT_PATH folder) into the database.
+
+    Exits with status 1 when a file could not be imported or conflicts with the database."""
     from engine.content import sync
     report = sync.sync(folder or Path(current_app.config["CONTENT_PATH"]), dry_run=dry_run,
                        force=force)
     for line in report.lines():
         click.echo(line)
-    if report.errors:
+    if report.errors or report.conflicts:
         raise SystemExit(1)
 
 

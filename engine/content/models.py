@@ -43,8 +43,11 @@ class ContentItem(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revision_id: Mapped[int | None] = mapped_column(Integer)  # the current revision
-    # What `magnet content sync` last wrote: the file's hash and the revision it made. A current
-    # revision other than that one means someone edited the item since.
+    # What `magnet content sync` last wrote: the file it came from (relative to the content
+    # folder, e.g. `pages/about.md`), the file's hash and the revision it made. A current
+    # revision other than that one means someone edited the item since; the path recognises
+    # the item after its slug was changed in the admin.
+    source_path: Mapped[str] = mapped_column(String(300), default="", server_default="")
     source_hash: Mapped[str] = mapped_column(String(64), default="")
     source_revision_id: Mapped[int | None] = mapped_column(Integer)
 

@@ -3,7 +3,10 @@
 The order is what makes it safe: shortcodes are cut out first and replaced by random
 placeholders; the Markdown is rendered and sanitised with nh3 (no script, no event handler,
 no `javascript:` URL survives, whatever an editor typed); only then are the placeholders
-replaced by the shortcodes' HTML, which is trusted because plugins are code.
+replaced by the shortcodes' HTML, which is trusted because plugins are code. Trusted only
+where HTML may stand, in text content: a placeholder that ended up inside a tag (an attribute
+such as `title`, `alt` or a link's `href`) is found by parsing the sanitised HTML and gets the
+shortcode's own text, escaped, so a shortcode's markup can never open or close an attribute.
 
 The sanitised HTML of an item is cached per revision; shortcodes run per render because their
 output may depend on the request (the page cache then keeps the whole page).
@@ -22,6 +25,7 @@ import shlex
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from html.parser import HTMLParser
 from typing import Any
 
 import markdown
@@ -151,25 +155,70 @@ def _hint(name: str, source: str, reason: str) -> str:
             f'<small>({escape(reason)})</small></span>')
 
 
+class _TagFinder(HTMLParser):
+    """Where each start tag of some HTML begins and ends (as offsets into it)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self.spans: list[tuple[int, int]] = []
+        # getpos() counts lines by "\n" alone (not str.splitlines's other breaks)
+        self._line_starts = [0, *(m.end() for m in re.finditer("\n", html))]
+        self.feed(html)
+        self.close()
+
+    def _here(self) -> int:
+        line, column = self.getpos()
+        return self._line_starts[line - 1] + column
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        start = self._here()
+        self.spans.append((start, start + len(self.get_starttag_text() or "")))
+
+    handle_startendtag = handle_starttag
+
+
+def _literal_in_tags(html: str, calls: list[tuple[str, dict[str, str], str]],
+                     nonce: str) -> str:
+    """Placeholders inside tags (attribute values) become the shortcode's text, escaped: only
+    text content may receive a shortcode's HTML."""
+    placeholder = re.compile(rf"mgsc{nonce}x(\d+)x")
+    if not placeholder.search(html) or "<" not in html:
+        return html
+    pieces, last = [], 0
+    for start, end in _TagFinder(html).spans:
+        tag = html[start:end]
+        if placeholder.search(tag):
+            pieces += [html[last:start], placeholder.sub(
+                lambda m: str(escape(calls[int(m.group(1))][2])), tag)]
+            last = end
+    pieces.append(html[last:])
+    return "".join(pieces)
+
+
 def _expand(html: str, calls: list[tuple[str, dict[str, str], str]], nonce: str,
             context: dict[str, Any]) -> str:
     if not calls:
         return html
+    html = _literal_in_tags(html, calls, nonce)
     registry = shortcodes()
-    outputs: list[str] = []
-    for name, args, source in calls:
+    outputs: dict[int, str] = {}
+
+    def output(index: int) -> str:
+        name, args, source = calls[index]
         renderer = registry.get(name)
         if renderer is None:
-            outputs.append(_hint(name, source, f"unknown shortcode “{name}”"))
-            continue
+            return _hint(name, source, f"unknown shortcode “{name}”")
         try:
-            outputs.append(str(renderer(args, context)))
+            return str(renderer(args, context))
         except Exception as exc:  # a broken plugin must never cost the visitor the page
             current_app.logger.exception("shortcode %r failed", name)
-            outputs.append(_hint(name, source, f"this shortcode failed: {type(exc).__name__}"))
+            return _hint(name, source, f"this shortcode failed: {type(exc).__name__}")
 
     def block_or_inline(match: re.Match[str]) -> str:
-        return outputs[int(match.group(1))]
+        index = int(match.group(1))
+        if index not in outputs:  # run only where its HTML may stand (not in a tag)
+            outputs[index] = output(index)
+        return outputs[index]
     html = re.sub(rf"<p>mgsc{nonce}x(\d+)x</p>", block_or_inline, html)
     return re.sub(rf"mgsc{nonce}x(\d+)x", block_or_inline, html)
 

@@ -38,7 +38,7 @@ def absolute(path_or_url: str) -> str:
 
 def site() -> dict[str, Any]:
     values = {**SITE_DEFAULTS, **service.site_settings()}
-    values["name"] = values["name"] or current_app.config["SITE_NAME"]
+    values["name"] = str(values["name"] or "").strip() or current_app.config["SITE_NAME"]
     return values
 
 

@@ -12,6 +12,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select, update
 
 from engine.content import cache
@@ -122,6 +123,15 @@ def redirect_for(path: str) -> str | None:
 
 def site_settings() -> dict[str, Any]:
     return {row.key: row.value for row in db.session.scalars(select(SiteSetting))}
+
+
+def site_name() -> str:
+    """The name the site speaks in, on its pages and in its emails: `name` in the site
+    settings (`content/site.yaml`), else the `SITE_NAME` setting; on one line (it goes into
+    email subjects)."""
+    row = db.session.get(SiteSetting, "name")
+    name = " ".join(str(row.value).split()) if row is not None and row.value else ""
+    return name or str(current_app.config["SITE_NAME"])
 
 
 def set_site_settings(values: dict[str, Any]) -> None:

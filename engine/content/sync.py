@@ -7,10 +7,15 @@ categories, author, status (draft | published, default published), date (publica
 future date schedules the item), nav (position in the navigation). Any other key is kept in the
 item's `fields` for templates (a landing page's hero, benefits, testimonials...).
 
-Sync is idempotent: items are matched by kind and slug, and each remembers the hash of the file
-it came from and the revision that import made. An unchanged file is skipped; a changed file
+Sync is idempotent: each item remembers the file it came from (`pages/about.md`), the file's
+hash and the revision that import made, and a file is matched to its item by that path first,
+then (for a file never synced) by kind and slug. An unchanged file is skipped; a changed file
 updates the item, unless the item was edited elsewhere since (its current revision is not the
-one the sync made): then it is reported and left alone, unless `force` is given.
+one the sync made). A file whose item was renamed elsewhere (its slug changed in the admin),
+or whose slug is taken by an item from another file or made in the admin, is a conflict too,
+changed or not: importing it would make a second page at the old address. Conflicts are
+reported with the file and the page, and left alone unless `force` is given (the file's
+version wins, a new slug leaving a redirect as any rename does).
 """
 from __future__ import annotations
 
@@ -40,15 +45,22 @@ class SyncReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # "page pricing", one per conflict
+    conflict_lines: list[str] = field(default_factory=list)  # each naming file, page, why
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def conflict(self, name: str, source: str, why: str) -> None:
+        self.conflicts.append(name)
+        self.conflict_lines.append(f"NOT updated {name} from {source}: {why}; nothing was "
+                                   "changed. Keep the database's version (`magnet content "
+                                   "export` writes it to files) or re-run with --force to "
+                                   "overwrite it with the file")
 
     def lines(self) -> list[str]:
         out = [f"created {name}" for name in self.created]
         out += [f"updated {name}" for name in self.updated]
-        out += [f"NOT updated {name}: edited since the last sync; keep the database's version "
-                "or re-run with --force to overwrite it" for name in self.conflicts]
+        out += self.conflict_lines
         out += [f"error {line}" for line in self.errors]
         out += self.notes
         out.append(f"{len(self.created)} created, {len(self.updated)} updated, "
@@ -116,41 +128,67 @@ def _apply_status(item: ContentItem, status: str, published_at: datetime | None)
         service.publish(item.id, published_at)
 
 
-def _mark_synced(item_id: int, digest: str) -> None:
+def _mark_synced(item_id: int, source: str, digest: str) -> None:
     with write() as session:
         item = session.get(ContentItem, item_id)
+        item.source_path = source
         item.source_hash = digest
         item.source_revision_id = item.revision_id
 
 
+def _item_of(kind: str, source: str, slug: str) -> ContentItem | None:
+    """The item a file made (by its path), else the item at the file's slug."""
+    found = db.session.scalar(select(ContentItem).where(ContentItem.kind == kind,
+                                                        ContentItem.source_path == source))
+    return found if found is not None else service.get_item(kind, slug)
+
+
+def _conflict(item: ContentItem, folder: Path, source: str, slug: str,
+              changed: bool) -> str | None:
+    """Why importing the file over `item` would lose or duplicate something, or None. (An
+    item whose own file is gone from the folder is taken by the file now holding its slug:
+    the file was moved.)"""
+    edited = item.source_revision_id is None or item.revision_id != item.source_revision_id
+    if item.source_path and item.source_path != source and (folder / item.source_path).exists():
+        return f"its slug {slug!r} belongs to {item.source_path}"
+    if not item.source_path and item.source_revision_id is None:
+        return f"a {item.kind} with the slug {slug!r} was made in the admin"
+    if item.slug != slug and (edited or not changed):
+        return f"it was renamed to {item.slug!r} since the last sync (the file says {slug!r})"
+    if changed and edited:
+        return "it was edited since the last sync"
+    return None
+
+
 def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: bool) -> None:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = f"{FOLDERS[kind]}/{path.name}"
     data = parse_file(path, kind)
-    name = f"{kind} {data['slug']}"
     status, published_at = data.pop("status"), data.pop("published_at")
     data.pop("kind")
-    item = service.get_item(kind, data["slug"])
+    item = _item_of(kind, source, data["slug"])
     if item is None:
         if not dry_run:
             item = service.create_item(kind, status=status, published_at=published_at,
                                        actor="content sync", note=f"imported from {path.name}",
                                        **data)
-            _mark_synced(item.id, digest)
-        report.created.append(name)
+            _mark_synced(item.id, source, digest)
+        report.created.append(f"{kind} {data['slug']}")
         return
-    if item.source_hash == digest:
+    name = f"{kind} {item.slug}"
+    changed = item.source_hash != digest
+    why = _conflict(item, path.parent.parent, source, data["slug"], changed)
+    if why and not force:
+        report.conflict(name, source, why)
+        return
+    if not changed and not why:
         report.unchanged.append(name)
-        return
-    edited_elsewhere = (item.source_revision_id is None
-                        or item.revision_id != item.source_revision_id)
-    if edited_elsewhere and not force:
-        report.conflicts.append(name)
         return
     if not dry_run:
         service.update_item(item.id, actor="content sync", note=f"updated from {path.name}",
                             **data)
         _apply_status(item, status, published_at)
-        _mark_synced(item.id, digest)
+        _mark_synced(item.id, source, digest)
     report.updated.append(name)
 
 
@@ -231,7 +269,8 @@ def export(folder: str | Path) -> list[str]:
         text = to_text(item)
         path.write_text(text, encoding="utf-8")
         written.append(str(path))
-        _mark_synced(item.id, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        _mark_synced(item.id, f"{FOLDERS[item.kind]}/{path.name}",
+                     hashlib.sha256(text.encode("utf-8")).hexdigest())
     settings = service.site_settings()
     if settings:
         folder.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,12 @@ DEFAULTS = {
     "FORM_RATE_LIMIT_IP": 30,  # submissions per IP per window, all forms together
     "FORM_RATE_LIMIT_EMAIL": 5,  # submissions of one form by one address per window
     "FORM_RATE_WINDOW": 600,  # seconds
-    "FORM_MAX_BYTES": 64 * 1024,  # a whole POST, else 413 (MAX_CONTENT_LENGTH caps reading)
+    "FORM_MAX_BYTES": 64 * 1024,  # a whole POST, as read (chunked too), else 413
     "FORM_ASSET_LINK_SECONDS": 7 * 86400,
     "FORM_CONFIRM_LINK_SECONDS": 14 * 86400,
+    # At most one double opt-in email per address and list in this long, however often the
+    # form is sent again (the link in the first one stays valid meanwhile).
+    "FORM_CONFIRMATION_RESEND_SECONDS": 3600,
 }
 
 

@@ -14,6 +14,7 @@ from flask import current_app, url_for
 from werkzeug.security import safe_join
 
 from engine.forms import security
+from engine.web import is_row_id
 
 
 def folder() -> Path:
@@ -35,8 +36,11 @@ def link(name: str, submission_id: int, contact_id: int) -> str:
 
 
 def verify(token: str) -> dict[str, Any]:
-    """The link's data; TokenError when forged or expired."""
+    """The link's data; TokenError when forged or expired, or when its contents do not have
+    the shape `link()` gives them (a file name, and a submission's and a contact's ids)."""
     data = security.unsign("asset", token, int(current_app.config["FORM_ASSET_LINK_SECONDS"]))
-    if not isinstance(data, dict) or not isinstance(data.get("a"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("a"), str) \
+            or not 0 < len(data["a"]) <= 255 or "\x00" in data["a"] \
+            or not all(data.get(key) is None or is_row_id(data[key]) for key in ("s", "c")):
         raise security.TokenError("forged")
     return data

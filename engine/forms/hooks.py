@@ -1,6 +1,7 @@
 """The forms concern as a built-in plugin: its shortcodes and its follow-up jobs."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app, render_template, url_for
@@ -8,9 +9,11 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from engine import mail, plugins
+from engine.contacts import store
 from engine.contacts.gdpr import PersonalData
 from engine.contacts.identity import resolve
 from engine.contacts.models import Subscription
+from engine.content.service import site_name
 from engine.db import db, write
 from engine.forms import security, service
 from engine.forms.models import Submission
@@ -61,25 +64,48 @@ def form_submitted(submission_id: int, created: bool = False,
             _send_confirmation(confirm, contact)
 
 
+def answers(definition: Any, submission: Submission) -> list[tuple[str, str]]:
+    """`(label, value)` for each answer, in the form's order: what the owner reads."""
+    data = submission.data or {}
+    rows = []
+    for spec in definition.fields:
+        if spec.name not in data:
+            continue
+        value = data[spec.name]
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((spec.label or spec.name, "" if value is None else str(value)))
+    return rows
+
+
 def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None:
-    values = [(name, ", ".join(map(str, v)) if isinstance(v, list) else v)
-              for name, v in (submission.data or {}).items()]
-    html = render_template("forms/email/notify.html", definition=definition, contact=contact,
-                           submission=submission, values=values)
+    """The owner's email: every answer under its label, and a link to the contact's page."""
+    context = dict(definition=definition, contact=contact, submission=submission,
+                   answers=answers(definition, submission), site=site_name(),
+                   contact_url=external_url("admin.contacts_show", contact_id=contact.id))
+    html = render_template("forms/email/notify.html", **context)
+    text = render_template("forms/email/notify.txt", **context)
     for address in definition.notify:
-        mail.send(address, f"New {definition.title} submission", html,
-                  headers={"Reply-To": contact.email}, contact_id=contact.id)
+        mail.send(address, f"New submission of {definition.title} on {context['site']}", html,
+                  text=text, headers={"Reply-To": contact.email}, contact_id=contact.id)
 
 
 def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
-    """The double opt-in email with its signed link."""
-    subs = list(db.session.scalars(select(Subscription).where(
-        Subscription.id.in_(subscription_ids), Subscription.status == "pending")))
-    if not subs:
+    """The double opt-in email with its signed link, for the subscriptions that have had none
+    within `FORM_CONFIRMATION_RESEND_SECONDS`: a visitor who sends the form again and again
+    (or two browsers at once) gets one email, and another only once that much time has passed.
+    Claimed in the transaction that queues the email (see `store.claim_confirmations`)."""
+    every = timedelta(seconds=int(current_app.config["FORM_CONFIRMATION_RESEND_SECONDS"]))
+    claimed = store.claim_confirmations(subscription_ids, every)
+    if not claimed:
         return
+    subs = list(db.session.scalars(select(Subscription).where(Subscription.id.in_(claimed))
+                                   .order_by(Subscription.id)))
     token = security.sign("confirm", [s.id for s in subs])
     link = external_url("forms.confirm", token=token)
-    site = current_app.config["SITE_NAME"]
+    site = site_name()
     html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
                            lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
     mail.send(contact.email, f"Please confirm your subscription to {site}", html,

@@ -38,7 +38,7 @@ INSERT_SUBMISSION = insert(Submission.__table__).returning(Submission.__table__.
 class Outcome:
     """What happened to one POST; the view turns it into a page or JSON."""
 
-    status: str  # ok, invalid, spam, limited, expired, forbidden, too_large, bad_request
+    status: str  # ok, invalid, spam, limited, expired, forbidden, bad_request
     http_status: int = 200
     message: str = ""
     form: Any = None  # the WTForms instance, for showing errors beside the fields
@@ -77,14 +77,13 @@ def _plain(value: Any) -> Any:
 def handle(definition: FormDef, request: Any, visitor_id: str | None,
            new_visitor: bool = False) -> Outcome:
     """Run one POST through every check and, when it passes, store it. `new_visitor`: the
-    visitor id was made for this request (the browser sent none)."""
+    visitor id was made for this request (the browser sent none). The body's size is limited
+    where it is read (`FORM_MAX_BYTES`, see `engine.web.body_limit`)."""
     config = current_app.config
     mimetype = request.mimetype or ""
     if mimetype not in ALLOWED_TYPES:
         return Outcome("bad_request", 400, "Send the form as form data "
                                           "(application/x-www-form-urlencoded or multipart/form-data).")
-    if request.content_length is not None and request.content_length > int(config["FORM_MAX_BYTES"]):
-        return Outcome("too_large", 413, "That is more than this form accepts. Please shorten your answers.")
     if not security.same_origin(request):
         return Outcome("forbidden", 403, "This form can only be sent from this site.")
     formdata = request.form

@@ -13,13 +13,15 @@ from typing import Any
 from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, render_template,
                    request, send_file, url_for)
 from markupsafe import Markup
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine.contacts import activity, identity, service as contacts, visitors
-from engine.db import MAX_ROW_ID, db, write
+from engine.db import db, write
 from engine.forms import assets, pipeline, security, service
 from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
+from engine.web import body_limit, is_row_id
 
 blueprint = Blueprint("forms", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/forms/static")
@@ -63,10 +65,25 @@ def render_fields(definition: FormDef, known: dict[str, Any] | None = None, form
 
 
 def render_form(definition: FormDef, fields_html: Markup, message: str = "",
-                error: bool = False, personal: bool = False) -> Markup:
-    """The whole form; `personal` ones were rendered for this visitor and are not re-fetched."""
+                error: bool = False, personal: bool = False, form: Any = None) -> Markup:
+    """The whole form; `personal` ones were rendered for this visitor and are not re-fetched.
+    With the `form` that failed, the message is followed by a link to each field to correct."""
     return Markup(render_template("forms/_form.html", definition=definition, fields=fields_html,
-                                  message=message, error=error, personal=personal))
+                                  message=message, error=error, personal=personal,
+                                  errors=field_errors(definition, form)))
+
+
+def field_errors(definition: FormDef, form: Any) -> list[tuple[str, str, str]]:
+    """`(element id, label, message)` of each field with an error, in the form's order."""
+    if form is None:
+        return []
+    found = []
+    for spec in definition.fields:
+        field = form._fields.get(spec.name)
+        if field is not None and field.errors and spec.type != "hidden":
+            found.append((f"{definition.slug}-{spec.name}", spec.label or spec.name,
+                          " ".join(map(str, field.errors))))
+    return found
 
 
 @blueprint.get("/forms/<slug>")
@@ -97,6 +114,7 @@ def _visitor() -> tuple[str, bool]:
 
 
 @blueprint.post("/forms/<slug>")
+@body_limit("FORM_MAX_BYTES")
 def submit(slug: str) -> Any:
     definition = _definition(slug)
     vid, new_visitor = _visitor()
@@ -125,7 +143,8 @@ def _respond(definition: FormDef, outcome: pipeline.Outcome) -> Response:
         return Response(render_template(template, definition=definition, message=outcome.message),
                         status=outcome.http_status)
     fields_html = render_fields(definition, form=outcome.form, shown=outcome.shown)
-    html = render_form(definition, fields_html, message=outcome.message, error=True, personal=True)
+    html = render_form(definition, fields_html, message=outcome.message, error=True, personal=True,
+                       form=outcome.form)
     return Response(render_template("forms/page.html", definition=definition, form_html=html),
                     status=outcome.http_status)
 
@@ -140,11 +159,6 @@ def _download_link(definition: FormDef, outcome: pipeline.Outcome) -> str | None
     return assets.link(definition.success.asset, outcome.submission_id, outcome.contact_id)
 
 
-def _is_row_id(value: Any) -> bool:
-    """A signed id is trusted, but still checked: a database raises on absurd integers."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
-
-
 @blueprint.get("/forms/<slug>/thanks/<token>")
 def thanks(slug: str, token: str) -> Any:
     definition = _definition(slug)
@@ -152,7 +166,7 @@ def thanks(slug: str, token: str) -> Any:
         submission_id = security.unsign("thanks", token, 86400)
     except security.TokenError:
         return redirect(url_for("forms.thanks_plain", slug=slug), code=303)
-    if not _is_row_id(submission_id):
+    if not is_row_id(submission_id):
         abort(404)
     submission = db.session.get(Submission, submission_id)
     if submission is None or submission.form_slug != slug:
@@ -184,7 +198,7 @@ def asset(token: str) -> Any:
     path = assets.path_of(data["a"])
     if path is None:
         abort(404)
-    contact = identity.resolve(int(data.get("c") or 0)) if data.get("c") else None
+    contact = identity.resolve(data["c"]) if data.get("c") else None
     with write():
         activity.record("asset_downloaded", contact_id=contact.id if contact else None,
                         visitor_id=visitors.visitor_id(request), url=request.path,
@@ -193,7 +207,21 @@ def asset(token: str) -> Any:
     return _no_store(response)
 
 
+@blueprint.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    """A body over `FORM_MAX_BYTES` (or `MAX_CONTENT_LENGTH`), however it was sent."""
+    message = "That is more than this form accepts. Please shorten your answers."
+    if _wants_json():
+        return Response(_json({"ok": False, "error": message, "fields": {}}), status=413,
+                        mimetype="application/json")
+    slug = (request.view_args or {}).get("slug")
+    definition = service.get(slug) if isinstance(slug, str) else None
+    return _no_store(Response(render_template("forms/problem.html", definition=definition,
+                                              message=message), status=413))
+
+
 @blueprint.route("/forms/confirm/<token>", methods=["GET", "POST"])
+@body_limit("FORM_MAX_BYTES")
 def confirm(token: str) -> Any:
     """Double opt-in. GET only shows a button: mail scanners that follow links must not
     subscribe anyone; the POST (a person's click) confirms."""
@@ -202,7 +230,7 @@ def confirm(token: str) -> Any:
                                            int(current_app.config["FORM_CONFIRM_LINK_SECONDS"]))
     except security.TokenError:
         subscription_ids = None
-    if not isinstance(subscription_ids, list) or not all(map(_is_row_id, subscription_ids)):
+    if not isinstance(subscription_ids, list) or not all(map(is_row_id, subscription_ids)):
         return Response(render_template("forms/problem.html", definition=None,
                                         message="This confirmation link is not valid or has expired."),
                         status=400)

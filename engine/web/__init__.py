@@ -1,9 +1,11 @@
 """Engine-wide web endpoints and request checks that belong to no single concern."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Flask, abort, request
+from flask import Flask, Response, abort, current_app, request, send_from_directory
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -11,6 +13,37 @@ from engine.db import MAX_ROW_ID
 from engine.web.health import health
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def body_limit(config_key: str) -> Callable[[View], View]:
+    """Mark a view whose request body may hold at most `app.config[config_key]` bytes, counted
+    as they are read (see `apply_body_limit`): a check of `Content-Length` alone is bypassed by
+    any client that sends none, with chunked transfer encoding. A larger body raises
+    `RequestEntityTooLarge` (413), which the view's blueprint answers."""
+    def mark(view: View) -> View:
+        view.magnet_body_limit = config_key  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+def apply_body_limit() -> None:
+    """A `before_request` ahead of every one that reads the body: read the body of a view
+    marked with `body_limit`, at most one byte past its limit.
+
+    Werkzeug applies `max_content_length` to a streamed body (gunicorn and the development
+    server both pass chunked bodies on, marked `wsgi.input_terminated`) by *stopping* there,
+    without an error: the form would be parsed from a silently truncated body. Reading one
+    byte more than the limit tells a body that fits from one that is too long. The body is
+    kept (`get_data(cache=True)`), and the form is parsed from it."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    key = getattr(view, "magnet_body_limit", None)
+    if key is None:
+        return
+    limit = int(current_app.config[key])
+    request.max_content_length = limit + 1
+    if len(request.get_data(cache=True)) > limit:
+        raise RequestEntityTooLarge()
 
 
 def refuse_nul() -> None:
@@ -34,6 +67,13 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
+def is_row_id(value: Any) -> bool:
+    """Whether an id from outside (a signed token's contents, JSON) can name a row: an int
+    (not a bool) from 1 to `MAX_ROW_ID`. A signature proves who made a token, not that its
+    contents have the shape the code expects, and a database raises on absurd integers."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
+
+
 class RowIdConverter(IntegerConverter):
     """`<int:...>` in every route: at most `MAX_ROW_ID`, so a larger number is a 404, as for
     any id no row has, instead of a PostgreSQL error."""
@@ -43,6 +83,43 @@ class RowIdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+# What the site's own pages need and nothing more: scripts and style sheets only from files
+# on this site (no inline script anywhere, so an injected one never runs), inline `style`
+# attributes (the admin and some plugins' tags use them; they cannot run code), images from
+# anywhere on HTTPS (content links them), and no other site may frame a page (forms, the
+# confirmation page and the admin included). `CONTENT_SECURITY_POLICY` replaces it, e.g. for
+# a plugin that loads a script from another site; empty sends none.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "style-src-attr 'unsafe-inline'; img-src 'self' data: https:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def security_headers(response: Response) -> Response:
+    """`after_request` for every response, page-cache hits included (they are built per
+    request from the stored body, so nothing here is stored with a page). Headers a view set
+    itself are kept (the admin's stricter `Referrer-Policy`)."""
+    headers = response.headers
+    policy = current_app.config.get("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
+    if policy:
+        headers.setdefault("Content-Security-Policy", policy)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    return response
+
+
+def favicon() -> Response:
+    """The site's icon: browsers ask for `/favicon.ico` whatever a page links to, and a 404
+    there is an error in every page's console."""
+    return send_from_directory(current_app.static_folder or "", "favicon.ico",
+                               mimetype="image/vnd.microsoft.icon", max_age=7 * 86400)
+
+
 def init_app(app: Flask) -> None:
+    app.config.setdefault("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
+    app.after_request(security_headers)
     app.register_blueprint(health)
+    app.before_request(apply_body_limit)
     app.before_request(refuse_nul)

@@ -24,6 +24,7 @@ from engine.auth import require_role
 from engine.content import render, service
 from engine.content.models import KINDS, STATUSES, ContentItem, ContentRevision
 from engine.db import db
+from engine.web import is_row_id
 
 PER_PAGE = 50
 SORTS = {"updated": ContentItem.updated_at.desc(), "title": func.lower(ContentItem.title),
@@ -293,7 +294,8 @@ def content_shared_preview(token: str) -> Any:
             token[:500], max_age=int(PREVIEW_LIFETIME.total_seconds()))
     except BadSignature:
         abort(404)
-    item = db.session.get(ContentItem, data.get("i") if isinstance(data, dict) else None)
+    item_id = data.get("i") if isinstance(data, dict) else None
+    item = db.session.get(ContentItem, item_id) if is_row_id(item_id) else None
     if item is None:
         abort(404)
     response = current_app.make_response(show_item(item))

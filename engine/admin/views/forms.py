@@ -16,7 +16,7 @@ from sqlalchemy import select
 from engine.admin import audit
 from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
-from engine.contacts.transfer import spreadsheet_safe
+from engine.contacts.transfer import BOM, spreadsheet_safe
 from engine.db import db
 from engine.forms import service
 from engine.forms.definitions import FIELD_TYPES, SUCCESS_ACTIONS, DefinitionError
@@ -175,8 +175,10 @@ def forms_export(slug: str) -> Any:
 
 
 def _csv_lines(slug: str, columns: list[str]) -> Iterator[str]:
-    """The CSV in chunks of a thousand rows, read in id order (keyset), never all at once."""
+    """The CSV in chunks of a thousand rows, read in id order (keyset), never all at once;
+    with a byte-order mark first, for Excel (see `engine.contacts.transfer.BOM`)."""
     buffer = io.StringIO()
+    buffer.write(BOM)
     writer = csv.writer(buffer)
     writer.writerow(["id", "submitted_at", "contact_id", *columns, "page_url", "referrer"])
     last = 0

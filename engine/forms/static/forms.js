@@ -68,11 +68,40 @@
     if (ref) ref.value = document.referrer || "";
   }
 
+  function labelOf(form, field) {
+    var legend = field.matches("fieldset") && field.querySelector("legend");
+    var label = legend || form.querySelector("label[for='" + CSS.escape(field.id) + "']");
+    if (!label) return field.name || "";
+    var copy = label.cloneNode(true); /* the text, without the field itself or the "*" mark */
+    copy.querySelectorAll("input, select, textarea, [aria-hidden=true]").forEach(function (el) { el.remove(); });
+    return copy.textContent.trim();
+  }
+
+  /* The message, then (for errors) a link to each field to correct, as the server renders it. */
   function status(form, text, isError) {
     var box = form.querySelector(".magnet-form__status");
-    box.textContent = text || "";
+    box.textContent = "";
     box.classList.toggle("magnet-form__status--error", !!isError);
     box.setAttribute("role", isError ? "alert" : "status");
+    if (text) {
+      var p = document.createElement("p");
+      p.className = "magnet-form__message";
+      p.textContent = text;
+      box.appendChild(p);
+    }
+    if (!isError) return;
+    var list = document.createElement("ul");
+    list.className = "magnet-form__summary";
+    form.querySelectorAll("[data-magnet-fields] [aria-invalid=true]").forEach(function (field) {
+      var box = errorBox(form, field);
+      var a = document.createElement("a");
+      a.href = "#" + field.id;
+      a.textContent = labelOf(form, field) + (box && box.textContent ? ": " + box.textContent : "");
+      var li = document.createElement("li");
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+    if (list.children.length) box.appendChild(list);
   }
 
   function succeed(form, body) {
