@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from tests.admin_helpers import csrf_token, signed_in, token_for
+from tests.admin_helpers import signed_in, token_for
 from tests.forms_support import EBOOK, forms_site, post
 
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -198,21 +198,22 @@ def test_dashboard_shows_conversion_per_form_and_top_pages(site):
     (after seeing it four times) and one that only looked."""
     from sqlalchemy import select
 
-    from engine.contacts import activity
+    from engine import events
     from engine.db import db, write
     from engine.forms.models import Submission
     post(site.test_client(), "ebook", EBOOK)
     with site.app_context(), write():
         submitter = db.session.scalar(select(Submission.visitor_id))
-        activity.record_many(
+        events.record_many(
             [{"type": "form_view", "visitor_id": submitter, "url": "http://site.test/guide",
               "properties": {"form": "ebook"}}] * 4
             + [{"type": "form_view", "visitor_id": "b" * 32, "url": "http://site.test/guide",
                 "properties": {"form": "ebook"}}]
             + [{"type": "page_view", "visitor_id": "a" * 32, "url": "http://site.test/pricing"}] * 3
             + [{"type": "page_view", "visitor_id": "a" * 32, "url": "http://site.test/blog"}])
-    from engine.forms import service
     from markupsafe import escape
+
+    from engine.forms import service
     with site.app_context():
         title = str(escape(service.get("ebook").title))
     page = signed_in(site, "viewer").get("/admin/").get_data(as_text=True)

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from engine import events
 from engine.contacts import activity, gdpr, identity, merge, service, store
 from engine.contacts.models import Contact, ContactMerge, Subscription, Visitor
 from engine.db import db, write
@@ -64,8 +65,8 @@ def test_identify_gives_anonymous_activity_to_the_contact(app):
     vid = "a" * 32
     with app.app_context():
         with write():
-            activity.record("page_view", visitor_id=vid, url="/pricing")
-            activity.record_many([{"type": "page_view", "visitor_id": vid, "url": "/blog"},
+            events.record("page_view", visitor_id=vid, url="/pricing")
+            events.record_many([{"type": "page_view", "visitor_id": vid, "url": "/blog"},
                                   {"type": "page_view", "visitor_id": "b" * 32, "url": "/"}])
             contact, _, _ = service.upsert("visitor@example.com", {})
         with write():
@@ -90,7 +91,7 @@ def test_merge_is_recorded_and_undone(app):
         loser = _person("lose@example.com", first_name="Lose", phone="+44 20 1234 5678",
                         company="Acme", role="cto")
         with write():
-            activity.record("page_view", contact_id=loser.id, url="/pricing")
+            events.record("page_view", contact_id=loser.id, url="/pricing")
             identity.touch("c" * 32, loser.id)
             service.add_tags(db.session.get(Contact, loser.id), ["vip"])
             service.subscribe(db.session.get(Contact, loser.id), "newsletter")
@@ -127,7 +128,7 @@ def test_gdpr_export_and_erase_keep_aggregates(app):
         with write():
             contact = db.session.get(Contact, person.id)
             service.grant_consent(contact, form="ebook", ip="203.0.113.9", text="Yes please")
-            activity.record("page_view", contact_id=person.id, visitor_id="d" * 32,
+            events.record("page_view", contact_id=person.id, visitor_id="d" * 32,
                             url="/pricing", properties={"q": "private"})
             identity.touch("d" * 32, person.id)
         exported = gdpr.export_contact(person.id)
@@ -154,7 +155,7 @@ def test_merges_are_undone_latest_first_and_never_after_erasure(app):
         a, b, c = (_person(f"{n}@example.com", first_name=n.upper()) for n in "abc")
         with write():
             for person in (a, b, c):
-                activity.record("page_view", contact_id=person.id, url=f"/{person.id}")
+                events.record("page_view", contact_id=person.id, url=f"/{person.id}")
         first = merge.merge(a.id, b.id, actor="x")   # b into a
         second = merge.merge(c.id, a.id, actor="x")  # then a into c
         with pytest.raises(merge.MergeError, match="undo that merge first"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from engine import events
 from engine.contacts import activity
 from engine.contacts.models import Contact, Subscription, Visitor
 from engine.contacts.visitors import COOKIE
@@ -57,7 +58,7 @@ def test_fields_have_labels_input_types_autocomplete_and_described_errors(client
 def test_a_submission_stores_contact_activity_identity_and_follow_ups_at_once(site, client):
     client.set_cookie(COOKIE, _signed_visitor(site, "f" * 32))
     with site.app_context(), write():
-        activity.record("page_view", visitor_id="f" * 32, url="/pricing")
+        events.record("page_view", visitor_id="f" * 32, url="/pricing")
     response = post(client, "ebook", {**EBOOK, "_page": "https://site.test/landing?utm_source=news&utm_campaign=spring"})
     assert response.status_code == 303
     thanks = client.get(response.headers["Location"])
@@ -70,7 +71,9 @@ def test_a_submission_stores_contact_activity_identity_and_follow_ups_at_once(si
         assert contact.first_touch["utm_campaign"] == "spring"
         assert contact.consent == "granted" and contact.consent_proof["form"] == "ebook"
         assert contact.consent_proof["text"].startswith("Send me the playbook")
-        assert sorted(a.type for a in activity.timeline(contact.id)) == ["form_submitted", "page_view"]
+        assert sorted(a.type for a in activity.timeline(contact.id)) == [
+            "contact_created", "form_submitted", "list_joined", "page_view", "tag_added",
+            "visitor_identified"]  # what they did, and what it changed
         assert db.session.get(Visitor, "f" * 32).contact_id == contact.id
         assert db.session.scalar(select(Subscription.list_slug)) == "ebook-readers"
         jobs = sorted(r.job for r in db.session.scalars(select(OutboxRow)))
@@ -391,6 +394,7 @@ def test_the_owners_notification_lists_answers_by_label_and_links_to_the_contact
     assert message["Subject"].strip() == "New submission of Live webinar: lead scoring for small teams " \
                                  "on Brightwater Studio"
     assert message["Reply-To"] == "ann@example.com"
+    assert message["From"] == "Brightwater Studio <hello@localhost>"  # the site's name
     text = message.get_body(("plain",)).get_content()
     for line in ("Work email: ann@example.com", "First name: Ann",
                  "What should we cover?: Fit scores, Score decay",

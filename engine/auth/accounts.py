@@ -5,6 +5,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import render_template, url_for
 from sqlalchemy import func, select
 
+from engine import mail
 from engine.auth import tokens
 from engine.auth.models import ROLES, User, new_session_key
 from engine.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
@@ -117,7 +118,6 @@ def link(purpose: str, user: User, endpoint: str, base_url: str | None = None) -
 
 def send_reset_email(user: User) -> None:
     """Email a password-reset link (queued through the outbox; sent after the commit)."""
-    from engine import mail
     url = link("reset", user, "auth.reset_password")
     hours = int(tokens.LIFETIMES["reset"].total_seconds() // 3600)
     site = site_name()
@@ -125,7 +125,8 @@ def send_reset_email(user: User) -> None:
     with write():
         mail.send(user.email, f"Reset your {site} password",
                   render_template("auth/email_reset.html", **context),
-                  text=render_template("auth/email_reset.txt", **context))
+                  text=render_template("auth/email_reset.txt", **context),
+                  headers={"From": mail.sender(site)})
 
 
 def invite(email: str, role: str, invited_by: User, name: str = "") -> User:
@@ -137,7 +138,6 @@ def invite(email: str, role: str, invited_by: User, name: str = "") -> User:
 
 
 def resend_invitation(user: User, invited_by: User) -> None:
-    from engine import mail
     url = link("invite", user, "auth.accept_invitation")
     site = site_name()
     context = dict(user=user, url=url, days=tokens.LIFETIMES["invite"].days, inviter=invited_by,
@@ -145,4 +145,5 @@ def resend_invitation(user: User, invited_by: User) -> None:
     with write():
         mail.send(user.email, f"Your invitation to help run {site}",
                   render_template("auth/email_invite.html", **context),
-                  text=render_template("auth/email_invite.txt", **context))
+                  text=render_template("auth/email_invite.txt", **context),
+                  headers={"From": mail.sender(site)})

@@ -25,7 +25,11 @@ PENDING = "magnet_events_recorded"  # session.info flag: wake delivery after the
 DEFERRED = "magnet_events_deferred"  # session.info: events to write when the write commits
 SAVEPOINTS = "magnet_events_savepoints"  # session.info: {savepoint: deferred count at its start}
 _EVENTS = Activity.__table__
-_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+# One multi-row INSERT … RETURNING (asking SQLAlchemy to sort the rows by parameter order would
+# send one INSERT per row on SQLite); a single statement numbers its rows in VALUES order, so
+# the ids, sorted, are in the order the events were given.
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, _EVENTS.c.contact_id,
+                                           _EVENTS.c.visitor_id)
 _INSERT_QUEUE = insert(QueuedEvent.__table__)
 
 
@@ -61,10 +65,11 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
               for r in rows]
     session.flush()  # ORM changes made before come first, as the caller made them
     connection = session.connection()
-    ids = [row[0] for row in connection.execute(_INSERT_EVENTS, values)]
+    stored = sorted(connection.execute(_INSERT_EVENTS, values).all())
     connection.execute(_INSERT_QUEUE, [
-        {"partition": partition_of(v["contact_id"], v["visitor_id"]), "event_id": event_id}
-        for v, event_id in zip(values, ids, strict=True)])
+        {"partition": partition_of(row.contact_id, row.visitor_id), "event_id": row.id}
+        for row in stored])
+    ids = [row.id for row in stored]
     session.info[PENDING] = True
     return ids
 

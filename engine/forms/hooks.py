@@ -89,7 +89,8 @@ def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None
     text = render_template("forms/email/notify.txt", **context)
     for address in definition.notify:
         mail.send(address, f"New submission of {definition.title} on {context['site']}", html,
-                  text=text, headers={"Reply-To": contact.email}, contact_id=contact.id)
+                  text=text, headers={"Reply-To": contact.email, "From": mail.sender(
+                      context["site"])}, contact_id=contact.id)
 
 
 def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
@@ -109,7 +110,7 @@ def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
     html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
                            lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
     mail.send(contact.email, f"Please confirm your subscription to {site}", html,
-              contact_id=contact.id)
+              headers={"From": mail.sender(site)}, contact_id=contact.id)
 
 
 def form_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:

@@ -19,7 +19,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from engine.contacts import activity, identity, service as contacts, store
+from engine import events
+from engine.contacts import identity, store
+from engine.contacts import service as contacts
 from engine.contacts.service import ContactError
 from engine.db import utcnow, write
 from engine.forms import security
@@ -198,7 +200,8 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, new_visito
         clean = contacts.clean_values(_contact_values(definition, data))
         with write() as session:
             saved = store.save(email, clean, source=source, consent=consent,
-                               overwrite=lambda contact_id: contact_id == trusted_id)
+                               overwrite=lambda contact_id: contact_id == trusted_id,
+                               origin=f"form:{definition.slug}")
             changes = dict(saved.changes)
             store.tag(saved.id, definition.tags)
             pending = [sub_id for sub_id, status in store.subscribe(
@@ -210,7 +213,7 @@ def _store(definition: FormDef, request: Any, visitor_id: str | None, new_visito
                 "user_agent": (request.user_agent.string or "")[:400],
                 "page_url": source.get("page", ""), "referrer": source.get("referrer", ""),
                 "created_at": utcnow()}).scalar_one()
-            activity.record_many([{
+            events.defer([{  # with the contact's, tags' and lists' events: one INSERT
                 "type": "form_submitted", "contact_id": saved.id, "visitor_id": visitor_id,
                 "url": source.get("page", ""),
                 "properties": {"form": definition.slug, "submission_id": submission_id,

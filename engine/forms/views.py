@@ -10,18 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, render_template,
-                   request, send_file, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from engine.contacts import activity, identity, service as contacts, visitors
+from engine import events
+from engine.contacts import identity, visitors
+from engine.contacts import service as contacts
 from engine.db import db, write
 from engine.forms import assets, pipeline, security, service
 from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
 from engine.web import body_limit, is_row_id
+from engine.web.private_paths import redact
 
 blueprint = Blueprint("forms", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/forms/static")
@@ -200,9 +213,9 @@ def asset(token: str) -> Any:
         abort(404)
     contact = identity.resolve(data["c"]) if data.get("c") else None
     with write():
-        activity.record("asset_downloaded", contact_id=contact.id if contact else None,
-                        visitor_id=visitors.visitor_id(request), url=request.path,
-                        properties={"asset": data["a"], "submission_id": data.get("s")})
+        events.record("asset_downloaded", contact_id=contact.id if contact else None,
+                      visitor_id=visitors.visitor_id(request), url=redact(request.path),
+                      properties={"asset": data["a"], "submission_id": data.get("s")})
     response = send_file(path, as_attachment=True, download_name=path.name, max_age=0)
     return _no_store(response)
 
@@ -242,11 +255,8 @@ def confirm(token: str) -> Any:
                         status=403)
     visitor_id, new_visitor = _visitor()
     with write():
-        for sub_id in subscription_ids:
-            sub = contacts.confirm_subscription(sub_id)
-            if sub is not None:
-                activity.record("subscription_confirmed", contact_id=sub.contact_id,
-                                visitor_id=visitor_id, properties={"list": sub.list_slug})
+        for sub_id in subscription_ids:  # each confirmation is an event of its own
+            contacts.confirm_subscription(sub_id)
         # This browser opened a link sent to the address (a second click, from another
         # device, counts too): it is the person, and whoever only typed the address is not.
         for contact_id in contacts.subscribers_of(subscription_ids):

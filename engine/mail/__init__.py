@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from engine.mail.service import HeaderInjection, send, send_many
+from engine.mail.service import HeaderInjection, send, send_many, sender
 
-__all__ = ["HeaderInjection", "init_app", "send", "send_many"]
+__all__ = ["HeaderInjection", "init_app", "send", "send_many", "sender"]
 
 
 def init_app(app: Flask) -> None:

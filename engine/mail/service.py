@@ -4,7 +4,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 import secrets
-from email.utils import getaddresses, make_msgid
+from email.utils import formataddr, getaddresses, make_msgid, parseaddr
 from typing import Any
 
 import css_inline
@@ -15,6 +15,7 @@ from engine.db import db
 from engine.jobs import outbox
 from engine.mail.models import MailMessage
 
+ENGINE_NAME = "Magnet"  # the display name of the default MAIL_FROM
 BATCH = 200  # messages per `mail.send` job: one SMTP connection serves the whole batch
 _inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
@@ -59,6 +60,17 @@ def _message(to: str, subject: str, html: str, text: str | None,
                        text=text if text is not None else html_to_text(html),
                        headers={k: str(v) for k, v in (headers or {}).items()}, status="queued",
                        message_id=new_message_id(), attempts=0, contact_id=contact_id)
+
+
+def sender(display_name: str) -> str:
+    """The From of mail sent in the site's name: `MAIL_FROM` as configured when it names a
+    sender of its own; otherwise the site's name with `MAIL_FROM`'s address (the engine's
+    default name, "Magnet", means nothing to the people who read it)."""
+    configured = current_app.config["MAIL_FROM"]
+    name, address = parseaddr(configured)
+    if name and name != ENGINE_NAME:
+        return configured
+    return formataddr((display_name.replace("\r", " ").replace("\n", " ")[:200], address))
 
 
 def new_message_id() -> str:

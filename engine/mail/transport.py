@@ -23,12 +23,13 @@ def build(row: Any) -> EmailMessage:
     multipart/alternative with text and HTML."""
     config = current_app.config
     message = EmailMessage()
-    message["From"] = config["MAIL_FROM"]
+    headers = dict(row.headers or {})
+    message["From"] = headers.pop("From", None) or config["MAIL_FROM"]
     message["To"] = row.to
     message["Subject"] = row.subject
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = row.message_id
-    for name, value in (row.headers or {}).items():
+    for name, value in headers.items():
         message[name] = value
     message.set_content(row.text or "")
     message.add_alternative(row.html, subtype="html")
