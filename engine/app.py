@@ -5,10 +5,12 @@ client), so tests and tools can hold several at once.
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
 import signal
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,11 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from werkzeug.security import safe_join
 
 from engine import config as config_module
+from engine import web
 from engine.db import configure_sqlite, db
 from engine.jobs import registry
 from engine.plugins import PluginError, PluginInfo, Plugins
 from engine.themes.loader import ThemeLoader
-from engine import web
 from engine.web import edge
 
 ENGINE_DIR = Path(__file__).resolve().parent
@@ -66,10 +68,23 @@ def create_app(overrides: dict[str, Any] | None = None,
         importlib.import_module(name).init_app(app)
 
     app.before_request(plugins.refresh)
+    atexit.register(_shut_down, weakref.ref(app))
     edge.install(app, plugins)
     web.trust_proxies(app)
     app.jinja_env.globals["hook"] = lambda name, **kw: plugins.render(name, **kw)
     return app
+
+
+def _shut_down(held: weakref.ref[Flask]) -> None:
+    """At a graceful exit, let plugins hand over what they hold in memory (`on_shutdown`)."""
+    app = held()
+    if app is not None:
+        shut_down(app)
+
+
+def shut_down(app: Flask) -> None:
+    with app.app_context():
+        app.extensions["magnet.plugins"].call("on_shutdown")
 
 
 def _configure_logging(app: Flask) -> None:

@@ -100,7 +100,9 @@ def owner_of_tables() -> dict[str, str]:
     owners = {}
     for mapper in db.Model.registry.mappers:
         parts = mapper.class_.__module__.split(".")
-        owners[mapper.local_table.name] = parts[1] if len(parts) > 1 else parts[0]
+        default = parts[1] if len(parts) > 1 else parts[0]
+        # A model may live outside the concern whose branch made its table (`__branch__`).
+        owners[mapper.local_table.name] = getattr(mapper.class_, "__branch__", default)
     return owners
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from engine import create_app, migrate
+from engine.app import shut_down
 from engine.db import db
 from engine.jobs.embedded import EmbeddedRedis
 
@@ -144,6 +145,7 @@ def make_app(tmp_path: Path, redis_url: str, backend: str, _sqlite_template: Pat
 
     yield factory
     for app in apps:
+        shut_down(app)  # what plugins hold in memory reaches Redis now, not in the next test
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -60,7 +60,7 @@ def stored(app, slug):
 
 
 def last_audit(app):
-    from engine.admin.models import AuditEntry
+    from engine.audit import AuditEntry
     from engine.db import db
     with app.app_context():
         entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "plugin.settings")
@@ -132,8 +132,8 @@ def test_the_tracking_settings_page_shows_what_is_stored(app):
 @pytest.mark.both_backends
 def test_changing_consent_mode_in_the_admin_changes_cached_pages_in_every_process(
         make_app, monkeypatch):
-    from engine.content import cache
-    monkeypatch.setattr(cache, "GENERATION_TTL", 0)  # the other process looks at once
+    from engine.web import generation
+    monkeypatch.setattr(generation, "TTL", 0)  # the other process looks at once
     app = make_app()
     other = make_app(instance=Path(app.instance_path),
                      SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],

@@ -61,7 +61,7 @@ def test_simultaneous_guesses_get_no_more_evaluations_than_the_limit(app, live_s
     import requests
     from sqlalchemy import func, select
 
-    from engine.admin.models import AuditEntry
+    from engine.audit import AuditEntry
     from engine.db import db
     make_user(app, "ed@example.com", "editor")
     sessions = []
@@ -418,7 +418,7 @@ def test_keep_me_signed_in_lasts_fourteen_days_and_otherwise_ends_with_the_brows
 
 
 def test_sign_ins_and_failed_ones_are_in_the_audit_log(app):
-    from engine.admin.models import AuditEntry
+    from engine.audit import AuditEntry
     from engine.db import db
     make_user(app, "ed@example.com", "editor")
     assert sign_in(app.test_client(), "ed@example.com", "wrong password").status_code == 401

@@ -11,6 +11,7 @@ import feedparser
 import pytest
 
 from engine.content import cache, service, sync
+from engine.web import generation
 from engine.content.views import hierarchy
 from engine.db import utcnow
 from tests.content_helpers import load_demo, post
@@ -308,11 +309,11 @@ def test_cache_invalidation_reaches_other_processes(make_app):
     assert b"Hello" in a.get("/blog").data and b"Hello" in b.get("/blog").data
     assert b.get("/blog").headers["X-Magnet-Cache"] == "hit"
     post(first, "Second post")
-    time.sleep(cache.GENERATION_TTL)  # how long another process may trust what it read
+    time.sleep(generation.TTL)  # how long another process may trust what it read
     assert b"Second post" in b.get("/blog").data
     with first.app_context():
         first.extensions["magnet.themes"].use("editorial")
-    time.sleep(cache.GENERATION_TTL)
+    time.sleep(generation.TTL)
     html = b.get("/blog/hello").get_data(as_text=True)
     assert "editorial-header" in html
 
@@ -537,3 +538,37 @@ def test_a_slug_changed_in_the_file_renames_its_page(app, tmp_path):
         assert len(_items()) == count and service.get_item("page", "prices") is not None
         assert sync.sync(folder).conflicts == []
     assert app.test_client().get("/pricing").headers["Location"].endswith("/prices")
+
+
+def test_hook_register_content_folders(make_app, make_plugins, tmp_path):
+    folder = make_plugins(snippets='''
+        """Keeps snippets as files beside the pages."""
+        from pathlib import Path
+        from engine.content.sync import ContentFolder
+        from engine.plugins import hookimpl
+        DEFAULT_ENABLED = True
+        SEEN = []
+
+        def sync(folder, dry_run):
+            SEEN.extend(p.name for p in sorted(Path(folder).glob("*.txt")))
+            return [f"read {len(SEEN)} snippet(s)"]
+
+        def export(folder):
+            (Path(folder) / "hello.txt").write_text("hello")
+
+        @hookimpl
+        def register_content_folders():
+            return [ContentFolder("snippets", sync=sync, export=export)]
+    ''')
+    app = make_app(PLUGINS_PATH=str(folder))
+    site = tmp_path / "site"
+    (site / "snippets").mkdir(parents=True)
+    (site / "snippets" / "a.txt").write_text("a")
+    runner = app.test_cli_runner()
+    synced = runner.invoke(args=["content", "sync", str(site)])
+    assert synced.exit_code == 0, synced.output
+    assert "snippets: read 1 snippet(s)" in synced.output
+    out = tmp_path / "out"
+    assert runner.invoke(args=["content", "export", str(out)]).exit_code == 0
+    assert (out / "snippets" / "hello.txt").read_text() == "hello"
+    assert (out / "forms").is_dir()  # the engine's own forms are such a folder

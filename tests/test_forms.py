@@ -467,7 +467,7 @@ def test_a_changed_form_reaches_the_cached_pages_of_other_processes(make_app):
     """Two apps on one database stand in for two web processes."""
     import yaml
 
-    from engine.content import cache
+    from engine.web import generation
     from engine.forms.service import save
     from tests.content_helpers import post as publish
     first = forms_site(make_app)
@@ -480,7 +480,7 @@ def test_a_changed_form_reaches_the_cached_pages_of_other_processes(make_app):
                   "submit_label": "Email me the book"}
     with first.app_context():
         save(definition)
-    time.sleep(cache.GENERATION_TTL + 0.05)  # how long another process may trust what it read
+    time.sleep(generation.TTL + 0.05)  # how long another process may trust what it read
     assert "Email me the book" in reader.get(url).get_data(as_text=True)
 
 

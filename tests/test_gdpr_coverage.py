@@ -27,9 +27,10 @@ def _a_recognisable_person(app, work) -> tuple[int, str]:
     assert post(client, "newsletter", {"email": EMAIL, "first_name": "Zqfirst"},
                 headers=headers).status_code == 303
     work(app)  # the owner's notification and the confirmation email are written to the mail log
+    from sqlalchemy import select
+
     from engine.contacts.models import Contact
     from engine.db import db
-    from sqlalchemy import select
     with app.app_context():
         contact_id = db.session.scalar(select(Contact.id).where(Contact.email == EMAIL))
     visitor = client.get_cookie("magnet_vid").value.split(".")[0]
@@ -80,3 +81,24 @@ def test_hook_register_personal_data(make_app, make_plugins, work):
         assert gdpr.export_contact(contact_id)["notes"] == ["calls on Thursdays"]
         gdpr.erase_contact(contact_id, actor="test")
     assert notes == {}
+
+
+def test_hook_on_contact_erased(make_app, make_plugins, work, tmp_path):
+    """Called inside the erasure's transaction with the person's contacts and browsers."""
+    heard = tmp_path / "erased"
+    folder = make_plugins(listener=f'''
+        """Hears about erasures."""
+        import json
+        from engine.plugins import hookimpl
+        DEFAULT_ENABLED = True
+
+        @hookimpl
+        def on_contact_erased(contact_ids, visitor_ids):
+            with open({str(heard)!r}, "w") as out:
+                json.dump([contact_ids, visitor_ids], out)
+    ''')
+    app = forms_site(make_app, PLUGINS_PATH=str(folder))
+    contact_id, visitor = _a_recognisable_person(app, work)
+    with app.app_context():
+        gdpr.erase_contact(contact_id, actor="test")
+    assert json.loads(heard.read_text()) == [[contact_id], [visitor]]

@@ -400,3 +400,24 @@ def test_a_plugin_added_that_cannot_load_is_refused_and_the_others_keep_working(
     (folder / "halfway" / "__init__.py").write_text('"""Fixed now."""\n')
     os.utime(folder / "halfway" / "__init__.py", (time.time() + 5, time.time() + 5))
     assert [info.slug for info in manager.discover_added()] == ["halfway"]
+
+
+def test_hook_on_shutdown(make_app, make_plugins, tmp_path):
+    """Called for each app when the process stops gracefully (here: when the test is done with
+    the app, as the fixtures do), in an app context."""
+    from engine.app import shut_down
+    marker = tmp_path / "stopped"
+    folder = make_plugins(buffered=f'''
+        """Holds something in memory until the process stops."""
+        from flask import current_app
+        from engine.plugins import hookimpl
+        DEFAULT_ENABLED = True
+
+        @hookimpl
+        def on_shutdown():
+            with open({str(marker)!r}, "a") as out:
+                out.write(current_app.instance_path + "\\n")
+    ''')
+    app = make_app(PLUGINS_PATH=str(folder))
+    shut_down(app)
+    assert marker.read_text() == app.instance_path + "\n"

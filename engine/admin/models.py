@@ -1,27 +1,13 @@
-"""The audit log: who did what in the admin, and when."""
+"""The admin's own tables: the editor's autosaved drafts."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow
-
-
-class AuditEntry(db.Model):
-    """One admin action. The actor's email is copied so the entry outlives the account."""
-
-    __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    actor: Mapped[str] = mapped_column(String(254), default="")
-    action: Mapped[str] = mapped_column(String(100), index=True)
-    target: Mapped[str] = mapped_column(String(300), default="")
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    address: Mapped[str] = mapped_column(String(64), default="")
 
 
 class ContentAutosave(db.Model):

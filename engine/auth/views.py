@@ -5,13 +5,28 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_user, logout_user
 
+from engine import audit
 from engine.auth import accounts, devices, throttle, tokens
-from engine.auth.forms import (AcceptInvitationForm, NewPasswordForm, ResetRequestForm,
-                               SignInForm, WelcomeForm)
+from engine.auth.forms import (
+    AcceptInvitationForm,
+    NewPasswordForm,
+    ResetRequestForm,
+    SignInForm,
+    WelcomeForm,
+)
 from engine.auth.models import User, new_session_key
 from engine.content.service import site_name
 
@@ -41,7 +56,6 @@ def safe_next(target: str | None, default: str = "/admin/") -> str:
 def start_session(user: User, remember: bool = False, how: str = "sign_in") -> None:
     """Sign in with a brand-new session (no value of the old one survives: no fixation), and
     say so in the audit log (`how`: sign_in, password_reset, invitation_accepted, welcome)."""
-    from engine.admin import audit  # the admin builds on auth: imported when first used
     session.clear()
     session.permanent = remember
     login_user(user, remember=False, fresh=True)
@@ -51,7 +65,6 @@ def start_session(user: User, remember: bool = False, how: str = "sign_in") -> N
 
 def _audit_failed_sign_in(email: str) -> None:
     """For the owners to see (the throttle caps how many one address can add)."""
-    from engine.admin import audit
     audit.record("anonymous", "auth.sign_in_failed", email[:254])
 
 

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from wtforms import BooleanField, SelectMultipleField
 
+from engine import audit
 from engine.plugins.manager import hides_value
 
 db_group = AppGroup("db", help="Database schema.")
@@ -80,7 +81,6 @@ def plugins_settings(slug: str, assignments: tuple[str, ...]) -> None:
     """Show a plugin's settings, or change some: NAME=VALUE (on/off for a checkbox, commas
     between the choices of a list). Validated by the plugin's form, audited, and every
     process's cached pages follow, as when saved in the admin."""
-    from engine.admin import audit
     from engine.db import write
     from engine.plugins import PluginError
     plugins = _plugins()

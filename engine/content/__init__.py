@@ -17,6 +17,7 @@ from engine.content import cache, models  # noqa: F401  (models: tables known to
 from engine.content.cli import content_group
 from engine.content.hooks import safe_url
 from engine.content.render import RenderedHTML
+from engine.web import generation
 
 
 def human_date(moment: datetime | None) -> str:
@@ -43,7 +44,7 @@ def _site_context() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     from engine.content import views
     cache.init_app(app)
-    app.extensions["magnet.plugins"].follow(cache.generation)  # settings changes move it
+    app.extensions["magnet.plugins"].follow(generation.current)  # settings changes move it
     app.extensions["magnet.rendered_html"] = RenderedHTML()
     app.register_blueprint(views.blueprint)
     app.register_error_handler(404, views.not_found)

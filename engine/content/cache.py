@@ -2,12 +2,11 @@
 
 Entries live in each process's memory (a bounded LRU), keyed by
 `(generation, plugin state, variant, path)`:
-- `generation` is one integer row in the database (`content_cache_state`). Publishing,
-  unpublishing, saving a published item, switching the theme, or anything calling
-  `invalidate()` bumps it in the same transaction as the change, so every web process, on
-  every machine, misses within a quarter of a second (the process that made the change at
-  once): one primary-key read per process every 0.25 s is the whole cost of cross-process
-  invalidation, and it needs neither Redis nor a message bus.
+- `generation` is the site's generation (`engine.web.generation`). Publishing, unpublishing,
+  saving a published item, switching the theme, saving a plugin's settings, or anything
+  calling `invalidate()` bumps it in the same transaction as the change, so every web process,
+  on every machine, misses within a quarter of a second (the process that made the change at
+  once).
 - the plugin state stamp changes when a plugin is enabled or disabled (its slots change pages);
 - `variant` comes from the `filter_page_variant` hook, so personalising plugins (smart
   content) add what they vary on, and the cache keeps one copy per variant;
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,10 +34,9 @@ from functools import wraps
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from sqlalchemy import update
 
-from engine.content.models import PageCacheState
-from engine.db import db, utcnow, write
+from engine.db import utcnow
+from engine.web import generation as site_generation
 from engine.web import late
 
 MAX_ENTRIES = 2000
@@ -90,51 +87,16 @@ class PageCache:
         return len(self._entries)
 
 
-_GENERATION_SQL = "SELECT generation FROM content_cache_state WHERE id = 1"
-
-
-GENERATION_TTL = 0.25  # seconds a process trusts the generation it last read
-
-
 def generation() -> int:
-    """The site's content generation, read at most every `GENERATION_TTL` seconds per process.
-
-    So another process's change reaches this one's visitors within a quarter of a second, and a
-    change made in this process at once (`invalidate()` forgets the remembered value). The read
-    is one primary-key query on a pooled DB-API connection, bypassing the ORM session and
-    SQLAlchemy's transaction events on purpose: that bookkeeping costs several times the query.
-    """
-    remembered = current_app.extensions["magnet.page_cache_generation"]
-    now = time.monotonic()
-    if remembered and now - remembered[1] < GENERATION_TTL:
-        return remembered[0]
-    value = _read_generation()
-    current_app.extensions["magnet.page_cache_generation"] = (value, now)
-    return value
-
-
-def _read_generation() -> int:
-    connection = db.engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        cursor.execute(_GENERATION_SQL)
-        row = cursor.fetchone()
-        cursor.close()
-    finally:
-        connection.close()  # back to the pool, which ends the read transaction
-    return int(row[0]) if row else 0
+    """The site's generation (`engine.web.generation`), part of every key."""
+    return site_generation.current()
 
 
 def invalidate() -> None:
-    """Make every process re-render its pages. Inside the `write()` that changes them, it
-    commits with that change; on its own, it commits at once."""
-    with write() as session:
-        changed = session.execute(update(PageCacheState).where(PageCacheState.id == 1).values(
-            generation=PageCacheState.generation + 1, changed_at=utcnow())).rowcount
-        if not changed:
-            session.add(PageCacheState(id=1, generation=1, changed_at=utcnow()))
+    """Make every process re-render its pages (the site's generation moves on). Inside the
+    `write()` that changes them, it commits with that change; on its own, it commits at once."""
+    site_generation.bump()
     current_app.extensions["magnet.page_cache"].clear()
-    current_app.extensions["magnet.page_cache_generation"] = None
 
 
 def cacheable_request() -> bool:
@@ -258,5 +220,4 @@ def _filled(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.extensions["magnet.page_cache"] = PageCache()
-    app.extensions["magnet.page_cache_generation"] = None
     app.before_request_funcs.setdefault(None, []).insert(0, serve_hit)

@@ -1,5 +1,5 @@
-"""Tables owned by content: pages and posts, their revisions, tags, old-URL redirects, site
-settings and the page-cache generation every process watches."""
+"""Tables owned by content: pages and posts, their revisions, tags, old-URL redirects and site
+settings. (The site's generation, made by this branch's migrations, is `engine.web.generation`.)"""
 from __future__ import annotations
 
 from datetime import datetime
@@ -116,13 +116,3 @@ class SiteSetting(db.Model):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
-
-
-class PageCacheState(db.Model):
-    """One row whose generation every process reads per cached request; bumped on change."""
-
-    __tablename__ = "content_cache_state"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer, default=0)
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

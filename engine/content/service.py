@@ -16,8 +16,15 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from engine.content import cache
-from engine.content.models import (KINDS, STATUSES, ContentItem, ContentRedirect,
-                                   ContentRevision, ContentTag, SiteSetting)
+from engine.content.models import (
+    KINDS,
+    STATUSES,
+    ContentItem,
+    ContentRedirect,
+    ContentRevision,
+    ContentTag,
+    SiteSetting,
+)
 from engine.db import db, utcnow, write
 
 EDITABLE = ("title", "slug", "body", "summary", "seo_title", "seo_description", "social_image",

@@ -1,7 +1,7 @@
 """Content as files: `content/` (Markdown with YAML front matter) to the database and back.
 
 Layout: `pages/<slug>.md`, `posts/<slug>.md`, `site.yaml` (name, tagline, organisation) and
-`forms/` (handed to `engine.forms.sync`). Front matter keys: title, slug (default: the file
+folders other concerns keep (`forms/`, through `register_content_folders`). Front matter keys: title, slug (default: the file
 name), summary, description (SEO), seo_title, image (social), canonical, template, tags,
 categories, author, status (draft | published, default published), date (publication time; a
 future date schedules the item), nav (position in the navigation). Any other key is kept in the
@@ -20,8 +20,7 @@ version wins, a new slug leaving a redirect as any rename does).
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ import frontmatter
 import yaml
 from sqlalchemy import select
 
+from engine import plugins
 from engine.content import service
 from engine.content.models import ContentItem
 from engine.db import db, write
@@ -192,22 +192,33 @@ def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: 
     report.updated.append(name)
 
 
-def _sync_forms(folder: Path, dry_run: bool, report: SyncReport) -> None:
-    forms = folder / "forms"
-    if not forms.is_dir():
-        return
-    if importlib.util.find_spec("engine.forms") is None or \
-            importlib.util.find_spec("engine.forms.sync") is None:
-        report.notes.append(f"forms: skipped {forms} (the forms module, engine.forms.sync, "
-                            "is not installed)")
-        return
-    try:
-        lines = importlib.import_module("engine.forms.sync").sync_forms(forms, dry_run=dry_run)
-    except Exception as exc:  # the pages are in; say what went wrong with the forms
-        db.session.rollback()
-        report.errors.append(f"forms: {type(exc).__name__}: {exc}"[:500])
-        return
-    report.notes.extend(f"forms: {line}" for line in lines or [])
+@dataclass(frozen=True)
+class ContentFolder:
+    """A folder of the site's files that another concern or a plugin keeps
+    (`register_content_folders`): `sync(folder, dry_run) -> [lines]` imports it, `export(folder)`
+    writes it back. The engine's forms are one (`forms/`)."""
+
+    name: str
+    sync: Callable[[Path, bool], list[str]]
+    export: Callable[[Path], None]
+
+
+def _folders() -> list[ContentFolder]:
+    return [found for _slug, found in plugins.current().collect("register_content_folders")]
+
+
+def _sync_folders(folder: Path, dry_run: bool, report: SyncReport) -> None:
+    for kept in _folders():
+        path = folder / kept.name
+        if not path.is_dir():
+            continue
+        try:
+            lines = kept.sync(path, dry_run)
+        except Exception as exc:  # the pages are in; say what went wrong with the rest
+            db.session.rollback()
+            report.errors.append(f"{kept.name}: {type(exc).__name__}: {exc}"[:500])
+            continue
+        report.notes.extend(f"{kept.name}: {line}" for line in lines or [])
 
 
 def sync(folder: str | Path, *, dry_run: bool = False, force: bool = False) -> SyncReport:
@@ -234,7 +245,7 @@ def sync(folder: str | Path, *, dry_run: bool = False, force: bool = False) -> S
             except (ValueError, yaml.YAMLError, service.ContentError) as exc:
                 db.session.rollback()
                 report.errors.append(f"{path}: {exc}")
-    _sync_forms(folder, dry_run, report)
+    _sync_folders(folder, dry_run, report)
     return report
 
 
@@ -258,7 +269,8 @@ def to_text(item: ContentItem) -> str:
 
 
 def export(folder: str | Path) -> list[str]:
-    """Write every item, the site settings and the forms to `folder`; returns what it wrote."""
+    """Write every item, the site settings and the other folders (forms) to `folder`; returns
+    what it wrote."""
     folder = Path(folder)
     written = []
     items = list(db.session.scalars(select(ContentItem).order_by(ContentItem.kind,
@@ -277,14 +289,10 @@ def export(folder: str | Path) -> list[str]:
         (folder / "site.yaml").write_text(
             yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), encoding="utf-8")
         written.append(str(folder / "site.yaml"))
-    if importlib.util.find_spec("engine.forms") is not None and \
-            importlib.util.find_spec("engine.forms.sync") is not None:
-        (folder / "forms").mkdir(parents=True, exist_ok=True)
-        importlib.import_module("engine.forms.sync").export_forms(folder / "forms")
-        written.append(str(folder / "forms") + "/")
-    else:
-        written.append("forms: not exported (the forms module, engine.forms.sync, is not "
-                       "installed)")
+    for kept in _folders():
+        (folder / kept.name).mkdir(parents=True, exist_ok=True)
+        kept.export(folder / kept.name)
+        written.append(str(folder / kept.name) + "/")
     return written
 
 

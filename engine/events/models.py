@@ -24,9 +24,9 @@ BIGINT = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is 64-bi
 
 class Activity(db.Model):
     """One event on the timeline: anonymous (visitor only) until the visitor identifies. (The
-    table was created by the contacts branch's migrations; its later changes are the events
-    branch's.)"""
+    table is migrated by the contacts branch, which made it.)"""
 
+    __branch__ = "contacts"  # its table was made, and is migrated, by the contacts' branch
     __tablename__ = "activities"
     __table_args__ = (Index("ix_activities_contact_occurred", "contact_id", "occurred_at"),)
 

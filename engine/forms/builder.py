@@ -13,8 +13,19 @@ from functools import lru_cache
 from typing import Any
 
 import pycountry
-from wtforms import (BooleanField, DecimalField, Form, HiddenField, RadioField, SelectField,
-                     SelectMultipleField, StringField, TextAreaField, validators, widgets)
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    Form,
+    HiddenField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    validators,
+    widgets,
+)
 from wtforms.fields.choices import SelectChoice
 
 from engine.forms.definitions import FieldDef, FormDef

@@ -14,9 +14,11 @@ from engine.contacts.gdpr import PersonalData
 from engine.contacts.identity import resolve
 from engine.contacts.models import Subscription
 from engine.content.service import site_name
+from engine.content.sync import ContentFolder
 from engine.db import db, write
 from engine.forms import security, service
 from engine.forms.models import Submission
+from engine.forms.sync import export_forms, sync_forms
 from engine.jobs import job
 from engine.plugins import hookimpl
 from engine.web.links import external_url, site_url
@@ -138,6 +140,12 @@ def asset_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:
 @hookimpl
 def register_jobs() -> list[Any]:
     return [form_submitted]
+
+
+@hookimpl
+def register_content_folders() -> list[Any]:
+    return [ContentFolder("forms", sync=lambda folder, dry_run: sync_forms(folder, dry_run),
+                          export=export_forms)]
 
 
 @hookimpl

@@ -33,7 +33,8 @@ import redis
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from engine.web.late import late, register as register_late
+from engine.web.late import late
+from engine.web.late import register as register_late
 
 HONEYPOT = "website"  # a plausible name bots like to fill
 TOKEN_FIELD = "_token"

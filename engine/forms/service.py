@@ -7,11 +7,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from engine.content import cache as page_cache
 from engine.db import db, utcnow, write
 from engine.forms.definitions import FormDef, parse
 from engine.forms.models import Form, Submission
-
+from engine.web import generation
 
 CACHE_SECONDS = 2.0  # how long a process may serve a definition after it was changed elsewhere
 
@@ -26,7 +25,7 @@ def get(slug: str) -> FormDef | None:
     if len(slug) > 100:
         return None
     cache = _cache()
-    now, current = time.monotonic(), page_cache.generation()
+    now, current = time.monotonic(), generation.current()
     hit = cache.get(slug)
     if hit is not None and now - hit[0] < CACHE_SECONDS and hit[1] == current:
         return hit[2]
@@ -50,7 +49,7 @@ def save(definition: dict[str, Any], source: str = "admin") -> Form:
         row.title, row.definition, row.source, row.updated_at = (parsed.title, definition, source,
                                                                  utcnow())
         session.add(row)
-        page_cache.invalidate()
+        generation.bump()
     _cache().pop(parsed.slug, None)
     return row
 

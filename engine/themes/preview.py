@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, g, has_request_context, redirect, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    request,
+)
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2.utils import LRUCache
 from markupsafe import escape

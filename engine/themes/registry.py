@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from engine.db import db, utcnow, write
 from engine.themes.models import ThemeState
+from engine.web import generation
 
 log = logging.getLogger("magnet.themes")
 
@@ -149,8 +150,8 @@ class Themes:
                 cache.clear()
 
     def use(self, name: str) -> Theme:
-        """Make `name` the site's theme in every process (the page cache is invalidated)."""
-        from engine.content import cache
+        """Make `name` the site's theme in every process (the site's generation moves on, so
+        cached pages are rendered again)."""
         if name not in self.themes:
             self.rediscover()
         if name not in self.themes:
@@ -161,7 +162,7 @@ class Themes:
             row.active = name
             row.updated_at = utcnow()
             session.add(row)
-            cache.invalidate()
+            generation.bump()
         self._switch_to(name)
         return self.themes[name]
 

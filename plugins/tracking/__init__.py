@@ -9,7 +9,7 @@ from engine.db import write
 from engine.events import EventType, PropertyType
 from engine.plugins import hookimpl
 from engine.web.edge import EdgeRoute
-from plugins.tracking import admin, beacon, commands, jobs, visits
+from plugins.tracking import admin, beacon, commands, handover, jobs, visits
 from plugins.tracking.settings import TrackingSettings
 
 __version__ = "1.0.0"
@@ -69,6 +69,12 @@ def register_dashboard_cards() -> list[Any]:
 @hookimpl
 def tpl_body_end(request: Any) -> str:
     return beacon.tags(request)
+
+
+@hookimpl
+def on_shutdown() -> None:
+    """Page views and clicks still waiting in this process reach Redis before it stops."""
+    handover.pending_here().flush()
 
 
 @hookimpl

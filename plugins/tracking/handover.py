@@ -118,8 +118,8 @@ EVERY_PENDING: weakref.WeakSet[Pending] = weakref.WeakSet()
 
 @atexit.register
 def flush_all() -> None:
-    """Hand over what every app of this process holds: at exit (a graceful stop), and between
-    tests, which run many apps in one process against one Redis."""
+    """Hand over what every app of this process holds, at exit (a graceful stop); each app's
+    `on_shutdown` does the same for its own."""
     for pending in list(EVERY_PENDING):
         pending.flush()
 

@@ -9,11 +9,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length
 
-from engine.admin import audit
+from engine import audit
 from engine.admin.blueprint import bp
 from engine.auth import accounts, require_role, throttle
-from engine.auth.views import ACCOUNT_LIMIT, WINDOW
 from engine.auth.passwords import MIN_LENGTH, verify_password
+from engine.auth.views import ACCOUNT_LIMIT, WINDOW
 from engine.db import write
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import render_template, request
 
-from engine.admin import audit
+from engine import audit
 from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 

@@ -14,13 +14,19 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 
-from engine.admin import audit
+from engine import audit
 from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 from engine.contacts import activity, gdpr
 from engine.contacts import merge as merging
-from engine.contacts.models import (LIFECYCLE_STAGES, Company, Contact, ContactMerge,
-                                    ContactTag, Tag)
+from engine.contacts.models import (
+    LIFECYCLE_STAGES,
+    Company,
+    Contact,
+    ContactMerge,
+    ContactTag,
+    Tag,
+)
 from engine.db import db
 
 PER_PAGE = 50

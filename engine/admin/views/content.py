@@ -11,14 +11,23 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
-from engine.admin import audit, autosave
+from engine import audit
+from engine.admin import autosave
 from engine.admin.blueprint import bp
 from engine.auth import require_role
 from engine.content import render, service

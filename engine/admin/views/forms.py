@@ -8,12 +8,20 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from flask import (Response, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
-from engine.admin import audit
+from engine import audit
 from engine.admin.blueprint import bp, row_id
 from engine.auth import require_role
 from engine.contacts.transfer import BOM, spreadsheet_safe

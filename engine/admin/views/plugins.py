@@ -9,7 +9,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from engine.admin import audit
+from engine import audit
 from engine.admin.blueprint import bp
 from engine.auth import require_role
 from engine.db import write

@@ -6,8 +6,8 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from engine import audit
 from engine import themes as theme_service
-from engine.admin import audit
 from engine.admin.blueprint import bp
 from engine.auth import require_role
 

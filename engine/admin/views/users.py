@@ -11,7 +11,7 @@ from wtforms import EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, InputRequired, Length
 
-from engine.admin import audit
+from engine import audit
 from engine.admin.blueprint import bp
 from engine.auth import accounts, require_role
 from engine.auth.models import ROLES, User

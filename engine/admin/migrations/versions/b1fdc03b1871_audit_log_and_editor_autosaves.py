@@ -4,10 +4,10 @@ Revision ID: b1fdc03b1871
 Revises: 
 Create Date: 2026-11-23 01:02:45.913139
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = 'b1fdc03b1871'
 down_revision = None

@@ -4,10 +4,10 @@ Revision ID: 5e34ab7ccb11
 Revises: 
 Create Date: 2026-11-23 01:00:48.736009
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '5e34ab7ccb11'
 down_revision = None

@@ -4,9 +4,8 @@ Revision ID: 9b2f4c6d8e01
 Revises: 5e34ab7ccb11
 Create Date: 2026-12-02 10:00:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '9b2f4c6d8e01'
 down_revision = '5e34ab7ccb11'

@@ -4,10 +4,10 @@ Revision ID: a31b893130ea
 Revises: 
 Create Date: 2026-11-23 00:59:15.048276
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = 'a31b893130ea'
 down_revision = None

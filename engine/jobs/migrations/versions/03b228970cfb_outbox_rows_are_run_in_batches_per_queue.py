@@ -4,10 +4,8 @@ Revision ID: 03b228970cfb
 Revises: 824a4ccc9ee4
 Create Date: 2026-11-23 01:57:46.261463
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
-
+from alembic import op
 
 revision = '03b228970cfb'
 down_revision = '824a4ccc9ee4'

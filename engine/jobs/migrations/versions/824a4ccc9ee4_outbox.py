@@ -4,10 +4,10 @@ Revision ID: 824a4ccc9ee4
 Revises: 
 Create Date: 2026-11-23 00:52:46.306275
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '824a4ccc9ee4'
 down_revision = None

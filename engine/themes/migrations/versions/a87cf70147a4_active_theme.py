@@ -4,10 +4,10 @@ Revision ID: a87cf70147a4
 Revises: 
 Create Date: 2026-11-23 01:00:57.891619
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = 'a87cf70147a4'
 down_revision = None

@@ -1,13 +1,36 @@
-"""`record(actor, action, target, details)`: every admin action leaves a line owners can read."""
+"""The audit log: who did what, and when, written by auth, the admin, the CLI and plugins.
+
+`record(actor, action, target, details)` stores one entry inside the caller's `write()` when
+there is one, so it commits with the change it describes, or not at all. It sits below every
+concern that acts on behalf of a person, so none of them reaches up into the admin for it.
+"""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import select
+from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.admin.models import AuditEntry
-from engine.db import db, utcnow, write
+from engine.db import UTCDateTime, db, utcnow, write
+
+
+class AuditEntry(db.Model):
+    """One action. The actor's email is copied so the entry outlives the account."""
+
+    __branch__ = "admin"  # its table was made, and is migrated, by the admin's branch
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    actor: Mapped[str] = mapped_column(String(254), default="")
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(300), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    address: Mapped[str] = mapped_column(String(64), default="")
+
 
 
 def _actor_fields(actor: Any) -> tuple[int | None, str]:
