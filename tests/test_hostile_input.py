@@ -634,18 +634,17 @@ ODD_CONTENTS = ["x", -1, 0, 2**31, 10**30, 1.5, True, None, [], [{"a": 1}], [-1,
 def test_signed_tokens_with_odd_contents_get_a_page_never_a_500(site, contents):
     """A valid signature says who made a token, not that its contents have the expected shape:
     every endpoint that unsigns one answers odd contents with a 4xx page (or ignores them)."""
-    from engine.admin.views.content import _preview_serializer
-    from engine.auth import tokens
     from engine.themes import preview
+    from engine.web import signing
     site.config["PROPAGATE_EXCEPTIONS"] = False  # a 500 is an answer here, not a test error
     client = site.test_client()
     with site.test_request_context():
         signed = {purpose: security.sign(purpose, contents)
                   for purpose in ("asset", "thanks", "confirm", "token")}
-        auth = {purpose: tokens._serializer(purpose).dumps(contents)
+        auth = {purpose: signing.sign(f"auth.{purpose}", contents)
                 for purpose in ("reset", "invite", "welcome")}
-        shared = _preview_serializer().dumps(contents)
-        theme = preview._serializer().dumps(contents)
+        shared = signing.sign("admin.preview", contents)
+        theme = signing.sign(preview.PURPOSE, contents)
     answers = {
         "asset": client.get(f"/assets/{signed['asset']}"),
         "thanks": client.get(f"/forms/ebook/thanks/{signed['thanks']}"),

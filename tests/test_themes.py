@@ -102,7 +102,8 @@ def test_an_owner_previews_a_theme_while_visitors_keep_the_active_one(app, clien
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(time.time()) - 2 * preview.DEFAULT_SECONDS
-    expired = URLSafeTimedSerializer(app.secret_key, salt=preview.SALT, signer=LongAgo)
+    expired = URLSafeTimedSerializer(app.secret_key, salt=f"magnet.{preview.PURPOSE}",
+                                     signer=LongAgo)
     stale = app.test_client().get(post_path, query_string={
         "preview_theme": "editorial", "sig": expired.dumps("editorial")})
     assert not _post_header(stale.get_data(as_text=True))

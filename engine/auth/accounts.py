@@ -8,7 +8,12 @@ from sqlalchemy import func, select
 from engine import mail
 from engine.auth import tokens
 from engine.auth.models import ROLES, User, new_session_key
-from engine.auth.passwords import hash_password, needs_rehash, password_problem, verify_password
+from engine.auth.passwords import (
+    hash_password,
+    needs_rehash,
+    password_problem,
+    verify_password,
+)
 from engine.content.service import site_name
 from engine.db import db, utcnow, write
 from engine.web.links import SiteUrlMissing, external_url

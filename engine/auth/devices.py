@@ -13,15 +13,12 @@ import hashlib
 import secrets
 from typing import Any
 
-from flask import Request, Response, current_app
-from itsdangerous import BadSignature, URLSafeSerializer
+from flask import Request, Response
+
+from engine.web import signing
 
 COOKIE = "magnet_device"
 MAX_AGE = 365 * 86400
-
-
-def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="magnet.auth.device")
 
 
 def _account(email: str) -> str:
@@ -34,8 +31,8 @@ def recognised(request: Request, email: str) -> str | None:
     if not raw or len(raw) > 300:
         return None
     try:
-        data: Any = _serializer().loads(raw)
-    except BadSignature:
+        data: Any = signing.unsign("auth.device", raw, MAX_AGE)
+    except signing.BadToken:
         return None
     if not isinstance(data, dict) or data.get("a") != _account(email):
         return None
@@ -46,6 +43,6 @@ def recognised(request: Request, email: str) -> str | None:
 def remember(response: Response, request: Request, email: str) -> None:
     """Mark this browser as one `email` signs in from (after a successful sign-in)."""
     device = recognised(request, email) or secrets.token_urlsafe(12)
-    response.set_cookie(COOKIE, _serializer().dumps({"a": _account(email), "d": device}),
+    response.set_cookie(COOKIE, signing.sign("auth.device", {"a": _account(email), "d": device}),
                         max_age=MAX_AGE, httponly=True, samesite="Lax", secure=request.is_secure,
                         path="/auth")

@@ -3,29 +3,22 @@
 A token names the user and a fingerprint of the account's state (password hash, last sign-in,
 session key). Using the link changes that state, so the same link then fails: single use without
 storing tokens. The signature (itsdangerous, keyed by SECRET_KEY, salted by purpose) stops
-forgery; the timestamp in it, expiry.
+forgery; the timestamp in it, expiry (`engine.web.signing`).
 """
 from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
 
-from flask import current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-
 from engine.auth.models import User
 from engine.db import db
-from engine.web import is_row_id
+from engine.web import is_row_id, signing
 
 LIFETIMES = {
     "reset": timedelta(hours=1),
     "invite": timedelta(days=7),
     "welcome": timedelta(days=3),
 }
-
-
-def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"magnet.auth.{purpose}")
 
 
 def _fingerprint(user: User) -> str:
@@ -35,7 +28,7 @@ def _fingerprint(user: User) -> str:
 
 
 def make(user: User, purpose: str) -> str:
-    return _serializer(purpose).dumps({"u": user.id, "f": _fingerprint(user)})
+    return signing.sign(f"auth.{purpose}", {"u": user.id, "f": _fingerprint(user)})
 
 
 def read(token: str, purpose: str) -> User | None:
@@ -43,9 +36,8 @@ def read(token: str, purpose: str) -> User | None:
     if not token or len(token) > 500:
         return None
     try:
-        data = _serializer(purpose).loads(
-            token, max_age=int(LIFETIMES[purpose].total_seconds()))
-    except BadSignature:
+        data = signing.unsign(f"auth.{purpose}", token, LIFETIMES[purpose].total_seconds())
+    except signing.BadToken:
         return None
     if not isinstance(data, dict) or not is_row_id(data.get("u")):
         return None

@@ -16,7 +16,13 @@ from sqlalchemy import delete, or_, select, update
 
 from engine import events, plugins
 from engine.contacts.merge import merges_of
-from engine.contacts.models import Contact, ContactMerge, ContactTag, Subscription, Visitor
+from engine.contacts.models import (
+    Contact,
+    ContactMerge,
+    ContactTag,
+    Subscription,
+    Visitor,
+)
 from engine.contacts.service import snapshot
 from engine.db import db, utcnow, write
 from engine.events.models import Activity

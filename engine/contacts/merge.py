@@ -12,7 +12,13 @@ from sqlalchemy import select, update
 
 from engine import events
 from engine.contacts.identity import FIRST_CLAIM, LINKED
-from engine.contacts.models import Contact, ContactMerge, ContactTag, Subscription, Visitor
+from engine.contacts.models import (
+    Contact,
+    ContactMerge,
+    ContactTag,
+    Subscription,
+    Visitor,
+)
 from engine.contacts.service import STANDARD_FIELDS, snapshot
 from engine.db import db, utcnow, write
 from engine.events.models import Activity

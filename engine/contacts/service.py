@@ -21,7 +21,13 @@ from sqlalchemy import select
 from engine import events
 from engine.contacts import store
 from engine.contacts.identity import resolve
-from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, CustomField, Subscription
+from engine.contacts.models import (
+    LIFECYCLE_STAGES,
+    Company,
+    Contact,
+    CustomField,
+    Subscription,
+)
 from engine.contacts.store import STANDARD_FIELDS, ContactError
 from engine.db import db, utcnow
 

@@ -19,8 +19,14 @@ from sqlalchemy import insert, select
 
 from engine import events
 from engine.contacts.models import Company, Contact, ContactTag, Tag
-from engine.contacts.service import (STANDARD_FIELDS, ContactError, apply_values, clean_values,
-                                     custom_fields, normalise_email)
+from engine.contacts.service import (
+    STANDARD_FIELDS,
+    ContactError,
+    apply_values,
+    clean_values,
+    custom_fields,
+    normalise_email,
+)
 from engine.db import db, utcnow, write
 from engine.jobs import outbox
 

@@ -15,8 +15,10 @@ from functools import lru_cache
 from typing import Any
 
 from flask import current_app, request
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature
 from werkzeug.http import dump_cookie
+
+from engine.web import signing
 
 COOKIE = "magnet_vid"
 MAX_AGE = 2 * 365 * 86400
@@ -27,8 +29,8 @@ class _Cookies:
     """The app's signer, and the cookies it has already checked: a returning visitor's browser
     sends the same cookie with every page view and click."""
 
-    def __init__(self, secret_key: str) -> None:
-        self.signer = Signer(secret_key, salt="magnet.visitor")
+    def __init__(self) -> None:
+        self.signer = signing.signer("visitor")
         self.verified = lru_cache(maxsize=16384)(self._verify)
 
     def _verify(self, raw: str) -> str | None:
@@ -43,7 +45,7 @@ def _cookies() -> _Cookies:
     """One per app."""
     cookies = current_app.extensions.get("magnet.visitor_cookies")
     if cookies is None:
-        cookies = _Cookies(current_app.config["SECRET_KEY"])
+        cookies = _Cookies()
         current_app.extensions["magnet.visitor_cookies"] = cookies
     return cookies
 

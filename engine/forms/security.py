@@ -31,43 +31,27 @@ from urllib.parse import urlsplit
 
 import redis
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from engine.web import signing
 from engine.web.late import late
 from engine.web.late import register as register_late
+from engine.web.signing import BadToken
 
 HONEYPOT = "website"  # a plausible name bots like to fill
 TOKEN_FIELD = "_token"
 
 
-class TokenError(ValueError):
-    pass
-
-
-def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    """One per app and purpose (tokens are checked and signed on every submission)."""
-    serializers = current_app.extensions.setdefault("magnet.forms.serializers", {})
-    found = serializers.get(purpose)
-    if found is None:
-        found = serializers[purpose] = URLSafeTimedSerializer(
-            current_app.config["SECRET_KEY"], salt=f"magnet.forms.{purpose}")
-    return found
+TokenError = BadToken  # what a form's token or a link's check raises: `.reason` says why
 
 
 def sign(purpose: str, data: Any) -> str:
-    return _serializer(purpose).dumps(data)
+    """A token for the forms' own links (`confirm`, `thanks`, `asset`)."""
+    return signing.sign(f"forms.{purpose}", data)
 
 
 def unsign(purpose: str, token: str, max_age: int) -> Any:
     """The signed data, or TokenError (forged, tampered, or older than `max_age` seconds)."""
-    if not token or len(token) > 4000:
-        raise TokenError("missing")
-    try:
-        return _serializer(purpose).loads(token, max_age=max_age)
-    except SignatureExpired:
-        raise TokenError("expired") from None
-    except BadSignature:
-        raise TokenError("forged") from None
+    return signing.unsign(f"forms.{purpose}", token, max_age)
 
 
 def form_token(slug: str, shown: list[str]) -> str:

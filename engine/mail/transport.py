@@ -13,7 +13,6 @@ from typing import Any, Protocol
 from flask import current_app
 
 
-
 class Transport(Protocol):
     def deliver(self, message: EmailMessage) -> None: ...
 

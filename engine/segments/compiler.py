@@ -16,7 +16,12 @@ from sqlalchemy import and_, or_
 
 from engine import plugins
 from engine.contacts.models import Contact
-from engine.segments.conditions import ENGINE_KINDS, Compiled, ConditionError, ConditionKind
+from engine.segments.conditions import (
+    ENGINE_KINDS,
+    Compiled,
+    ConditionError,
+    ConditionKind,
+)
 
 MAX_GROUPS = 10
 MAX_CONDITIONS = 30

@@ -27,7 +27,14 @@ from typing import Any
 from sqlalchemy import String, and_, bindparam, exists, func, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
-from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, ContactTag, Subscription, Tag
+from engine.contacts.models import (
+    LIFECYCLE_STAGES,
+    Company,
+    Contact,
+    ContactTag,
+    Subscription,
+    Tag,
+)
 from engine.contacts.service import custom_fields
 from engine.db import UTCDateTime, utcnow
 from engine.events.models import Activity

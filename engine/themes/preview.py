@@ -25,11 +25,12 @@ from flask import (
     redirect,
     request,
 )
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2.utils import LRUCache
 from markupsafe import escape
 
-SALT = "magnet.theme-preview"
+from engine.web import signing
+
+PURPOSE = "theme-preview"
 COOKIE = "magnet_theme_preview"
 DEFAULT_SECONDS = 3600
 EXEMPT_PREFIXES = ("/admin", "/auth")  # the admin never changes look while previewing
@@ -38,17 +39,13 @@ EXEMPT_ENDPOINTS = ("static", "themes.static", "plugin_static", "themes.preview_
 END_PATH = "/themes/preview/end"
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=SALT)
-
-
 def lifetime() -> int:
     return int(current_app.config.get("THEME_PREVIEW_SECONDS", DEFAULT_SECONDS))
 
 
 def link(name: str, path: str = "/") -> str:
     """A link that shows the site at `path` in theme `name` for `lifetime()` seconds."""
-    token = _serializer().dumps(name)
+    token = signing.sign(PURPOSE, name)
     return f"{path}?{urlencode({'preview_theme': name, 'sig': token})}"
 
 
@@ -56,8 +53,8 @@ def _verified(token: str, name: str | None = None) -> str | None:
     """The theme a token grants, if its signature holds, it is fresh and the theme exists."""
     from engine.themes.registry import current
     try:
-        granted = _serializer().loads(token, max_age=lifetime())
-    except BadSignature:  # includes SignatureExpired
+        granted = signing.unsign(PURPOSE, token, lifetime())
+    except signing.BadToken:
         return None
     if not isinstance(granted, str) or (name is not None and granted != name):
         return None

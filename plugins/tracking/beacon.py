@@ -31,13 +31,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from flask import Blueprint, current_app, request, url_for
-from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from werkzeug.http import parse_cookie
 from werkzeug.wsgi import get_host
 
 from engine.contacts import visitors
-from engine.web import private_paths
+from engine.web import private_paths, signing
 from engine.web.edge import Answer, Headers, json_answer
 from plugins.tracking import clean, handover, limits
 from plugins.tracking.settings import settings
@@ -63,10 +62,6 @@ class Refused(Exception):
         self.status = status
 
 
-def _signer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="magnet.tracking.page")
-
-
 @lru_cache(maxsize=8192)
 def page_digest(path: str) -> str:
     """A short digest of a page's path as the browser's address bar has it, decoded (the
@@ -77,7 +72,7 @@ def page_digest(path: str) -> str:
 
 def page_token(path: str) -> str:
     """The token of the page at `path` (with the app's script root), for today."""
-    return _signer().dumps([int(time.time() // 86400), page_digest(path)])
+    return signing.sign("tracking.page", [int(time.time() // 86400), page_digest(path)])
 
 
 def token_page(token: Any) -> str | None:
@@ -89,8 +84,8 @@ def token_page(token: Any) -> str | None:
     found = known.get(token)
     if found is None:
         try:
-            found = _signer().loads(token)
-        except BadSignature:
+            found = signing.unsign("tracking.page", token)  # its day is checked below
+        except signing.BadToken:
             return None
         if not (isinstance(found, list) and len(found) == 2 and isinstance(found[0], int)
                 and isinstance(found[1], str)):

@@ -8,8 +8,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from engine.db import db
-from plugins.tracking.models import (DailyPage, DailySource, DailyTotals, MonthlyActives,
-                                      Seen)
+from plugins.tracking.models import (
+    DailyPage,
+    DailySource,
+    DailyTotals,
+    MonthlyActives,
+    Seen,
+)
 
 PRESETS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "365": "Last 12 months"}
 

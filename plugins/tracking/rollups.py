@@ -17,7 +17,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.db import db
 from plugins.tracking.clean import host_and_path
-from plugins.tracking.models import DailyPage, DailySource, DailyTotals, MonthlyActives, Seen
+from plugins.tracking.models import (
+    DailyPage,
+    DailySource,
+    DailyTotals,
+    MonthlyActives,
+    Seen,
+)
 
 EVENT_COUNTERS = {"page_view": "page_views", "click": "clicks", "download": "downloads",
                   "form_view": "form_views"}

@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 import wtforms
+from flask import current_app
 from wtforms import validators
 from wtforms.fields.choices import SelectChoice
-
-from flask import current_app
 
 from engine.plugins import current
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
+
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.db import db, utcnow
 from plugins.tracking import clean
 from plugins.tracking.models import Seen, Touches, Visit
-
 
 VISIT_COLUMNS = ("id", "visitor_id", "started_at", "last_seen_at", "landing_url", "referrer",
                  "source", "medium", "campaign", "device", "browser", "page_views", "events")

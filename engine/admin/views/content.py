@@ -22,7 +22,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
@@ -33,7 +32,7 @@ from engine.auth import require_role
 from engine.content import render, service
 from engine.content.models import KINDS, STATUSES, ContentItem, ContentRevision
 from engine.db import db
-from engine.web import is_row_id
+from engine.web import is_row_id, signing
 
 PER_PAGE = 50
 SORTS = {"updated": ContentItem.updated_at.desc(), "title": func.lower(ContentItem.title),
@@ -277,15 +276,11 @@ def content_restore(item_id: int, revision_id: int) -> Any:
 
 # --- shareable previews ---------------------------------------------------------------------
 
-def _preview_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="magnet.admin.preview")
-
-
 @bp.post("/content/<int:item_id>/share")
 @require_role("editor")
 def content_share(item_id: int) -> Any:
     item = _item_or_404(item_id)
-    token = _preview_serializer().dumps({"i": item.id})
+    token = signing.sign("admin.preview", {"i": item.id})
     url = url_for("admin.content_shared_preview", token=token, _external=True)
     audit.record(current_user, "content.share_preview", f"{item.kind} {item.id}")
     days = PREVIEW_LIFETIME.days
@@ -299,9 +294,8 @@ def content_shared_preview(token: str) -> Any:
     """A draft as the site will show it, for whoever holds the signed, expiring link."""
     from engine.content.views import show_item
     try:
-        data = _preview_serializer().loads(
-            token[:500], max_age=int(PREVIEW_LIFETIME.total_seconds()))
-    except BadSignature:
+        data = signing.unsign("admin.preview", token[:500], PREVIEW_LIFETIME.total_seconds())
+    except signing.BadToken:
         abort(404)
     item_id = data.get("i") if isinstance(data, dict) else None
     item = db.session.get(ContentItem, item_id) if is_row_id(item_id) else None

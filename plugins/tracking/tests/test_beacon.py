@@ -154,8 +154,8 @@ def test_addresses_the_database_cannot_store_are_refused_at_the_edge(app, client
 
 
 def test_titles_are_bounded_and_kept_as_text(app, client):
-    from engine.contacts.models import Contact
     from engine.contacts import identity
+    from engine.contacts.models import Contact
     from engine.db import write
     from plugins.tracking.tests.helpers import signed_in
     title = "<script>alert(1)</script>" + "x" * 500

@@ -15,8 +15,16 @@ from engine.db import db, write
 from engine.jobs.embedded import EmbeddedRedis
 from plugins.tracking import clean
 from plugins.tracking.models import Touches, Visit
-from plugins.tracking.tests.helpers import (CHROME, IPHONE, configure, drain, events, page_token,
-                                            public_page, send)
+from plugins.tracking.tests.helpers import (
+    CHROME,
+    IPHONE,
+    configure,
+    drain,
+    events,
+    page_token,
+    public_page,
+    send,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -310,7 +318,8 @@ def test_hook_on_contact_erased(app, client):
 
     from engine.contacts import gdpr
     from plugins.tracking import on_form_submitted
-    from plugins.tracking.models import DailyTotals as Daily, Seen
+    from plugins.tracking.models import DailyTotals as Daily
+    from plugins.tracking.models import Seen
     send(client, app, url="http://localhost/?utm_source=newsletter&utm_campaign=launch")
     send(app.test_client(), app, url="http://localhost/pricing")  # someone else
     drain(app)

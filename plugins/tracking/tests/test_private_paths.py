@@ -10,11 +10,18 @@ from sqlalchemy import select
 
 from engine import migrate
 from engine.contacts.models import Contact
-from engine.events.models import Activity
 from engine.db import db, locking, utcnow, write
+from engine.events.models import Activity
 from plugins.tracking.models import DailyPage, Touches, Visit
-from plugins.tracking.tests.helpers import (CHROME, drain, events, page_token, public_page, send,
-                                            signed_in)
+from plugins.tracking.tests.helpers import (
+    CHROME,
+    drain,
+    events,
+    page_token,
+    public_page,
+    send,
+    signed_in,
+)
 
 SECRET = "Zm9vYmFy.c2VjcmV0LXRva2Vu"
 PRIVATE = [f"/forms/confirm/{SECRET}", f"/forms/ebook/thanks/{SECRET}", f"/assets/{SECRET}",

@@ -11,6 +11,7 @@ from engine.db import db, utcnow
 from plugins.tracking.models import DailyTotals, MonthlyActives
 from plugins.tracking.tests.helpers import IPHONE, drain, send, signed_in
 
+
 def visit_site(app):
     first, second = app.test_client(), app.test_client()
     send(first, app, url="http://localhost/?utm_source=news&utm_medium=email&utm_campaign=june")

@@ -4,10 +4,10 @@ Revision ID: 6fc1230f90e9
 Revises: 
 Create Date: 2026-11-23 01:00:54.837921
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '6fc1230f90e9'
 down_revision = None

@@ -4,10 +4,8 @@ Revision ID: 0b9b01e9e941
 Revises: abd2df493efc
 Create Date: 2026-11-23 02:33:49.184137
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
-
+from alembic import op
 
 revision = '0b9b01e9e941'
 down_revision = 'abd2df493efc'

@@ -4,9 +4,8 @@ Revision ID: 5c1d2e7f9a10
 Revises: 0b9b01e9e941
 Create Date: 2026-11-23 05:40:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '5c1d2e7f9a10'
 down_revision = '0b9b01e9e941'

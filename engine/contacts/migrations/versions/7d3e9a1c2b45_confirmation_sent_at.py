@@ -4,11 +4,10 @@ Revision ID: 7d3e9a1c2b45
 Revises: 5c1d2e7f9a10
 Create Date: 2026-12-02 09:00:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import engine.db
-
 
 revision = '7d3e9a1c2b45'
 down_revision = '5c1d2e7f9a10'

@@ -4,10 +4,10 @@ Revision ID: bb0720c86503
 Revises: 
 Create Date: 2026-11-23 00:59:13.480645
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = 'bb0720c86503'
 down_revision = None

@@ -4,10 +4,10 @@ Revision ID: 356d8f0e010c
 Revises: 
 Create Date: 2026-11-23 00:59:16.720564
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '356d8f0e010c'
 down_revision = None

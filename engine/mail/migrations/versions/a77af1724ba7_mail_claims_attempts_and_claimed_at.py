@@ -9,10 +9,10 @@ Create Date: 2026-12-01 22:44:46.561070
 """
 from email.utils import make_msgid
 
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = 'a77af1724ba7'
 down_revision = '356d8f0e010c'

@@ -4,10 +4,10 @@ Revision ID: 5b400ac7f682
 Revises: 
 Create Date: 2026-11-23 00:52:41.236154
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '5b400ac7f682'
 down_revision = None

@@ -4,10 +4,10 @@ Revision ID: 247307e06d8d
 Revises: 
 Create Date: 2026-11-23 01:03:11.811816
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '247307e06d8d'
 down_revision = None

@@ -4,9 +4,8 @@ Revision ID: 48eff3e423d6
 Revises: 247307e06d8d
 Create Date: 2026-12-01 22:48:01.768732
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '48eff3e423d6'
 down_revision = '247307e06d8d'

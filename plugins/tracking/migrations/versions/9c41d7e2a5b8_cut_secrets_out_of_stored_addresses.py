@@ -14,9 +14,8 @@ import re
 from collections import Counter
 from urllib.parse import urlsplit, urlunsplit
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '9c41d7e2a5b8'
 down_revision = '48eff3e423d6'
