@@ -28,6 +28,10 @@ AREAS = [
     ("GET", "/admin/segments", "viewer"),
     ("POST", "/admin/segments/new", "editor"),
     ("POST", "/admin/segments/count", "editor"),
+    ("GET", "/admin/api-keys", "owner"),
+    ("POST", "/admin/api-keys", "owner"),
+    ("GET", "/admin/event-types", "owner"),
+    ("POST", "/admin/event-types", "owner"),
 ]
 RANK = {"viewer": 0, "editor": 1, "owner": 2}
 

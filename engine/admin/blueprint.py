@@ -25,6 +25,8 @@ CORE_MENU = (
     MenuItem("Plugins", "admin.plugins_list", "owner"),
     MenuItem("Themes", "admin.themes_list", "owner"),
     MenuItem("Users", "admin.users_list", "owner"),
+    MenuItem("Event types", "admin.event_types_list", "owner"),
+    MenuItem("API keys", "admin.api_keys_list", "owner"),
     MenuItem("Audit log", "admin.audit_log", "owner"),
 )
 

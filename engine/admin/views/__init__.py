@@ -1,4 +1,4 @@
 """The admin's areas; importing this package registers their routes on the blueprint."""
 from engine.admin.views import (  # noqa: F401
-    account, audit_log, contacts, content, dashboard, forms, plugins, segment_builder, segments,
-    themes, users)
+    account, api_keys, audit_log, contacts, content, dashboard, event_types, forms, plugins,
+    segment_builder, segments, themes, users)
