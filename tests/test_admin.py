@@ -25,6 +25,13 @@ AREAS = [
     ("POST", "/admin/users/1/role", "owner"),
     ("POST", "/admin/users/1/active", "owner"),
     ("GET", "/admin/audit", "owner"),
+    ("GET", "/admin/segments", "viewer"),
+    ("POST", "/admin/segments/new", "editor"),
+    ("POST", "/admin/segments/count", "editor"),
+    ("GET", "/admin/api-keys", "owner"),
+    ("POST", "/admin/api-keys", "owner"),
+    ("GET", "/admin/event-types", "owner"),
+    ("POST", "/admin/event-types", "owner"),
 ]
 RANK = {"viewer": 0, "editor": 1, "owner": 2}
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from flask import Flask
 
+from engine.admin.columns import ContactColumn
 from engine.admin.menu import MenuItem
 
-__all__ = ["MenuItem", "init_app"]
+__all__ = ["ContactColumn", "MenuItem", "init_app"]
 
 
 def init_app(app: Flask) -> None:

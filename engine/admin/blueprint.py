@@ -21,9 +21,12 @@ CORE_MENU = (
     MenuItem("Pages & posts", "admin.content_list", "editor"),
     MenuItem("Forms", "admin.forms_list", "viewer"),
     MenuItem("Contacts", "admin.contacts_list", "viewer"),
+    MenuItem("Segments", "admin.segments_list", "viewer"),
     MenuItem("Plugins", "admin.plugins_list", "owner"),
     MenuItem("Themes", "admin.themes_list", "owner"),
     MenuItem("Users", "admin.users_list", "owner"),
+    MenuItem("Event types", "admin.event_types_list", "owner"),
+    MenuItem("API keys", "admin.api_keys_list", "owner"),
     MenuItem("Audit log", "admin.audit_log", "owner"),
 )
 

@@ -16,9 +16,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from engine import plugins
-from engine.db import db
+from engine.db import db, write
 from engine.events.models import CustomEventType
 
 NAME = re.compile(r"[a-z][a-z0-9_]{1,49}")
@@ -145,3 +146,52 @@ def parse_cli_value(declared: EventType, name: str, raw: str) -> Any:
             raise EventTypeError(f"Property “{name}” of “{declared.name}” must be true or false.")
         return raw.lower() in ("true", "1", "yes")
     return raw
+
+
+# --- the owners' own types (Admin → Event types) -----------------------------------------------
+
+PROPERTY_NAME = re.compile(r"[a-z][a-z0-9_]{0,49}")
+MAX_PROPERTIES = 30
+
+
+def declare_custom(name: Any, label: Any, properties: dict[str, Any],
+                   description: Any = "") -> CustomEventType:
+    """Declare a type for events sent from outside (inside or outside a `write()`);
+    EventTypeError says what is wrong, and nothing is stored then."""
+    check_name(name)
+    label = str(label or "").strip()[:200]
+    if not label:
+        raise EventTypeError("Give the event type a label, e.g. “Abandoned a cart”.")
+    if len(properties) > MAX_PROPERTIES:
+        raise EventTypeError(f"An event type has at most {MAX_PROPERTIES} properties.")
+    clean: dict[str, str] = {}
+    for prop, kind in properties.items():
+        if not isinstance(prop, str) or not PROPERTY_NAME.fullmatch(prop):
+            raise EventTypeError(f"“{prop}” cannot be a property: use 1 to 50 lower-case "
+                                 "letters, digits or underscores, starting with a letter.")
+        if kind not in {t.value for t in PropertyType}:
+            raise EventTypeError(f"Property “{prop}”: choose a type among "
+                                 f"{', '.join(t.value for t in PropertyType)}.")
+        clean[prop] = str(kind)
+    taken = EventTypeError(f"“{name}” is declared already.")
+    try:
+        with write() as session:
+            if name in all_types():
+                raise taken
+            row = CustomEventType(name=name, label=label, properties=clean,
+                                  description=str(description or "").strip()[:1000])
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # declared at the same moment by someone else (PostgreSQL)
+        raise taken from None
+    return row
+
+
+def delete_custom(name: str) -> CustomEventType | None:
+    """Forget an owner's type (events already stored keep their type); None if there is no
+    such custom type."""
+    with write() as session:
+        row = session.get(CustomEventType, name)
+        if row is not None:
+            session.delete(row)
+    return row

@@ -85,6 +85,17 @@ def register_dashboard_cards() -> list[Any]:
     """Callables `card() -> str` (HTML) shown on the admin dashboard."""
 
 
+@hookspec
+def register_contact_list_filters() -> list[Any]:
+    """`engine.contacts.query.ContactFilter` items: filters added to the contact list (and to
+    every search made through `engine.contacts.query`)."""
+
+
+@hookspec
+def register_contact_list_columns() -> list[Any]:
+    """`engine.admin.ContactColumn` items: columns added to the admin's contact list."""
+
+
 # --- on_*: actions ----------------------------------------------------------------------------
 
 @hookspec
@@ -168,3 +179,8 @@ def tpl_body_end(request: Any) -> str:
 @hookspec
 def tpl_after_content(item: Any, request: Any) -> str:
     """HTML placed after the content of a page or post."""
+
+
+@hookspec
+def tpl_admin_contact(contact: Any) -> str:
+    """HTML of a panel placed on the admin's page of a contact (beside its profile)."""

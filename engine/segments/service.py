@@ -260,6 +260,19 @@ def member_count(segment_id: int) -> int:
         SegmentMember.segment_id == segment_id)) or 0
 
 
+def used_by(segment_id: int) -> list[Segment]:
+    """The segments whose conditions name this one ("in segment …"), which deleting it would
+    change. Read now, not from the index a process keeps for a second."""
+    found = []
+    for segment in all_segments():
+        try:
+            if segment_id in compile_definition(segment.definition).segments:
+                found.append(segment)
+        except ConditionError:  # a plugin's condition whose plugin is off
+            continue
+    return found
+
+
 def count_matching(definition: dict[str, Any]) -> int:
     """How many contacts a definition matches now (the builder's live count)."""
     compiled = compile_definition(definition)

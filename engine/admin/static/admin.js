@@ -135,3 +135,33 @@ document.addEventListener("DOMContentLoaded", function () {
     sync();
   });
 });
+
+/* Copy buttons: <button data-copy="ID" hidden> copies the text of the element with that id (a
+   new API key, an example); they show only where a script can copy. */
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  function copied(button) {
+    var label = button.textContent;
+    button.textContent = "Copied";
+    setTimeout(function () { button.textContent = label; }, 2000);
+  }
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var text = source.tagName === "INPUT" ? source.value : source.textContent;
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(function () { copied(button); });
+        return;
+      }
+      var range = document.createRange();  // plain http: select it and copy the old way
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      if (source.select) source.select();
+      if (document.execCommand("copy")) copied(button);
+    });
+  });
+});

@@ -1,12 +1,16 @@
 """The admin's areas; importing this package registers their routes on the blueprint."""
 from engine.admin.views import (  # noqa: F401
     account,
+    api_keys,
     audit_log,
     contacts,
     content,
     dashboard,
+    event_types,
     forms,
     plugins,
+    segment_builder,
+    segments,
     themes,
     users,
 )

@@ -1,9 +1,9 @@
 """Contacts: a list that stays fast at a million rows, the 360° contact page, merge with undo,
 GDPR export and erase.
 
-The list pages with keyset pagination on an indexed key (id, or the unique email) instead of
-OFFSET, so page 20,000 costs what page 1 does; it shows no exact total, since counting a
-million filtered rows is what would make it slow.
+Searching, filtering and paging are the contacts query service's (`engine.contacts.query`);
+plugins add filters and columns to the list and panels to the contact page
+(`register_contact_list_filters`, `register_contact_list_columns`, `tpl_admin_contact`).
 """
 from __future__ import annotations
 
@@ -12,27 +12,18 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 
-from engine import audit
+from engine import audit, plugins
 from engine.admin.blueprint import bp, row_id
+from engine.admin.columns import ContactColumn
 from engine.auth import require_role
-from engine.contacts import activity, gdpr
+from engine.contacts import activity, gdpr, query
 from engine.contacts import merge as merging
-from engine.contacts.models import (
-    LIFECYCLE_STAGES,
-    Company,
-    Contact,
-    ContactMerge,
-    ContactTag,
-    Tag,
-)
+from engine.contacts.models import LIFECYCLE_STAGES, Contact, ContactMerge, Tag
 from engine.db import db
 
-PER_PAGE = 50
 TIMELINE_PER_PAGE = 100
-SORTS = ("newest", "oldest", "email")
-STATUSES = ("active", "bounced", "merged", "erased", "all")
 
 
 def _contact_or_404(contact_id: int) -> Contact:
@@ -42,92 +33,44 @@ def _contact_or_404(contact_id: int) -> Contact:
     return contact
 
 
-def _prefix(column: Any, prefix: str) -> Any:
-    """`column` starts with `prefix` (both lower-case), in a form an index can serve."""
-    if db.engine.dialect.name == "postgresql":
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return column.like(f"{escaped}%", escape="\\")  # text_pattern_ops index
-    return and_(column >= prefix, column < prefix + "\U0010ffff")  # SQLite compares bytes
-
-
-def name_or_email_search(low: str) -> Any:
-    """Prefix search: an email, a first or last name, or "first last" (a prefix of each).
-
-    Only prefixes, because "contains" cannot use an index and would scan every contact.
-    Emails are stored lower-case and ranged on their unique index; names through the
-    lower(name) indexes of the contacts-at-scale migration (abd2df493efc).
-    """
-    first, last = func.lower(Contact.first_name), func.lower(Contact.last_name)
-    email = and_(Contact.email >= low, Contact.email < low + "\U0010ffff")
-    if "@" in low or "." in low:
-        return email
-    words = low.split()
-    if len(words) > 1:
-        return and_(_prefix(first, words[0]), _prefix(last, " ".join(words[1:])))
-    return or_(email, _prefix(first, low), _prefix(last, low))
-
-
-def _filtered(q: str, stage: str, tag: str, company: str, status: str) -> Any:
-    query = select(Contact)
-    if status != "all":
-        query = query.where(Contact.status == (status or "active"))
-    if q:
-        query = query.where(name_or_email_search(q.lower()))
-    if stage in LIFECYCLE_STAGES:
-        query = query.where(Contact.lifecycle_stage == stage)
-    if tag:
-        tag_id = db.session.scalar(select(Tag.id).where(Tag.name == tag))
-        query = query.where(Contact.id.in_(select(ContactTag.contact_id).where(
-            ContactTag.tag_id == (tag_id or -1))))
-    if company:
-        company_id = db.session.scalar(select(Company.id).where(Company.name == company))
-        query = query.where(Contact.company_id == (company_id or -1))
-    return query
-
-
-def _page(query: Any, sort: str, after: str) -> tuple[list[Contact], str | None]:
-    """One page after the cursor `after` (the last row's sort key), and the next cursor."""
-    if sort == "email":
-        if after:
-            query = query.where(Contact.email > after)
-        query = query.order_by(Contact.email)
-    elif sort == "oldest":
-        if (cursor := _id_or_none(after)) is not None:
-            query = query.where(Contact.id > cursor)
-        query = query.order_by(Contact.id)
-    else:
-        if (cursor := _id_or_none(after)) is not None:
-            query = query.where(Contact.id < cursor)
-        query = query.order_by(Contact.id.desc())
-    rows = list(db.session.scalars(query.limit(PER_PAGE + 1)))
-    more = len(rows) > PER_PAGE
-    rows = rows[:PER_PAGE]
-    cursor = None
-    if more:
-        cursor = rows[-1].email if sort == "email" else str(rows[-1].id)
-    return rows, cursor
-
-
 @bp.get("/contacts")
 @require_role("viewer")
 def contacts_list() -> Any:
-    args = request.args
-    q = (args.get("q") or "").strip()[:320]
-    stage = args.get("stage") if args.get("stage") in LIFECYCLE_STAGES else ""
-    tag = (args.get("tag") or "").strip()[:100]
-    company = (args.get("company") or "").strip()[:200]
-    status = args.get("status") if args.get("status") in STATUSES else "active"
-    sort = args.get("sort") if args.get("sort") in SORTS else "newest"
-    after = (args.get("after") or "")[:320]
-    contacts, cursor = _page(_filtered(q, stage, tag, company, status), sort, after)
-    chosen = dict(q=q, stage=stage, tag=tag, company=company,
-                  status=status if status != "active" else "", sort=sort)
-    filters = {k: v for k, v in chosen.items() if v}
+    asked = query.ContactQuery.from_args(request.args)
+    after = (request.args.get("after") or "")[:320]
+    contacts, cursor = query.page(query.filtered(asked), asked.sort, after)
     tags = list(db.session.scalars(select(Tag.name).order_by(Tag.name).limit(500)))
     return render_template("admin/contacts_list.html", contacts=contacts, cursor=cursor,
-                           filters=filters, q=q, stage=stage, tag=tag, company=company,
-                           status=status, sort=sort, stages=LIFECYCLE_STAGES, first_page=not after,
-                           tags=tags)
+                           asked=asked, filters=asked.params(), stages=LIFECYCLE_STAGES,
+                           statuses=query.STATUSES, first_page=not after, tags=tags,
+                           plugin_filters=_plugin_filter_menus(),
+                           columns=_plugin_columns(contacts), per_page=query.PER_PAGE)
+
+
+def _plugin_filter_menus() -> list[tuple[query.ContactFilter, list[tuple[str, str]]]]:
+    """Each plugin filter with its choices; one whose choices fail is left out (reported)."""
+    menus = []
+    for slug, item in query.plugin_filters().values():
+        choices = query.choices_of(slug, item)
+        if choices is not None:
+            menus.append((item, choices))
+    return menus
+
+
+def _plugin_columns(contacts: list[Contact]) -> list[tuple[str, dict[int, str]]]:
+    """`[(label, {contact id: text})]` of the plugins' columns for this page of contacts; a
+    column whose values fail shows empty cells (and is reported to the owner)."""
+    manager, columns = plugins.current(), []
+    for slug, column in manager.collect("register_contact_list_columns"):
+        if not isinstance(column, ContactColumn):
+            continue
+        try:
+            values = column.values(contacts) if contacts else {}
+        except Exception as exc:  # the engine's boundary for a plugin's code
+            manager.report_error(slug, "register_contact_list_columns", exc)
+            values = {}
+        columns.append((column.label, values))
+    return columns
 
 
 @bp.get("/contacts/<int:contact_id>")
@@ -146,13 +89,6 @@ def contacts_show(contact_id: int) -> Any:
                            paged=before is not None,
                            submissions=submissions_for([contact.id])[-50:],
                            merges=merging.merges_of(contact.id))
-
-
-def _id_or_none(value: str) -> int | None:
-    try:
-        return row_id(value)
-    except ValueError:  # "²" is a digit to str.isdigit, not to int()
-        return None
 
 
 @bp.post("/contacts/<int:contact_id>/merge")

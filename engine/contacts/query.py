@@ -1,0 +1,190 @@
+"""Finding contacts: prefix search, filters (the core's and plugins'), and keyset pages.
+
+One service for every screen and concern that lists contacts (the admin's list, segments'
+pickers), so that "contacts tagged vip, in segment X, named Jan…" means the same everywhere.
+Pages are keyset pages on an indexed key (id, or the unique email) instead of OFFSET, so page
+20,000 costs what page 1 does; no exact total is counted, since counting a million filtered rows
+is what would make a list slow.
+
+Plugins add filters with `register_contact_list_filters` (`ContactFilter`): the segments concern
+adds "Segment" this way.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, and_, false, func, or_, select
+
+from engine import plugins
+from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, ContactTag, Tag
+from engine.db import MAX_ROW_ID, db
+
+PER_PAGE = 50
+SORTS = ("newest", "oldest", "email")
+STATUSES = ("active", "bounced", "merged", "erased", "all")
+CORE_PARAMS = frozenset({"q", "stage", "tag", "company", "status", "sort", "after", "before"})
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    """A filter a plugin adds to the contact list (`register_contact_list_filters`).
+
+    `name` is its query-string parameter; `choices()` returns `[(value, label)]` for its menu;
+    `apply(query, value)` returns the `select(Contact)` narrowed to `value` (only ever one of
+    the choices' values)."""
+
+    name: str
+    label: str
+    choices: Callable[[], list[tuple[str, str]]]
+    apply: Callable[[Select[Any], str], Select[Any]]
+
+
+@dataclass(frozen=True)
+class ContactQuery:
+    """What a person asked the contact list for; `from_args` reads it from a query string."""
+
+    q: str = ""
+    stage: str = ""
+    tag: str = ""
+    company: str = ""
+    status: str = "active"
+    sort: str = "newest"
+    extra: dict[str, str] = field(default_factory=dict)  # plugins' filters: {name: value}
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> ContactQuery:
+        """Every value bounded and checked: an unknown stage, status or sort is ignored."""
+        extra = {name: str(args.get(name) or "")[:200] for name in plugin_filters()
+                 if args.get(name)}
+        return cls(q=(args.get("q") or "").strip()[:320],
+                   stage=args.get("stage") if args.get("stage") in LIFECYCLE_STAGES else "",
+                   tag=(args.get("tag") or "").strip()[:100],
+                   company=(args.get("company") or "").strip()[:200],
+                   status=args.get("status") if args.get("status") in STATUSES else "active",
+                   sort=args.get("sort") if args.get("sort") in SORTS else "newest",
+                   extra=extra)
+
+    def params(self) -> dict[str, str]:
+        """The query string that asks for this again (defaults left out)."""
+        chosen = dict(q=self.q, stage=self.stage, tag=self.tag, company=self.company,
+                      status=self.status if self.status != "active" else "", sort=self.sort)
+        return {k: v for k, v in {**chosen, **self.extra}.items() if v}
+
+
+def plugin_filters() -> dict[str, tuple[str, ContactFilter]]:
+    """`{name: (slug, filter)}` of the enabled plugins; of two with one name, the first wins,
+    and a name the core's own parameters use is never taken."""
+    found: dict[str, tuple[str, ContactFilter]] = {}
+    for slug, item in plugins.current().collect("register_contact_list_filters"):
+        if isinstance(item, ContactFilter) and item.name not in CORE_PARAMS:
+            found.setdefault(item.name, (slug, item))
+    return found
+
+
+def prefix(column: Any, start: str) -> Any:
+    """`column` starts with `start` (both lower-case), in a form an index can serve."""
+    if db.engine.dialect.name == "postgresql":
+        escaped = start.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(f"{escaped}%", escape="\\")  # text_pattern_ops index
+    return and_(column >= start, column < start + "\U0010ffff")  # SQLite compares bytes
+
+
+def name_or_email_search(low: str) -> Any:
+    """Prefix search: an email, a first or last name, or "first last" (a prefix of each).
+
+    Only prefixes, because "contains" cannot use an index and would scan every contact.
+    Emails are stored lower-case and ranged on their unique index; names through the
+    lower(name) indexes of the contacts-at-scale migration (abd2df493efc).
+    """
+    first, last = func.lower(Contact.first_name), func.lower(Contact.last_name)
+    email = and_(Contact.email >= low, Contact.email < low + "\U0010ffff")
+    if "@" in low or "." in low:
+        return email
+    words = low.split()
+    if len(words) > 1:
+        return and_(prefix(first, words[0]), prefix(last, " ".join(words[1:])))
+    return or_(email, prefix(first, low), prefix(last, low))
+
+
+def filtered(query: ContactQuery) -> Select[Any]:
+    """`select(Contact)` narrowed to what `query` asks for, plugins' filters included."""
+    statement = select(Contact)
+    if query.status != "all":
+        statement = statement.where(Contact.status == (query.status or "active"))
+    if query.q:
+        statement = statement.where(name_or_email_search(query.q.lower()))
+    if query.stage in LIFECYCLE_STAGES:
+        statement = statement.where(Contact.lifecycle_stage == query.stage)
+    if query.tag:
+        tag_id = db.session.scalar(select(Tag.id).where(Tag.name == query.tag))
+        statement = statement.where(Contact.id.in_(select(ContactTag.contact_id).where(
+            ContactTag.tag_id == (tag_id or -1))))
+    if query.company:
+        company_id = db.session.scalar(select(Company.id).where(Company.name == query.company))
+        statement = statement.where(Contact.company_id == (company_id or -1))
+    return _plugin_filtered(statement, query.extra)
+
+
+def choices_of(slug: str, item: ContactFilter) -> list[tuple[str, str]] | None:
+    """A plugin filter's `[(value, label)]` as text, or None when its code raised (reported to
+    the owner under Admin → Plugins)."""
+    try:
+        return [(str(value), str(label)) for value, label in item.choices()]
+    except Exception as exc:  # the engine's boundary for a plugin's code
+        plugins.current().report_error(slug, "register_contact_list_filters", exc)
+        return None
+
+
+def _plugin_filtered(statement: Select[Any], chosen: dict[str, str]) -> Select[Any]:
+    """Each chosen plugin filter, given only a value among its choices. One that raises
+    matches nobody: a list silently left unfiltered would mislead."""
+    for name, (slug, item) in plugin_filters().items():
+        value = chosen.get(name)
+        if not value:
+            continue
+        choices = choices_of(slug, item)
+        if choices is None:
+            statement = statement.where(false())
+            continue
+        if value not in {v for v, _ in choices}:
+            continue
+        try:
+            statement = item.apply(statement, value)
+        except Exception as exc:  # the engine's boundary for a plugin's code
+            plugins.current().report_error(slug, "register_contact_list_filters", exc)
+            statement = statement.where(false())
+    return statement
+
+
+def _row_id(value: str) -> int | None:
+    try:
+        number = int(value)
+    except ValueError:  # "²" is a digit to str.isdigit, not to int()
+        return None
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
+def page(statement: Select[Any], sort: str, after: str = "",
+         per_page: int = PER_PAGE) -> tuple[list[Contact], str | None]:
+    """One page after the cursor `after` (the last row's sort key), and the next cursor."""
+    if sort == "email":
+        if after:
+            statement = statement.where(Contact.email > after)
+        statement = statement.order_by(Contact.email)
+    elif sort == "oldest":
+        if (cursor := _row_id(after)) is not None:
+            statement = statement.where(Contact.id > cursor)
+        statement = statement.order_by(Contact.id)
+    else:
+        if (cursor := _row_id(after)) is not None:
+            statement = statement.where(Contact.id < cursor)
+        statement = statement.order_by(Contact.id.desc())
+    rows = list(db.session.scalars(statement.limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    next_cursor = None
+    if more:
+        next_cursor = rows[-1].email if sort == "email" else str(rows[-1].id)
+    return rows, next_cursor

@@ -1,0 +1,102 @@
+"""An editor builds a segment in a real browser, and a visitor enters it by registering for the
+webinar; screenshots of the builder, the segment and the contact page at two widths."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.testing import deliver_events
+from tests.admin_helpers import PASSWORD, make_user
+from tests.forms_support import FORMS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+WIDTHS = (1280, 375)
+
+
+@pytest.fixture
+def app(make_app):
+    from engine.content.sync import sync
+    app = make_app(FORM_MIN_FILL_SECONDS=0)
+    with app.app_context():
+        sync(FORMS.parent)
+    return app
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where screenshots go: MAGNET_SCREENSHOTS, to look at them, or the test's folder."""
+    folder = Path(os.environ.get("MAGNET_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name):
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+    return take
+
+
+def sign_in(page, live_server, app, role):
+    make_user(app, f"{role}@example.com", role)
+    page.goto(f"{live_server}/auth/login")
+    page.get_by_label("Email").fill(f"{role}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server}/admin/")
+
+
+def test_an_editor_builds_a_segment_and_a_visitor_enters_it(page, live_server, app, work,
+                                                             shots):
+    problems = []  # script errors (what the Content-Security-Policy refused too), error answers
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400
+            else None)
+    sign_in(page, live_server, app, "editor")
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Segments").click()
+    page.get_by_role("link", name="New segment").click()
+    page.get_by_label("Name", exact=True).fill("Webinar registrants")
+    row = page.locator("#c-0-0")
+    row.get_by_label("Kind").select_option(label="Activity")  # htmx swaps in its inputs
+    row.get_by_label("Did").select_option(label="Submitted a form")
+    row.get_by_label("Where").select_option("form")  # the event's declared properties
+    row.get_by_label("Equals").fill("webinar")
+    sentence = row.locator(".sentence")
+    sentence.filter(has_text="Submitted a form where form = webinar").wait_for()
+    page.locator("#live-count").get_by_text("0 contacts match now").wait_for()
+
+    count = page.locator("#live-count")
+    page.get_by_role("button", name="Add a condition").click()  # added, then taken away
+    page.locator("#c-0-1").get_by_text("Choose a field.").wait_for()
+    count.get_by_text("Some conditions need more").wait_for()
+    page.locator("#c-0-1").get_by_role("button", name="Remove this condition").click()
+    page.locator("#c-0-1").wait_for(state="detached")
+    count.get_by_text("0 contacts match now").wait_for()
+    shots(page, "builder")
+
+    page.get_by_role("button", name="Save segment").last.click()
+    page.wait_for_url("**/admin/segments/*")
+    assert "Webinar registrants" in page.locator("h1").inner_text()
+    work(app)  # the build
+
+    visitor = page.context.browser.new_context().new_page()
+    visitor.goto(f"{live_server}/webinar")
+    visitor.fill("#webinar-email", "Priya@Example.com")
+    visitor.fill("#webinar-first_name", "Priya")
+    visitor.check("#webinar-consent")
+    visitor.locator("form[data-magnet-form=webinar] [type=submit]").click()
+    visitor.get_by_text("You are registered").wait_for()
+    visitor.context.close()
+    deliver_events(app)  # her submission reaches the segment
+
+    page.reload()
+    page.get_by_role("heading", name="1 member").wait_for()
+    assert "ready" in page.locator(".page-head").inner_text()
+    shots(page, "segment")
+    page.get_by_role("link", name="Priya").click()
+    panel = page.locator(".segments-panel")
+    assert "Webinar registrants" in panel.inner_text() and "since" in panel.inner_text()
+    shots(page, "contact")
+    assert problems == []
