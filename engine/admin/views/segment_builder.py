@@ -26,7 +26,8 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.admin import audit, segment_form
+from engine import audit
+from engine.admin import segment_form
 from engine.admin.blueprint import bp
 from engine.admin.segment_form import Draft
 from engine.auth import require_role
