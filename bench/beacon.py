@@ -37,8 +37,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (UNIQUE, Gunicorn, Report, Request, Subject, answered, arguments,
-                           compare, settings, stop_on_sigterm)
+from bench.harness import (
+    UNIQUE,
+    Gunicorn,
+    Report,
+    Request,
+    Subject,
+    answered,
+    arguments,
+    compare,
+    settings,
+    stop_on_sigterm,
+)
 from bench.site import EngineSite, fetch
 
 BASELINE = "bare Flask: JSON beacon"

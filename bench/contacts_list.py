@@ -100,7 +100,7 @@ def recreate(server_url: str, drop_only: bool = False) -> None:
 def load(url: str, contacts: int) -> float:
     """Fill the migrated database through COPY; returns the seconds it took (with ANALYZE)."""
     start = time.perf_counter()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with psycopg.connect(url) as conn:
         with conn.cursor() as cur, cur.copy(
                 "COPY contacts (email, first_name, last_name, phone, job_title, country, "
@@ -268,7 +268,7 @@ def main() -> None:
     out = RESULTS / ("contacts_list_without_scale_indexes.json"
                      if options.without_scale_indexes else "contacts_list.json")
     out.write_text(json.dumps({
-        "workload": "contacts_list", "date": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "workload": "contacts_list", "date": dt.datetime.now(dt.UTC).isoformat(),
         "machine": machine(), "database": "PostgreSQL (own database, dropped afterwards)",
         "settings": {"contacts": options.contacts, "repeat": options.repeat,
                      "scale_indexes": not options.without_scale_indexes,

@@ -17,8 +17,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (Gunicorn, Report, Request, Subject, arguments, compare, settings,
-                           stop_on_sigterm)
+from bench.harness import (
+    Gunicorn,
+    Report,
+    Request,
+    Subject,
+    arguments,
+    compare,
+    settings,
+    stop_on_sigterm,
+)
 from bench.site import EngineSite, fetch, first_post_path
 
 CEILING = "bare Flask: short string"

@@ -29,8 +29,20 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `engine` impo
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baselines import count_submissions, floor_token
-from bench.harness import (ROOT, UNIQUE, Gunicorn, Report, Request, Subject, answered, arguments,
-                           compare, settings, stop_on_sigterm, wait_until)
+from bench.harness import (
+    ROOT,
+    UNIQUE,
+    Gunicorn,
+    Report,
+    Request,
+    Subject,
+    answered,
+    arguments,
+    compare,
+    settings,
+    stop_on_sigterm,
+    wait_until,
+)
 from bench.site import EngineSite, fetch, fill_form
 from engine.forms.security import HONEYPOT
 

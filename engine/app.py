@@ -107,7 +107,7 @@ def _register_plugin_parts(app: Flask, plugins: Plugins) -> None:
         owners[name] = slug
     app.before_request(_gate(plugins, owners))
     app.before_request(_restart_for_new_routes(app))
-    for slug, command in plugins.collect("register_commands", include_disabled=True):
+    for _slug, command in plugins.collect("register_commands", include_disabled=True):
         app.cli.add_command(command)
 
     loader = ChoiceLoader([ThemeLoader(app),  # the active theme first

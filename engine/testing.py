@@ -341,3 +341,49 @@ def deliver_events(app: Flask) -> int:
             if not delivered:
                 return total
             total += delivered
+
+
+def start_worker(app: Flask, **env: str) -> Any:
+    """A real `magnet worker` process on the app's instance folder, database and Redis (with
+    `env` added), in a process group of its own; the caller stops it with `stop_worker`."""
+    import subprocess
+    import sys
+    environ = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path,
+               "REDIS_URL": app.config["REDIS_URL"], "MAGNET_SITE_URL": app.config["SITE_URL"],
+               "MAGNET_PLUGINS_PATH": app.config["PLUGINS_PATH"],
+               "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], **env}
+    if app.config.get("MAIL_HOST"):
+        environ.update(MAGNET_MAIL_HOST=app.config["MAIL_HOST"],
+                       MAGNET_MAIL_PORT=str(app.config["MAIL_PORT"]))
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=environ,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def stop_worker(worker: Any, kill: bool = False) -> str:
+    """Stop a `start_worker` process and the scheduler it forked (its process group: a worker
+    killed on its own would leave that child running); returns what it wrote to stderr."""
+    import signal
+    try:
+        os.killpg(worker.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return worker.communicate(timeout=30)[1].decode()
+    finally:
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)  # whatever of the group is still there
+        except ProcessLookupError:
+            pass
+
+
+def wait_until(condition: Callable[[], Any], seconds: float = 60.0) -> bool:
+    """Poll `condition` until it holds (True) or `seconds` pass (False): for work other
+    processes do, never to let time pass."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -221,9 +221,10 @@ def test_themes_can_be_switched_by_owners(app):
 
 @pytest.mark.both_backends
 def test_dashboard_counts_contacts_and_submissions(app):
-    from engine.contacts.models import Contact
-    from engine.db import db, utcnow, write
     from datetime import timedelta
+
+    from engine.contacts.models import Contact
+    from engine.db import utcnow, write
     with app.app_context():
         with write() as session:
             session.add(Contact(email="new@example.com", created_at=utcnow()))

@@ -6,7 +6,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from tests.admin_helpers import csrf_token, signed_in, token_for
 
@@ -98,6 +97,7 @@ def test_publish_unpublish_and_slug_change_with_redirect(app):
 
 def test_scheduled_post_appears_at_its_time(app):
     import time
+
     from engine.db import utcnow
     editor = signed_in(app, "editor")
     url = _new_post(editor)

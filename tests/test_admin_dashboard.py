@@ -22,8 +22,8 @@ def table_rows(html: str, heading: str) -> list[list[str]]:
 def test_dashboard_counts_like_with_like(app):
     from engine.contacts import gdpr, merge
     from engine.contacts.models import Contact
-    from engine.events.models import Activity
     from engine.db import utcnow, write
+    from engine.events.models import Activity
     from engine.forms.models import Form, Submission
     now = utcnow()
     with app.app_context():

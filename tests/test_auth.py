@@ -10,8 +10,8 @@ from tests.admin_helpers import PASSWORD, csrf_token, make_user, sign_in, signed
 
 
 def _mail_to(app, address):
-    from engine.mail.models import MailMessage
     from engine.db import db
+    from engine.mail.models import MailMessage
     with app.app_context():
         return list(db.session.scalars(select(MailMessage).where(MailMessage.to.contains(address))
                                        .order_by(MailMessage.id)))

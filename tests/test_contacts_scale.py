@@ -42,8 +42,8 @@ def test_name_search_matches_prefixes_of_names_and_emails(app):
 @pytest.mark.both_backends
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_name_search_is_served_by_the_lower_name_indexes(app):
-    from engine.contacts.query import name_or_email_search
     from engine.contacts.models import Contact
+    from engine.contacts.query import name_or_email_search
     from engine.db import db
     with app.app_context():
         columns = {ix["name"]: ix["column_names"] for ix in inspect(db.engine).get_indexes(

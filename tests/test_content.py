@@ -11,9 +11,9 @@ import feedparser
 import pytest
 
 from engine.content import cache, service, sync
-from engine.web import generation
 from engine.content.views import hierarchy
 from engine.db import utcnow
+from engine.web import generation
 from tests.content_helpers import load_demo, post
 
 SITEMAP_NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
@@ -305,6 +305,7 @@ def test_cache_invalidation_reaches_other_processes(make_app):
     first = make_app()
     second = make_app(SQLALCHEMY_DATABASE_URI=first.config["SQLALCHEMY_DATABASE_URI"])
     post(first, "Hello")
+    time.sleep(generation.TTL)  # the second may trust the generation it read at start that long
     a, b = first.test_client(), second.test_client()
     assert b"Hello" in a.get("/blog").data and b"Hello" in b.get("/blog").data
     assert b.get("/blog").headers["X-Magnet-Cache"] == "hit"

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +11,7 @@ from engine import events
 from engine.db import db, write
 from engine.events.models import Activity, QueuedEvent
 from engine.events.types import EventTypeError, check_external
+from engine.testing import start_worker, stop_worker, wait_until
 
 # A plugin that keeps, in a table of its own, each event it was given: what a real plugin's
 # handler writes commits with the delivery, or not at all.
@@ -125,29 +123,12 @@ def test_a_failing_plugin_loses_its_own_writes_only(make_app, make_plugins, work
         assert events.delivery.pending() == 0
 
 
-def _worker(app, extra_env=None):
-    env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path,
-           "REDIS_URL": app.config["REDIS_URL"], "MAGNET_PLUGINS_PATH": app.config["PLUGINS_PATH"],
-           "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _wait_until(condition, seconds=60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 @pytest.mark.both_backends
 def test_two_workers_deliver_each_contacts_events_once_and_in_order(stream_app):
     app = stream_app
     contacts = _contacts(app, 40)
-    workers = [_worker(app) for _ in range(2)]
+    workers = [start_worker(app) for _ in range(2)]
     recorded: list[int] = []
     try:
         for round_ in range(15):  # events keep arriving while both workers deliver
@@ -156,12 +137,10 @@ def test_two_workers_deliver_each_contacts_events_once_and_in_order(stream_app):
                     {"type": "purchase", "contact_id": c, "properties": {"amount": round_}}
                     for c in contacts])
             time.sleep(0.05)
-        assert _wait_until(lambda: len(heard(app)) >= len(recorded))
+        assert wait_until(lambda: len(heard(app)) >= len(recorded))
         time.sleep(0.5)
     finally:
-        for worker in workers:
-            worker.terminate()
-        errors = [worker.communicate(timeout=30)[1].decode() for worker in workers]
+        errors = [stop_worker(worker) for worker in workers]
     got = heard(app)
     assert sorted(e for e, _ in got) == sorted(recorded), errors  # each exactly once
     for contact in contacts:
@@ -182,26 +161,22 @@ def test_a_worker_killed_mid_delivery_leaves_no_half_delivered_batch(stream_app,
     contacts = _contacts(app, 5)
     with app.app_context(), write():
         recorded = events.record_many([{"type": "purchase", "contact_id": c} for c in contacts])
-    victim = _worker(app, {"RECORDER_PAUSE": str(pause)})
+    victim = start_worker(app, RECORDER_PAUSE=str(pause))
     try:
         # the handler has written its rows and now sleeps, inside the delivery's transaction
-        assert _wait_until(lambda: _delivering(app), 30)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
+        assert wait_until(lambda: _delivering(app), 30)
     finally:
-        if victim.poll() is None:
-            victim.kill()
+        stop_worker(victim, kill=True)
     assert heard(app) == []  # what the killed delivery wrote never committed
     pause.unlink()
-    survivor = _worker(app)
+    survivor = start_worker(app)
     with app.app_context():  # the periodic sweep finds the batch the dead worker left
         assert events.delivery.sweep() == 2 * len(recorded)  # with each contact_created
     try:
-        assert _wait_until(lambda: len(heard(app)) == len(recorded))
+        assert wait_until(lambda: len(heard(app)) == len(recorded))
         time.sleep(0.5)
     finally:
-        survivor.terminate()
-        survivor.communicate(timeout=30)
+        stop_worker(survivor)
     assert sorted(e for e, _ in heard(app)) == sorted(recorded)
 
 

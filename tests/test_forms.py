@@ -467,8 +467,8 @@ def test_a_changed_form_reaches_the_cached_pages_of_other_processes(make_app):
     """Two apps on one database stand in for two web processes."""
     import yaml
 
-    from engine.web import generation
     from engine.forms.service import save
+    from engine.web import generation
     from tests.content_helpers import post as publish
     first = forms_site(make_app)
     second = make_app(SQLALCHEMY_DATABASE_URI=first.config["SQLALCHEMY_DATABASE_URI"])

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from engine.db import db
+from engine.forms.models import Submission
 from engine.jobs import outbox
 from engine.jobs.embedded import EmbeddedRedis
 from engine.jobs.outbox import OutboxRow
-from engine.forms.models import Submission
 from tests.forms_support import EBOOK, forms_site, post
 
 RECORDER = '''

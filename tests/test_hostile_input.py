@@ -347,7 +347,7 @@ def test_odd_text_in_events_is_cleaned_and_never_blocks_the_queue(app):
     from plugins.tracking import buffer, handover
     client = app.test_client()
     k = _page_token
-    odd = ['{"k": "%s", "t": "page_view", "u": "http://localhost/a", "n": "\\ud800 \\u0000 x"}'
+    odd = ['{"k": "%s", "t": "page_view", "u": "http://localhost/a", "n": "\\ud800 \\u0000 x"}'  # noqa: UP031
            % k(app, "/a"),
            {"k": k(app, "/b\ud800"), "t": "page_view", "u": "http://localhost/b\ud800", "n": RTL},
            {"k": k(app), "t": "click", "u": "http://localhost/", "h": "http://localhost/\U0001F680",

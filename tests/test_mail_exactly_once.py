@@ -7,9 +7,6 @@ Message-ID.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,19 +18,11 @@ from sqlalchemy import func, select
 from engine.db import db, write
 from engine.jobs.outbox import OutboxRow
 from engine.mail.models import MailMessage
+from engine.testing import start_worker, stop_worker
 from tests.forms_support import forms_site, post
 
 LOAD_SECONDS = 15
 PER_SECOND = 3
-
-
-def _worker(app: Any, smtp: Any) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path,
-           "REDIS_URL": app.config["REDIS_URL"], "MAGNET_SITE_URL": "http://localhost",
-           "MAGNET_MAIL_HOST": smtp.host, "MAGNET_MAIL_PORT": str(smtp.port),
-           "MAGNET_PLUGINS_PATH": app.config["PLUGINS_PATH"]}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _post_steadily(app: Any, sent: list[str]) -> None:
@@ -60,7 +49,7 @@ def _drained(app: Any) -> bool:
 def test_two_workers_and_a_slow_smtp_server_send_each_email_once(make_app, smtp_server):
     smtp_server.delay = 0.2
     app = forms_site(make_app, **smtp_server.config)
-    workers = [_worker(app, smtp_server) for _ in range(2)]
+    workers = [start_worker(app) for _ in range(2)]
     try:
         submitted: list[str] = []
         poster = threading.Thread(target=_post_steadily, args=(app, submitted))
@@ -71,9 +60,7 @@ def test_two_workers_and_a_slow_smtp_server_send_each_email_once(make_app, smtp_
             time.sleep(0.5)
         time.sleep(1)  # a duplicate would be sent by a retry right after the drain
     finally:
-        for worker in workers:
-            worker.terminate()
-        errors = [worker.communicate(timeout=30)[1].decode() for worker in workers]
+        errors = [stop_worker(worker) for worker in workers]
     assert _drained(app), errors
     with app.app_context():
         logged = db.session.scalar(select(func.count()).select_from(MailMessage))
@@ -114,8 +101,8 @@ def test_a_retry_resends_a_message_with_its_first_message_id(make_app, smtp_serv
 
 def test_a_message_another_worker_is_sending_is_left_to_it(make_app, smtp_server):
     from engine import mail
-    from engine.mail.hooks import ClaimedElsewhere, send_messages
     from engine.db import utcnow
+    from engine.mail.hooks import ClaimedElsewhere, send_messages
     app = make_app(**smtp_server.config)
     with app.app_context():
         with write():
@@ -131,8 +118,8 @@ def test_a_message_another_worker_is_sending_is_left_to_it(make_app, smtp_server
 def test_changes_made_outside_a_write_are_refused_not_committed_later(app):
     """The class of the duplicate-email bug: an ORM change left pending outside `write()` was
     committed by the next `write()` as a late write of a read transaction."""
-    from engine.db import ChangedOutsideWrite
     from engine import mail
+    from engine.db import ChangedOutsideWrite
     with app.app_context():
         with write():
             row = mail.send("jane@example.com", "Hello", "<p>Hi</p>")
@@ -150,3 +137,20 @@ def test_sqlite_refuses_a_statement_that_writes_outside_a_write(app):
         with pytest.raises(ChangedOutsideWrite):
             db.session.execute(MailMessage.__table__.delete())
         db.session.rollback()
+
+
+def test_a_message_sent_to_a_contact_is_an_event_of_theirs(make_app, smtp_server, work):
+    """The double opt-in email is the contact's; the owner's notification about them is not."""
+    from engine.events.models import Activity
+    from tests.forms_support import forms_site
+    app = forms_site(make_app, **smtp_server.config)
+    client = app.test_client()
+    post(client, "newsletter", {"email": "nina@example.com", "first_name": "Nina"})
+    post(app.test_client(), "webinar", {"email": "nina@example.com", "first_name": "Nina",
+                                        "consent": "y"})
+    work(app)
+    assert len(smtp_server.messages) == 2
+    with app.app_context():
+        sent = list(db.session.scalars(select(Activity).where(Activity.type == "email_sent")))
+    assert [e.properties["subject"] for e in sent] == [
+        next(m["Subject"] for m in smtp_server.messages if m["To"] == "nina@example.com")]

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from engine import migrate
-from engine.db import db
+from engine.db import db, locking
 
 
 @pytest.mark.both_backends
@@ -35,7 +35,6 @@ def _at_revision(app, revision: str, label: str = "contacts") -> None:
     """The core's schema with branch `label` at `revision` (downgraded from the head)."""
     from alembic import command
 
-    from engine.db import locking
     migrate.upgrade(app)
     config = migrate.alembic_config(app, label)
     with app.app_context(), locking(), db.engine.begin() as connection:
@@ -48,7 +47,7 @@ def test_confirmation_sent_at_is_added_to_subscriptions_with_data(make_app):
     from sqlalchemy import text
     app = make_app(fresh_db=True)
     _at_revision(app, "5c1d2e7f9a10")
-    with app.app_context(), db.engine.begin() as connection:
+    with app.app_context(), locking(), db.engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO contacts (id, email, first_name, last_name, phone, job_title, country,"
             " lifecycle_stage, custom, consent, consent_proof, first_touch, last_touch, status,"
@@ -74,7 +73,7 @@ def test_content_items_learn_the_file_they_came_from_with_data(make_app):
     app = make_app(fresh_db=True)
     _at_revision(app, "5e34ab7ccb11", "content")
     now = "2026-01-01 00:00:00+00:00"
-    with app.app_context(), db.engine.begin() as connection:
+    with app.app_context(), locking(), db.engine.begin() as connection:
         for item_id, slug, digest, note in ((1, "about-us", "ab" * 32, "imported from about.md"),
                                             (2, "sale", "", "created")):
             connection.execute(text(

@@ -86,9 +86,10 @@ def test_a_cookie_named_session_is_not_a_signed_in_editor(app):
 def _page_with_form(app) -> str:
     """The demo's e-book landing page, which embeds the e-book form with a shortcode."""
     with app.app_context():
+        from sqlalchemy import select
+
         from engine.content.models import ContentItem
         from engine.db import db
-        from sqlalchemy import select
         item = db.session.scalar(select(ContentItem).where(ContentItem.body.contains("[form ebook")))
         return item.path
 

@@ -80,7 +80,7 @@ def on_plugin_disabled(slug):
 
 def render_slot(app, name="tpl_body_end"):
     with app.test_request_context("/"):
-        return str(app.jinja_env.from_string("{{ hook('%s', request=request) }}" % name).render())
+        return str(app.jinja_env.from_string(f"{{{{ hook('{name}', request=request) }}}}").render())
 
 
 def test_plugin_metadata_comes_from_its_module(make_app, make_plugins):

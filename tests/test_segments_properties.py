@@ -12,11 +12,13 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from engine import events
-from engine.contacts import merge, service as contacts, store
+from engine.contacts import merge, store
+from engine.contacts import service as contacts
 from engine.contacts.models import Contact, Subscription
 from engine.db import db, utcnow, write
 from engine.segments import service as segments

@@ -14,9 +14,19 @@ import pytest
 import requests
 
 from engine.cli.supervisor import BACKOFF_MAX, STABLE_AFTER, Backoff
-from tests.serve_support import (ROOT, SlowClients, alive, answer_times, children_of,
-                                 clean_env, descendants_of, free_port, healthy, start_serve,
-                                 wait_for)
+from tests.serve_support import (
+    ROOT,
+    SlowClients,
+    alive,
+    answer_times,
+    children_of,
+    clean_env,
+    descendants_of,
+    free_port,
+    healthy,
+    start_serve,
+    wait_for,
+)
 
 
 def stop(serve: subprocess.Popen[str], timeout: float = 60) -> tuple[str, float]:

@@ -68,14 +68,15 @@ def contacts_export(file: str) -> None:
     try:
         stream.write(BOM)
         writer = csv.writer(stream)
-        count = -1
-        for count, row in enumerate(export_rows()):
+        rows = 0
+        for row in export_rows():
             writer.writerow(row)
+            rows += 1
     finally:
         if stream is not sys.stdout:
             stream.close()
     if file != "-":
-        click.echo(f"{count} contacts written to {file}")
+        click.echo(f"{rows - 1} contacts written to {file}")  # less the header
 
 
 @contacts_group.command("gdpr-export")

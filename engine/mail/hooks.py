@@ -22,7 +22,9 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
+from engine import events
 from engine.contacts.gdpr import Person, PersonalData
+from engine.contacts.models import Contact
 from engine.db import db, utcnow, write
 from engine.jobs import job
 from engine.mail.models import MailMessage
@@ -66,7 +68,7 @@ def send_messages(message_ids: list[int]) -> int:
                 except (smtplib.SMTPException, OSError):
                     _give_back(rows[index:])
                     raise
-                _finish(row.id, "sent", "")
+                _finish(row.id, "sent", "", sent=row)
                 sent += 1
     if len(rows) < len(message_ids) and _still_sending(message_ids):
         raise ClaimedElsewhere("messages of this batch are being sent by another worker")
@@ -84,7 +86,8 @@ def _claim(message_ids: list[int]) -> list[Any]:
                 (TABLE.c.status == "sending") & (TABLE.c.claimed_at < now - STALE_CLAIM)))
             .values(status="sending", claimed_at=now, attempts=TABLE.c.attempts + 1)
             .returning(TABLE.c.id, TABLE.c.to, TABLE.c.subject, TABLE.c.html, TABLE.c.text,
-                       TABLE.c.headers, TABLE.c.message_id)).all(), key=lambda row: row.id)
+                       TABLE.c.headers, TABLE.c.message_id, TABLE.c.contact_id)).all(),
+            key=lambda row: row.id)
 
 
 def _still_sending(message_ids: list[int]) -> bool:
@@ -96,10 +99,18 @@ def _permanent(exc: smtplib.SMTPRecipientsRefused) -> bool:
     return all(500 <= code < 600 for code, _ in exc.recipients.values())
 
 
-def _finish(message_id: int, status: str, error: str) -> None:
+def _finish(message_id: int, status: str, error: str, sent: Any = None) -> None:
+    """Mark a message; a message sent to a contact (not one about them, such as the owner's
+    notification of their submission) is an `email_sent` event of theirs."""
     with write() as session:
-        session.connection().execute(update(TABLE).where(TABLE.c.id == message_id).values(
+        connection = session.connection()
+        connection.execute(update(TABLE).where(TABLE.c.id == message_id).values(
             status=status, error=error, sent_at=utcnow() if status == "sent" else None))
+        if sent is not None and sent.contact_id and status == "sent" and connection.execute(
+                select(Contact.email).where(Contact.id == sent.contact_id)).scalar() == sent.to:
+            events.record("email_sent", contact_id=sent.contact_id,
+                          properties={"subject": sent.subject[:200],
+                                      "message_id": sent.message_id})
     if status == "failed":
         log.warning("mail %s refused: %s", message_id, error)
 

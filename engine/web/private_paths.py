@@ -29,7 +29,7 @@ SECRET_PREFIXES = (
     r"/admin/preview/",
     r"/auth/(?:reset|invitation|welcome)/",
 )
-_SECRET = re.compile(r"(?P<keep>%s)[^?#]+" % "|".join(SECRET_PREFIXES))
+_SECRET = re.compile(rf"(?P<keep>{'|'.join(SECRET_PREFIXES)})[^?#]+")
 
 
 def is_private(path: str) -> bool:
