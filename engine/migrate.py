@@ -14,6 +14,7 @@ use `depends_on`; the core is always upgraded before any plugin.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -82,17 +83,45 @@ def upgrade(app: Flask, labels: list[str] | None = None) -> None:
 
 
 def _is_behind(config: Config, label: str) -> bool:
-    """Whether the branch's head is not applied yet (checking is far cheaper than upgrading)."""
-    script = ScriptDirectory.from_config(config)
+    """Whether the branch's head is not applied yet (checking is far cheaper than upgrading).
+    A head another branch `depends_on` is applied without being listed in the version table,
+    which keeps only the newest revisions: it counts as applied when an applied one descends
+    from it."""
     try:
-        head = script.get_revision(f"{label}@head")
+        script, head = _script(config), _head(config, label)
     except Exception:  # a branch folder with no revisions yet
+        return False
+    if head is None:
         return False
     with db.engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"version_table": config.attributes["version_table"]})
-        applied = set(context.get_current_heads())
-    return head is not None and head.revision not in applied
+        applied = tuple(context.get_current_heads())
+    if head.revision in applied:
+        return False
+    return not applied or head.revision not in {
+        revision.revision for revision in script.iterate_revisions(applied, "base")}
+
+
+_SCRIPTS: dict[tuple[str, ...], tuple[Any, ScriptDirectory]] = {}
+
+
+def _script(config: Config) -> ScriptDirectory:
+    """The branches' revisions. Reading their files costs far more than the check, so a process
+    reads each set of folders once, and again only when a file in them changes (every app,
+    worker and test app checks at start)."""
+    locations = tuple((config.get_main_option("version_locations") or "").split())
+    files = tuple(sorted((str(path), path.stat().st_mtime_ns)
+                         for location in locations for path in Path(location).glob("*.py")))
+    known = _SCRIPTS.get(locations)
+    if known is None or known[0] != files:
+        known = _SCRIPTS[locations] = (files, ScriptDirectory.from_config(config))
+    return known[1]
+
+
+def _head(config: Config, label: str) -> Any:
+    """The branch's head revision."""
+    return _script(config).get_revision(f"{label}@head")
 
 
 def owner_of_tables() -> dict[str, str]:
