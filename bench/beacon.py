@@ -7,10 +7,11 @@ page token read from a landing page's script tag, a browser's User-Agent). As on
 most events come from returning visitors: three in four carry the visitor cookie of one of
 `VISITORS` browsers that visited before the load; the fourth has none (a new visitor, who gets
 a cookie and a new visit). `--new-visitors` sends every event without a cookie, the worst
-case for the worker (a new visitor, visit and visitor row per event). Baseline: a bare Flask endpoint that parses and checks the same
-JSON and stores nothing. During the load a probe sends a marked event every second and times
-how long it takes to appear in the database. Right after the load the worker is stopped
-gracefully and started again, as a deploy does; every accepted event must then be stored.
+case for the worker (a new visitor, visit and visitor row per event). Baseline: a bare Flask
+endpoint that parses and checks the same JSON and stores nothing. During the load a probe sends a
+marked event every second and times how long it takes to appear in the database. Right after the
+load the worker is stopped gracefully and started again, as a deploy does; every accepted event must
+then be stored.
 Targets: at least 5,000 events/s accepted, p99 under 10 ms, stored within 2 s.
 A third app in the same run, a WSGI callable that does nothing (`bench.baselines.noop_wsgi`),
 shows the most gunicorn serves on this machine: no endpoint that does any work can pass it.

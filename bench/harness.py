@@ -1,8 +1,8 @@
 """The benchmark harness: serve a WSGI app with gunicorn, load it from a second process, report.
 
 Every app, Magnet's or a baseline's, is served the same way (gunicorn as deployed, with 2 gevent
-workers, on a free loopback port), so the only difference between two figures is the app. Load comes from
-`wrk` when it is installed (a generated Lua script sends the request and prints the figures as
+workers, on a free loopback port), so the only difference between two figures is the app. Load comes
+from `wrk` when it is installed (a generated Lua script sends the request and prints the figures as
 JSON from `done()`), else from `bench/pyclient.py`, always in a process of its own.
 
 Every process the harness starts gets a process group of its own and is stopped, group and

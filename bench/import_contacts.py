@@ -53,7 +53,8 @@ def generate(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
                 valid.append(i)
             writer.writerow([email, rng.choice(FIRST), rng.choice(LAST), f"Company {i % 5000}",
                              f"+44 20 {rng.randrange(10**7, 10**8)}",
-                             ";".join(rng.sample(["lead", "vip", "event", "ebook"], k=rng.randrange(3))),
+                             ";".join(rng.sample(["lead", "vip", "event", "ebook"],
+                                                 k=rng.randrange(3))),
                              rng.choice(["free", "pro", "team"])])
     return {"distinct_people": len(valid), "bad_rows": bad}
 
@@ -67,8 +68,8 @@ def baseline(path: Path, folder: Path) -> float:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         next(reader)
-        db.executemany("INSERT OR IGNORE INTO contacts (email, first_name, last_name, company, phone, "
-                       "tags, plan) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        db.executemany("INSERT OR IGNORE INTO contacts (email, first_name, last_name, company, "
+                       "phone, tags, plan) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        ([r[0].lower(), *r[1:]] for r in reader))
     db.commit()
     db.close()

@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Environment variables read as they are, beside every `MAGNET_<KEY>` variable.
-PLAIN_ENV = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI", "REDIS_URL": "REDIS_URL", "SECRET_KEY": "SECRET_KEY"}
+PLAIN_ENV = {"DATABASE_URL": "SQLALCHEMY_DATABASE_URI", "REDIS_URL": "REDIS_URL",
+             "SECRET_KEY": "SECRET_KEY"}
 
 
 def default_instance_path() -> Path:

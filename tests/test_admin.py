@@ -69,7 +69,8 @@ def test_post_without_csrf_token_is_refused(app):
     from engine.content.models import ContentItem
     from engine.db import db
     with app.app_context():
-        assert db.session.scalar(select(ContentItem).where(ContentItem.title == "Untitled post")) is None
+        assert db.session.scalar(select(ContentItem)
+                                 .where(ContentItem.title == "Untitled post")) is None
     forged = client.post("/admin/content/new", data={"kind": "post", "csrf_token": "forged"})
     assert forged.status_code == 400
 
@@ -84,7 +85,8 @@ def test_admin_responses_are_never_cached(app):
 @pytest.mark.both_backends
 def test_admin_actions_are_audited_and_visible_to_owners(app):
     owner = signed_in(app, "owner")
-    owner.post("/admin/themes/activate", data={"name": "no-such-theme", "csrf_token": token_for(owner)})
+    owner.post("/admin/themes/activate", data={"name": "no-such-theme",
+                                               "csrf_token": token_for(owner)})
     owner.post("/admin/content/new", data={"kind": "page", "csrf_token": token_for(owner)})
     page = owner.get("/admin/audit").get_data(as_text=True)
     assert "content.create" in page and "owner@example.com" in page
@@ -165,13 +167,15 @@ def test_owner_enables_configures_and_disables_a_plugin(plugin_app):
     assert site.get("/demo-widget/").status_code == 404
     page = owner.get("/admin/plugins").get_data(as_text=True)
     assert "Demo widget" in page and "greets visitors" in page and "1.2.3" in page
-    owner.post("/admin/plugins/demo_widget/enabled", data={"enabled": "1", "csrf_token": token_for(owner)})
+    owner.post("/admin/plugins/demo_widget/enabled", data={"enabled": "1",
+                                                           "csrf_token": token_for(owner)})
     assert "Hello from the widget" in site.get("/demo-widget/").get_data(as_text=True)
     form = owner.get("/admin/plugins/demo_widget/settings")
     owner.post("/admin/plugins/demo_widget/settings", data={
         "greeting": "Bonjour", "csrf_token": csrf_token(form.get_data(as_text=True))})
     assert "Bonjour from the widget" in site.get("/demo-widget/").get_data(as_text=True)
-    owner.post("/admin/plugins/demo_widget/enabled", data={"enabled": "0", "csrf_token": token_for(owner)})
+    owner.post("/admin/plugins/demo_widget/enabled", data={"enabled": "0",
+                                                           "csrf_token": token_for(owner)})
     assert site.get("/demo-widget/").status_code == 404
     audit = owner.get("/admin/audit").get_data(as_text=True)
     assert "plugin.enable" in audit and "plugin.settings" in audit and "plugin.disable" in audit

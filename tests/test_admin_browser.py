@@ -56,12 +56,14 @@ def test_editor_writes_previews_survives_a_closed_tab_and_schedules(page, live_s
     page = page.context.new_page()
     page.goto(editor_url)
     assert "were restored" in page.content()
-    assert page.locator("#body").input_value().endswith("Scores need **decay**. Typed just before the tab closed.")
+    assert page.locator("#body").input_value().endswith("Scores need **decay**. Typed just before "
+                                                        "the tab closed.")
     assert page.get_by_label("Title", exact=True).input_value() == "Webinar recap"
 
     publish_at = page.evaluate("""() => { const d = new Date(Date.now() + 6000);
         const p = n => String(n).padStart(2, '0');
-        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; }""")
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T"""
+                               "${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; }")
     page.get_by_label("Publish at").fill(publish_at)
     page.get_by_role("button", name="Schedule").click()
     flashes = page.locator(".flashes")
@@ -118,7 +120,8 @@ def test_viewer_reads_but_cannot_edit(page, live_server, app):
         const token = document.querySelector('meta[name=csrf-token]').content;
         const out = [];
         for (const path of paths) {
-            const body = new URLSearchParams({csrf_token: token, other: 'x', confirm: 'erase', kind: 'post'});
+            const body = new URLSearchParams({csrf_token: token, other: 'x', confirm: 'erase',
+                                              kind: 'post'});
             out.push((await fetch(path, {method: 'POST', body})).status);
         }
         return out; }""", [contact_url + "/erase", contact_url + "/merge", "/admin/content/new",
@@ -139,7 +142,8 @@ def test_script_payload_from_a_public_form_is_shown_as_text(page, live_server, a
             "els => els.map(e => e.name)")}:
         form.locator(f"input[type=radio][name={group}]").first.check()
     form.locator("input[name=consent]").check()
-    with page.expect_response(lambda r: r.request.method == "POST" and "/forms/ebook" in r.url) as sent:
+    with page.expect_response(lambda r: r.request.method == "POST"
+                              and "/forms/ebook" in r.url) as sent:
         form.locator("button[type=submit]").click()
     assert sent.value.status in (200, 303), sent.value.text()
     sign_in(page, live_server, app, "viewer")
@@ -177,7 +181,8 @@ def test_text_typed_while_the_server_is_unreachable_survives_a_closed_tab(page, 
     page.goto(editor_url)
     page.evaluate("localStorage.clear()")
     page.reload()
-    assert page.locator("#body").input_value() == "Written on a train without signal."  # ...kept by the server
+    # ...kept by the server
+    assert page.locator("#body").input_value() == "Written on a train without signal."
 
 
 def test_signing_out_forgets_the_text_kept_in_this_browser(page, live_server, app):

@@ -39,7 +39,8 @@ def test_forms_and_contacts_by_role(site, role, allowed):
     checks = [client.get("/admin/forms/new"), client.get("/admin/forms/ebook"),
               client.post("/admin/forms/ebook/submissions.csv", data={"csrf_token": token}),
               client.post("/admin/forms/ebook", data={"csrf_token": token}),
-              client.post(f"/admin/contacts/{contact_id}/merge", data={"csrf_token": token, "other": "x"}),
+              client.post(f"/admin/contacts/{contact_id}/merge",
+                          data={"csrf_token": token, "other": "x"}),
               client.post(f"/admin/contacts/{contact_id}/export", data={"csrf_token": token}),
               client.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token}),
               client.post("/admin/contacts/merges/1/undo", data={"csrf_token": token})]
@@ -47,7 +48,8 @@ def test_forms_and_contacts_by_role(site, role, allowed):
         response.close()
         assert (response.status_code != 403) == allowed, response.request.path
     page = client.get(f"/admin/contacts/{contact_id}").get_data(as_text=True)
-    assert ("Merge into this contact" in page) == allowed and ("Erase personal data" in page) == allowed
+    assert (("Merge into this contact" in page) == allowed
+            and ("Erase personal data" in page) == allowed)
 
 
 @pytest.mark.both_backends
@@ -57,7 +59,8 @@ def test_hostile_input_from_a_public_form_shows_as_text(site):
     assert response.status_code == 303
     contact_id = _contact_id(site, "mal@example.com")
     viewer = signed_in(site, "viewer")
-    for path in (f"/admin/contacts/{contact_id}", "/admin/contacts", "/admin/forms/ebook/submissions"):
+    for path in (f"/admin/contacts/{contact_id}", "/admin/contacts",
+                 "/admin/forms/ebook/submissions"):
         html = viewer.get(path).get_data(as_text=True)
         assert "&lt;script&gt;alert(" in html, path
         assert "<script>alert" not in html and "<img src=x" not in html, path
@@ -66,7 +69,8 @@ def test_hostile_input_from_a_public_form_shows_as_text(site):
 def test_form_builder_creates_and_edits_a_form_with_validation(site):
     editor = signed_in(site, "editor")
     token = token_for(editor, "/admin/forms/new")
-    data = {"csrf_token": token, "slug": "demo-call", "title": "Book a demo", "submit_label": "Book",
+    data = {"csrf_token": token, "slug": "demo-call",
+            "title": "Book a demo", "submit_label": "Book",
             "field_count": "1", "f-0-name": "email", "f-0-type": "email", "f-0-label": "Email",
             "f-0-required": "1", "f-0-order": "0",
             "f-1-name": "team_size", "f-1-type": "select", "f-1-label": "Team size",
@@ -74,7 +78,8 @@ def test_form_builder_creates_and_edits_a_form_with_validation(site):
             "success_action": "redirect", "success_redirect": "https://evil.example/",
             "notify": "sales@example.com", "tags": "demo"}
     refused = editor.post("/admin/forms/new", data=data)
-    assert refused.status_code == 400 and "redirect must be a path" in refused.get_data(as_text=True)
+    assert (refused.status_code == 400
+            and "redirect must be a path" in refused.get_data(as_text=True))
     assert 'value="Book a demo"' in refused.get_data(as_text=True)  # what was typed stays
     data["success_redirect"] = "/thanks"
     assert editor.post("/admin/forms/new", data=data).status_code == 302
@@ -82,7 +87,8 @@ def test_form_builder_creates_and_edits_a_form_with_validation(site):
     with site.app_context():
         form = service.get("demo-call")
     assert [f.name for f in form.fields] == ["email", "team_size"]
-    assert form.fields[1].profiling and [c.value for c in form.fields[1].choices] == ["small", "large"]
+    assert (form.fields[1].profiling
+            and [c.value for c in form.fields[1].choices] == ["small", "large"])
     assert form.success.redirect == "/thanks" and form.notify == ("sales@example.com",)
     public = site.test_client().get("/forms/demo-call").get_data(as_text=True)
     assert "Book" in public and 'name="email"' in public
@@ -124,7 +130,8 @@ def test_contact_list_pages_with_a_cursor_and_filters(site):
     viewer = signed_in(site, "viewer")
     first = viewer.get("/admin/contacts").get_data(as_text=True)
     assert "p119@example.com" in first and "p069@example.com" not in first
-    next_link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    next_link = (first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
+                 .replace("&amp;", "&"))
     second = viewer.get(next_link).get_data(as_text=True)
     assert "p069@example.com" in second and "p119@example.com" not in second
     by_email = viewer.get("/admin/contacts?sort=email").get_data(as_text=True)
@@ -187,7 +194,8 @@ def test_gdpr_export_and_erase(site):
     assert data["contact"]["email"] == "jane@example.com" and data["form_submissions"]
     editor.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token, "confirm": "no"})
     assert _contact_id(site, "jane@example.com") == contact_id  # not confirmed: kept
-    editor.post(f"/admin/contacts/{contact_id}/erase", data={"csrf_token": token, "confirm": "erase"})
+    editor.post(f"/admin/contacts/{contact_id}/erase",
+                data={"csrf_token": token, "confirm": "erase"})
     assert _contact_id(site, "jane@example.com") is None
     assert "Jane" not in editor.get(f"/admin/contacts/{contact_id}").get_data(as_text=True)
 

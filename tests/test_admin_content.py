@@ -11,7 +11,8 @@ from tests.admin_helpers import csrf_token, signed_in, token_for
 
 
 def _new_post(client) -> str:
-    response = client.post("/admin/content/new", data={"kind": "post", "csrf_token": token_for(client)})
+    response = client.post("/admin/content/new",
+                           data={"kind": "post", "csrf_token": token_for(client)})
     assert response.status_code == 302
     return response.headers["Location"]
 
@@ -30,7 +31,8 @@ def test_autosaved_text_comes_back_in_the_editor(app):
     item_id = int(url.rsplit("/", 1)[1])
     token = csrf_token(editor.get(url).get_data(as_text=True))
     response = editor.post(f"{url}/autosave", data={"csrf_token": token, "title": "Half written",
-                                                    "body": "The *first* paragraph", "tags": "a, b"})
+                                                    "body": "The *first* paragraph",
+                                                    "tags": "a, b"})
     assert response.status_code == 200 and response.get_json()["ok"]
     assert _item(app, item_id).body == ""  # the item itself is untouched until saved
     page = editor.get(url).get_data(as_text=True)
@@ -51,7 +53,8 @@ def test_save_makes_a_revision_and_clears_the_autosave(app):
     editor.post(url, data={"csrf_token": token, "title": "Launch notes", "slug": "draft-x",
                            "body": "Version one", "action": "save"})
     item = _item(app, item_id)
-    assert item.title == "Launch notes" and item.slug == "launch-notes" and item.body == "Version one"
+    assert (item.title == "Launch notes" and item.slug == "launch-notes"
+            and item.body == "Version one")
     page = editor.get(url).get_data(as_text=True)
     assert "were restored" not in page and "Version one</textarea>" in page
     editor.post(url, data={"csrf_token": token, "title": "Launch notes", "slug": "launch-notes",
@@ -71,7 +74,8 @@ def test_live_preview_uses_the_sanitising_pipeline(app):
     editor = signed_in(app, "editor")
     token = token_for(editor)
     response = editor.post("/admin/content/preview", data={
-        "csrf_token": token, "body": "# Hi\n\n<script>alert(1)</script><img src=x onerror=alert(1)>"})
+        "csrf_token": token,
+        "body": "# Hi\n\n<script>alert(1)</script><img src=x onerror=alert(1)>"})
     html = response.get_data(as_text=True)
     assert "<h1" in html and "Hi</h1>" in html
     assert "<script" not in html and "onerror" not in html

@@ -117,7 +117,8 @@ def test_session_is_renewed_at_sign_in_and_cookies_are_protected(app):
     token = csrf_token(secure.get("/auth/login", base_url="https://localhost").get_data(as_text=True))
     response = secure.post("/auth/login", base_url="https://localhost",
                            headers={"Referer": "https://localhost/auth/login"},
-                           data={"email": "ed@example.com", "password": PASSWORD, "csrf_token": token})
+                           data={"email": "ed@example.com", "password": PASSWORD,
+                                 "csrf_token": token})
     assert response.status_code == 302
     assert "Secure" in response.headers["Set-Cookie"]
 
@@ -130,7 +131,8 @@ def test_open_redirect_after_sign_in_is_refused(app):
         response = client.post("/auth/login?next=" + target, data={
             "email": "ed@example.com", "password": PASSWORD, "csrf_token": token})
         assert response.headers["Location"] == "/admin/"
-        client.post("/auth/logout", data={"csrf_token": csrf_token(client.get("/admin/").get_data(as_text=True))})
+        client.post("/auth/logout",
+                    data={"csrf_token": csrf_token(client.get("/admin/").get_data(as_text=True))})
         token = csrf_token(client.get("/auth/login").get_data(as_text=True))
 
 
@@ -319,7 +321,8 @@ def test_first_run_creates_an_owner_with_a_one_time_link(app):
     form = client.get(path)
     assert form.status_code == 200
     response = client.post(path, data={"email": "boss@example.com", "name": "Bo",
-                                       "password": "owner passphrase", "confirm": "owner passphrase",
+                                       "password": "owner passphrase",
+                                       "confirm": "owner passphrase",
                                        "csrf_token": csrf_token(form.get_data(as_text=True))})
     assert response.status_code == 302
     assert client.get("/admin/users").status_code == 200

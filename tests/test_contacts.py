@@ -142,8 +142,9 @@ def test_gdpr_export_and_erase_keep_aggregates(app):
         erased = db.session.get(Contact, person.id)
         assert erased.status == "erased" and "private" not in erased.email
         assert erased.first_name == "" and erased.consent_proof == {}
+        # kept: created, viewed, erased
         assert db.session.scalar(select(func.count()).select_from(Activity)
-                                 .where(Activity.contact_id == person.id)) == 3  # kept: created, viewed, erased
+                                 .where(Activity.contact_id == person.id)) == 3
         assert db.session.scalar(select(func.count()).select_from(Visitor)) == 0
         text = str(gdpr.export_contact(person.id))
         assert "private@example.com" not in text and "203.0.113.9" not in text

@@ -37,7 +37,8 @@ def test_import_maps_dedupes_merges_and_reports_bad_rows(app, tmp_path):
     result = app.test_cli_runner().invoke(args=["contacts", "import", str(path), "--map", "Notes=",
                                                 "--errors", str(tmp_path / "errors.csv")])
     assert result.exit_code == 0, result.output
-    assert "5 rows: 1 created, 1 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected" in result.output
+    assert ("5 rows: 1 created, 1 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected"
+            in result.output)
     assert "line 5: email: Enter a valid email address" in result.output
     assert "line 6: plan: Plan: choose one of the options offered." in result.output
     assert list(csv.reader((tmp_path / "errors.csv").open()))[1][0] == "5"
@@ -90,14 +91,17 @@ def test_export_then_import_round_trips(make_app, tmp_path):
     assert result.exit_code == 0 and "2 created" in result.output, result.output
     with target.app_context():
         jane = service.find_by_email("jane@example.com")
-        assert (jane.first_name, jane.phone, jane.company.name, jane.country) == ("Jane", "+44 1", "Acme", "GB")
+        assert ((jane.first_name, jane.phone, jane.company.name, jane.country)
+                == ("Jane", "+44 1", "Acme", "GB"))
         assert jane.custom == {"plan": "=cmd|' /C calc'!A0"}
         assert sorted(t.name for t in jane.tags) == ["beta", "vip"]
         bob = service.find_by_email("bob@example.com")
         assert bob.last_name == "O'Brien, Jr." and bob.custom["seats"] == "3"
-    again = target.test_cli_runner().invoke(args=["contacts", "export", "-"]).output.lstrip("\ufeff")
+    again = (target.test_cli_runner().invoke(args=["contacts", "export", "-"]).output
+             .lstrip("\ufeff"))
     assert list(csv.reader(io.StringIO(again)))[1:] and \
-        [r[:11] for r in csv.reader(io.StringIO(again))] == [r[:11] for r in csv.reader(io.StringIO(text))]
+        [r[:11] for r in csv.reader(io.StringIO(again))] == \
+        [r[:11] for r in csv.reader(io.StringIO(text))]
 
 
 def test_formulas_are_neutralised_even_after_leading_blanks():
@@ -120,7 +124,8 @@ def test_exports_start_with_a_byte_order_mark_and_imports_take_either(make_app, 
     assert raw.startswith(b"\xef\xbb\xbfemail,") and "Jürgen" in raw.decode("utf-8")
     assert "£500" in raw.decode("utf-8")
     without = tmp_path / "plain.csv"
-    without.write_bytes(raw[3:].replace(b"jurgen@", b"uwe@").replace("Jürgen".encode(), "Üwe".encode()))
+    without.write_bytes(raw[3:].replace(b"jurgen@", b"uwe@")
+                        .replace("Jürgen".encode(), "Üwe".encode()))
     target = make_app()
     for path in (out, without):
         result = target.test_cli_runner().invoke(args=["contacts", "import", str(path)])

@@ -182,7 +182,8 @@ def test_sitemap_is_valid_xml_with_every_published_page_and_post(app, client):
     post(app, "Draft", status="draft")
     root = ET.fromstring(client.get("/sitemap.xml").data)
     assert root.tag == "{http://www.sitemaps.org/schemas/sitemap/0.9}urlset"
-    urls = {u.findtext("s:loc", namespaces=SITEMAP_NS): u.findtext("s:lastmod", namespaces=SITEMAP_NS)
+    urls = {u.findtext("s:loc", namespaces=SITEMAP_NS):
+            u.findtext("s:lastmod", namespaces=SITEMAP_NS)
             for u in root.findall("s:url", SITEMAP_NS)}
     with app.app_context():
         from engine.db import db
@@ -323,7 +324,8 @@ def test_cache_invalidation_reaches_other_processes(make_app):
 def test_sync_is_idempotent_and_reports_items_edited_since(app, tmp_path):
     import shutil
     folder = tmp_path / "content"
-    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    shutil.copytree(app.config["CONTENT_PATH"], folder,
+                    ignore=shutil.ignore_patterns("forms", "assets"))
     with app.app_context():
         first = sync.sync(folder)
         assert len(first.created) >= 12 and not first.errors
@@ -348,7 +350,8 @@ def test_sync_is_idempotent_and_reports_items_edited_since(app, tmp_path):
         assert any("NOT updated page pricing" in line for line in report.lines())
         assert service.get_item("page", "pricing").body == "Edited in the admin."
         forced = sync.sync(folder, force=True)
-        assert forced.updated == ["page pricing"] and "£950" in service.get_item("page", "pricing").body
+        assert (forced.updated == ["page pricing"]
+                and "£950" in service.get_item("page", "pricing").body)
         assert {i.slug: len(service.list_revisions(i.id)) for i in _items()}["webinar"] == \
             revisions["webinar"]
 
@@ -493,7 +496,8 @@ def test_sync_after_a_rename_in_the_admin_reports_the_conflict_and_changes_nothi
     by its path, reported with file and page, and no second page appears at the old URL."""
     import shutil
     folder = tmp_path / "content"
-    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    shutil.copytree(app.config["CONTENT_PATH"], folder,
+                    ignore=shutil.ignore_patterns("forms", "assets"))
     runner = app.test_cli_runner()
     assert runner.invoke(args=["content", "sync", str(folder)]).exit_code == 0
     with app.app_context():
@@ -528,7 +532,8 @@ def test_sync_after_a_rename_in_the_admin_reports_the_conflict_and_changes_nothi
 def test_a_slug_changed_in_the_file_renames_its_page(app, tmp_path):
     import shutil
     folder = tmp_path / "content"
-    shutil.copytree(app.config["CONTENT_PATH"], folder, ignore=shutil.ignore_patterns("forms", "assets"))
+    shutil.copytree(app.config["CONTENT_PATH"], folder,
+                    ignore=shutil.ignore_patterns("forms", "assets"))
     with app.app_context():
         sync.sync(folder)
         count = len(_items())

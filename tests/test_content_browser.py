@@ -17,7 +17,8 @@ def test_visitor_reads_home_then_a_post_then_a_tag_archive(demo_server, page):
     page.goto(demo_server + "/")
     assert page.title() == "Brightwater Studio"
     page.get_by_role("heading", level=1).wait_for()
-    assert page.get_by_role("heading", level=1).inner_text() == "Emails your customers actually open"
+    assert (page.get_by_role("heading", level=1).inner_text()
+            == "Emails your customers actually open")
     main_nav = page.get_by_role("navigation", name="Main")
     main_nav.get_by_role("link", name="Blog").click()
     page.wait_for_url(demo_server + "/blog")

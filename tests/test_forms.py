@@ -36,7 +36,8 @@ def client(site):
 
 def nothing_stored(app) -> None:
     with app.app_context():
-        assert (count(Submission), count(Contact), count(OutboxRow), count(Activity)) == (0, 0, 0, 0)
+        assert ((count(Submission), count(Contact), count(OutboxRow), count(Activity))
+                == (0, 0, 0, 0))
 
 
 def test_fields_have_labels_input_types_autocomplete_and_described_errors(client):
@@ -50,7 +51,8 @@ def test_fields_have_labels_input_types_autocomplete_and_described_errors(client
     assert "<legend>Your role</legend>" in html  # radios grouped with their question
     assert 'name="company"' not in html  # later profiling questions wait for a later visit
     webinar = client.get("/forms/webinar").get_data(as_text=True)
-    assert re.search(r'<input[^>]*type="tel"[^>]*name="phone"|<input[^>]*name="phone"[^>]*type="tel"', webinar) \
+    assert re.search(r'<input[^>]*type="tel"[^>]*name="phone"|'
+                     r'<input[^>]*name="phone"[^>]*type="tel"', webinar) \
         or ('autocomplete="tel"' in webinar and 'type="tel"' in webinar)
     assert 'type="number"' in webinar and 'name="webinar_id" type="hidden"' in webinar
 
@@ -62,7 +64,8 @@ def test_a_submission_stores_contact_activity_identity_and_follow_ups_at_once(si
     response = post(client, "ebook", {**EBOOK, "_page": "https://site.test/landing?utm_source=news&utm_campaign=spring"})
     assert response.status_code == 303
     thanks = client.get(response.headers["Location"])
-    assert "Your copy of The Small Business Email Playbook is ready" in thanks.get_data(as_text=True)
+    assert ("Your copy of The Small Business Email Playbook is ready"
+            in thanks.get_data(as_text=True))
     with site.app_context():
         submission = db.session.scalar(select(Submission))
         assert submission.raw["email"] == "Jane@Example.com"  # as sent
@@ -133,7 +136,8 @@ def test_json_posts_get_json_answers(client):
     body = response.get_json()
     assert body["ok"] is True and body["download"].startswith("/assets/")
     stranger = client.application.test_client()
-    bad = post(stranger, "ebook", {**EBOOK, "email": "nope"}, headers={"Accept": "application/json"})
+    bad = post(stranger, "ebook", {**EBOOK, "email": "nope"},
+               headers={"Accept": "application/json"})
     assert bad.status_code == 400
     assert bad.get_json()["fields"]["email"][0].startswith("Enter a valid email")
 
@@ -191,7 +195,8 @@ def test_bad_input_gets_a_clear_message_beside_the_field_and_stores_nothing(site
         assert expected in error
         assert re.search(rf'aria-describedby="ebook-{field}-error"[^>]*aria-invalid="true"|'
                          rf'aria-invalid="true"[^>]*aria-describedby="ebook-{field}-error"', html) \
-            or f'id="ebook-{field}" aria-describedby="ebook-{field}-error" aria-invalid="true"' in html
+            or (f'id="ebook-{field}" aria-describedby="ebook-{field}-error" '
+                'aria-invalid="true"' in html)
     assert 'value="Jane' in html or case in ("missing_required", "crlf_in_name", "oversized_field")
     nothing_stored(site)
 
@@ -299,7 +304,8 @@ def test_a_redirecting_form_goes_to_its_page(make_app):
     app = forms_site(make_app)
     from engine.forms import service
     with app.app_context():
-        service.save({"slug": "demo", "title": "Demo", "fields": [{"name": "email", "type": "email"}],
+        service.save({"slug": "demo", "title": "Demo",
+                      "fields": [{"name": "email", "type": "email"}],
                       "success": {"action": "redirect", "redirect": "/welcome"}})
     response = post(app.test_client(), "demo", {"email": "a@example.com"})
     assert response.status_code == 303 and response.headers["Location"] == "/welcome"
@@ -391,8 +397,8 @@ def test_the_owners_notification_lists_answers_by_label_and_links_to_the_contact
     assert response.status_code == 303
     work(app)
     [message] = [m for m in smtp_server.messages if m["To"] == "hello@brightwater.example"]
-    assert message["Subject"].strip() == "New submission of Live webinar: lead scoring for small teams " \
-                                 "on Brightwater Studio"
+    assert message["Subject"].strip() == "New submission of Live webinar: lead scoring for " \
+        "small teams on Brightwater Studio"
     assert message["Reply-To"] == "ann@example.com"
     assert message["From"] == "Brightwater Studio <hello@localhost>"  # the site's name
     text = message.get_body(("plain",)).get_content()
@@ -419,15 +425,18 @@ def test_the_shortcode_renders_the_cacheable_anonymous_form(site):
         assert 'name="email"' in html and "/forms/static/forms.js" in html
         assert "not found" in form_shortcode({"0": "nope<b>"}, {})
         assert "&lt;b&gt;" in form_shortcode({"0": "nope<b>"}, {})
-        assert 'href="/forms/ebook"' in asset_shortcode({"0": "small-business-email-playbook.pdf"}, {})
+        assert ('href="/forms/ebook"'
+                in asset_shortcode({"0": "small-business-email-playbook.pdf"}, {}))
     assert site.test_client().get("/forms/static/forms.js").status_code == 200
 
 
 def test_the_ebook_is_a_valid_pdf():
-    path = Path(__file__).resolve().parent.parent / "content" / "assets" / "small-business-email-playbook.pdf"
+    path = (Path(__file__).resolve().parent.parent / "content" / "assets"
+            / "small-business-email-playbook.pdf")
     data = path.read_bytes()
     assert data.startswith(b"%PDF-1.") and b"/Type /Catalog" in data and b"startxref" in data
-    assert data.rstrip().endswith(b"%%EOF") and data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 1
+    assert (data.rstrip().endswith(b"%%EOF")
+            and data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") >= 1)
 
 
 def test_changing_a_form_refreshes_the_cached_pages_that_embed_it(site, client):

@@ -40,14 +40,16 @@ def test_a_visitor_gets_the_ebook_and_is_not_asked_again(app, live_server, page)
     with page.expect_download() as info:
         done.locator("a.magnet-download").click()
     pdf = open(info.value.path(), "rb").read()
-    assert pdf.startswith(b"%PDF-") and info.value.suggested_filename == "small-business-email-playbook.pdf"
+    assert (pdf.startswith(b"%PDF-")
+            and info.value.suggested_filename == "small-business-email-playbook.pdf")
 
     page.goto(f"{live_server}/")  # back another day: the cached page asks only what is new
     page.locator(".magnet-form__known").wait_for()
     assert "Welcome back, Jane" in page.locator(".magnet-form__known").inner_text()
     assert page.locator("form[data-magnet-form=ebook] input[name=email]").count() == 0
     assert page.locator("form[data-magnet-form=ebook] input[name=first_name]").count() == 0
-    assert page.locator("#ebook-company").is_visible() and page.locator("#ebook-country").is_visible()
+    assert (page.locator("#ebook-company").is_visible()
+            and page.locator("#ebook-country").is_visible())
     page.fill("#ebook-company", "Raman & Daughters Tea")
     page.select_option("#ebook-country", "GB")
     page.locator("form[data-magnet-form=ebook] [type=submit]").click()

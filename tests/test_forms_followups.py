@@ -53,7 +53,8 @@ def recorded(make_app, make_plugins, hook_log):
     app = forms_site(make_app, PLUGINS_PATH=str(make_plugins(recorder=RECORDER)), fresh_db=True)
 
     def read() -> list[dict]:
-        return [json.loads(line) for line in hook_log.read_text().splitlines()] if hook_log.exists() else []
+        return ([json.loads(line) for line in hook_log.read_text().splitlines()]
+                if hook_log.exists() else [])
     return app, read
 
 
@@ -103,7 +104,8 @@ def test_with_redis_stopped_submissions_succeed_and_follow_ups_run_when_it_is_ba
         app = forms_site(make_app, REDIS_URL=server.url, FORM_RATE_LIMIT_IP=50,
                          PLUGINS_PATH=str(make_plugins(recorder=RECORDER)), fresh_db=True)
         server.stop()
-        statuses = [post(app.test_client(), "ebook", {**EBOOK, "email": f"p{i}@example.com"}).status_code
+        statuses = [post(app.test_client(), "ebook",
+                         {**EBOOK, "email": f"p{i}@example.com"}).status_code
                     for i in range(5)]
         assert statuses == [303] * 5
         with app.app_context():
@@ -115,7 +117,8 @@ def test_with_redis_stopped_submissions_succeed_and_follow_ups_run_when_it_is_ba
         with app.app_context():
             assert outbox.sweep() == 5
         work(app)
-        submitted = [line for line in hook_log.read_text().splitlines() if "on_form_submitted" in line]
+        submitted = [line for line in hook_log.read_text().splitlines()
+                     if "on_form_submitted" in line]
         assert len(submitted) == 5
         with app.app_context():
             assert {r.status for r in db.session.scalars(select(OutboxRow))} == {"done"}

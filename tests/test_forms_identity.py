@@ -64,7 +64,8 @@ def test_opening_the_confirmation_link_makes_the_browser_trusted(make_app, smtp_
     assert "Welcome back, Victoria" in fields(victim)
     assert "Welcome back" not in fields(attacker)
     # Trusted again, she can send a form without typing her address.
-    assert post(victim, "ebook", {k: v for k, v in EBOOK.items() if k != "email"}).status_code == 303
+    assert post(victim, "ebook",
+                {k: v for k, v in EBOOK.items() if k != "email"}).status_code == 303
     with app.app_context():
         [contact] = db.session.scalars(select(Contact))
         assert (contact.email, contact.first_name) == ("victoria@example.com", "Victoria")

@@ -35,7 +35,8 @@ def app(make_app):
     return forms_site(make_app)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies, token_kind=st.sampled_from(["good", "good", "good", "none", "garbage"]),
        content_type=st.sampled_from(["form", "form", "form", "multipart", "json", "text"]))
 def test_any_submission_is_answered_without_error_and_stored_whole_or_not_at_all(
@@ -51,7 +52,8 @@ def test_any_submission_is_answered_without_error_and_stored_whole_or_not_at_all
         response = client.post("/forms/ebook", data=str(data), content_type="text/plain")
     else:
         response = client.post("/forms/ebook", data=data,
-                               content_type="multipart/form-data" if content_type == "multipart" else None)
+                               content_type=("multipart/form-data" if content_type == "multipart"
+                                             else None))
     assert response.status_code in (303, 400, 413, 429), response.get_data(as_text=True)[:500]
     with app.app_context():
         submissions = db.session.scalar(select(func.count()).select_from(Submission))
@@ -81,7 +83,8 @@ def test_a_thousand_concurrent_submissions_are_all_stored_with_the_right_contact
                 index, email = queue.pop()
             opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
             try:
-                html = opener.open(f"{live_server}/forms/newsletter/fields", timeout=60).read().decode()
+                html = opener.open(f"{live_server}/forms/newsletter/fields",
+                                   timeout=60).read().decode()
                 token = re.search(r'name="_token" value="([^"]+)"', html).group(1)
                 body = urllib.parse.urlencode({"_token": token, "email": email.upper(),
                                                "first_name": f"N{index}"}).encode()

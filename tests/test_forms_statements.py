@@ -82,7 +82,8 @@ def test_a_new_contacts_submission_is_eight_statements_in_one_transaction(counte
         # submitted) in one INSERT, and their places in the delivery queue in another
         "INSERT INTO ACTIVITIES", "INSERT INTO EVENT_QUEUE"])
     with app.app_context():  # and what the eight stored is the whole submission
-        contact = db.session.scalars(select(Contact).where(Contact.email == "jane@example.com")).one()
+        contact = db.session.scalars(select(Contact)
+                                     .where(Contact.email == "jane@example.com")).one()
         assert (contact.first_name, contact.consent) == ("Jane", "granted")
         assert [t.name for t in contact.tags] == ["ebook"]
         assert db.session.scalars(select(Subscription.status).where(

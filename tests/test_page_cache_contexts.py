@@ -90,7 +90,8 @@ def _page_with_form(app) -> str:
 
         from engine.content.models import ContentItem
         from engine.db import db
-        item = db.session.scalar(select(ContentItem).where(ContentItem.body.contains("[form ebook")))
+        item = db.session.scalar(select(ContentItem)
+                                 .where(ContentItem.body.contains("[form ebook")))
         return item.path
 
 

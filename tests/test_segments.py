@@ -144,8 +144,10 @@ def test_bad_definitions_and_cycles_are_refused(app, work):
     with app.app_context():
         for bad, message in [
             ({"groups": []}, "at least one condition"),
-            (one({"kind": "field", "field": "nope", "op": "equals", "value": "x"}), "no contact field"),
-            (one({"kind": "field", "field": "country", "op": "gt", "value": "x"}), "not an operator"),
+            (one({"kind": "field", "field": "nope", "op": "equals", "value": "x"}),
+             "no contact field"),
+            (one({"kind": "field", "field": "country", "op": "gt", "value": "x"}),
+             "not an operator"),
             (one({"kind": "activity", "event": "purchase", "count": 0}), "number of times"),
             (one({"kind": "martian"}), "Unknown kind"),
         ]:

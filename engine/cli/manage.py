@@ -44,7 +44,8 @@ def plugins_list() -> None:
     """Every installed plugin, its version and whether it is on."""
     plugins = _plugins()
     for slug, info in sorted(plugins.infos.items(), key=lambda kv: (not kv[1].builtin, kv[0])):
-        state = "built-in" if info.builtin else ("enabled" if plugins.is_enabled(slug) else "disabled")
+        state = "built-in" if info.builtin else ("enabled" if plugins.is_enabled(slug)
+                                                 else "disabled")
         click.echo(f"{slug:<20} {info.version:<8} {state:<9} {info.description}")
     if plugins.safe_mode:
         click.echo("(safe mode: every plugin is off in this process)")
@@ -156,7 +157,8 @@ def jobs_list() -> None:
     click.echo("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
     for row in db.session.scalars(select(OutboxRow).where(OutboxRow.status == "failed")
                                   .order_by(OutboxRow.id.desc()).limit(20)):
-        click.echo(f"  failed row {row.id} {row.job} after {row.attempts} attempts: {row.last_error}")
+        click.echo(f"  failed row {row.id} {row.job} after {row.attempts} attempts: "
+                   f"{row.last_error}")
     try:
         conn = connection()
         for name in QUEUES:

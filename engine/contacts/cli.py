@@ -17,7 +17,8 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         column, sep, field = pair.partition("=")
         if not sep or not column:
-            raise click.BadParameter(f"{pair!r}: use COLUMN=FIELD (FIELD empty to skip)", param_hint="--map")
+            raise click.BadParameter(f"{pair!r}: use COLUMN=FIELD (FIELD empty to skip)",
+                                     param_hint="--map")
         mapping[column] = field.strip()
     return mapping
 

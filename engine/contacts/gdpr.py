@@ -69,7 +69,8 @@ def _merged_ids(contact_id: int) -> list[int]:
     """The contact and every contact merged into it, so their data comes along."""
     ids, frontier = [contact_id], [contact_id]
     while frontier:
-        frontier = list(db.session.scalars(select(Contact.id).where(Contact.merged_into_id.in_(frontier))))
+        frontier = list(db.session.scalars(select(Contact.id)
+                                           .where(Contact.merged_into_id.in_(frontier))))
         ids += frontier
     return ids
 
@@ -88,15 +89,19 @@ def export_contact(contact_id: int) -> dict[str, Any]:
         "tags": sorted(t.name for t in contact.tags),
         "lists": [{"list": s.list_slug, "status": s.status, "since": _iso(s.created_at),
                    "confirmed_at": _iso(s.confirmed_at)}
-                  for s in db.session.scalars(select(Subscription).where(Subscription.contact_id.in_(ids)))],
+                  for s in db.session.scalars(select(Subscription)
+                                              .where(Subscription.contact_id.in_(ids)))],
         "browsers": [{"id": v.id, "first_seen": _iso(v.first_seen), "last_seen": _iso(v.last_seen)}
-                     for v in db.session.scalars(select(Visitor).where(Visitor.contact_id.in_(ids)))],
+                     for v in db.session.scalars(select(Visitor)
+                                                 .where(Visitor.contact_id.in_(ids)))],
         "activity": [{"type": a.type, "url": a.url, "properties": a.properties,
                       "occurred_at": _iso(a.occurred_at)}
-                     for a in db.session.scalars(select(Activity).where(Activity.contact_id.in_(ids))
+                     for a in db.session.scalars(select(Activity)
+                                                 .where(Activity.contact_id.in_(ids))
                                                  .order_by(Activity.occurred_at))],
         "merges": [{"winner": m.winner_id, "loser": m.loser_id, "by": m.actor,
-                    "at": _iso(m.created_at), "undone_at": _iso(m.undone_at)} for m in merges_of(contact_id)],
+                    "at": _iso(m.created_at), "undone_at": _iso(m.undone_at)}
+                   for m in merges_of(contact_id)],
         **{place.name: place.export(person) for place in _places()},
         "exported_at": utcnow().isoformat(),
     }
@@ -125,8 +130,10 @@ def erase_contact(contact_id: int, actor: str) -> int:
             person.country = ""
             person.custom, person.consent_proof = {}, {}
             person.consent, person.consent_at = "withdrawn", None
-            person.first_touch = {k: v for k, v in (person.first_touch or {}).items() if k.startswith("utm_")}
-            person.last_touch = {k: v for k, v in (person.last_touch or {}).items() if k.startswith("utm_")}
+            person.first_touch = {k: v for k, v in (person.first_touch or {}).items()
+                                  if k.startswith("utm_")}
+            person.last_touch = {k: v for k, v in (person.last_touch or {}).items()
+                                 if k.startswith("utm_")}
             person.status, person.company_id = "erased", None
             person.updated_at = utcnow()
         session.execute(update(Activity).where(Activity.contact_id.in_(ids))

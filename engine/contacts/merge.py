@@ -59,13 +59,16 @@ def merge(winner_id: int, loser_id: int, actor: str) -> ContactMerge:
             winner.first_touch = dict(loser.first_touch)
             won["first_touch"] = dict(loser.first_touch)
 
-        activity_ids = list(session.scalars(select(Activity.id).where(Activity.contact_id == loser_id)))
-        visitor_ids = list(session.scalars(select(Visitor.id).where(Visitor.contact_id == loser_id)))
+        activity_ids = list(session.scalars(select(Activity.id)
+                                            .where(Activity.contact_id == loser_id)))
+        visitor_ids = list(session.scalars(select(Visitor.id)
+                                           .where(Visitor.contact_id == loser_id)))
         winner_lists = set(session.scalars(select(Subscription.list_slug)
                                            .where(Subscription.contact_id == winner_id)))
         sub_ids = [s.id for s in session.scalars(select(Subscription).where(
             Subscription.contact_id == loser_id)) if s.list_slug not in winner_lists]
-        winner_tags = set(session.scalars(select(ContactTag.tag_id).where(ContactTag.contact_id == winner_id)))
+        winner_tags = set(session.scalars(select(ContactTag.tag_id)
+                                          .where(ContactTag.contact_id == winner_id)))
         tag_ids = [t for t in session.scalars(select(ContactTag.tag_id)
                                               .where(ContactTag.contact_id == loser_id))
                    if t not in winner_tags]
@@ -144,7 +147,8 @@ def undo(merge_id: int, actor: str) -> ContactMerge:
             elif key == "first_touch":
                 winner.first_touch = record.winner_before.get("first_touch") or {}
             elif getattr(winner, key) == value:
-                setattr(winner, key, record.winner_before.get(key) or ("" if key != "company_id" else None))
+                setattr(winner, key, record.winner_before.get(key)
+                        or ("" if key != "company_id" else None))
         winner.custom = custom
         loser.status, loser.merged_into_id = "active", None
         winner.updated_at = loser.updated_at = utcnow()

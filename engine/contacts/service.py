@@ -120,7 +120,8 @@ def custom_fields() -> dict[str, CustomField]:
     return cache["fields"]
 
 
-def define_field(key: str, label: str, type: str = "text", choices: list[str] | None = None) -> CustomField:
+def define_field(key: str, label: str, type: str = "text",
+                 choices: list[str] | None = None) -> CustomField:
     """Create or change a custom field definition (inside `write()`)."""
     if type not in ("text", "number", "date", "choice"):
         raise ContactError(f"unknown custom field type {type!r}")
@@ -143,8 +144,10 @@ def company_named(name: str) -> Company:
     return db.session.get(Company, store.company_id(name))
 
 
-def clean_values(values: dict[str, Any], fields: dict[str, CustomField] | None = None) -> dict[str, Any]:
-    """Check and coerce `{attribute or custom key: value}`; raise ContactError on the first bad one."""
+def clean_values(values: dict[str, Any],
+                 fields: dict[str, CustomField] | None = None) -> dict[str, Any]:
+    """Check and coerce `{attribute or custom key: value}`;
+    raise ContactError on the first bad one."""
     fields = custom_fields() if fields is None else fields
     clean: dict[str, Any] = {}
     for key, value in values.items():
@@ -155,21 +158,24 @@ def clean_values(values: dict[str, Any], fields: dict[str, CustomField] | None =
             if len(text) > MAX_LENGTHS[key]:
                 raise ContactError(f"{key.replace('_', ' ').capitalize()} is too long.", key)
             if key == "lifecycle_stage" and text and text not in LIFECYCLE_STAGES:
-                raise ContactError(f"Lifecycle stage must be one of {', '.join(LIFECYCLE_STAGES)}.", key)
+                raise ContactError("Lifecycle stage must be one of "
+                                   f"{', '.join(LIFECYCLE_STAGES)}.", key)
             if key == "country":
                 text = text.upper()
             clean[key] = text
         elif key in fields:
             clean[key] = coerce_custom(fields[key], value)
         else:
-            text = "" if value is None else (value if isinstance(value, (int, float, list)) else str(value).strip())
+            text = "" if value is None else (value if isinstance(value, (int, float, list))
+                                             else str(value).strip())
             if isinstance(text, str) and len(text) > CUSTOM_VALUE_MAX:
                 raise ContactError(f"{key} is too long.", key)
             clean[key] = text
     return clean
 
 
-def apply_values(contact: Contact, values: dict[str, Any], overwrite: bool = True) -> dict[str, Any]:
+def apply_values(contact: Contact, values: dict[str, Any],
+                 overwrite: bool = True) -> dict[str, Any]:
     """Set cleaned values on a loaded contact; `{field: (old, new)}` of what changed.
 
     Empty values never erase known ones; with `overwrite=False` known values are kept too (an
@@ -193,7 +199,8 @@ def apply_values(contact: Contact, values: dict[str, Any], overwrite: bool = Tru
     return changes
 
 
-def upsert(email: str, values: dict[str, Any] | None = None, *, source: dict[str, Any] | None = None,
+def upsert(email: str, values: dict[str, Any] | None = None, *,
+           source: dict[str, Any] | None = None,
            overwrite: bool = True) -> tuple[Contact, bool, dict[str, Any]]:
     """Find the contact by normalised email or create it; returns (contact, created, changes).
 

@@ -219,7 +219,8 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     seen = set()
     while current["merged_into_id"] and current["id"] not in seen:
         seen.add(current["id"])
-        current = conn.execute(sql.contact_by_id, {"id": current["merged_into_id"]}).mappings().one()
+        current = conn.execute(sql.contact_by_id,
+                               {"id": current["merged_into_id"]}).mappings().one()
     if current["status"] == "erased":
         raise ContactError("This address can no longer be used here.", "email")
     replace = overwrite(int(current["id"])) if callable(overwrite) else overwrite

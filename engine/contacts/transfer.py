@@ -133,13 +133,16 @@ def _companies(names: set[str]) -> dict[str, int]:
     names = {n.strip()[:200] for n in names if n.strip()}
     if not names:
         return {}
-    found = dict(db.session.execute(select(Company.name, Company.id).where(Company.name.in_(names))).all())
+    found = dict(db.session.execute(select(Company.name, Company.id)
+                                    .where(Company.name.in_(names))).all())
     missing = sorted(names - found.keys())
     if missing:
         now = utcnow()
-        db.session.execute(insert(Company.__table__), [{"name": n, "domain": "", "custom": {}, "created_at": now}
-                                             for n in missing])
-        found.update(db.session.execute(select(Company.name, Company.id).where(Company.name.in_(missing))).all())
+        db.session.execute(insert(Company.__table__),
+                           [{"name": n, "domain": "", "custom": {}, "created_at": now}
+                            for n in missing])
+        found.update(db.session.execute(select(Company.name, Company.id)
+                                        .where(Company.name.in_(missing))).all())
     return found
 
 
@@ -151,7 +154,8 @@ def _tag_ids(names: set[str]) -> dict[str, int]:
     missing = sorted(names - found.keys())
     if missing:
         db.session.execute(insert(Tag), [{"name": n} for n in missing])
-        found.update(db.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(missing))).all())
+        found.update(db.session.execute(select(Tag.name, Tag.id)
+                                        .where(Tag.name.in_(missing))).all())
     return found
 
 
@@ -160,7 +164,8 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
     emails = [email for email, _, _ in chunk]
     existing: dict[str, Contact] = {}
     for start in range(0, len(emails), 900):
-        for contact in db.session.scalars(select(Contact).where(Contact.email.in_(emails[start:start + 900]))):
+        for contact in db.session.scalars(select(Contact)
+                                          .where(Contact.email.in_(emails[start:start + 900]))):
             existing[contact.email] = contact
     if dry_run:
         report.created += sum(1 for email in emails if email not in existing)
@@ -178,9 +183,11 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
                 row["lifecycle_stage"] = row["lifecycle_stage"] or "subscriber"
                 row.update(email=email, company_id=company_ids.get(values.get("company", "")),
                            custom={k: v for k, v in values.items()
-                                   if k not in STANDARD_FIELDS and k != "company" and v not in (None, "")},
+                                   if k not in STANDARD_FIELDS and k != "company"
+                                   and v not in (None, "")},
                            consent="unknown", consent_proof={}, first_touch={"source": "import"},
-                           last_touch={"source": "import"}, status="active", created_at=now, updated_at=now)
+                           last_touch={"source": "import"}, status="active", created_at=now,
+                           updated_at=now)
                 new_rows.append(row)
                 continue
             if contact.merged_into_id is not None or contact.status == "erased":

@@ -1,11 +1,11 @@
 """Content as files: `content/` (Markdown with YAML front matter) to the database and back.
 
 Layout: `pages/<slug>.md`, `posts/<slug>.md`, `site.yaml` (name, tagline, organisation) and
-folders other concerns keep (`forms/`, through `register_content_folders`). Front matter keys: title, slug (default: the file
-name), summary, description (SEO), seo_title, image (social), canonical, template, tags,
-categories, author, status (draft | published, default published), date (publication time; a
-future date schedules the item), nav (position in the navigation). Any other key is kept in the
-item's `fields` for templates (a landing page's hero, benefits, testimonials...).
+folders other concerns keep (`forms/`, through `register_content_folders`). Front matter keys:
+title, slug (default: the file name), summary, description (SEO), seo_title, image (social),
+canonical, template, tags, categories, author, status (draft | published, default published), date
+(publication time; a future date schedules the item), nav (position in the navigation). Any other
+key is kept in the item's `fields` for templates (a landing page's hero, benefits, testimonials...).
 
 Sync is idempotent: each item remembers the file it came from (`pages/about.md`), the file's
 hash and the revision that import made, and a file is matched to its item by that path first,

@@ -99,8 +99,8 @@ def wtforms_field(spec: FieldDef) -> Any:
     if spec.type == "textarea":
         return TextAreaField(validators=[required, length], filters=[_strip], **common)
     if spec.type == "phone":
-        return StringField(validators=[required, validators.Length(max=40), _no_line_breaks, _phone],
-                           filters=[_strip], **common)
+        return StringField(validators=[required, validators.Length(max=40), _no_line_breaks,
+                                       _phone], filters=[_strip], **common)
     if spec.type == "number":
         bounds = validators.NumberRange(
             min=None if spec.min is None else Decimal(str(spec.min)),
@@ -116,8 +116,8 @@ def wtforms_field(spec: FieldDef) -> Any:
         return MultiCheckboxField(choices=choices, validate_choice=False,
                                   validators=[required, _in(choices)], **common)
     if spec.type == "country":
-        return SelectField(choices=[SelectChoice("", "Choose…"), *countries()], validate_choice=False,
-                           validators=[required, _in(countries())], **common)
+        return SelectField(choices=[SelectChoice("", "Choose…"), *countries()],
+                           validate_choice=False, validators=[required, _in(countries())], **common)
     if spec.type == "consent":
         checks = [validators.InputRequired(message="Please tick this box to continue.")] \
             if spec.required else [validators.Optional()]

@@ -133,7 +133,8 @@ def parse_field(raw: dict[str, Any], slug: str) -> FieldDef:
         default=str(raw.get("default", "")), profiling=bool(raw.get("profiling", False)),
         min=raw.get("min"), max=raw.get("max"),
         max_length=int(raw.get("max_length", DEFAULT_MAX_LENGTH.get(ftype, 500))),
-        autocomplete=str(raw.get("autocomplete") or AUTOCOMPLETE.get(name, "off" if ftype == "hidden" else "")),
+        autocomplete=str(raw.get("autocomplete")
+                         or AUTOCOMPLETE.get(name, "off" if ftype == "hidden" else "")),
     )
 
 

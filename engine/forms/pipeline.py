@@ -85,7 +85,8 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
     mimetype = request.mimetype or ""
     if mimetype not in ALLOWED_TYPES:
         return Outcome("bad_request", 400, "Send the form as form data "
-                                          "(application/x-www-form-urlencoded or multipart/form-data).")
+                                          "(application/x-www-form-urlencoded or "
+                                          "multipart/form-data).")
     if not security.same_origin(request):
         return Outcome("forbidden", 403, "This form can only be sent from this site.")
     formdata = request.form
@@ -145,7 +146,8 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
         contact = trusted
         if contact is None:  # no longer known (cookie cleared, contact erased, trust ended)
             outcome.message = "Please fill in your email address."
-            outcome.form = form_class(definition, [f.name for f in definition.fields])(formdata=formdata)
+            outcome.form = form_class(definition,
+                                      [f.name for f in definition.fields])(formdata=formdata)
             outcome.form.validate()
             outcome.shown = [f.name for f in definition.fields]
             return outcome
@@ -155,7 +157,8 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
                                        "your answers and send it again.", form=form, shown=shown)
 
     raw = {key: (values if len(values) > 1 else values[0])
-           for key, values in formdata.lists() if key != security.TOKEN_FIELD and not key.startswith("_")}
+           for key, values in formdata.lists()
+           if key != security.TOKEN_FIELD and not key.startswith("_")}
     for attempt in range(3):
         try:
             return _store(definition, request, visitor_id, new_visitor, email, data, raw, outcome,

@@ -7,7 +7,8 @@ Instead each rendered form carries a *signed, time-limited token not tied to a s
 proves the form was handed out by this site recently and which fields it asked; it does not
 identify the visitor. On cached pages the token is made for each response, not stored with the
 page (`engine.web.late`), so its date is when this visitor got the page, and a token stores one
-submission only (its nonce is spent). Cross-site forgery is then stopped by two more checks that need no session:
+submission only (its nonce is spent). Cross-site forgery is then stopped by two more checks that
+need no session:
 - the browser's `Origin` (or `Sec-Fetch-Site`) header must name this site when present, which
   every current browser sends on cross-site POSTs;
 - the visitor cookie is `SameSite=Lax`, so a cross-site POST never carries it and cannot tie a

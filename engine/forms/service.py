@@ -63,7 +63,8 @@ def submissions_for(contact_ids: list[int]) -> list[dict[str, Any]]:
     return [{"id": s.id, "form": s.form_slug, "values": s.raw, "ip": s.ip, "page": s.page_url,
              "referrer": s.referrer, "user_agent": s.user_agent, "browser": s.visitor_id,
              "submitted_at": s.created_at.isoformat()}
-            for s in db.session.scalars(select(Submission).where(Submission.contact_id.in_(contact_ids))
+            for s in db.session.scalars(select(Submission)
+                                        .where(Submission.contact_id.in_(contact_ids))
                                         .order_by(Submission.id))]
 
 

@@ -73,7 +73,8 @@ def render_fields(definition: FormDef, known: dict[str, Any] | None = None, form
         form = form_class(definition, shown)(data=prefill)
     return Markup(render_template(
         "forms/_fields.html", definition=definition, form=form,
-        specs=[definition.field(n) for n in shown], token=security.late_form_token(definition.slug, shown),
+        specs=[definition.field(n) for n in shown],
+        token=security.late_form_token(definition.slug, shown),
         honeypot=security.HONEYPOT, token_field=security.TOKEN_FIELD, contact=contact))
 
 
@@ -104,7 +105,8 @@ def show(slug: str) -> Any:
     definition = _definition(slug)
     known, contact = _known(definition)
     html = render_form(definition, render_fields(definition, known, contact=contact), personal=True)
-    return _no_store(Response(render_template("forms/page.html", definition=definition, form_html=html)))
+    return _no_store(Response(render_template("forms/page.html", definition=definition,
+                                              form_html=html)))
 
 
 @blueprint.get("/forms/<slug>/fields")
@@ -115,7 +117,8 @@ def fields(slug: str) -> Any:
 
 
 def _wants_json() -> bool:
-    return (request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+    return (request.accept_mimetypes.best_match(["text/html", "application/json"])
+            == "application/json"
             or request.headers.get("X-Requested-With") == "fetch")
 
 
@@ -142,7 +145,8 @@ def _respond(definition: FormDef, outcome: pipeline.Outcome) -> Response:
     if outcome.status in ("ok", "spam"):
         thanks = (url_for("forms.thanks", slug=definition.slug,
                           token=security.sign("thanks", outcome.submission_id))
-                  if outcome.status == "ok" else url_for("forms.thanks_plain", slug=definition.slug))
+                  if outcome.status == "ok"
+                  else url_for("forms.thanks_plain", slug=definition.slug))
         target = definition.success.redirect if definition.success.action == "redirect" else thanks
         if _wants_json():  # the thank-you page makes its own download link
             return jsonify(ok=True, message=definition.success.message, redirect=target,
@@ -245,7 +249,8 @@ def confirm(token: str) -> Any:
         subscription_ids = None
     if not isinstance(subscription_ids, list) or not all(map(is_row_id, subscription_ids)):
         return Response(render_template("forms/problem.html", definition=None,
-                                        message="This confirmation link is not valid or has expired."),
+                                        message="This confirmation link is not valid or "
+                                                "has expired."),
                         status=400)
     if request.method == "GET":
         return _no_store(Response(render_template("forms/confirm.html", token=token, done=False)))

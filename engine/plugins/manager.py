@@ -173,7 +173,8 @@ class Plugins:
         try:
             return self.infos[slug]
         except KeyError:
-            raise PluginError(f"no plugin named {slug!r}; `magnet plugins list` shows them") from None
+            raise PluginError(f"no plugin named {slug!r}; "
+                              "`magnet plugins list` shows them") from None
 
     # --- plugins created while the site runs ---------------------------------------------------
 

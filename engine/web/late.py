@@ -5,8 +5,8 @@ change (days on a quiet site). A value that must be fresh per response, such as 
 signed token (dated when it is handed out, so the minimum fill time holds, and expiring), cannot
 be stored in it. While a page is rendered for the cache, `late(kind, arg)` writes a marker
 instead; the cache cuts the stored body at its markers once (`split`) and `join` puts in
-`resolver(arg)` for each response, which costs little more than the resolver's own work. Outside a cached render `late()` returns
-the value at once.
+`resolver(arg)` for each response, which costs little more than the resolver's own work. Outside a
+cached render `late()` returns the value at once.
 
 Concerns register resolvers with `register(app, kind, resolver)` at start-up (forms: the form
 token). A marker holds only a kind and a short argument of safe characters, so nothing a visitor

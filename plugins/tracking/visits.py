@@ -116,7 +116,8 @@ def forget(contact_ids: list[int], visitor_ids: list[str]) -> None:
     if contact_ids:
         db.session.execute(delete(Touches).where(Touches.contact_id.in_(contact_ids)))
     for start in range(0, len(visitor_ids), 500):
-        db.session.execute(delete(Visit).where(Visit.visitor_id.in_(visitor_ids[start:start + 500])))
+        db.session.execute(delete(Visit)
+                           .where(Visit.visitor_id.in_(visitor_ids[start:start + 500])))
     subjects = [("v", vid) for vid in visitor_ids] + [("c", str(cid)) for cid in contact_ids]
     for kind, subject in subjects:
         db.session.execute(update(Seen).where(Seen.kind == kind, Seen.subject == subject)

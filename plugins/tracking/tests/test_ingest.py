@@ -141,7 +141,8 @@ def test_the_visitor_cookie_is_secure_when_the_beacon_comes_over_https(app, clie
     answer = client.post("/t/event", data=json.dumps(payload), content_type="text/plain",
                          headers={"User-Agent": CHROME}, base_url="https://localhost")
     assert answer.status_code == 204
-    assert "magnet_vid=" in answer.headers["Set-Cookie"] and "Secure" in answer.headers["Set-Cookie"]
+    assert ("magnet_vid=" in answer.headers["Set-Cookie"]
+            and "Secure" in answer.headers["Set-Cookie"])
 
 
 def test_pages_of_a_site_served_on_an_ipv6_address_are_its_own():
