@@ -6,12 +6,16 @@ from pathlib import Path
 
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from engine.jobs.embedded import EmbeddedRedis
 
-# Short timeouts: when Redis is down a request must fall back at once, not hang.
+# Short timeouts and one immediate retry (a pooled connection Redis closed on a restart): when
+# Redis is down a request must fall back at once, not sleep through the client's default
+# backoff, which holds each failing command for seconds.
 CLIENT_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 5.0,
-                  "health_check_interval": 30}
+                  "health_check_interval": 30, "retry": Retry(NoBackoff(), 1)}
 
 
 def redis_url(app: Flask) -> str:

