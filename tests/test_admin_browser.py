@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import textwrap
-import time
 import uuid
 
 import pytest
@@ -34,7 +33,7 @@ def sign_in(page, live_server, app, role):
     page.wait_for_url(f"{live_server}/admin/")
 
 
-def test_editor_writes_previews_survives_a_closed_tab_and_schedules(page, live_server, app):
+def test_editor_writes_previews_survives_a_closed_tab_and_schedules(page, live_server, app, clock):
     refused: list[str] = []  # what the Content-Security-Policy (or anything else) refused
     page.on("console", lambda message: message.type == "error" and refused.append(message.text))
     sign_in(page, live_server, app, "editor")
@@ -71,7 +70,7 @@ def test_editor_writes_previews_survives_a_closed_tab_and_schedules(page, live_s
     assert "Scheduled for" in flashes.inner_text(), flashes.inner_text()
     visitor = page.context.browser.new_context().new_page()
     assert visitor.goto(f"{live_server}/blog/webinar-recap").status == 404
-    time.sleep(6.5)
+    clock.advance(seconds=6.5)  # the publication time comes
     response = visitor.goto(f"{live_server}/blog/webinar-recap")
     assert response.status == 200 and "Scores need" in visitor.content()
     visitor.context.close()

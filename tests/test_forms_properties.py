@@ -69,8 +69,8 @@ def test_any_submission_is_answered_without_error_and_stored_whole_or_not_at_all
 
 
 @pytest.mark.slow
-def test_a_thousand_concurrent_submissions_are_all_stored_with_the_right_contacts(live_server, app):
-    people = [f"person{i % 900}@example.com" for i in range(1000)]  # 100 come back a second time
+def test_many_concurrent_submissions_are_all_stored_with_the_right_contacts(live_server, app):
+    people = [f"person{i % 360}@example.com" for i in range(400)]  # 40 come back a second time
     failures: list[str] = []
     lock = threading.Lock()
     queue = list(enumerate(people))
@@ -103,7 +103,7 @@ def test_a_thousand_concurrent_submissions_are_all_stored_with_the_right_contact
     with app.app_context():
         rows = db.session.execute(select(Submission.raw, Contact.email)
                                   .join(Contact, Contact.id == Submission.contact_id)).all()
-        assert len(rows) == 1000
+        assert len(rows) == 400
         assert all(raw["email"].lower() == email for raw, email in rows)
         assert Counter(email for _, email in rows) == Counter(people)
-        assert db.session.scalar(select(func.count()).select_from(Contact)) == 900
+        assert db.session.scalar(select(func.count()).select_from(Contact)) == 360

@@ -130,7 +130,7 @@ def segmented(app, work):
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(ACTIONS, min_size=2, max_size=12))
 def test_incremental_membership_equals_a_fresh_build(segmented, clock, actions):

@@ -1,9 +1,12 @@
 """Themes: discovery, the active theme stored in the database, child themes, the CLI."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from engine.themes.registry import ThemeError, discover
+from engine.web import generation
 from tests.content_helpers import load_demo
 
 
@@ -132,4 +135,5 @@ def test_a_theme_added_while_the_site_runs_can_be_chosen_without_a_restart(make_
     other = make_app(instance=Path(app.instance_path), THEMES_PATH=str(themes))
     with other.app_context():
         other.extensions["magnet.themes"].use("fresh")
+    time.sleep(generation.TTL)  # how long the first process may trust the generation it read
     assert "fresh-look" in client.get("/").text
