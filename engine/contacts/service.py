@@ -134,7 +134,6 @@ def define_field(key: str, label: str, type: str = "text",
 
 def find_by_email(email: str) -> Contact | None:
     """The active contact with this (already normalised) email, following merges."""
-    from engine.contacts.identity import resolve
     contact = db.session.scalar(select(Contact).where(Contact.email == email))
     return resolve(contact.id) if contact is not None else None
 

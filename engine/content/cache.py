@@ -35,7 +35,10 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
+from engine import plugins
 from engine.db import utcnow
+from engine.themes import current as themes
+from engine.themes.preview import previewed
 from engine.web import generation as site_generation
 from engine.web import late
 
@@ -102,7 +105,6 @@ def invalidate() -> None:
 def cacheable_request() -> bool:
     """Anonymous GETs only: not signed-in editors, not a theme preview (which must never be
     stored, or visitors would be served it)."""
-    from engine.themes.preview import previewed
     return request.method in ("GET", "HEAD") and previewed() is None and not _signed_in()
 
 
@@ -133,8 +135,6 @@ def _key() -> tuple[Any, ...] | None:
     """This request's cache key, or None when it must not use the cache (once per request)."""
     from flask import g
 
-    from engine import plugins
-    from engine.themes import current as themes
     if "magnet_cache_key" in g:
         return g.magnet_cache_key
     gen = generation()

@@ -33,6 +33,8 @@ import nh3
 from flask import current_app
 from markupsafe import Markup, escape
 
+from engine import plugins
+
 Renderer = Callable[[dict[str, str], dict[str, Any]], str]
 
 EXTENSIONS = ["tables", "fenced_code", "toc", "attr_list", "sane_lists", "smarty", "abbr",
@@ -142,7 +144,6 @@ def _extract(text: str, nonce: str) -> tuple[str, list[tuple[str, dict[str, str]
 
 def shortcodes() -> dict[str, Renderer]:
     """Every registered shortcode of the enabled plugins (the first registration wins)."""
-    from engine import plugins
     found: dict[str, Renderer] = {}
     for _slug, (name, renderer) in plugins.current().collect("register_shortcodes"):
         found.setdefault(name, renderer)

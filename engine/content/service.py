@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, update
 
+from engine import plugins
 from engine.content import cache
 from engine.content.models import (
     KINDS,
@@ -238,7 +239,6 @@ def _remember_old_path(item: ContentItem, old_path: str) -> None:
 
 
 def _after_commit_publish(items: list[ContentItem]) -> None:
-    from engine import plugins
     for item in items:
         plugins.current().call("on_content_published", item=item)
 

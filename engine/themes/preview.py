@@ -50,15 +50,15 @@ def link(name: str, path: str = "/") -> str:
 
 
 def _verified(token: str, name: str | None = None) -> str | None:
-    """The theme a token grants, if its signature holds, it is fresh and the theme exists."""
-    from engine.themes.registry import current
+    """The theme a token grants, if its signature holds, it is fresh and the theme exists
+    (among the themes the registry found: this module sits below it)."""
     try:
         granted = signing.unsign(PURPOSE, token, lifetime())
     except signing.BadToken:
         return None
     if not isinstance(granted, str) or (name is not None and granted != name):
         return None
-    return granted if granted in current().themes else None
+    return granted if granted in current_app.extensions["magnet.themes"].themes else None
 
 
 def previewed() -> str | None:

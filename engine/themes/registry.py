@@ -18,11 +18,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 
 from engine.db import db, utcnow, write
 from engine.themes.models import ThemeState
+from engine.themes.preview import previewed
 from engine.web import generation
 
 log = logging.getLogger("magnet.themes")
@@ -101,7 +102,6 @@ class Themes:
     def chain(self, name: str | None = None) -> list[Theme]:
         """The theme and its ancestors, child first: the template search order. Without a
         name, the theme this request shows: a signed preview's, else the active one."""
-        from engine.themes.preview import previewed
         theme = self.themes.get(name or previewed() or self._active)
         out = []
         while theme is not None:
@@ -177,5 +177,4 @@ class Themes:
 
 
 def current() -> Themes:
-    from flask import current_app
     return current_app.extensions["magnet.themes"]
