@@ -431,3 +431,26 @@ def test_sign_ins_and_failed_ones_are_in_the_audit_log(app):
             select(AuditEntry).where(AuditEntry.action.startswith("auth.")).order_by(AuditEntry.id))]
     assert entries == [("auth.sign_in_failed", "anonymous", "ed@example.com"),
                        ("auth.sign_in", "ed@example.com", "ed@example.com")]
+
+
+def test_choosing_the_role_a_person_has_changes_and_audits_nothing(app):
+    from engine.audit import AuditEntry
+    from engine.auth.models import User
+    from engine.db import db
+    owner = signed_in(app, "owner")
+    make_user(app, "ed@example.com", "editor")
+    with app.app_context():
+        editor_id = db.session.scalar(select(User.id).where(User.email == "ed@example.com"))
+    token = csrf_token(owner.get("/admin/users").get_data(as_text=True))
+    owner.post(f"/admin/users/{editor_id}/role", data={"role": "editor", "csrf_token": token})
+    assert "already an editor: unchanged" in owner.get("/admin/users").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(AuditEntry.action)).all().count("user.role") == 0
+
+
+def test_a_missing_role_is_explained(app):
+    viewer = signed_in(app, "viewer")
+    page = viewer.get("/admin/users")
+    assert page.status_code == 403
+    assert "This needs the owner role" in page.get_data(as_text=True)
+    assert "read-protected" not in page.get_data(as_text=True)

@@ -27,6 +27,7 @@ def test_mail_is_sent_over_smtp_by_a_worker(make_app, smtp_server, work):
     message = smtp_server.messages[0]
     assert message["To"] == "jane@example.com" and message["Subject"] == "Welcome"
     assert message["Reply-To"] == "help@example.com"
+    assert message["Date"].endswith("+0000")  # UTC said as such, not "-0000" (zone unknown)
     html = message.get_body(("html",)).get_content()
     assert 'style="color: #c00' in html and "<style>" not in html  # CSS inlined
     text = message.get_body(("plain",)).get_content()

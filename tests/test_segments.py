@@ -190,11 +190,16 @@ def test_cli_lists_shows_members_and_rebuilds(app, work):
                                 "value": "GB"}))
     runner = app.test_cli_runner()
     listed = runner.invoke(args=["segments", "list"])
-    assert "UK" in listed.output and "1 members" in listed.output
+    assert "UK" in listed.output and "1 member " in listed.output
     assert '"country"' in runner.invoke(args=["segments", "show", "UK"]).output
+    assert '"country"' in runner.invoke(args=["segments", "show", "uk"]).output  # any case
+    with app.app_context():
+        segment_id = segments.by_name("UK").id
+    assert '"name": "UK"' in runner.invoke(args=["segments", "show", str(segment_id)]).output
+    assert runner.invoke(args=["segments", "members", "UK", "--limit", "-1"]).exit_code != 0
     assert runner.invoke(args=["segments", "members", "UK"]).output.startswith("cli@example.com")
     rebuilt = runner.invoke(args=["segments", "rebuild", "UK"])
-    assert rebuilt.exit_code == 0 and "1 members" in rebuilt.output
+    assert rebuilt.exit_code == 0 and "1 member" in rebuilt.output
     assert runner.invoke(args=["segments", "show", "Nope"]).exit_code != 0
 
 
@@ -226,3 +231,14 @@ def test_two_workers_keep_membership_right_while_contacts_keep_changing(app, wor
         assert moves[:1] in ([], ["segment_entered"])
         in_segment = f"racer{n}@example.com" in members(app, "UK")
         assert (moves[-1:] == ["segment_entered"]) == in_segment
+
+
+def test_names_differ_by_more_than_letter_case_and_spaces(app):
+    definition = one({"kind": "field", "field": "country", "op": "equals", "value": "GB"})
+    with app.app_context():
+        segments.save("UK  webinar prospects", definition)
+        for taken in ("uk webinar prospects ", " UK WEBINAR   prospects"):
+            with pytest.raises(SegmentError, match="exists already"):
+                segments.save(taken, definition)
+        assert [s.name for s in segments.all_segments()] == ["UK webinar prospects"]
+        assert segments.by_name("uk webinar PROSPECTS").name == "UK webinar prospects"

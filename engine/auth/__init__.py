@@ -43,7 +43,9 @@ def require_role(role: str) -> Callable[[F], F]:
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if not current_user.can(role):
-                abort(403)
+                abort(403, f"This needs the {role} role (or a higher one); you are signed in "
+                           f"as {'an' if current_user.role in ('owner', 'editor') else 'a'} "
+                           f"{current_user.role}. An owner can change your role.")
             return view(*args, **kwargs)
         guarded.required_role = role  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]

@@ -6,11 +6,13 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from flask import current_app
+
+from engine.db import utcnow
 
 
 class Transport(Protocol):
@@ -26,7 +28,7 @@ def build(row: Any) -> EmailMessage:
     message["From"] = headers.pop("From", None) or config["MAIL_FROM"]
     message["To"] = row.to
     message["Subject"] = row.subject
-    message["Date"] = formatdate(localtime=False)
+    message["Date"] = format_datetime(utcnow())  # "+0000": UTC, not "-0000" (zone unknown)
     message["Message-ID"] = row.message_id
     for name, value in headers.items():
         message[name] = value

@@ -6,13 +6,17 @@ import json
 import click
 from flask.cli import AppGroup
 
+from engine.db import db
 from engine.segments import service
 
 segments_group = AppGroup("segments", help="List segments, their members, and rebuild them.")
 
 
 def _find(name: str) -> service.Segment:
+    """By name (any letter case), else by the id `list` shows."""
     segment = service.by_name(name)
+    if segment is None and name.strip().isdigit():
+        segment = db.session.get(service.Segment, int(name))
     if segment is None:
         raise click.ClickException(f"No segment named {name!r}; `magnet segments list` "
                                    "shows them.")
@@ -25,12 +29,13 @@ def segments_list() -> None:
     for segment in service.all_segments():
         state = segment.status if segment.status == "ready" else \
             f"building {segment.progress:.0%}"
-        click.echo(f"{segment.id:>5}  {segment.name:<40} {service.member_count(segment.id):>9} "
-                   f"members  ({state})")
+        count = service.member_count(segment.id)
+        click.echo(f"{segment.id:>5}  {segment.name:<40} {count:>9} "
+                   f"{'member' if count == 1 else 'members'}  ({state})")
 
 
 @segments_group.command("show")
-@click.argument("name")
+@click.argument("name", metavar="NAME|ID")
 def segments_show(name: str) -> None:
     """A segment's definition and state, as JSON."""
     segment = _find(name)
@@ -42,7 +47,8 @@ def segments_show(name: str) -> None:
 
 @segments_group.command("members")
 @click.argument("name")
-@click.option("--limit", default=0, type=int, help="At most this many (default: all).")
+@click.option("--limit", default=0, type=click.IntRange(min=0),
+              help="At most this many (default: all).")
 def segments_members(name: str, limit: int) -> None:
     """The members' email addresses, one a line, with when each entered."""
     segment, after, shown = _find(name), 0, 0
@@ -66,5 +72,6 @@ def segments_rebuild(name: str, wait: bool) -> None:
     segment = service.rebuild(_find(name).id)
     if wait:
         service.build(segment.id, segment.version)
-    click.echo(f"{segment.name}: {service.member_count(segment.id)} members"
+    count = service.member_count(segment.id)
+    click.echo(f"{segment.name}: {count} {'member' if count == 1 else 'members'}"
                + ("" if wait else " (a worker is building it)"))

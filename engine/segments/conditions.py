@@ -100,8 +100,10 @@ def _number(value: Any, name: str = "value") -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ConditionError(f"The {name} must be a number.") from None
-    if number != number or abs(number) > 1e15:
+    if number != number:
         raise ConditionError(f"The {name} must be a number.")
+    if abs(number) > 1e15:
+        raise ConditionError(f"The {name} is too large.")
     return number
 
 

@@ -46,7 +46,7 @@ class SegmentError(ValueError):
 def save(name: str, definition: dict[str, Any], description: str = "",
          segment_id: int | None = None) -> Segment:
     """Create or change a segment and queue its build (inside or outside a `write()`)."""
-    name = (name or "").strip()[:200]
+    name = " ".join((name or "").split())[:200]  # one space between words, none around
     if not name:
         raise SegmentError("Give the segment a name.")
     try:
@@ -54,7 +54,8 @@ def save(name: str, definition: dict[str, Any], description: str = "",
     except ConditionError as exc:
         raise SegmentError(str(exc)) from None
     with write() as session:
-        same_name = session.scalar(select(Segment.id).where(Segment.name == name))
+        same_name = session.scalar(select(Segment.id).where(  # names differ by more than case
+            func.lower(Segment.name) == name.lower()))
         if same_name is not None and same_name != segment_id:
             raise SegmentError(f"A segment named “{name}” exists already.")
         segment = session.get(Segment, segment_id) if segment_id else Segment(version=0)
@@ -248,7 +249,10 @@ def tick() -> int:
 # --- reading ----------------------------------------------------------------------------------
 
 def by_name(name: str) -> Segment | None:
-    return db.session.scalar(select(Segment).where(Segment.name == name))
+    """The segment of this name, in any letter case (names are unique regardless of case)."""
+    name = " ".join((name or "").split())
+    return db.session.scalar(select(Segment).where(func.lower(Segment.name) == name.lower())
+                             .limit(1))
 
 
 def all_segments() -> list[Segment]:

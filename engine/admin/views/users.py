@@ -18,7 +18,7 @@ from engine.auth.models import ROLES, User
 from engine.db import db, write
 
 ROLE_CHOICES = [SelectChoice("viewer", "Viewer: reads the dashboard, reports and contacts"),
-                SelectChoice("editor", "Editor: content, forms, emails and contacts"),
+                SelectChoice("editor", "Editor: content, forms, contacts and segments"),
                 SelectChoice("owner", "Owner: everything, including users, plugins and themes")]
 
 
@@ -63,6 +63,10 @@ def users_list() -> Any:
 def users_role(user_id: int) -> Any:
     user = _user_or_404(user_id)
     role, before = request.form.get("role", ""), user.role
+    if role == before:
+        flash(f"{user.email} is already {'an' if role in ('owner', 'editor') else 'a'} {role}: "
+              "unchanged.")
+        return redirect(url_for("admin.users_list"))
     try:
         with write():
             accounts.change_role(user, role)
