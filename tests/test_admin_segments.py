@@ -275,6 +275,7 @@ def test_members_page_by_keyset_and_export_as_csv(app, work):
                          data={"csrf_token": token_for(editor)})
     body = export.get_data(as_text=True)
     assert export.mimetype == "text/csv" and body.startswith("\ufeffemail,")
+    assert 'filename="uk-members.csv"' in export.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
     assert len(rows) == 56 and "out@example.com" not in body
     first_names = {r["email"]: r["first_name"] for r in rows}  # formulas quoted, inert

@@ -2,7 +2,7 @@
 
 A plugin is a Python module or package. What the admin shows about it comes from the module
 itself, so a plugin needs no manifest file:
-- its docstring's first line is the description;
+- its docstring's first paragraph is the description;
 - `__version__` is the version; `TITLE` (optional) the display name;
 - `DEFAULT_ENABLED = True` (optional) turns it on for a new site.
 """
@@ -60,8 +60,9 @@ class PluginInfo:
 
     @property
     def description(self) -> str:
-        doc = (self.module.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        """The docstring's first paragraph as one line of plain text (a sentence may wrap)."""
+        paragraph = (self.module.__doc__ or "").strip().split("\n\n", 1)[0]
+        return " ".join(paragraph.split()).replace("`", "")
 
     @property
     def default_enabled(self) -> bool:

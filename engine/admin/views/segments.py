@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +128,7 @@ def segments_export(segment_id: int) -> Any:
                     buffer.truncate()
             yield buffer.getvalue()
 
-    filename = f"segment-{segment.id}-members.csv"
+    slug = re.sub(r"[^a-z0-9]+", "-", segment.name.lower()).strip("-")[:60] or "segment"
+    filename = f"{slug}-members.csv"  # named after the segment, in safe characters
     return Response(lines(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
