@@ -40,6 +40,9 @@ def test_import_maps_dedupes_merges_and_reports_bad_rows(app, tmp_path):
     assert ("5 rows: 1 created, 1 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected"
             in result.output)
     assert "line 5: email: Enter a valid email address" in result.output
+    again = app.test_cli_runner().invoke(args=["contacts", "import", str(path), "--map",
+                                               "Notes=", "--dry-run"])  # says what a run does
+    assert "0 would be created, 0 would be updated, 2 unchanged" in again.output
     assert "line 6: plan: Plan: choose one of the options offered." in result.output
     assert list(csv.reader((tmp_path / "errors.csv").open()))[1][0] == "5"
     with app.app_context():

@@ -173,6 +173,18 @@ def clean_values(values: dict[str, Any],
     return clean
 
 
+def would_change(contact: Contact, values: dict[str, Any], overwrite: bool = True) -> bool:
+    """Whether `apply_values` would change the contact (an import's dry run asks)."""
+    return bool(_changes(contact, values, overwrite))
+
+
+def _changes(contact: Contact, values: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    current = {key: getattr(contact, key) for key in STANDARD_FIELDS if key in values}
+    if "company" in values:
+        current["company"] = contact.company.name if contact.company else ""
+    return store.changed_values(current, contact.custom or {}, values, overwrite)
+
+
 def apply_values(contact: Contact, values: dict[str, Any],
                  overwrite: bool = True) -> dict[str, Any]:
     """Set cleaned values on a loaded contact; `{field: (old, new)}` of what changed.
@@ -180,10 +192,7 @@ def apply_values(contact: Contact, values: dict[str, Any],
     Empty values never erase known ones; with `overwrite=False` known values are kept too (an
     import that only fills gaps). The rules are `store.changed_values`, shared with `upsert`.
     """
-    current = {key: getattr(contact, key) for key in STANDARD_FIELDS if key in values}
-    if "company" in values:
-        current["company"] = contact.company.name if contact.company else ""
-    changes = store.changed_values(current, contact.custom or {}, values, overwrite)
+    changes = _changes(contact, values, overwrite)
     custom = dict(contact.custom or {})
     for key, (_, new) in changes.items():
         if key == "company":

@@ -26,6 +26,7 @@ from engine.contacts.service import (
     clean_values,
     custom_fields,
     normalise_email,
+    would_change,
 )
 from engine.db import db, utcnow, write
 from engine.jobs import outbox
@@ -167,9 +168,16 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
         for contact in db.session.scalars(select(Contact)
                                           .where(Contact.email.in_(emails[start:start + 900]))):
             existing[contact.email] = contact
-    if dry_run:
-        report.created += sum(1 for email in emails if email not in existing)
-        report.updated += sum(1 for email in emails if email in existing)
+    if dry_run:  # the same counts as the real run, from the same rules, writing nothing
+        for email, values, _ in chunk:
+            contact = existing.get(email)
+            if contact is None:
+                report.created += 1
+            elif contact.merged_into_id is None and contact.status != "erased" \
+                    and would_change(contact, values, overwrite):
+                report.updated += 1
+            else:
+                report.unchanged += 1
         return
     with write():
         company_ids = _companies({v["company"] for _, v, _ in chunk if v.get("company")})
