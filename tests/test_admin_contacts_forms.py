@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
-from tests.admin_helpers import signed_in, token_for
+from tests.admin_helpers import form_as_shown, signed_in, token_for
+from tests.content_helpers import load_demo
 from tests.forms_support import EBOOK, forms_site, post
 
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -92,6 +95,123 @@ def test_form_builder_creates_and_edits_a_form_with_validation(site):
     assert form.success.redirect == "/thanks" and form.notify == ("sales@example.com",)
     public = site.test_client().get("/forms/demo-call").get_data(as_text=True)
     assert "Book" in public and 'name="email"' in public
+
+
+def _stored(app, slug):
+    from engine.db import db
+    from engine.forms.models import Form
+    with app.app_context():
+        row = db.session.scalar(select(Form).where(Form.slug == slug))
+        return json.loads(json.dumps(row.definition)), row.source, row.updated_at
+
+
+def _public(app, slug):
+    """The public form's HTML (the <form> element), without the token signed for this render."""
+    html = app.test_client().get(f"/forms/{slug}").get_data(as_text=True)
+    form = html[html.index('<form class="magnet-form"'):]
+    return re.sub(r'name="_token" value="[^"]*"', 'name="_token"', form[:form.index("</form>")])
+
+
+def _demo_slugs(app):
+    from engine.forms import service
+    with app.app_context():
+        return [row.slug for row in service.all_forms()]
+
+
+def test_every_demo_form_saved_unchanged_in_the_editor_stays_as_it_was(site):
+    """Pressing “Save form” without editing: the stored definition (from content/forms/), the
+    public form and its `source` stay as they were, and the page says nothing changed."""
+    load_demo(site)
+    editor = signed_in(site, "editor")
+    slugs = _demo_slugs(site)
+    assert {"ebook", "newsletter", "webinar"} <= set(slugs)
+    for slug in slugs:
+        before, public = _stored(site, slug), _public(site, slug)
+        page = editor.get(f"/admin/forms/{slug}").get_data(as_text=True)
+        response = editor.post(f"/admin/forms/{slug}", data=MultiDict(form_as_shown(page)),
+                               follow_redirects=True)
+        assert response.status_code == 200, slug
+        assert "unchanged" in response.get_data(as_text=True), slug
+        assert _stored(site, slug) == before, slug
+        assert _public(site, slug) == public, slug
+
+
+def test_every_demo_form_keeps_what_the_editor_did_not_touch(site):
+    """One edit (the title) is the only change: every other property of every field, shown in
+    the editor or not, is read back as stored, and the public form differs only in its title."""
+    from dataclasses import replace
+
+    from engine.forms import service
+    load_demo(site)
+    editor = signed_in(site, "editor")
+    for slug in _demo_slugs(site):
+        with site.app_context():
+            before = service.get(slug)
+        public = _public(site, slug)
+        page = editor.get(f"/admin/forms/{slug}").get_data(as_text=True)
+        shown = [(k, v + " (new)" if k == "title" else v) for k, v in form_as_shown(page)]
+        response = editor.post(f"/admin/forms/{slug}", data=MultiDict(shown),
+                               follow_redirects=True)
+        assert "saved" in response.get_data(as_text=True), slug
+        with site.app_context():
+            after = service.get(slug)
+        assert after == replace(before, title=before.title + " (new)"), slug
+        assert _public(site, slug).replace(" (new)", "") == public, slug
+        # Choices written as one string are shown (and kept) as one string.
+        again = editor.get(f"/admin/forms/{slug}").get_data(as_text=True)
+        for spec in after.fields:
+            for choice in spec.choices:
+                if choice.value == choice.label:
+                    assert f"{choice.value} | " not in again, (slug, choice)
+
+
+def test_properties_without_an_input_in_the_editor_are_kept(site):
+    from engine.forms import service
+    with site.app_context():
+        service.save({"slug": "call", "title": "Call me", "owner": "sales", "fields": [
+            {"name": "email", "type": "email"},
+            {"name": "nickname", "type": "text", "autocomplete": "nickname", "note": "x"}]})
+    editor = signed_in(site, "editor")
+    page = editor.get("/admin/forms/call").get_data(as_text=True)
+    shown = [(k, "Call me back" if k == "title" else v) for k, v in form_as_shown(page)]
+    assert editor.post("/admin/forms/call", data=MultiDict(shown)).status_code == 302
+    stored, source, _ = _stored(site, "call")
+    assert (stored["title"], stored["owner"], source) == ("Call me back", "sales", "admin")
+    nickname = stored["fields"][1]
+    assert (nickname["autocomplete"], nickname["note"]) == ("nickname", "x")
+
+
+def test_the_editor_sets_defaults_and_number_bounds_that_the_public_form_enforces(site):
+    editor = signed_in(site, "editor")
+    page = editor.get("/admin/forms/webinar").get_data(as_text=True)
+    shown = dict(form_as_shown(page))
+    index = {v: k.split("-")[1] for k, v in shown.items() if k.endswith("-name")}
+    team, webinar = index["team_size"], index["webinar_id"]
+    assert (shown[f"f-{team}-min"], shown[f"f-{team}-max"]) == ("0", "100000")
+    assert shown[f"f-{webinar}-default"] == "lead-scoring-2026-12-10"
+    edited = [(k, {f"f-{team}-min": "1", f"f-{team}-max": "250.5",
+                   f"f-{webinar}-default": "scoring-2027-01-14"}.get(k, v))
+              for k, v in form_as_shown(page)]
+    response = editor.post("/admin/forms/webinar", data=MultiDict(edited), follow_redirects=True)
+    assert "saved" in response.get_data(as_text=True)
+    stored, _, _ = _stored(site, "webinar")
+    fields = {f["name"]: f for f in stored["fields"]}
+    assert (fields["team_size"]["min"], fields["team_size"]["max"]) == (1, 250.5)
+    assert fields["webinar_id"]["default"] == "scoring-2027-01-14"
+    public = _public(site, "webinar")
+    assert 'value="scoring-2027-01-14"' in public
+    assert 'min="1"' in public and 'max="250.5"' in public
+    visitor = site.test_client()
+    base = {"email": "ann@example.com", "first_name": "Ann", "webinar_id": "scoring-2027-01-14"}
+    for number, accepted in (("0", False), ("251", False), ("-5", False), ("250.5", True)):
+        response = post(visitor, "webinar", {**base, "team_size": number})
+        assert (response.status_code == 303) == accepted, number
+    bad = [(k, "many" if k == f"f-{team}-min" else v) for k, v in form_as_shown(page)]
+    refused = editor.post("/admin/forms/webinar", data=MultiDict(bad))
+    assert refused.status_code == 400 and 'value="many"' in refused.get_data(as_text=True)
+    upside_down = [(k, {f"f-{team}-min": "10", f"f-{team}-max": "5"}.get(k, v))
+                   for k, v in form_as_shown(page)]
+    assert editor.post("/admin/forms/webinar", data=MultiDict(upside_down)).status_code == 400
 
 
 def test_submissions_export_as_csv_without_formula_injection(site):

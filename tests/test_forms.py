@@ -300,6 +300,17 @@ def test_success_redirects_stay_on_this_site(redirect):
                "success": {"action": "redirect", "redirect": redirect}})
 
 
+@pytest.mark.parametrize("bounds", [{"min": "0"}, {"max": float("nan")}, {"min": float("inf")},
+                                    {"max": True}, {"min": 10**16}, {"min": 5, "max": 1}])
+def test_number_bounds_are_ordinary_numbers_in_order(bounds):
+    """Refused when the definition is read, not when a visitor's page or answer needs them."""
+    with pytest.raises(DefinitionError):
+        parse({"slug": "x", "fields": [{"name": "n", "type": "number", **bounds}]})
+    spec = parse({"slug": "x", "fields": [{"name": "n", "type": "number", "min": 0,
+                                           "max": 2.5}]}).fields[0]
+    assert (spec.min, spec.max) == (0, 2.5)
+
+
 def test_a_redirecting_form_goes_to_its_page(make_app):
     app = forms_site(make_app)
     from engine.forms import service

@@ -107,6 +107,16 @@ def _choices(raw: Any, where: str) -> tuple[Choice, ...]:
     return tuple(out)
 
 
+def _bound(raw: Any, where: str) -> float | None:
+    """A number field's min or max: an ordinary number (NaN, infinity or text would fail only
+    when the form is shown or submitted)."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not -1e15 < raw < 1e15:
+        raise DefinitionError(f"{where}: min and max are numbers, like 0 or 99.5")
+    return raw
+
+
 def _safe_path(path: str) -> bool:
     """A same-site path: starts with one slash, no scheme, no backslash, no control chars."""
     return (path.startswith("/") and not path.startswith("//") and "\\" not in path
@@ -126,12 +136,15 @@ def parse_field(raw: dict[str, Any], slug: str) -> FieldDef:
     choices: tuple[Choice, ...] = ()
     if ftype in ("select", "radio", "checkboxes"):
         choices = _choices(raw.get("choices"), where)
+    low, high = _bound(raw.get("min"), where), _bound(raw.get("max"), where)
+    if low is not None and high is not None and low > high:
+        raise DefinitionError(f"{where}: min is more than max")
     return FieldDef(
         name=name, type=ftype, label=str(raw.get("label") or name.replace("_", " ").capitalize()),
         required=bool(raw.get("required", False)), help=str(raw.get("help", "")),
         placeholder=str(raw.get("placeholder", "")), choices=choices,
         default=str(raw.get("default", "")), profiling=bool(raw.get("profiling", False)),
-        min=raw.get("min"), max=raw.get("max"),
+        min=low, max=high,
         max_length=int(raw.get("max_length", DEFAULT_MAX_LENGTH.get(ftype, 500))),
         autocomplete=str(raw.get("autocomplete")
                          or AUTOCOMPLETE.get(name, "off" if ftype == "hidden" else "")),

@@ -123,14 +123,16 @@ document.addEventListener("DOMContentLoaded", function () {
   });
 });
 
-/* The form builder shows a field's choices box only for the types that have choices. */
+/* The form builder shows a field's type-specific inputs (choices, default value, minimum and
+   maximum) only for the types that use them: <x data-types-for="TYPE-SELECT-ID"
+   data-types="select radio">. Hidden inputs are still sent, so nothing stored is lost. */
 document.addEventListener("DOMContentLoaded", function () {
   "use strict";
-  var withChoices = ["select", "radio", "checkboxes"];
-  document.querySelectorAll("[data-choices-for]").forEach(function (box) {
-    var type = document.getElementById(box.getAttribute("data-choices-for"));
+  document.querySelectorAll("[data-types-for]").forEach(function (box) {
+    var type = document.getElementById(box.getAttribute("data-types-for"));
     if (!type) return;
-    function sync() { box.hidden = withChoices.indexOf(type.value) < 0; }
+    var types = box.getAttribute("data-types").split(" ");
+    function sync() { box.hidden = types.indexOf(type.value) < 0; }
     type.addEventListener("change", sync);
     sync();
   });

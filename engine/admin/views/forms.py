@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,12 +29,25 @@ from engine.auth import require_role
 from engine.contacts.transfer import BOM, spreadsheet_safe
 from engine.db import db
 from engine.forms import service
-from engine.forms.definitions import FIELD_TYPES, SUCCESS_ACTIONS, DefinitionError
+from engine.forms.definitions import (
+    FIELD_TYPES,
+    SUCCESS_ACTIONS,
+    DefinitionError,
+    FormDef,
+    parse,
+)
 from engine.forms.models import Form, Submission
 
 MAX_FIELDS = 60
 PER_PAGE = 50
 CHOICE_TYPES = ("select", "radio", "checkboxes")
+# What the editor has an input for; anything else a definition holds (a field's autocomplete,
+# keys a YAML file adds) travels through the page in a hidden `kept` input and is saved as it was.
+FIELD_KEYS = {"name", "type", "label", "required", "profiling", "help", "placeholder", "choices",
+              "max_length", "default", "min", "max"}
+FORM_KEYS = {"slug", "title", "description", "submit_label", "fields", "success", "notify",
+             "lists", "tags", "double_opt_in", "profiling"}
+INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
 def _form_or_404(slug: str) -> Form:
@@ -46,14 +61,46 @@ def _split(raw: str) -> list[str]:
     return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
 
 
-def _choices(raw: str) -> list[dict[str, str]]:
-    """One choice per line, `value | label` or just the label (its value is the same text)."""
-    out = []
+def _choices(raw: str) -> list[Any]:
+    """One choice per line: `value | label`, or just the text (value and label at once), which
+    is kept as one string, the way definition files write it."""
+    out: list[Any] = []
     for line in raw.splitlines():
         if line.strip():
-            value, _, label = line.partition("|")
-            out.append({"value": value.strip(), "label": (label or value).strip()})
+            value, bar, label = line.partition("|")
+            out.append({"value": value.strip(), "label": label.strip() or value.strip()} if bar
+                       else line.strip())
     return out
+
+
+def _number(text: str) -> Any:
+    """A min or max as typed: 0 stays an integer; what is not a number is left for `parse` to
+    refuse (and for the editor to show again)."""
+    if not text:
+        return None
+    try:
+        return int(text) if INTEGER.match(text) else float(text)
+    except ValueError:
+        return text
+
+
+def _text(raw: str | None) -> str:
+    """A textarea's text with the browser's CRLF line breaks as the stored LF."""
+    return (raw or "").replace("\r\n", "\n").strip()
+
+
+def kept(data: dict[str, Any], edited: set[str]) -> str:
+    """The properties the editor has no input for, as JSON for a hidden input ('' for none)."""
+    other = {key: value for key, value in data.items() if key not in edited}
+    return json.dumps(other, ensure_ascii=False) if other else ""
+
+
+def _unkept(raw: str | None, edited: set[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return {k: v for k, v in data.items() if k not in edited} if isinstance(data, dict) else {}
 
 
 def _definition_from_request(slug: str) -> dict[str, Any]:
@@ -65,12 +112,16 @@ def _definition_from_request(slug: str) -> dict[str, Any]:
         get = lambda key, i=i: (form.get(f"f-{i}-{key}") or "").strip()  # noqa: E731
         if not get("name") or get("remove"):
             continue
-        field: dict[str, Any] = {"name": get("name")[:60], "type": get("type") or "text",
+        field: dict[str, Any] = {**_unkept(form.get(f"f-{i}-kept"), FIELD_KEYS),
+                                 "name": get("name")[:60], "type": get("type") or "text",
                                  "label": get("label")[:300], "required": bool(get("required")),
                                  "profiling": bool(get("profiling"))}
-        for key in ("help", "placeholder"):
+        for key in ("help", "placeholder", "default"):
             if get(key):
                 field[key] = get(key)[:500]
+        for key in ("min", "max"):
+            if get(key):
+                field[key] = _number(get(key)[:40])
         if field["type"] in CHOICE_TYPES:
             field["choices"] = _choices(form.get(f"f-{i}-choices") or "")
         if get("max_length").isdigit():
@@ -78,14 +129,16 @@ def _definition_from_request(slug: str) -> dict[str, Any]:
         rows.append((form.get(f"f-{i}-order", i, type=int), i, field))
     fields = [field for _, _, field in sorted(rows, key=lambda r: (r[0], r[1]))]
     success: dict[str, Any] = {"action": form.get("success_action") or "message",
-                               "message": (form.get("success_message") or "Thank you!")[:2000]}
+                               "message": _text(form.get("success_message"))[:2000]
+                               or "Thank you!"}
     if success["action"] == "redirect":
         success["redirect"] = (form.get("success_redirect") or "").strip()
     if success["action"] == "asset":
         success["asset"] = (form.get("success_asset") or "").strip()
     return {
+        **_unkept(form.get("kept"), FORM_KEYS),
         "slug": slug, "title": (form.get("title") or "").strip()[:200],
-        "description": (form.get("description") or "").strip()[:2000],
+        "description": _text(form.get("description"))[:2000],
         "submit_label": (form.get("submit_label") or "Submit").strip()[:100],
         "fields": fields, "success": success, "notify": _split(form.get("notify") or ""),
         "lists": _split(form.get("lists") or ""), "tags": _split(form.get("tags") or ""),
@@ -98,7 +151,8 @@ def _editor(definition: dict[str, Any], row: Form | None, error: str | None = No
             status: int = 200) -> Any:
     return render_template("admin/form_edit.html", d=definition, row=row, error=error,
                            field_types=FIELD_TYPES, success_actions=SUCCESS_ACTIONS,
-                           choice_types=CHOICE_TYPES), status
+                           choice_types=CHOICE_TYPES, kept=kept, field_keys=FIELD_KEYS,
+                           form_keys=FORM_KEYS), status
 
 
 @bp.get("/forms")
@@ -134,13 +188,25 @@ def forms_edit(slug: str) -> Any:
 
 
 def _save(definition: dict[str, Any], row: Form | None) -> Any:
+    """Store the form, unless it means what the stored one means: a form saved as shown stays
+    as it is (a file's form stays the file's), and the editor says so."""
     try:
+        if row is not None and parse(definition) == _parsed(row.definition):
+            flash(f"Form “{row.title}” unchanged.")
+            return redirect(url_for("admin.forms_edit", slug=row.slug))
         saved = service.save(definition, source="admin")
     except (DefinitionError, KeyError, TypeError, ValueError) as exc:
         return _editor(definition, row, str(exc), 400)
     audit.record(current_user, "form.create" if row is None else "form.update", saved.slug)
     flash(f"Form “{saved.title}” saved. Put it on a page with [form {saved.slug}].")
     return redirect(url_for("admin.forms_edit", slug=saved.slug))
+
+
+def _parsed(stored: dict[str, Any]) -> FormDef | None:
+    try:
+        return parse(stored)
+    except (DefinitionError, KeyError, TypeError, ValueError):
+        return None
 
 
 @bp.get("/forms/<slug>/submissions")
