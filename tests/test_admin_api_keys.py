@@ -3,6 +3,7 @@ once; custom event types declared, used by the API at once, and deleted; every c
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from engine.api.models import ApiKey
 from engine.audit import AuditEntry
 from engine.db import db
 from engine.events.models import CustomEventType
+from engine.events.types import declare_custom
 from tests.admin_helpers import signed_in, token_for
 
 
@@ -39,32 +41,50 @@ def test_only_owners_reach_keys_and_event_types(app, role):
     assert "API keys" not in menu and "Event types" not in menu
 
 
-def test_a_key_is_shown_once_works_and_is_revoked(app):
+def test_a_key_is_shown_once_works_and_is_revoked(app, caplog):
+    caplog.set_level(logging.DEBUG)
     owner = signed_in(app, "owner")
     assert owner.post("/admin/api-keys", data={"name": "Shop"}).status_code == 400  # no CSRF
     refused = owner.post("/admin/api-keys", data={"name": " ", "csrf_token": token_for(owner)})
     assert refused.status_code == 400 and "Give the key a name" in refused.get_data(as_text=True)
     created = owner.post("/admin/api-keys", data={"name": "Shop", "csrf_token": token_for(owner)})
-    html = created.get_data(as_text=True)
+    # redirect after the post: reloading the page the key is shown on creates nothing
+    assert created.status_code == 302 and created.location.endswith("/admin/api-keys")
+    assert "mgk_" not in created.location + created.get_data(as_text=True)
+    shown = owner.get(created.location)
+    html = shown.get_data(as_text=True)
     key = re.search(r'id="new-key" value="(mgk_[^"]+)"', html).group(1)
     assert "shown this once" in html and f"Authorization: Bearer {key}" in html
     assert "curl -X POST http://localhost/api/v1/events" in html
-    assert created.headers["Cache-Control"] == "no-store"
+    assert "The key “Shop”" in html and shown.headers["Cache-Control"] == "no-store"
+    assert key not in caplog.text
     with app.app_context():
         row = db.session.scalar(select(ApiKey))
         assert key not in (row.key_hash, row.prefix) and row.prefix == key[:12]
-    listed = owner.get("/admin/api-keys").get_data(as_text=True)
+    listed = owner.get("/admin/api-keys").get_data(as_text=True)  # the reload
     assert key not in listed and f"{key[:12]}…" in listed and "Shop" in listed
+    assert f"Revoke the key “Shop” ({key[:12]}…)?" in listed
+    assert '<span class="badge badge-on">Active</span>' in listed
+    with app.app_context():
+        assert len(db.session.scalars(select(ApiKey)).all()) == 1
+    twice = owner.post("/admin/api-keys", data={"name": " shop ", "csrf_token": token_for(owner)})
+    assert twice.status_code == 400
+    assert f"An active key is named “shop” already ({key[:12]}…)" in twice.get_data(as_text=True)
     event = {"email": "buyer@example.com", "type": "purchase", "properties": {"amount": 5}}
     assert send(app.test_client(), key, event).status_code == 201
     assert "No keys yet" not in owner.get("/admin/api-keys").get_data(as_text=True)
-    owner.post(f"/admin/api-keys/{row.id}/revoke", data={"csrf_token": token_for(owner)})
+    revoked = owner.post(f"/admin/api-keys/{row.id}/revoke", data={"csrf_token": token_for(owner)},
+                         follow_redirects=True).get_data(as_text=True)
+    assert f"The key “Shop” ({key[:12]}…) is revoked" in revoked
     assert send(app.test_client(), key, event).status_code == 401
-    assert "revoked" in owner.get("/admin/api-keys").get_data(as_text=True)
+    listed = owner.get("/admin/api-keys").get_data(as_text=True)
+    assert "Revoked</span>" in listed and "Active</span>" not in listed
+    again = owner.post("/admin/api-keys", data={"name": "Shop", "csrf_token": token_for(owner)})
+    assert again.status_code == 302  # the name is free once its key is revoked
     assert owner.post("/admin/api-keys/999/revoke",
                       data={"csrf_token": token_for(owner)}).status_code == 404
-    assert audit_of(app, "api_key.") == [("api_key.create", "Shop", {"prefix": key[:12]}),
-                                         ("api_key.revoke", "Shop", {"prefix": key[:12]})]
+    assert audit_of(app, "api_key.")[:2] == [("api_key.create", "Shop", {"prefix": key[:12]}),
+                                             ("api_key.revoke", "Shop", {"prefix": key[:12]})]
 
 
 def test_an_owner_declares_an_event_type_the_api_accepts_then_deletes_it(app):
@@ -107,3 +127,24 @@ def test_an_owner_declares_an_event_type_the_api_accepts_then_deletes_it(app):
         ("event_type.create", "trial_started"), ("event_type.delete", "trial_started")]
     assert audit_of(app, "event_type.create")[0][2] == {
         "label": "Started a trial", "properties": {"plan": "string", "seats": "number"}}
+
+
+def test_an_event_type_a_segment_uses_cannot_be_deleted(app):
+    from engine.segments import service as segments
+    with app.app_context():
+        declare_custom("trial_started", "Started a trial", {"plan": "string"})
+        for name in ("Trials", "Trials on pro"):
+            segments.save(name, {"match": "all", "groups": [{"match": "all", "conditions": [
+                {"kind": "activity", "event": "trial_started", "op": "at_least", "count": 1}]}]})
+    owner = signed_in(app, "owner")
+    refused = owner.post("/admin/event-types/trial_started/delete",
+                         data={"csrf_token": token_for(owner)}, follow_redirects=True)
+    text = refused.get_data(as_text=True)
+    assert "Not deleted: the segments “Trials”, “Trials on pro” use “trial_started”" in text
+    with app.app_context():
+        assert db.session.get(CustomEventType, "trial_started") is not None
+        for segment in segments.all_segments():
+            segments.delete_segment(segment.id)
+    owner.post("/admin/event-types/trial_started/delete", data={"csrf_token": token_for(owner)})
+    with app.app_context():
+        assert db.session.get(CustomEventType, "trial_started") is None

@@ -257,6 +257,37 @@ def test_builder_partials_for_htmx(app):
     assert odd.status_code == 200
 
 
+def test_the_builder_offers_boolean_properties_as_yes_or_no(app, work):
+    from engine.events.types import declare_custom
+    with app.app_context():
+        declare_custom("trial_started", "Started a trial",
+                       {"plan": "string", "seats": "number", "paid": "boolean"})
+    editor = signed_in(app, "editor")
+    data = builder_form(token_for(editor), "Paying trials",
+                        **{"0_0_kind": "activity", "0_0_event": "trial_started",
+                           "0_0_op": "at_least", "0_0_count": "1"})
+    row = editor.post("/admin/segments/builder", data={**data, "action": "row-0-0"})
+    assert '<option value="paid">paid</option>' in row.get_data(as_text=True)
+    chosen = editor.post("/admin/segments/builder",
+                         data={**data, "c-0-0-prop": "paid", "action": "row-0-0"})
+    html = chosen.get_data(as_text=True)
+    assert '<option value="true">yes</option><option value="false">no</option>' in html
+    assert "Type or choose a value." in html  # nothing chosen yet
+    saved_page = editor.post("/admin/segments/new", data={**data, "c-0-0-prop": "paid",
+                                                          "c-0-0-value": "false"})
+    assert saved_page.status_code == 302, saved_page.get_data(as_text=True)
+    segment = segment_named(app, "Paying trials")
+    assert segment.definition["groups"][0]["conditions"][0] == {
+        "kind": "activity", "event": "trial_started", "op": "at_least", "count": 1,
+        "prop": "paid", "value": False}
+    page = editor.get(f"/admin/segments/{segment.id}/edit").get_data(as_text=True)
+    assert '<option value="false" selected>no</option>' in page
+    assert "Started a trial where paid = no" in page
+    again = editor.post(f"/admin/segments/{segment.id}/edit", data=MultiDict(form_as_shown(page)))
+    assert again.status_code == 302
+    assert segment_named(app, "Paying trials").definition == segment.definition
+
+
 @pytest.mark.both_backends
 def test_members_page_by_keyset_and_export_as_csv(app, work):
     people(app, *[(f"m{i:02d}@example.com", {"country": "GB"}) for i in range(55)],

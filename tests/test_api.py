@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,10 +64,27 @@ def test_the_key_is_stored_hashed_and_a_revoked_key_is_refused_at_once(app, clie
     assert send(client, key, event).status_code == 201
     with app.app_context():
         keys.revoke(row.id)
-    refused = send(client, key, event)
-    assert refused.status_code == 401 and "API key" in refused.get_json()["error"]
-    assert send(client, None, event).status_code == 401
-    assert send(client, "mgk_" + "x" * 43, event).status_code == 401
+    revoked = send(client, key, event)
+    unknown = send(client, "mgk_" + "x" * 43, event)
+    missing = send(client, None, event)
+    assert revoked.status_code == unknown.status_code == missing.status_code == 401
+    # a key was sent: it is not valid, in the same words whether it never existed or was revoked
+    assert "not valid" in revoked.get_json()["error"]
+    assert revoked.get_json() == unknown.get_json()
+    assert revoked.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert "is required" in missing.get_json()["error"]
+    assert "is required" not in revoked.get_json()["error"]
+
+
+def test_other_methods_get_json_405_naming_post(app, client, key):
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        answer = client.open(PATH, method=method, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 405, method
+        assert answer.headers["Allow"] == "POST" and answer.is_json
+        assert "POST" in answer.get_json()["error"]
+    head = client.head(PATH)
+    assert head.status_code == 405 and head.headers["Allow"] == "POST" and head.data == b""
+    assert count(app, Activity) == 0
 
 
 @pytest.mark.parametrize("body,status,message", [
@@ -126,6 +146,49 @@ def test_an_idempotency_key_stores_a_retried_event_once(app, client, key):
     assert send(client, key, event, headers={"Idempotency-Key": "order-2"}).status_code == 201
 
 
+@pytest.mark.both_backends
+def test_an_idempotency_key_reused_for_another_event_is_refused(app, client, key):
+    event = {"email": "a@example.com", "type": "purchase",
+             "properties": {"order_id": "1", "amount": 10}, "occurred_at": "2026-11-30T10:00:00Z"}
+    first = send(client, key, event, headers={"Idempotency-Key": "order-1"})
+    assert first.status_code == 201
+    # the same event, written otherwise (key order, spacing, time zone, the address's case)
+    same = ('{"occurred_at": "2026-11-30T11:00:00+01:00", "type": "purchase", "properties": '
+            '{"amount": 10, "order_id": "1"},   "email": "A@Example.com"}')
+    assert send(client, key, same, headers={"Idempotency-Key": "order-1"}).status_code == 200
+    other = send(client, key, {**event, "properties": {"order_id": "2", "amount": 10}},
+                 headers={"Idempotency-Key": "order-1"})
+    assert other.status_code == 422
+    assert "“order-1” was used for a different event" in other.get_json()["error"]
+    in_body = send(client, key, {**event, "type": "cart_abandoned", "properties": {},
+                                 "idempotency_key": "order-1"})
+    assert in_body.status_code == 422
+    assert count(app, Activity, Activity.type.in_(("purchase", "cart_abandoned"))) == 1
+    both = send(client, key, {**event, "idempotency_key": "order-9"},
+                headers={"Idempotency-Key": "order-8"})
+    assert both.status_code == 400 and "in the header" in both.get_json()["error"]
+    agreeing = send(client, key, {**event, "idempotency_key": "order-1"},
+                    headers={"Idempotency-Key": "order-1"})
+    assert agreeing.status_code == 200 and agreeing.get_json()["duplicate"] is True
+    assert count(app, Activity, Activity.type == "purchase") == 1
+
+
+@pytest.mark.both_backends
+def test_a_contact_made_by_the_api_or_the_cli_has_one_contact_created_event(app, client, key):
+    assert send(client, key, {"email": "api@example.com", "type": "purchase"}).status_code == 201
+    result = app.test_cli_runner().invoke(args=["events", "record", "--email", "cli@example.com",
+                                                "--type", "purchase"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        for email, source in (("api@example.com", "api"), ("cli@example.com", "cli")):
+            rows = db.session.execute(
+                select(Activity.type, Activity.properties).join(
+                    Contact, Contact.id == Activity.contact_id)
+                .where(Contact.email == email).order_by(Activity.id)).all()
+            assert [tuple(row) for row in rows] == [
+                ("contact_created", {"source": source}), ("purchase", {})]
+
+
 def test_each_key_is_rate_limited(make_app):
     app = make_app(API_RATE_LIMIT=3, API_RATE_WINDOW=60)
     with app.app_context():
@@ -150,3 +213,37 @@ def test_cli_records_an_event_as_the_api_does(app):
     assert bad.exit_code != 0 and "must be a number" in bad.output
     listed = runner.invoke(args=["events", "types"])
     assert "* purchase" in listed.output and "  form_submitted" in listed.output
+
+
+SHOP = '''
+"""Declares an event type, and is on unless turned off."""
+from engine.events import EventType, PropertyType
+from engine.plugins import hookimpl
+DEFAULT_ENABLED = True
+
+@hookimpl
+def register_event_types():
+    return [EventType("refund", "Was refunded", {"amount": PropertyType.NUMBER}, external=True)]
+'''
+
+
+def test_cli_lists_and_accepts_the_types_the_admin_lists(make_app, make_plugins):
+    """`magnet events` in a process of its own, which starts with only the built-in plugins on,
+    knows the types of the plugins the site has enabled, as the admin does."""
+    from tests.admin_helpers import signed_in
+    folder = make_plugins(shop=SHOP)
+    app = make_app(PLUGINS_PATH=str(folder))
+    assert "Was refunded" in signed_in(app, "owner").get("/admin/event-types").get_data(
+        as_text=True)
+    env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path,
+           "MAGNET_PLUGINS_PATH": str(folder), "REDIS_URL": app.config["REDIS_URL"]}
+
+    def magnet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "engine.cli", "events", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+    listed = magnet("types")
+    assert listed.returncode == 0, listed.stderr
+    assert "* refund" in listed.stdout and "[shop]" in listed.stdout
+    recorded = magnet("record", "--email", "r@example.com", "--type", "refund", "--prop",
+                      "amount=3")
+    assert recorded.returncode == 0, recorded.stderr

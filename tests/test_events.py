@@ -224,3 +224,30 @@ def test_hook_register_event_types(make_app, make_plugins):
 def test_events_from_outside_are_checked_against_their_type(app, name, properties, message):
     with app.app_context(), pytest.raises(EventTypeError, match=message):
         check_external(name, properties)
+
+
+@pytest.mark.both_backends
+def test_an_event_recorded_after_deferred_ones_comes_after_them(app):
+    """The timeline keeps the order things happened in, and a savepoint that rolls back takes
+    only its own events with it."""
+    from engine.contacts import store
+    with app.app_context():
+        with write() as session:
+            contact = store.save("new@example.com", {}, origin="api").id  # deferred
+            purchase = events.record("purchase", contact_id=contact)
+            events.defer([{"type": "tag_added", "contact_id": contact}])
+            try:
+                with session.begin_nested():
+                    events.defer([{"type": "list_joined", "contact_id": contact}])
+                    events.record("deal_won", contact_id=contact)
+                    raise RuntimeError("the savepoint's work failed")
+            except RuntimeError:
+                pass
+            refund = events.record("cart_abandoned", contact_id=contact)
+        rows = db.session.execute(select(Activity.id, Activity.type, Activity.properties)
+                                  .order_by(Activity.id)).all()
+        assert [(row.type, row.properties) for row in rows] == [
+            ("contact_created", {"source": "api"}), ("purchase", {}), ("tag_added", {}),
+            ("cart_abandoned", {})]
+        assert [row.id for row in rows][1::2] == [purchase, refund]
+        assert db.session.scalar(select(func.count()).select_from(QueuedEvent)) == 4

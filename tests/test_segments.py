@@ -242,3 +242,28 @@ def test_names_differ_by_more_than_letter_case_and_spaces(app):
                 segments.save(taken, definition)
         assert [s.name for s in segments.all_segments()] == ["UK webinar prospects"]
         assert segments.by_name("uk webinar PROSPECTS").name == "UK webinar prospects"
+
+
+@pytest.mark.both_backends
+def test_an_activity_where_a_boolean_property_is_yes_or_no(app, work):
+    from engine.events.types import declare_custom
+    with app.app_context():
+        declare_custom("trial_started", "Started a trial",
+                       {"plan": "string", "seats": "number", "paid": "boolean"})
+    paid, free, text = (person(app, f"{n}@example.com") for n in ("paid", "free", "text"))
+    with app.app_context(), write():
+        events.record("trial_started", contact_id=paid, properties={"plan": "pro", "paid": True})
+        events.record("trial_started", contact_id=free, properties={"paid": False})
+        # text where a boolean is expected (another type's, or an older declaration's) neither
+        # matches nor breaks the query
+        events.record("trial_started", contact_id=text, properties={"paid": "true"})
+        events.record("purchase", contact_id=text, properties={"paid": "not a boolean"})
+    for name, value in (("Paid", True), ("Unpaid", False)):
+        build(app, work, name, one({"kind": "activity", "event": "trial_started", "op": "at_least",
+                                    "count": 1, "prop": "paid", "value": value}))
+    assert members(app, "Paid") == matching_now(app, "Paid") == {"paid@example.com"}
+    assert members(app, "Unpaid") == matching_now(app, "Unpaid") == {"free@example.com"}
+    with app.app_context(), write():
+        events.record("trial_started", contact_id=text, properties={"paid": True})
+    deliver_events(app)
+    assert members(app, "Paid") == {"paid@example.com", "text@example.com"}

@@ -31,6 +31,7 @@ GROUP = re.compile(r"g-(\d{1,3})-match")
 BLANK = {"kind": "field", "field": "", "op": "equals", "value": ""}
 DAY_OPS = ("within_last_days", "within_next_days", "anniversary_within_days")
 EMPTY_OPS = ("is_empty", "is_not_empty")
+BOOLEANS = {"true": True, "false": False}  # a boolean property's yes / no menu
 KIND_OPS = {  # the operators of each kind, the default first (field: by the field's type)
     "tag": ("has", "has_not"), "list": ("is", "is_not"), "stage": ("is", "is_not"),
     "company": OPERATORS["text"], "created": ("before", "after", "on", "within_last_days"),
@@ -180,10 +181,14 @@ def _activity(get: Any, op: str, types: dict[str, EventType]) -> dict[str, Any]:
         prop = ""  # the property of another event, before the event was changed
     condition: dict[str, Any] = {"kind": "activity", "event": event, "op": op,
                                  "count": _number(get("count") or "1")}
-    if prop:
-        value = get("value")
-        is_number = declared is not None and declared.properties[prop] is PropertyType.NUMBER
-        condition.update(prop=prop, value=_number(value) if is_number else value)
+    if declared is not None and prop:
+        value, kind = get("value"), declared.properties[prop]
+        if kind is PropertyType.NUMBER:
+            condition.update(prop=prop, value=_number(value))
+        elif kind is PropertyType.BOOLEAN:  # "" until yes or no is chosen
+            condition.update(prop=prop, value=BOOLEANS.get(value.lower(), ""))
+        else:
+            condition.update(prop=prop, value=value)
     if get("days"):
         condition["days"] = _number(get("days"))
     return condition

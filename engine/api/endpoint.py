@@ -7,7 +7,8 @@ cycle would cost more than storing one. It takes
     Idempotency-Key: <up to 200 characters>   (optional; or "idempotency_key" in the body)
     {"email": "...", "type": "purchase", "properties": {...}, "occurred_at": "...Z"}
 and answers 201 with the event's and contact's ids (200 and `"duplicate": true` for a repeat of
-an idempotency key), or 400/401/413/415/429 with `{"error": "..."}` saying what is wrong.
+an idempotency key), or 400/401/413/415/422/429 with `{"error": "..."}` saying what is wrong.
+Other methods at the address get a JSON 405 naming the one allowed.
 """
 from __future__ import annotations
 
@@ -33,10 +34,15 @@ def _key_of(environ: dict[str, Any]) -> str:
 
 
 def events(environ: dict[str, Any]) -> Answer:
-    key_id = keys.check(_key_of(environ))
-    if key_id is None:
+    sent = _key_of(environ)
+    if not sent:
         return _refuse(401, "An API key is required: send “Authorization: Bearer <key>” with a "
                             "key from Admin → API keys.", [("WWW-Authenticate", "Bearer")])
+    key_id = keys.check(sent)
+    if key_id is None:  # the same words for a key never made and one revoked: nothing to probe
+        return _refuse(401, "This API key is not valid: it was mistyped or has been revoked. "
+                            "Use an active key from Admin → API keys.",
+                       [("WWW-Authenticate", 'Bearer error="invalid_token"')])
     config = current_app.config
     if not limiter().hit(f"api:{key_id}", int(config["API_RATE_LIMIT"]),
                          int(config["API_RATE_WINDOW"])):
@@ -58,14 +64,30 @@ def events(environ: dict[str, Any]) -> Answer:
     if unknown:
         return _refuse(400, f"Unknown field “{unknown[0]}”; an event has email, type, "
                             "properties, occurred_at and idempotency_key.")
-    idempotency_key = environ.get("HTTP_IDEMPOTENCY_KEY") or payload.get("idempotency_key")
+    header_key = environ.get("HTTP_IDEMPOTENCY_KEY") or None
+    body_key = payload.get("idempotency_key")
+    if header_key is not None and body_key is not None and header_key != body_key:
+        return _refuse(400, "Two different idempotency keys: the Idempotency-Key header and "
+                            "“idempotency_key” in the body. Send it once, in the header.")
     try:
         recorded = intake.record_external(
             payload.get("email"), payload.get("type"), payload.get("properties"),
-            payload.get("occurred_at"), idempotency_key=idempotency_key, api_key_id=key_id)
+            payload.get("occurred_at"), idempotency_key=header_key or body_key,
+            api_key_id=key_id)
+    except intake.IdempotencyConflict as exc:
+        return _refuse(422, str(exc))
     except intake.IntakeError as exc:
         return _refuse(400, str(exc))
     return json_answer(200 if recorded.duplicate else 201, recorded.as_json())
 
 
+def not_allowed(environ: dict[str, Any]) -> Answer:
+    """Any other method: what the address takes, rather than the site's HTML 404."""
+    status, headers, body = _refuse(405, f"{PATH} takes POST only: send each event as a JSON "
+                                         "object in the body of a POST.", [("Allow", "POST")])
+    return status, headers, b"" if environ.get("REQUEST_METHOD") == "HEAD" else body
+
+
 ROUTE = EdgeRoute("POST", PATH, events)
+OTHER_METHODS = [EdgeRoute(method, PATH, not_allowed)
+                 for method in ("GET", "HEAD", "PUT", "PATCH", "DELETE")]

@@ -9,7 +9,7 @@ from engine.plugins import hookimpl
 
 @hookimpl
 def register_edge_routes() -> list[Any]:
-    return [endpoint.ROUTE]
+    return [endpoint.ROUTE, *endpoint.OTHER_METHODS]
 
 
 @hookimpl

@@ -3,13 +3,16 @@
 An unknown address becomes a contact (consent unknown: an integration saying someone bought
 something is no permission to email them). The event type must be declared and open to
 outside senders, and its properties must match their declared types (`engine.events.types`).
-An idempotency key makes a retried request store nothing new and answer as the first did.
+An idempotency key makes a retried request store nothing new and answer as the first did; the
+same key with a different event is refused, as a mistake of the sender's (`IdempotencyConflict`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -32,6 +35,10 @@ MAX_KEY = 200
 
 class IntakeError(ValueError):
     """What is wrong with an event sent from outside, in words fit for the sender."""
+
+
+class IdempotencyConflict(IntakeError):
+    """An idempotency key reused with a different event: retrying cannot fix it (HTTP 422)."""
 
 
 @dataclass(frozen=True)
@@ -105,15 +112,27 @@ def record_external(email: Any, type_name: Any, properties: Any = None, occurred
                                          idempotency_key)
     for attempt in range(2):
         try:
-            return _store(address, name, clean, moment, idempotency_key, api_key_id, source)
+            return _store(address, name, clean, moment, idempotency_key, api_key_id, source,
+                          fingerprint(address, name, clean, moment))
         except IntegrityError:  # the same key, stored by a concurrent request (PostgreSQL)
             if attempt:
                 raise
     raise AssertionError("unreachable")
 
 
+def fingerprint(address: str, name: str, clean: dict[str, Any], moment: datetime | None) -> str:
+    """The SHA-256 of an event as checked (canonical JSON: sorted keys, the time in UTC), kept
+    with its idempotency key: a retry of the same event has the same one whatever the spacing,
+    key order or time zone it was written in."""
+    canonical = json.dumps({"email": address, "type": name, "properties": clean,
+                            "occurred_at": moment.astimezone(UTC).isoformat() if moment else None},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _store(address: str, name: str, clean: dict[str, Any], moment: datetime | None,
-           idempotency_key: str | None, api_key_id: int | None, source: str) -> Recorded:
+           idempotency_key: str | None, api_key_id: int | None, source: str,
+           digest: str) -> Recorded:
     keyed = idempotency_key is not None and api_key_id is not None
     with write() as session:
         if keyed:
@@ -121,18 +140,21 @@ def _store(address: str, name: str, clean: dict[str, Any], moment: datetime | No
                 IdempotentRequest.api_key_id == api_key_id,
                 IdempotentRequest.key == idempotency_key)).scalar_one_or_none()
             if earlier is not None:
+                if earlier.request_hash not in (None, digest):
+                    raise IdempotencyConflict(
+                        f"The idempotency key “{idempotency_key}” was used for a different "
+                        "event: a retry must send the same event. Use a new key for a new "
+                        "event.")
                 return Recorded(earlier.event_id, earlier.contact_id, False, duplicate=True)
         try:
-            saved = store.save(address, {}, source={"source": source})
+            saved = store.save(address, {}, source={"source": source}, origin=source)
         except ContactError as exc:
             raise IntakeError(f"“email”: {exc}") from None
-        if saved.created:
-            events.record("contact_created", contact_id=saved.id, properties={"source": source})
         event_id = events.record(name, contact_id=saved.id, properties=clean, occurred_at=moment)
         if keyed:
             session.add(IdempotentRequest(api_key_id=api_key_id, key=idempotency_key,
                                           event_id=event_id, contact_id=saved.id,
-                                          created_at=utcnow()))
+                                          request_hash=digest, created_at=utcnow()))
         if api_key_id is not None and keys.due_for_use_mark(api_key_id):
             session.execute(ApiKey.__table__.update().where(ApiKey.id == api_key_id)
                             .values(last_used_at=utcnow()))

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.api.models import ApiKey
 from engine.db import db, utcnow, write
@@ -22,18 +22,25 @@ CHECK_TTL = 2.0
 _CACHE = "magnet.api.keys"
 
 
-def _hash(key: str) -> str:
+def digest(key: str) -> str:
+    """What is stored of a key: its SHA-256."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def create(name: str, user_id: int | None) -> tuple[ApiKey, str]:
-    """A new key named `name`: the row, and the key itself (shown once, never stored)."""
+    """A new key named `name`: the row, and the key itself (shown once, never stored). Two
+    active keys never share a name, so the name says which one to revoke."""
     name = (name or "").strip()[:200]
     if not name:
         raise ValueError("Give the key a name that says where it is used (e.g. “Shop”).")
     key = PREFIX + secrets.token_urlsafe(32)
     with write() as session:
-        row = ApiKey(name=name, prefix=key[:12], key_hash=_hash(key), created_by=user_id,
+        taken = session.scalar(select(ApiKey.prefix).where(
+            func.lower(ApiKey.name) == name.lower(), ApiKey.revoked_at.is_(None)).limit(1))
+        if taken is not None:
+            raise ValueError(f"An active key is named “{name}” already ({taken}…): give this "
+                             "one another name, or revoke that one first.")
+        row = ApiKey(name=name, prefix=key[:12], key_hash=digest(key), created_by=user_id,
                      created_at=utcnow())
         session.add(row)
         session.flush()
@@ -58,18 +65,18 @@ def check(key: str) -> int | None:
     """The id of the live key `key` is, or None."""
     if not key.startswith(PREFIX) or len(key) > 100:
         return None
-    digest = _hash(key)
+    stored = digest(key)
     cache: dict[str, tuple[int | None, float]] = current_app.extensions.setdefault(_CACHE, {})
-    hit = cache.get(digest)
+    hit = cache.get(stored)
     now = time.monotonic()
     if hit is not None and now - hit[1] < CHECK_TTL:
         return hit[0]
     row: Any = db.session.execute(select(ApiKey.id, ApiKey.revoked_at)
-                                  .where(ApiKey.key_hash == digest)).first()
+                                  .where(ApiKey.key_hash == stored)).first()
     found = row.id if row is not None and row.revoked_at is None else None
     if len(cache) > 1000:
         cache.clear()
-    cache[digest] = (found, now)
+    cache[stored] = (found, now)
     return found
 
 

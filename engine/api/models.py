@@ -26,7 +26,9 @@ class ApiKey(db.Model):
 
 
 class IdempotentRequest(db.Model):
-    """A request with an `Idempotency-Key` that was served: a retry gets the same answer."""
+    """A request with an `Idempotency-Key` that was served: a retry gets the same answer, and
+    the same key with a different event is refused (`request_hash`: the SHA-256 of the event
+    as checked; none for requests served before it was kept)."""
 
     __tablename__ = "api_idempotency"
     __table_args__ = (UniqueConstraint("api_key_id", "key"),
@@ -37,4 +39,5 @@ class IdempotentRequest(db.Model):
     key: Mapped[str] = mapped_column(String(200))
     event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     contact_id: Mapped[int] = mapped_column(Integer)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -47,7 +47,13 @@ class MagnetGroup(AppGroup):
         app = ctx.ensure_object(ScriptInfo).load_app()
         if not current_app or current_app._get_current_object() is not app:  # type: ignore[attr-defined]
             ctx.with_resource(app.app_context())  # as Flask does, for plain click commands
-        return app.cli.get_command(ctx, name)
+        command = app.cli.get_command(ctx, name)
+        if command is not None:
+            # An app starts with only the built-in plugins on; a request or a job reads which
+            # others the site has enabled, and so does a site command: `magnet events types`
+            # lists the enabled plugins' types, an import calls their hooks, as the admin would.
+            app.extensions["magnet.plugins"].refresh(force=True)
+        return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))

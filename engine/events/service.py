@@ -53,8 +53,29 @@ def record(type: str, *, contact_id: int | None = None, visitor_id: str | None =
 
 def record_many(rows: list[dict[str, Any]]) -> list[int]:
     """Record events (dicts of `record()`'s arguments) inside `engine.db.write()`; returns
-    their ids, in order. Each is stored on the timeline and queued for `on_event`."""
-    return _insert(db.session(), rows) if rows else []
+    their ids, in order. Each is stored on the timeline and queued for `on_event`.
+
+    Events deferred before them in the same transaction are written first, in the same
+    INSERTs: a contact created by the store and then sent an event has its `contact_created`
+    first, as it happened. (Those deferred before the innermost savepoint still wait for the
+    commit, since writing them now would lose them if only the savepoint rolled back.)"""
+    if not rows:
+        return []
+    session = db.session()
+    earlier = _take_deferred(session)
+    return _insert(session, earlier + rows)[len(earlier):]
+
+
+def _take_deferred(session: Session) -> list[dict[str, Any]]:
+    """The events deferred since the innermost open savepoint began (all, without one),
+    no longer deferred."""
+    deferred = session.info.get(DEFERRED)
+    if not deferred:
+        return []
+    start = max(session.info.get(SAVEPOINTS, {}).values(), default=0)
+    taken = deferred[start:]
+    del deferred[start:]
+    return taken
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -119,5 +140,7 @@ def _wake_after_commit(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's (this fires for those too): `_drop_rolled_back` drops its own
     session.info.pop(PENDING, None)
     session.info.pop(DEFERRED, None)

@@ -5,6 +5,7 @@ A condition is a dict as the admin's builder saves it, e.g.
     {"kind": "field", "field": "country", "op": "equals", "value": "GB"}
     {"kind": "activity", "event": "page_view", "prop": "path", "value": "/pricing",
      "op": "at_least", "count": 3, "days": 30}
+(an activity's property `value` is text, a number, or true/false for a boolean property).
 `compile_condition()` checks it and returns a `Compiled`:
 - `sql`: a boolean SQL expression over the `contacts` table, the one source of truth: a bulk
   build runs it over every contact, an event re-runs it for the contacts the event concerns;
@@ -25,7 +26,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, exists, func, not_, or_, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.functions import FunctionElement
 
 from engine.contacts.models import (
     LIFECYCLE_STAGES,
@@ -135,6 +138,30 @@ def field_type(name: str) -> tuple[str, Any]:
     kind = {"number": "number", "date": "date", "choice": "choice"}.get(defined.type, "text")
     value = C.custom[name]
     return kind, (value.as_float() if kind == "number" else value.as_string())
+
+
+class json_boolean(FunctionElement[str]):
+    """`json_boolean(column[name])`: "true" or "false" when that JSON property is a boolean,
+    something else otherwise. SQLite's `json_extract` reads JSON booleans as 1 and 0, and a
+    cast to boolean on PostgreSQL fails on the first row whose property is other text, so each
+    backend is asked for the JSON value itself (`json_type`, the `->` value as text)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_boolean"
+
+
+@compiles(json_boolean)
+def _json_boolean_sqlite(element: json_boolean, compiler: Any, **kw: Any) -> str:
+    (index,) = element.clauses
+    return (f"json_type({compiler.process(index.left, **kw)}, "
+            f"{compiler.process(index.right, **kw)})")
+
+
+@compiles(json_boolean, "postgresql")
+def _json_boolean_postgresql(element: json_boolean, compiler: Any, **kw: Any) -> str:
+    (index,) = element.clauses
+    return f"CAST(({compiler.process(index, **kw)}) AS TEXT)"
 
 
 def _empty(column: Any, kind: str) -> ColumnElement[bool]:
@@ -328,7 +355,9 @@ def _activity(condition: dict[str, Any]) -> Compiled:
     if prop:
         prop = _text(prop, "property")
         value = condition.get("value")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):
+            where.append(json_boolean(A.properties[prop]) == ("true" if value else "false"))
+        elif isinstance(value, (int, float)):
             where.append(A.properties[prop].as_float() == float(value))
         else:
             where.append(A.properties[prop].as_string() == _text(value))

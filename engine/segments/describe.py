@@ -42,6 +42,8 @@ MISSING = "…"
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):  # a boolean property, chosen as yes or no
+        return "yes" if value else "no"
     if value is None or value == "":
         return MISSING
     if isinstance(value, float) and value.is_integer():

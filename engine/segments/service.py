@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -267,10 +268,20 @@ def member_count(segment_id: int) -> int:
 def used_by(segment_id: int) -> list[Segment]:
     """The segments whose conditions name this one ("in segment …"), which deleting it would
     change. Read now, not from the index a process keeps for a second."""
+    return _depending(lambda compiled: segment_id in compiled.segments)
+
+
+def using_event_type(name: str) -> list[Segment]:
+    """The segments whose conditions depend on events of this type ("did …"): if the type
+    were no longer declared, the builder could neither show nor save their conditions."""
+    return _depending(lambda compiled: name in compiled.events)
+
+
+def _depending(test: Callable[[Compiled], bool]) -> list[Segment]:
     found = []
     for segment in all_segments():
         try:
-            if segment_id in compile_definition(segment.definition).segments:
+            if test(compile_definition(segment.definition)):
                 found.append(segment)
         except ConditionError:  # a plugin's condition whose plugin is off
             continue

@@ -1,10 +1,24 @@
 """API keys (owners only): made here, shown once, stored as a hash (`engine.api.keys`), revoked
-at once. A key lets an outside system (a shop, a CRM) send events to `POST /api/v1/events`."""
+at once. A key lets an outside system (a shop, a CRM) send events to `POST /api/v1/events`.
+
+Creating a key answers with a redirect (reloading the page then creates nothing), and the
+page it leads to shows the new key once: it waits in the session for that one display, never
+in an address (which browsers, proxies and logs keep).
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
 from engine import audit
@@ -15,24 +29,40 @@ from engine.api.models import ApiKey
 from engine.auth import require_role
 from engine.db import db, write
 
+NEW_KEY = "magnet.new_api_key"  # session: {"id", "key"} of the key made, until it is shown
 
-def _page(new_key: str | None = None, name: str = "", error: str | None = None,
+
+def _page(new: tuple[ApiKey, str] | None = None, name: str = "", error: str | None = None,
           status: int = 200) -> Any:
     site = (current_app.config.get("SITE_URL") or request.url_root).rstrip("/")
-    return render_template("admin/api_keys.html", keys=keys.active(), new_key=new_key,
+    return render_template("admin/api_keys.html", keys=keys.active(),
+                           new_row=new[0] if new else None, new_key=new[1] if new else None,
                            name=name, error=error, endpoint=site + PATH), status
+
+
+def _new_key() -> tuple[ApiKey, str] | None:
+    """The key made just before, once: taken out of the session as it is shown (and not shown
+    if it was revoked meanwhile)."""
+    held = session.pop(NEW_KEY, None)
+    if not isinstance(held, dict):
+        return None
+    row = db.session.get(ApiKey, held.get("id") or 0)
+    key = str(held.get("key") or "")
+    if row is None or row.revoked_at is not None or row.key_hash != keys.digest(key):
+        return None
+    return row, key
 
 
 @bp.get("/api-keys")
 @require_role("owner")
 def api_keys_list() -> Any:
-    return _page()
+    return _page(_new_key())
 
 
 @bp.post("/api-keys")
 @require_role("owner")
 def api_keys_create() -> Any:
-    """The new key is in this answer only: it is stored as a hash and never shown again."""
+    """The new key goes to the page this redirects to, once; it is stored as a hash only."""
     name = (request.form.get("name") or "").strip()[:200]
     try:
         with write():
@@ -40,7 +70,8 @@ def api_keys_create() -> Any:
             audit.record(current_user, "api_key.create", row.name, {"prefix": row.prefix})
     except ValueError as exc:
         return _page(name=name, error=str(exc), status=400)
-    return _page(new_key=key, name=row.name)
+    session[NEW_KEY] = {"id": row.id, "key": key}
+    return redirect(url_for("admin.api_keys_list"))
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
@@ -53,5 +84,5 @@ def api_keys_revoke(key_id: int) -> Any:
     with write():
         keys.revoke(key_id)
         audit.record(current_user, "api_key.revoke", name, {"prefix": prefix})
-    flash(f"The key “{name}” is revoked: requests with it are refused from now on.")
+    flash(f"The key “{name}” ({prefix}…) is revoked: requests with it are refused from now on.")
     return redirect(url_for("admin.api_keys_list"))

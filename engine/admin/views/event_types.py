@@ -21,6 +21,7 @@ from engine.events.types import (
     declare_custom,
     delete_custom,
 )
+from engine.segments import service as segments
 
 BLANK_ROWS = 3
 
@@ -80,6 +81,13 @@ def event_types_delete(name: str) -> Any:
     row = db.session.get(CustomEventType, name[:50])
     if row is None:
         abort(404)  # the engine's and plugins' own types are not the owners' to delete
+    users = segments.using_event_type(row.name)
+    if users:  # their conditions would show "Choose…" and could not be saved again
+        names = ", ".join(f"“{s.name}”" for s in users)
+        flash(f"Not deleted: the segment{'s' if len(users) > 1 else ''} {names} "
+              f"use{'' if len(users) > 1 else 's'} “{row.name}” in a condition. Change "
+              f"{'them' if len(users) > 1 else 'it'} first.", "error")
+        return redirect(url_for("admin.event_types_list"))
     details = {"label": row.label, "properties": dict(row.properties or {})}
     with write():
         delete_custom(row.name)

@@ -34,7 +34,7 @@ from engine.auth import require_role
 from engine.contacts.models import CONSENT_STATES, LIFECYCLE_STAGES, Subscription, Tag
 from engine.contacts.service import custom_fields
 from engine.db import db, write
-from engine.events.types import EventType, PropertyType, all_types
+from engine.events.types import EventType, all_types
 from engine.segments import describe, service
 from engine.segments.compiler import compile_condition, plugin_kinds
 from engine.segments.conditions import ConditionError, ConditionKind
@@ -115,12 +115,12 @@ class Builder:
         return list(defined.choices or []) if defined is not None else []
 
     def properties(self, event: str) -> list[tuple[str, str]]:
-        """The event's properties a condition can compare (booleans cannot be)."""
+        """The event's properties a condition can compare, with their types (a boolean's value
+        is chosen as yes or no)."""
         declared = self.types.get(event)
         if declared is None:
             return []
-        return [(name, kind.value) for name, kind in sorted(declared.properties.items())
-                if kind is not PropertyType.BOOLEAN]
+        return [(name, kind.value) for name, kind in sorted(declared.properties.items())]
 
 
 def _segment_or_404(segment_id: int) -> Segment:
