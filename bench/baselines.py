@@ -13,7 +13,9 @@ They do the least a hand-written app would do for the same job, with nothing of 
 - `noop_wsgi`: a WSGI callable that answers 204 to anything, without Flask or any work — the
   most gunicorn itself serves on this machine, the ceiling of every endpoint;
 - `beacon_app`: accepts a small JSON beacon (`{"t": type, "u": url, "k": token, ...}`, as
-  the tracking script sends) after checking it, and stores nothing.
+  the tracking script sends) after checking it, and stores nothing;
+- `events_app()`: an event from an integration (`POST /api/v1/events`, JSON, a bearer key),
+  stored with one INSERT and answered 201 with its id, as a hand-written endpoint would.
 
 The SQLite file comes from `BENCH_SQLITE` (a temporary file when unset); each app creates
 its tables on start, so a benchmark only has to point gunicorn at it.
@@ -351,6 +353,52 @@ def beacon() -> Any:
             or not isinstance(event.get("u"), str) or not isinstance(event.get("k"), str):
         return "", 400
     return "", 204
+
+
+EVENTS_KEY = "bench-events-key"  # the bare endpoint's one accepted key, as configured by hand
+EVENTS_TABLE = ("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, email TEXT, "
+                "type TEXT, properties TEXT, occurred_at TEXT, idempotency_key TEXT, "
+                "created_at TEXT)")
+
+
+def events_app() -> Flask:
+    path = database_path()
+    connection = _connect(path)
+    try:
+        connection.execute(EVENTS_TABLE)
+    finally:
+        connection.close()
+    connections = _PerThreadConnection(path)
+    app = Flask("baseline_events")
+
+    @app.get("/")
+    def events_ready() -> str:
+        return "ready"
+
+    @app.post("/api/v1/events")
+    def event() -> Any:
+        if request.headers.get("Authorization") != f"Bearer {EVENTS_KEY}":
+            return {"error": "An API key is required."}, 401
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("email"), str) \
+                or not isinstance(payload.get("type"), str):
+            return {"error": "Send an object with email and type."}, 400
+        now = datetime.now(UTC).isoformat()
+        connection = connections.get()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            event_id = connection.execute(
+                "INSERT INTO events (email, type, properties, occurred_at, idempotency_key, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (payload["email"].strip().lower(), payload["type"],
+                 json.dumps(payload.get("properties") or {}), payload.get("occurred_at") or now,
+                 payload.get("idempotency_key"), now)).fetchone()[0]
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return {"id": event_id}, 201
+    return app
 
 
 def count_submissions(path: str | None = None, table: str = "submissions") -> int:

@@ -89,12 +89,14 @@ def psycopg_url(url: str, database: str | None = None) -> str:
     return base.rsplit("/", 1)[0] + f"/{database}" if database else base
 
 
-def recreate(server_url: str, drop_only: bool = False) -> None:
+def recreate(server_url: str, drop_only: bool = False, database: str = DATABASE) -> None:
+    """Drop the benchmark's own database (named `database`) and, unless `drop_only`, create
+    it empty again: a run never touches another database on the server."""
     with psycopg.connect(psycopg_url(server_url), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(DATABASE)))
+            sql.Identifier(database)))
         if not drop_only:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 def load(url: str, contacts: int) -> float:

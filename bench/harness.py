@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 UNIQUE = "{n}"  # in a request body: replaced by a value unique to each request of a run
+TOKEN = "{t}"  # in a request body: replaced by the next of the request's `tokens`
 
 # The web server as README's "Deploying" runs it (gevent workers, no control socket), two workers.
 GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "gevent", "--no-control-socket",
@@ -47,13 +48,21 @@ class Request:
     """What the load generator sends, over and over. `UNIQUE` in the body is made unique.
 
     `cookies`, when given, are sent in turn, one per request (as a `Cookie` header; "" sends
-    none): many visitors rather than one."""
+    none): many visitors rather than one. `tokens` replace `TOKEN` in the body, each once (a
+    single-use form token per submission); `compare()` moves past those a run used."""
 
     path: str = "/"
     method: str = "GET"
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
     cookies: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+    def spent(self, figures: Figures) -> None:
+        """Drop the tokens a run may have used: one per request, and one per connection for a
+        request still in flight when the run stopped."""
+        if self.tokens:
+            self.tokens = self.tokens[figures.requests + 2 * figures.connections:]
 
 
 @dataclass
@@ -253,12 +262,19 @@ def _run_client(kind: str, base_url: str, request: Request, duration: float,
         finally:
             os.unlink(script.name)
     else:
-        args = [sys.executable, "-m", "bench.pyclient", "--url", base_url + request.path,
-                "--method", request.method, "--body", request.body,
-                "--headers", json.dumps(request.headers), "--duration", f"{duration:g}",
-                "--connections", str(connections), "--nonce", nonce,
-                "--cookies", json.dumps(request.cookies)]
-        output = _run(args, duration)
+        # Cookies and tokens go through a file: thousands of them pass the limit of one
+        # command-line argument (128 KiB on Linux).
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as lists:
+            json.dump({"cookies": request.cookies, "tokens": request.tokens}, lists)
+        try:
+            args = [sys.executable, "-m", "bench.pyclient", "--url", base_url + request.path,
+                    "--method", request.method, "--body", request.body,
+                    "--headers", json.dumps(request.headers), "--duration", f"{duration:g}",
+                    "--connections", str(connections), "--nonce", nonce,
+                    "--lists", lists.name]
+            output = _run(args, duration)
+        finally:
+            os.unlink(lists.name)
     for line in reversed(output.splitlines()):
         if line.startswith("BENCH_JSON "):
             return json.loads(line[len("BENCH_JSON "):])
@@ -289,14 +305,16 @@ def wrk_script(request: Request, nonce: str) -> str:
     """The Lua script for one wrk run: the request, and `done()` printing figures as JSON."""
     headers = ", ".join(f"[{_lua_bytes(k.encode())}] = {_lua_bytes(v.encode())}"
                         for k, v in request.headers.items())
-    if UNIQUE in request.body or request.cookies:
+    if UNIQUE in request.body or request.cookies or request.tokens:
         # Each thread numbers its requests; the prefix makes the values unique across threads
         # and across runs (a warm-up, then the measured run).
         cookies = ", ".join(_lua_bytes(c.encode()) for c in request.cookies)
+        tokens = ", ".join(_lua_bytes(t.encode()) for t in request.tokens)
         sending = f"""
 local template = {_lua_bytes(request.body.encode())}
 local headers = {{{headers}}}
 local cookies = {{{cookies}}}
+local tokens = {{{tokens}}}
 local counter = 0
 local prefix = ""
 function init(args)
@@ -309,6 +327,9 @@ function request()
     if cookie == "" then headers["Cookie"] = nil else headers["Cookie"] = cookie end
   end
   local body = string.gsub(template, "{{n}}", prefix .. "n" .. counter)
+  if #tokens > 0 then
+    body = string.gsub(body, "{{t}}", function() return tokens[((counter - 1) % #tokens) + 1] end)
+  end
   return wrk.format({_lua_bytes(request.method.encode())}, nil, headers, body)
 end
 """
@@ -474,9 +495,10 @@ def compare(report: Report, subjects: list[Subject],
     every: dict[str, list[Figures]] = {subject.label: [] for subject in subjects}
     for subject in subjects:
         if options.warmup > 0:
-            every[subject.label].append(load(subject.server.url, subject.request,
-                                             options.warmup, options.connections,
-                                             options.client, subject.label))
+            figures = load(subject.server.url, subject.request, options.warmup,
+                           options.connections, options.client, subject.label)
+            subject.request.spent(figures)
+            every[subject.label].append(figures)
     rounds: dict[str, list[Figures]] = {subject.label: [] for subject in subjects}
     for number in range(options.rounds):
         print(f"round {number + 1}/{options.rounds}", flush=True)
@@ -485,6 +507,7 @@ def compare(report: Report, subjects: list[Subject],
                            options.connections, options.client, subject.label)
             print(f"    {subject.label}: {figures.rps:,.0f} req/s, p99 {figures.p99_ms:.1f} ms",
                   flush=True)
+            subject.request.spent(figures)
             rounds[subject.label].append(figures)
             every[subject.label].append(figures)
     for subject in subjects:

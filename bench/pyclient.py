@@ -13,8 +13,10 @@ import json
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 
 UNIQUE = "{n}"
+TOKEN = "{t}"
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -33,13 +35,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--nonce", default="run")
-    parser.add_argument("--cookies", default="[]", help="JSON list of Cookie headers, in turn")
+    parser.add_argument("--lists", default="",
+                        help="a JSON file of {\"cookies\": [Cookie headers, sent in turn], "
+                             "\"tokens\": [values for {t} in the body, each once]}")
     options = parser.parse_args()
 
     url = urllib.parse.urlsplit(options.url)
     path = url.path + (f"?{url.query}" if url.query else "")
     headers = json.loads(options.headers)
-    cookies = json.loads(options.cookies)
+    lists = json.loads(Path(options.lists).read_text()) if options.lists else {}
+    cookies, tokens = lists.get("cookies", []), lists.get("tokens", [])
     numbers = itertools.count(1)
     errors = {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
     latencies: list[float] = []
@@ -52,7 +57,10 @@ def main() -> None:
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
         while time.monotonic() < deadline:
             number = next(numbers)
-            body = options.body.replace(UNIQUE, f"{options.nonce}n{number}") or None
+            body = options.body.replace(UNIQUE, f"{options.nonce}n{number}")
+            if tokens:
+                body = body.replace(TOKEN, tokens[(number - 1) % len(tokens)])
+            body = body or None
             sent = headers
             if cookies and cookies[number % len(cookies)]:
                 sent = {**headers, "Cookie": cookies[number % len(cookies)]}

@@ -16,15 +16,22 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-HTTP_WORKLOADS = ("pages", "submissions", "beacon")
-WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts")
-# Run only when named with --only: it needs PostgreSQL and loads a million contacts.
-ON_REQUEST = ("contacts_list",)
+HTTP_WORKLOADS = ("pages", "submissions", "beacon", "events_api")
+WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts", "segments_incremental")
+# Run only when named with --only: they need PostgreSQL and load a million contacts (and, for
+# segments_bulk, ten million activities).
+ON_REQUEST = ("contacts_list", "segments_bulk")
+# Workloads that are a part of a script rather than a script of their own name.
+SCRIPTS = {"segments_incremental": ["segments.py", "incremental"],
+           "segments_bulk": ["segments.py", "bulk"]}
 QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
          "worker_throughput": ["--jobs", "200", "--forking-jobs", "40", "--outbox-rows", "1000",
                                "--rounds", "1"],
          "import_contacts": ["--rows", "10000"],
-         "contacts_list": ["--contacts", "100000", "--repeat", "5"]}
+         "contacts_list": ["--contacts", "100000", "--repeat", "5"],
+         "segments_incremental": ["--contacts", "2000", "--events", "2000", "--rate", "200",
+                                  "--seconds", "5"],
+         "segments_bulk": ["--contacts", "100000", "--activities", "1000000", "--repeat", "1"]}
 
 
 def summary(result: dict[str, Any]) -> list[str]:
@@ -50,11 +57,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, to check they work")
     parser.add_argument("--only", nargs="+", choices=WORKLOADS + ON_REQUEST,
-                        help="run only these (contacts_list runs only when named)")
+                        help="run only these (contacts_list and segments_bulk run only when "
+                             "named)")
     options = parser.parse_args()
     failed = []
     for name in options.only or WORKLOADS:
-        args = [sys.executable, str(BENCH / f"{name}.py")]
+        script, *part = SCRIPTS.get(name, [f"{name}.py"])
+        args = [sys.executable, str(BENCH / script), *part]
         if options.quick:
             args += QUICK["http"] if name in HTTP_WORKLOADS else QUICK[name]
         print(f"\n=== {name} ===", flush=True)

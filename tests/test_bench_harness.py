@@ -74,3 +74,30 @@ def test_the_server_ceiling_answers_204_after_reading_the_body():
     assert noop_wsgi({"wsgi.input": body, "CONTENT_LENGTH": "10"},
                      lambda status, headers: answers.append(status)) == []
     assert answers == ["204 No Content"] and body.read() == b""
+
+
+def test_the_events_baseline_stores_each_event_once_and_checks_its_key(tmp_path, monkeypatch):
+    """The bare endpoint `bench/events_api.py` compares with must really store, or its ratio
+    would flatter it."""
+    from bench.baselines import EVENTS_KEY, count_submissions, events_app
+    database = str(tmp_path / "events.db")
+    monkeypatch.setenv("BENCH_SQLITE", database)
+    client = events_app().test_client()
+    event = {"email": "Buyer@Example.com", "type": "purchase", "properties": {"amount": 3}}
+    signed = {"Authorization": f"Bearer {EVENTS_KEY}"}
+    assert client.post("/api/v1/events", json=event, headers=signed).status_code == 201
+    assert client.post("/api/v1/events", json=event).status_code == 401
+    assert client.post("/api/v1/events", json=["x"], headers=signed).status_code == 400
+    assert count_submissions(database, "events") == 1
+
+
+def test_the_timed_worker_logs_each_delivery_that_delivered(tmp_path):
+    """`bench/segments.py incremental` reads its figures from this log."""
+    from bench.segment_events import Deliveries
+    from bench.timed_worker import timed
+    log = tmp_path / "deliveries.log"
+    results = iter([(3, 5), (0, 5)])
+    deliver = timed(lambda start: next(results), str(log))
+    assert deliver(0) == (3, 5) and deliver(5) == (0, 5)
+    figures = Deliveries(log).read().figures()
+    assert figures["delivered"] == 3 and figures["deliveries"] == 1

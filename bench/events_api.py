@@ -1,0 +1,147 @@
+"""Events from integrations: `POST /api/v1/events` against bare Flask doing one INSERT.
+
+A shop or a CRM sends each event as JSON with its API key (created here with the engine's
+own `engine.api.keys.create`, as Admin → API keys does) and a unique idempotency key per
+request. Magnet checks the key and the event against its declared type, counts the key's
+rate limit in Redis, stores the event with its contact and queues it for delivery; a running
+`magnet worker` delivers the events meanwhile. Two Magnet loads run in the same rounds: a
+purchase by a new address each time (the address becomes a contact, with a `contact_created`
+event: the most work per request) and a purchase by one known customer. The key's rate limit
+is raised for the run, since all the load comes from one key; it is still counted.
+Baseline: bare Flask that checks a bearer key, parses the same JSON and stores it with one
+INSERT, answering 201 with the id. Afterwards every accepted Magnet event must be stored,
+and the delivery queue must drain.
+Target: at least 0.7x the baseline's requests per second, none lost.
+
+    python bench/events_api.py [--duration S] [--connections N] [--rounds R]
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.baselines import EVENTS_KEY, count_submissions
+from bench.harness import (
+    UNIQUE,
+    Gunicorn,
+    Report,
+    Request,
+    Subject,
+    answered,
+    arguments,
+    compare,
+    settings,
+    stop_on_sigterm,
+    wait_until,
+)
+from bench.site import EngineSite
+
+PATH = "/api/v1/events"
+BASELINE = "bare Flask: JSON + one INSERT"
+NEW_BUYER = "magnet: purchase, new contact"
+KNOWN_BUYER = "magnet: purchase, known contact"
+CUSTOMER = "customer@example.com"
+TARGET = 0.7
+
+
+def event_body(email: str) -> str:
+    """A purchase as a shop sends it; `UNIQUE` makes the order and the idempotency key (and,
+    in `email`, the address) new in every request."""
+    return json.dumps({"email": email, "type": "purchase",
+                       "properties": {"order_id": f"A-{UNIQUE}", "amount": 49.5,
+                                      "currency": "GBP", "product": "E-book bundle"},
+                       "idempotency_key": f"order-{UNIQUE}"})
+
+
+def event_request(key: str, email: str) -> Request:
+    return Request(PATH, "POST", {"Authorization": f"Bearer {key}",
+                                  "Content-Type": "application/json"}, event_body(email))
+
+
+def api_key(site: EngineSite) -> str:
+    """A key made by the engine's own service, and the known customer's first purchase."""
+    from engine import create_app
+    from engine.api import intake, keys
+    from engine.db import db
+    app = create_app({"REDIS_URL": site.redis.url}, instance_path=site.instance)
+    try:
+        with app.app_context():
+            _, key = keys.create("Benchmark shop", None)
+            intake.record_external(CUSTOMER, "purchase", {"order_id": "A-0", "amount": 1.0})
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    return key
+
+
+def stored(database: Path, sql: str) -> int:
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(connection.execute(sql).fetchone()[0])
+    finally:
+        connection.close()
+
+
+def accounting(site: EngineSite, runs: dict[str, list[Any]], baseline_db: str) -> dict[str, Any]:
+    """What was accepted against what was stored, and how long delivery took to catch up."""
+    database = site.instance / "magnet.db"
+    load_ended = time.monotonic()
+    purchases = stored(database, "SELECT count(*) FROM activities WHERE type = 'purchase'")
+    try:
+        wait_until(lambda: stored(database, "SELECT count(*) FROM event_queue") == 0, 300,
+                   "the delivery queue to drain")
+    except TimeoutError:
+        pass
+    return {
+        "magnet_accepted": answered(runs[NEW_BUYER]) + answered(runs[KNOWN_BUYER]),
+        "magnet_purchases_stored": purchases - 1,  # less the known customer's first
+        "magnet_contacts": stored(database, "SELECT count(*) FROM contacts"),
+        "queue_left": stored(database, "SELECT count(*) FROM event_queue"),
+        "queue_drained_seconds_after_load": round(time.monotonic() - load_ended, 1),
+        "baseline_accepted": answered(runs[BASELINE]),
+        "baseline_stored": count_submissions(baseline_db, "events"),
+        "note": "stored can exceed accepted by the requests still in flight when the load "
+                "generator stopped (at most connections x runs); lost = accepted - stored",
+    }
+
+
+def main() -> None:
+    options = arguments(__doc__.split("\n\n")[0])
+    report = Report("events_api", "events accepted per second from integrations",
+                    settings(options, worker_processes=1), baselines=[BASELINE])
+    unbounded = {"MAGNET_API_RATE_LIMIT": str(10**12)}
+    with stop_on_sigterm(), ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-events-"))
+        baseline_db = f"{folder}/baseline.db"
+        site = stack.enter_context(EngineSite(content=False, config=unbounded))
+        key = api_key(site)
+        engine = site.serve()
+        bare = stack.enter_context(Gunicorn("bench.baselines:events_app()",
+                                            {"BENCH_SQLITE": baseline_db}))
+        runs = compare(report, [
+            Subject(BASELINE, bare, event_request(EVENTS_KEY, f"buyer-{UNIQUE}@example.com")),
+            Subject(NEW_BUYER, engine, event_request(key, f"buyer-{UNIQUE}@example.com")),
+            Subject(KNOWN_BUYER, engine, event_request(key, CUSTOMER))], options)
+        report.extra["accounting"] = accounting(site, runs, baseline_db)
+    counted = report.extra["accounting"]
+    lost = max(0, counted["magnet_accepted"] - counted["magnet_purchases_stored"])
+    for label in (NEW_BUYER, KNOWN_BUYER):
+        ratio = report.ratio(label, BASELINE)
+        report.target(f"{label} / bare Flask + INSERT", ratio, f">= {TARGET}x", ratio >= TARGET)
+    report.target("events lost", lost, "0", lost == 0)
+    report.target("events left undelivered", counted["queue_left"], "0",
+                  counted["queue_left"] == 0)
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()
