@@ -38,6 +38,15 @@ def shots(tmp_path):
     return take
 
 
+def settled(page, locator):
+    """`locator` once htmx has swapped it in and bound it: a choice made in the moment between
+    the two (htmx binds new content after its settle delay) would change nothing."""
+    locator.wait_for()
+    page.wait_for_function("() => !document.querySelector("
+                           "'.htmx-added, .htmx-settling, .htmx-swapping')")
+    return locator
+
+
 def sign_in(page, live_server, app, role):
     make_user(app, f"{role}@example.com", role)
     page.goto(f"{live_server}/auth/login")
@@ -60,9 +69,9 @@ def test_an_editor_builds_a_segment_and_a_visitor_enters_it(page, live_server, a
     page.get_by_label("Name", exact=True).fill("Webinar registrants")
     row = page.locator("#c-0-0")
     row.get_by_label("Kind").select_option(label="Activity")  # htmx swaps in its inputs
-    row.get_by_label("Did").select_option(label="Submitted a form")
-    row.get_by_label("Where").select_option("form")  # the event's declared properties
-    row.get_by_label("Equals").fill("webinar")
+    settled(page, row.get_by_label("Did")).select_option(label="Submitted a form")
+    settled(page, row.get_by_label("Where")).select_option("form")  # the event's properties
+    settled(page, row.get_by_label("Equals")).fill("webinar")
     sentence = row.locator(".sentence")
     sentence.filter(has_text="Submitted a form where form = webinar").wait_for()
     page.locator("#live-count").get_by_text("0 contacts match now").wait_for()
