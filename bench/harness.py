@@ -38,7 +38,9 @@ UNIQUE = "{n}"  # in a request body: replaced by a value unique to each request 
 TOKEN = "{t}"  # in a request body: replaced by the next of the request's `tokens`
 
 # The web server as README's "Deploying" runs it (gevent workers, no control socket), two workers.
-GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", "gevent", "--no-control-socket",
+# MAGNET_BENCH_WORKER_CLASS=sync measures as the harness did before 2026-12-01, for comparison.
+WORKER_CLASS = os.environ.get("MAGNET_BENCH_WORKER_CLASS", "gevent")
+GUNICORN_SETTINGS = ["--workers", "2", "--worker-class", WORKER_CLASS, "--no-control-socket",
                      "--backlog", "2048",
                      "--timeout", "30", "--graceful-timeout", "5", "--log-level", "warning"]
 
