@@ -53,7 +53,8 @@ def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, pag
     app.config["SITE_URL"] = live_server  # the beacon counts the site's own host only
     page.goto(f"{live_server}/about")
     page.goto(f"{live_server}/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=june")
-    page.goto(f"{live_server}/")
+    with page.expect_response(lambda r: r.url.endswith("/t/event")):  # its page view is in,
+        page.goto(f"{live_server}/")  # before the click (each beacon is stamped as it arrives)
     page.get_by_role("link", name="Get the free e-book").first.click()
     form = page.locator("form[data-magnet-form=ebook]")
     form.get_by_label("Work email").fill("grace@example.com")
