@@ -211,6 +211,9 @@ def test_cli_records_an_event_as_the_api_does(app):
     bad = runner.invoke(args=["events", "record", "--email", "cli@example.com", "--type",
                               "purchase", "--prop", "amount=lots"])
     assert bad.exit_code != 0 and "must be a number" in bad.output
+    twice = runner.invoke(args=["events", "record", "--email", "cli@example.com", "--type",
+                                "purchase", "--prop", "amount=1", "--prop", "amount=2"])
+    assert twice.exit_code != 0 and "given twice" in twice.output
     listed = runner.invoke(args=["events", "types"])
     assert "* purchase" in listed.output and "  form_submitted" in listed.output
 

@@ -242,6 +242,9 @@ def test_names_differ_by_more_than_letter_case_and_spaces(app):
                 segments.save(taken, definition)
         assert [s.name for s in segments.all_segments()] == ["UK webinar prospects"]
         assert segments.by_name("uk webinar PROSPECTS").name == "UK webinar prospects"
+        segments.save("Über-Kunden", definition)  # letters beyond ASCII too, on SQLite as well
+        with pytest.raises(SegmentError, match="exists already"):
+            segments.save("über-kunden", definition)
 
 
 @pytest.mark.both_backends

@@ -28,6 +28,8 @@ def events_record(email: str, type_name: str, props: tuple[str, ...],
         name, sep, raw = prop.partition("=")
         if not sep or not name:
             raise click.UsageError(f"--prop {prop!r}: write it as NAME=VALUE")
+        if name in properties:
+            raise click.UsageError(f"--prop {name} is given twice: give each property once")
         try:
             properties[name] = parse_cli_value(declared, name, raw) if declared else raw
         except EventTypeError as exc:

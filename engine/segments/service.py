@@ -55,8 +55,7 @@ def save(name: str, definition: dict[str, Any], description: str = "",
     except ConditionError as exc:
         raise SegmentError(str(exc)) from None
     with write() as session:
-        same_name = session.scalar(select(Segment.id).where(  # names differ by more than case
-            func.lower(Segment.name) == name.lower()))
+        same_name = _named(session, name)
         if same_name is not None and same_name != segment_id:
             raise SegmentError(f"A segment named “{name}” exists already.")
         segment = session.get(Segment, segment_id) if segment_id else Segment(version=0)
@@ -251,9 +250,17 @@ def tick() -> int:
 
 def by_name(name: str) -> Segment | None:
     """The segment of this name, in any letter case (names are unique regardless of case)."""
-    name = " ".join((name or "").split())
-    return db.session.scalar(select(Segment).where(func.lower(Segment.name) == name.lower())
-                             .limit(1))
+    segment_id = _named(db.session, name)
+    return db.session.get(Segment, segment_id) if segment_id is not None else None
+
+
+def _named(session: Any, name: str) -> int | None:
+    """The id of the segment called `name` whatever the letter case and spacing. Compared in
+    Python (`casefold`): SQLite's `lower()` folds ASCII letters only, and a site has tens of
+    segments, not thousands."""
+    wanted = " ".join((name or "").split()).casefold()
+    return next((segment_id for segment_id, existing in session.execute(
+        select(Segment.id, Segment.name)) if existing.casefold() == wanted), None)
 
 
 def all_segments() -> list[Segment]:
