@@ -1,5 +1,6 @@
-"""What a browser submits from a page's form when nothing is touched, for the tests of the
-engine and of plugins alike (a settings page saved unchanged must change nothing)."""
+"""What a browser submits from a page's form when nothing is touched, and the plugin settings
+page's round trip, for the tests of the engine and of plugins alike (a settings page saved
+unchanged must change nothing)."""
 from __future__ import annotations
 
 import re
@@ -77,3 +78,32 @@ def form_as_shown(html: str, action: str = "") -> list[tuple[str, str]]:
     reader.feed(html)
     reader.close()
     return reader.fields
+
+
+# --- plugin settings pages ----------------------------------------------------------------------
+
+def stored_settings(app: Any, slug: str) -> dict[str, Any]:
+    """A plugin's settings as stored (re-read, as another process would see them)."""
+    with app.app_context():
+        manager = app.extensions["magnet.plugins"]
+        manager.refresh(force=True)
+        return manager.settings(slug)
+
+
+def last_settings_audit(app: Any) -> Any:
+    """The details of the newest "plugin.settings" audit entry, or None."""
+    from sqlalchemy import select
+
+    from engine.audit import AuditEntry
+    from engine.db import db
+    with app.app_context():
+        entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "plugin.settings")
+                                   .order_by(AuditEntry.id.desc()).limit(1)).first()
+        return entry.details if entry else None
+
+
+def submit_settings(client: Any, slug: str, fields: list[tuple[str, str]]) -> None:
+    """Post a plugin's settings page as a browser would; it must be accepted (a redirect)."""
+    from werkzeug.datastructures import MultiDict
+    answer = client.post(f"/admin/plugins/{slug}/settings", data=MultiDict(fields))
+    assert answer.status_code == 302, answer.get_data(as_text=True)[-2000:]

@@ -3,10 +3,15 @@ are audited with their old and new values, and pages follow at once in every pro
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from tests.admin_helpers import form_as_shown, signed_in
+from engine.testing_forms import (
+    form_as_shown,
+    last_settings_audit,
+    stored_settings,
+    submit_settings,
+)
+from tests.admin_helpers import signed_in
 
 # A plugin with one field of every kind WTForms offers for settings, so the round trip below
 # covers them all whatever the installed plugins use.
@@ -48,27 +53,6 @@ def site(make_app, make_plugins):
     return make_app(PLUGINS_PATH=str(make_plugins(every_field=EVERY_FIELD)), fresh_db=True)
 
 
-def stored(app, slug):
-    with app.app_context():
-        manager = app.extensions["magnet.plugins"]
-        manager.refresh(force=True)
-        return manager.settings(slug)
-
-
-def last_audit(app):
-    from engine.audit import AuditEntry
-    from engine.db import db
-    with app.app_context():
-        entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "plugin.settings")
-                                   .order_by(AuditEntry.id.desc()).limit(1)).first()
-        return entry.details if entry else None
-
-
-def submit(owner, slug, fields):
-    answer = owner.post(f"/admin/plugins/{slug}/settings", data=MultiDict(fields))
-    assert answer.status_code == 302, answer.get_data(as_text=True)[-2000:]
-
-
 def test_every_settings_form_saved_unchanged_keeps_the_settings(site):
     manager = site.extensions["magnet.plugins"]
     with site.app_context():
@@ -76,15 +60,15 @@ def test_every_settings_form_saved_unchanged_keeps_the_settings(site):
     assert slugs, "no plugin registers settings"
     owner = signed_in(site, "owner")
     for slug in slugs:
-        before = stored(site, slug)
+        before = stored_settings(site, slug)
         page = owner.get(f"/admin/plugins/{slug}/settings").get_data(as_text=True)
         with site.app_context():  # what the CLI starts from is what the page shows
             assert sorted(manager.settings_formdata(slug).items(multi=True)) == sorted(
                 (n, v.replace("\r\n", "\n")) for n, v in form_as_shown(page)
                 if n != "csrf_token"), slug
-        submit(owner, slug, form_as_shown(page))
-        assert stored(site, slug) == before, slug
-        assert last_audit(site) == {"settings": "unchanged"}, slug
+        submit_settings(owner, slug, form_as_shown(page))
+        assert stored_settings(site, slug) == before, slug
+        assert last_settings_audit(site) == {"settings": "unchanged"}, slug
 
         # Every checkbox turned over (and any password given): then saved unchanged again.
         shown = form_as_shown(page)
@@ -95,19 +79,19 @@ def test_every_settings_form_saved_unchanged_keeps_the_settings(site):
         secrets = [name for name, field in manager.settings_form(slug)._fields.items()
                    if field.type == "PasswordField"]
         changed = [(n, "s3cret" if n in secrets else v) for n, v in changed]
-        submit(owner, slug, changed)
-        after = stored(site, slug)
+        submit_settings(owner, slug, changed)
+        after = stored_settings(site, slug)
         assert {n for n in boxes if after[n] != before[n]} == boxes, slug
-        details = last_audit(site)
+        details = last_settings_audit(site)
         assert {n: details[n] for n in boxes} == {
             n: {"old": before[n], "new": after[n]} for n in boxes}, slug
         for name in secrets:
             assert after[name] == "s3cret" and details[name] == "changed (not shown)"
             assert "s3cret" not in owner.get("/admin/audit").get_data(as_text=True)
         page = owner.get(f"/admin/plugins/{slug}/settings").get_data(as_text=True)
-        submit(owner, slug, form_as_shown(page))
-        assert stored(site, slug) == after, slug  # passwords kept though never shown
-        assert last_audit(site) == {"settings": "unchanged"}, slug
+        submit_settings(owner, slug, form_as_shown(page))
+        assert stored_settings(site, slug) == after, slug  # passwords kept though never shown
+        assert last_settings_audit(site) == {"settings": "unchanged"}, slug
 
 
 RECORDER = '''

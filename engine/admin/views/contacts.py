@@ -26,13 +26,6 @@ from engine.db import db
 TIMELINE_PER_PAGE = 100
 
 
-def _contact_or_404(contact_id: int) -> Contact:
-    contact = db.session.get(Contact, contact_id)
-    if contact is None:
-        abort(404)
-    return contact
-
-
 @bp.get("/contacts")
 @require_role("viewer")
 def contacts_list() -> Any:
@@ -77,7 +70,7 @@ def _plugin_columns(contacts: list[Contact]) -> list[tuple[str, dict[int, str]]]
 @require_role("viewer")
 def contacts_show(contact_id: int) -> Any:
     from engine.forms.service import submissions_for
-    contact = _contact_or_404(contact_id)
+    contact = db.get_or_404(Contact, contact_id)
     if contact.status == "merged" and contact.merged_into_id:
         flash("This contact was merged into another one; you see the merged contact.")
         return redirect(url_for("admin.contacts_show", contact_id=contact.merged_into_id))
@@ -94,7 +87,7 @@ def contacts_show(contact_id: int) -> Any:
 @bp.post("/contacts/<int:contact_id>/merge")
 @require_role("editor")
 def contacts_merge(contact_id: int) -> Any:
-    winner = _contact_or_404(contact_id)
+    winner = db.get_or_404(Contact, contact_id)
     other = (request.form.get("other") or "").strip()[:320]
     try:
         loser = db.session.get(Contact, row_id(other))
@@ -135,7 +128,7 @@ def contacts_undo_merge(merge_id: int) -> Any:
 @require_role("editor")
 def contacts_export(contact_id: int) -> Any:
     """Everything stored about one person (GDPR access and portability), as JSON."""
-    contact = _contact_or_404(contact_id)
+    contact = db.get_or_404(Contact, contact_id)
     data = gdpr.export_contact(contact.id)
     audit.record(current_user, "contact.export", f"contact {contact.id}")
     return Response(json.dumps(data, indent=2, ensure_ascii=False, default=str),
@@ -147,7 +140,7 @@ def contacts_export(contact_id: int) -> Any:
 @bp.post("/contacts/<int:contact_id>/erase")
 @require_role("editor")
 def contacts_erase(contact_id: int) -> Any:
-    contact = _contact_or_404(contact_id)
+    contact = db.get_or_404(Contact, contact_id)
     if request.form.get("confirm") != "erase":
         flash("Type “erase” to confirm.", "error")
         return redirect(url_for("admin.contacts_show", contact_id=contact.id))

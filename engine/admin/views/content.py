@@ -42,13 +42,6 @@ TEXT_FIELDS = ("title", "slug", "body", "summary", "seo_title", "seo_description
 PREVIEW_LIFETIME = timedelta(days=7)
 
 
-def _item_or_404(item_id: int) -> ContentItem:
-    item = db.session.get(ContentItem, item_id)
-    if item is None:
-        abort(404)
-    return item
-
-
 def _form_values() -> dict[str, Any]:
     """The editor's fields as the content service takes them (lengths bounded here)."""
     values: dict[str, Any] = {
@@ -125,7 +118,7 @@ def content_new() -> Any:
 @bp.get("/content/<int:item_id>")
 @require_role("editor")
 def content_edit(item_id: int) -> Any:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     state = _editor_state(item)
     draft = autosave.latest(item.id, current_user.id)
     restored = None
@@ -141,7 +134,7 @@ def content_edit(item_id: int) -> Any:
 @bp.post("/content/<int:item_id>/autosave")
 @require_role("editor")
 def content_autosave(item_id: int) -> Any:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     values = _form_values()
     values["tags"] = request.form.get("tags", "")[:2000]
     row = autosave.save(item.id, current_user.id, values)
@@ -162,7 +155,7 @@ def content_preview() -> Any:
 @bp.post("/content/<int:item_id>")
 @require_role("editor")
 def content_save(item_id: int) -> Any:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     action = request.form.get("action", "save")
     values = _form_values()
     if values.get("slug", "").startswith("draft-") and values.get("title"):
@@ -198,7 +191,7 @@ def content_save(item_id: int) -> Any:
 @bp.post("/content/<int:item_id>/discard-autosave")
 @require_role("editor")
 def content_discard_autosave(item_id: int) -> Any:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     autosave.discard(item.id, current_user.id)
     flash("Unsaved changes discarded.")
     return redirect(url_for("admin.content_edit", item_id=item.id))
@@ -207,7 +200,7 @@ def content_discard_autosave(item_id: int) -> Any:
 @bp.post("/content/<int:item_id>/delete")
 @require_role("editor")
 def content_delete(item_id: int) -> Any:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     label = f"{item.kind} {item.id} {item.slug}"
     service.delete_item(item.id)
     audit.record(current_user, "content.delete", label)
@@ -236,7 +229,7 @@ def _diff(old: str, new: str) -> Markup:
 
 
 def _revision_or_404(item_id: int, revision_id: int) -> tuple[ContentItem, ContentRevision]:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     revision = db.session.get(ContentRevision, revision_id)
     if revision is None or revision.item_id != item.id:
         abort(404)
@@ -279,7 +272,7 @@ def content_restore(item_id: int, revision_id: int) -> Any:
 @bp.post("/content/<int:item_id>/share")
 @require_role("editor")
 def content_share(item_id: int) -> Any:
-    item = _item_or_404(item_id)
+    item = db.get_or_404(ContentItem, item_id)
     token = signing.sign("admin.preview", {"i": item.id})
     url = url_for("admin.content_shared_preview", token=token, _external=True)
     audit.record(current_user, "content.share_preview", f"{item.kind} {item.id}")

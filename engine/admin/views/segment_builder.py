@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import Any
 
 from flask import (
-    abort,
     flash,
     get_template_attribute,
     redirect,
@@ -123,13 +122,6 @@ class Builder:
         return [(name, kind.value) for name, kind in sorted(declared.properties.items())]
 
 
-def _segment_or_404(segment_id: int) -> Segment:
-    segment = db.session.get(Segment, segment_id)
-    if segment is None:
-        abort(404)
-    return segment
-
-
 def _page(segment: Segment | None, draft: Draft, builder: Builder, name: str,
           description: str, error: str | None = None, status: int = 200) -> Any:
     return render_template("admin/segment_edit.html", segment=segment, draft=draft, b=builder,
@@ -154,7 +146,7 @@ def segments_new() -> Any:
 @bp.route("/segments/<int:segment_id>/edit", methods=["GET", "POST"])
 @require_role("editor")
 def segments_edit(segment_id: int) -> Any:
-    return _edit(_segment_or_404(segment_id))
+    return _edit(db.get_or_404(Segment, segment_id))
 
 
 def _edit(segment: Segment | None) -> Any:

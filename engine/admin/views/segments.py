@@ -15,7 +15,6 @@ from typing import Any
 
 from flask import (
     Response,
-    abort,
     current_app,
     flash,
     redirect,
@@ -37,13 +36,6 @@ from engine.segments.models import Segment, SegmentMember
 PER_PAGE = 50
 
 
-def _segment_or_404(segment_id: int) -> Segment:
-    segment = db.session.get(Segment, segment_id)
-    if segment is None:
-        abort(404)
-    return segment
-
-
 @bp.get("/segments")
 @require_role("viewer")
 def segments_list() -> Any:
@@ -55,7 +47,7 @@ def segments_list() -> Any:
 @bp.get("/segments/<int:segment_id>")
 @require_role("viewer")
 def segments_show(segment_id: int) -> Any:
-    segment = _segment_or_404(segment_id)
+    segment = db.get_or_404(Segment, segment_id)
     after = request.args.get("after", 0, type=row_id)
     members = service.members(segment.id, after, PER_PAGE + 1)
     more = len(members) > PER_PAGE
@@ -72,7 +64,7 @@ def segments_show(segment_id: int) -> Any:
 def segments_status(segment_id: int) -> Any:
     """The state polled while a build runs; once it is done, the page reloads to show the
     finished members."""
-    segment = _segment_or_404(segment_id)
+    segment = db.get_or_404(Segment, segment_id)
     headers = {"HX-Refresh": "true"} if segment.status == "ready" else {}
     return render_template("admin/_segment_status.html", segment=segment), 200, headers
 
@@ -80,7 +72,7 @@ def segments_status(segment_id: int) -> Any:
 @bp.post("/segments/<int:segment_id>/rebuild")
 @require_role("editor")
 def segments_rebuild(segment_id: int) -> Any:
-    segment = _segment_or_404(segment_id)
+    segment = db.get_or_404(Segment, segment_id)
     with write():
         service.rebuild(segment.id)
         audit.record(current_user, "segment.rebuild", segment.name)
@@ -91,7 +83,7 @@ def segments_rebuild(segment_id: int) -> Any:
 @bp.post("/segments/<int:segment_id>/delete")
 @require_role("editor")
 def segments_delete(segment_id: int) -> Any:
-    segment = _segment_or_404(segment_id)
+    segment = db.get_or_404(Segment, segment_id)
     users = service.used_by(segment.id)
     if users:
         names = ", ".join(f"“{s.name}”" for s in users)
@@ -110,7 +102,7 @@ def segments_delete(segment_id: int) -> Any:
 @require_role("editor")
 def segments_export(segment_id: int) -> Any:
     """The members as CSV, the columns of the contact export (`engine.contacts.transfer`)."""
-    segment = _segment_or_404(segment_id)
+    segment = db.get_or_404(Segment, segment_id)
     audit.record(current_user, "segment.export", segment.name)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     members = select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment.id)

@@ -28,13 +28,6 @@ class InviteForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, default="editor")
 
 
-def _user_or_404(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404)
-    return user
-
-
 @bp.route("/users", methods=["GET", "POST"])
 @require_role("owner")
 def users_list() -> Any:
@@ -61,7 +54,7 @@ def users_list() -> Any:
 @bp.post("/users/<int:user_id>/role")
 @require_role("owner")
 def users_role(user_id: int) -> Any:
-    user = _user_or_404(user_id)
+    user = db.get_or_404(User, user_id)
     role, before = request.form.get("role", ""), user.role
     if role == before:
         flash(f"{user.email} is already {'an' if role in ('owner', 'editor') else 'a'} {role}: "
@@ -81,7 +74,7 @@ def users_role(user_id: int) -> Any:
 @bp.post("/users/<int:user_id>/active")
 @require_role("owner")
 def users_active(user_id: int) -> Any:
-    user = _user_or_404(user_id)
+    user = db.get_or_404(User, user_id)
     active = request.form.get("active") == "1"
     try:
         with write():
@@ -98,7 +91,7 @@ def users_active(user_id: int) -> Any:
 @require_role("owner")
 def users_resend(user_id: int) -> Any:
     """Send the invitation (or a password reset link) again."""
-    user = _user_or_404(user_id)
+    user = db.get_or_404(User, user_id)
     if not user.active:
         abort(400)
     try:

@@ -5,40 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from werkzeug.datastructures import MultiDict
 
-from engine.testing_forms import form_as_shown
+from engine.testing_forms import (
+    form_as_shown,
+    last_settings_audit,
+    stored_settings,
+    submit_settings,
+)
 from plugins.tracking.tests.helpers import signed_in
-
-
-def stored(app, slug="tracking"):
-    with app.app_context():
-        manager = app.extensions["magnet.plugins"]
-        manager.refresh(force=True)
-        return manager.settings(slug)
-
-
-def last_audit(app):
-    from engine.audit import AuditEntry
-    from engine.db import db
-    with app.app_context():
-        entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "plugin.settings")
-                                   .order_by(AuditEntry.id.desc()).limit(1)).first()
-        return entry.details if entry else None
-
-
-def submit(owner, slug, fields):
-    answer = owner.post(f"/admin/plugins/{slug}/settings", data=MultiDict(fields))
-    assert answer.status_code == 302, answer.get_data(as_text=True)[-2000:]
 
 
 def test_the_settings_page_saved_unchanged_keeps_every_setting(app):
     owner = signed_in(app, "owner")
-    before = stored(app)
-    submit(owner, "tracking", form_as_shown(owner.get("/admin/plugins/tracking/settings").text))
-    assert stored(app) == before
-    assert last_audit(app) == {"settings": "unchanged"}
+    before = stored_settings(app, "tracking")
+    page = owner.get("/admin/plugins/tracking/settings").text
+    submit_settings(owner, "tracking", form_as_shown(page))
+    assert stored_settings(app, "tracking") == before
+    assert last_settings_audit(app) == {"settings": "unchanged"}
 
 
 def test_the_tracking_settings_page_shows_what_is_stored(app):
@@ -47,11 +30,11 @@ def test_the_tracking_settings_page_shows_what_is_stored(app):
     page = owner.get("/admin/plugins/tracking/settings").get_data(as_text=True)
     shown = dict(form_as_shown(page))
     assert shown.get("honour_dnt") == "y" and shown.get("filter_bots") == "y"
-    submit(owner, "tracking", [*{**shown, "retention_days": "90"}.items()])
-    settings = stored(app, "tracking")
+    submit_settings(owner, "tracking", [*{**shown, "retention_days": "90"}.items()])
+    settings = stored_settings(app, "tracking")
     assert (settings["honour_dnt"], settings["filter_bots"], settings["retention_days"]) == (
         True, True, 90)
-    assert last_audit(app) == {"retention_days": {"old": 180, "new": 90}}
+    assert last_settings_audit(app) == {"retention_days": {"old": 180, "new": 90}}
     audit_page = owner.get("/admin/audit").get_data(as_text=True)
     assert "retention_days: 180 → 90" in audit_page
 
@@ -72,7 +55,7 @@ def test_changing_consent_mode_in_the_admin_changes_cached_pages_in_every_proces
         assert page.headers["X-Magnet-Cache"] == "hit" and "consent.js" not in page.text
     owner = signed_in(app, "owner")
     shown = form_as_shown(owner.get("/admin/plugins/tracking/settings").text)
-    submit(owner, "tracking", [*shown, ("consent_mode", "y")])
+    submit_settings(owner, "tracking", [*shown, ("consent_mode", "y")])
     for visitor in visitors:
         page = visitor.get("/")
         assert "consent.js" in page.text and 'data-c="1"' in page.text
@@ -89,10 +72,10 @@ def test_the_cli_changes_settings_like_the_admin(app):
     assert result.exit_code == 0, result.output
     assert "consent_mode: False -> True" in result.output
     assert "consent.js" in client.get("/").text
-    assert last_audit(app) == {"consent_mode": {"old": False, "new": True},
+    assert last_settings_audit(app) == {"consent_mode": {"old": False, "new": True},
                                "retention_days": {"old": 180, "new": 30}}
     shown = runner.invoke(main, ["plugins", "settings", "tracking"])
     assert "honour_dnt = True" in shown.output and "retention_days = 30" in shown.output
     refused = runner.invoke(main, ["plugins", "settings", "tracking", "retention_days=0"])
     assert refused.exit_code != 0 and "retention_days" in refused.output
-    assert stored(app, "tracking")["retention_days"] == 30
+    assert stored_settings(app, "tracking")["retention_days"] == 30
