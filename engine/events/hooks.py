@@ -12,7 +12,7 @@ from engine.events import delivery
 from engine.events.types import EventType, PropertyType
 from engine.plugins import hookimpl
 
-S, N = PropertyType.STRING, PropertyType.NUMBER
+S, N, B = PropertyType.STRING, PropertyType.NUMBER, PropertyType.BOOLEAN
 
 ENGINE_TYPES = [
     EventType("form_submitted", "Submitted a form", {"form": S, "submission_id": N}),
@@ -31,7 +31,19 @@ ENGINE_TYPES = [
     EventType("contact_erased", "Was erased (GDPR)", {"by": S}),
     EventType("segment_entered", "Entered a segment", {"segment": S, "segment_id": N}),
     EventType("segment_left", "Left a segment", {"segment": S, "segment_id": N}),
-    EventType("email_sent", "Was sent an email", {"subject": S, "message_id": S}),
+    EventType("email_sent", "Was sent an email",
+              {"subject": S, "message_id": S, "mailing": S, "mailing_id": N}),
+    # Reported by the receiving side: an ESP's webhook, a bounce or a complaint (engine/mail).
+    EventType("email_delivered", "Had an email delivered", {"mailing": S, "mailing_id": N}),
+    EventType("email_opened", "Opened an email",
+              {"mailing": S, "mailing_id": N, "machine": B}),
+    EventType("email_clicked", "Clicked a link in an email",
+              {"mailing": S, "mailing_id": N, "url": S, "machine": B}),
+    EventType("email_bounced", "Had an email bounce",
+              {"mailing": S, "mailing_id": N, "kind": S, "diagnostic": S}),
+    EventType("email_complained", "Marked an email as spam", {"mailing": S, "mailing_id": N}),
+    EventType("email_unsubscribed", "Unsubscribed from email",
+              {"mailing": S, "mailing_id": N, "list": S, "how": S}),
     # Sent from outside by shops and CRMs (`POST /api/v1/events`, `magnet events record`).
     EventType("purchase", "Made a purchase",
               {"order_id": S, "amount": N, "currency": S, "product": S}, external=True),
