@@ -15,3 +15,7 @@ __all__ = ["HeaderInjection", "init_app", "send", "send_many", "sender"]
 
 def init_app(app: Flask) -> None:
     from engine.mail import models  # noqa: F401  (tables known to migrations)
+    from engine.mail.cli import mail_group
+    from engine.mail.views import blueprint
+    app.register_blueprint(blueprint)
+    app.cli.add_command(mail_group)

@@ -1,0 +1,10 @@
+"""`magnet mail ...`: DKIM keys, the deliverability check, bounce intake, suppression import."""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+
+@click.group("mail", cls=AppGroup)
+def mail_group() -> None:
+    """Mail delivery: DKIM, DNS checks, bounces, the suppression list."""

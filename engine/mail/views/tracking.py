@@ -1,0 +1,2 @@
+"""placeholder: routes for tracking"""
+from __future__ import annotations

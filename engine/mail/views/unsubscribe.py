@@ -1,0 +1,2 @@
+"""placeholder: routes for unsubscribe"""
+from __future__ import annotations

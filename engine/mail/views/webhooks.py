@@ -1,0 +1,2 @@
+"""placeholder: routes for webhooks"""
+from __future__ import annotations
