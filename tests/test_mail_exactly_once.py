@@ -82,7 +82,7 @@ def test_a_retry_resends_a_message_with_its_first_message_id(make_app, smtp_serv
     from datetime import timedelta
 
     from engine import mail
-    from engine.mail.hooks import STALE_CLAIM, send_messages
+    from engine.mail.messages import STALE_CLAIM, send_messages
     app = make_app(**smtp_server.config)
     with app.app_context():
         with write():
@@ -102,7 +102,7 @@ def test_a_retry_resends_a_message_with_its_first_message_id(make_app, smtp_serv
 def test_a_message_another_worker_is_sending_is_left_to_it(make_app, smtp_server):
     from engine import mail
     from engine.db import utcnow
-    from engine.mail.hooks import ClaimedElsewhere, send_messages
+    from engine.mail.messages import ClaimedElsewhere, send_messages
     app = make_app(**smtp_server.config)
     with app.app_context():
         with write():
