@@ -296,6 +296,21 @@ def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
     return [(int(id_), status_) for id_, status_ in opened]
 
 
+def unsubscribe(contact_id: int, list_slugs: Iterable[str] | None = None) -> list[str]:
+    """Take a contact off lists (inside `write()`), all of them when `list_slugs` is None;
+    returns the lists left, each a `list_left` event. Rows are kept as `unsubscribed`, so a
+    later sign-up must be confirmed again (see `subscribe`)."""
+    conn = connection()
+    where = [SUBSCRIPTIONS.c.contact_id == contact_id, SUBSCRIPTIONS.c.status != "unsubscribed"]
+    if list_slugs is not None:
+        where.append(SUBSCRIPTIONS.c.list_slug.in_(list(list_slugs)))
+    left = list(conn.execute(update(SUBSCRIPTIONS).where(*where).values(
+        status="unsubscribed").returning(SUBSCRIPTIONS.c.list_slug)).scalars())
+    events.defer([{"type": "list_left", "contact_id": contact_id,
+                   "properties": {"list": slug, "status": "unsubscribed"}} for slug in left])
+    return sorted(left)
+
+
 def claim_confirmations(subscription_ids: Iterable[int], every: timedelta) -> list[int]:
     """Of these subscriptions, those still pending whose last double opt-in email was queued
     longer than `every` ago (or never), marked as emailed now; inside the `write()` that queues
