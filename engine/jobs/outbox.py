@@ -229,6 +229,10 @@ def _run_one(row: Claimed) -> None:
                 _mark_done(session, row)
     except JobTimeoutException:
         raise  # RQ's job timeout must stop the batch, not be taken for the row's failure
+    except RetryLater as exc:
+        db.session.rollback()
+        log.info("outbox row %s (%s) waits %s: %s", row.id, row.job, exc.delay, exc)
+        _release([row], delay=exc.delay)
     except Exception as exc:
         db.session.rollback()
         log.exception("outbox row %s (%s) failed on attempt %s", row.id, row.job, row.attempts)
@@ -240,6 +244,15 @@ def _mark_done(session: Any, row: Claimed) -> bool:
     personal data that nothing needs once the job ran."""
     return bool(session.connection().execute(update(_TABLE).where(_owned(row)).values(
         status="done", done_at=utcnow(), last_error="", payload={})).rowcount)
+
+
+class RetryLater(Exception):
+    """Raised by a job that cannot go on yet (a send rate's hourly allowance is used up): the
+    row is given back, without counting an attempt, to run again after `delay`."""
+
+    def __init__(self, message: str, delay: timedelta) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class LostClaim(Exception):

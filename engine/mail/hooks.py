@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.mail import messages
+from engine.mail import messages, sending
 from engine.plugins import hookimpl
 
 
 @hookimpl
 def register_jobs() -> list[Any]:
-    return [messages.send_messages]
+    return [messages.send_messages, sending.send_batch]
 
 
 @hookimpl

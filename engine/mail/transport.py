@@ -1,6 +1,7 @@
 """Delivering mail: SMTP with one connection per batch, or `.eml` files when no host is set."""
 from __future__ import annotations
 
+import secrets
 import smtplib
 import ssl
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from engine.db import utcnow
 
 class Transport(Protocol):
     def deliver(self, message: EmailMessage) -> None: ...
+
+    def send_raw(self, envelope_from: str, to: str, data: bytes) -> None: ...
 
 
 def build(row: Any) -> EmailMessage:
@@ -44,6 +47,11 @@ class SMTPTransport:
     def deliver(self, message: EmailMessage) -> None:
         self.connection.send_message(message)
 
+    def send_raw(self, envelope_from: str, to: str, data: bytes) -> None:
+        """One ready message; `envelope_from` is its own return path (VERP), so a bounce
+        names the send it is about."""
+        self.connection.sendmail(envelope_from, [to], data)
+
 
 class FolderTransport:
     """Development: each message is written to `instance/mail/` to open in a mail client."""
@@ -55,6 +63,12 @@ class FolderTransport:
     def deliver(self, message: EmailMessage) -> None:
         name = message["Message-ID"].strip("<>").split("@")[0]
         (self.folder / f"{name}.eml").write_bytes(bytes(message))
+
+    def send_raw(self, envelope_from: str, to: str, data: bytes) -> None:
+        """As a mail server would file it: with the return path on top."""
+        name = secrets.token_hex(8)
+        (self.folder / f"{name}.eml").write_bytes(
+            f"Return-Path: <{envelope_from}>\r\n".encode() + data)
 
 
 @contextmanager

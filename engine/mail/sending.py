@@ -1,0 +1,249 @@
+"""Sending a mailing to many: the send ledger, batches, and exactly once per recipient.
+
+`enqueue(mailing, contact_ids)` (inside the caller's `write()`) adds one ledger row per
+recipient - unique per (mailing, contact, occurrence), so queueing the same people twice queues
+nobody twice - and one outbox row per `BATCH` of them. A worker's `mail.send_mailing` job then:
+
+1. claims its rows (`queued` -> `sending`, one UPDATE that only matches unclaimed rows, or rows
+   whose claim is older than `STALE_CLAIM`: their worker died);
+2. drops those it must not send - suppressed addresses, people who left the mailing's list,
+   merged or erased contacts - which is where an unsubscribe is honoured at once;
+3. compiles the template once, opens one SMTP connection, and for each recipient renders,
+   adds the tracking and unsubscribe parts, signs (DKIM), waits for the global rate limit,
+   sends with its own VERP return path, and marks the row `sent` with its `email_sent` event
+   in one short write right after the server accepted it.
+
+So a retried job, an overlapping run or a restarted worker never sends to someone already
+marked; a `kill -9` between the server's "250" and the mark sends that one message again (SMTP
+allows no better), and nobody is lost: the claim goes stale and the outbox retries the batch.
+4xx or a lost connection gives the unsent rows back and raises (the outbox retries with
+back-off); 5xx for a recipient marks that row `failed` and counts as a hard bounce.
+"""
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from engine import events
+from engine.contacts.models import Contact, Subscription
+from engine.contacts.store import dialect_insert
+from engine.db import db, utcnow, write
+from engine.jobs import job, outbox
+from engine.mail import bounces, dkim, ratelimit, rendering, suppression, tokens, tracking
+from engine.mail.compose import Envelope, compose
+from engine.mail.models import EmailTemplate, Mailing, MailSend
+from engine.mail.service import new_message_id
+from engine.mail.transport import open_transport
+from engine.mail.unsubscribe import list_headers
+
+log = logging.getLogger("magnet.mail")
+
+SENDS = MailSend.__table__
+BATCH = 250  # recipients per job: one template compilation and one SMTP connection serve them
+# A claim older than this belongs to a worker that died (the outbox's lease is longer).
+STALE_CLAIM = timedelta(seconds=120)
+
+
+class MailingError(ValueError):
+    """A mailing that cannot be sent as asked (no template, a template that does not compile)."""
+
+
+def mailing(key: str, *, template_id: int, **fields: Any) -> Mailing:
+    """The mailing with this key, created on first use (inside `write()`); `fields` are
+    `Mailing`'s columns (subject, list_slug, marketing, track_opens, track_clicks, utm,
+    context, from_name) and update an existing one."""
+    if db.session.get(EmailTemplate, template_id) is None:
+        raise MailingError(f"no email template {template_id}")
+    found = db.session.scalar(select(Mailing).where(Mailing.key == key))
+    if found is None:
+        found = Mailing(key=key[:200], template_id=template_id, created_at=utcnow())
+        db.session.add(found)
+    found.template_id = template_id
+    for name, value in fields.items():
+        if not hasattr(Mailing, name) or name in ("id", "key", "created_at"):
+            raise TypeError(f"Mailing has no field {name!r}")
+        setattr(found, name, value)
+    db.session.flush()
+    return found
+
+
+def enqueue(target: Mailing, contact_ids: Iterable[int], *, occurrence: str = "") -> int:
+    """Queue `target` to these contacts (inside `write()`); returns how many were new. Contacts
+    it was already queued to (for this occurrence) are left alone, sent or not."""
+    ids = sorted({int(c) for c in contact_ids})
+    insert = dialect_insert(db.session.get_bind().dialect.name)
+    connection = db.session.connection()
+    now, queued = utcnow(), []
+    for start in range(0, len(ids), 1000):
+        rows = [{"mailing_id": target.id, "contact_id": cid, "occurrence": occurrence[:60],
+                 "email": "", "status": "queued", "message_id": "", "attempts": 0,
+                 "error": "", "created_at": now} for cid in ids[start:start + 1000]]
+        queued += connection.execute(insert(SENDS).values(rows).on_conflict_do_nothing(
+            index_elements=["mailing_id", "contact_id", "occurrence"])
+            .returning(SENDS.c.id)).scalars().all()
+    queued.sort()
+    for start in range(0, len(queued), BATCH):
+        outbox.add("mail.send_mailing", send_ids=queued[start:start + BATCH])
+    return len(queued)
+
+
+@job("mail.send_mailing", queue="mail")
+def send_batch(send_ids: list[int]) -> int:
+    """Send one batch of a mailing's ledger rows; returns how many were sent."""
+    claimed = _claim(send_ids)
+    if not claimed:
+        return 0
+    by_mailing: dict[int, list[Any]] = {}
+    for row in claimed:
+        by_mailing.setdefault(row.mailing_id, []).append(row)
+    sent = 0
+    for mailing_id, rows in by_mailing.items():
+        sent += _send_mailing_rows(db.session.get(Mailing, mailing_id), rows)
+    return sent
+
+
+def _claim(send_ids: list[int]) -> list[Any]:
+    now = utcnow()
+    with write() as session:
+        return sorted(session.connection().execute(
+            update(SENDS).where(SENDS.c.id.in_(send_ids), or_(
+                SENDS.c.status == "queued",
+                (SENDS.c.status == "sending") & (SENDS.c.claimed_at < now - STALE_CLAIM)))
+            .values(status="sending", claimed_at=now, attempts=SENDS.c.attempts + 1)
+            .returning(SENDS.c.id, SENDS.c.mailing_id, SENDS.c.contact_id,
+                       SENDS.c.message_id)).all(), key=lambda row: row.id)
+
+
+def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
+    if target is None:  # deleted meanwhile
+        _finish_many([row.id for row in rows], "skipped", "the mailing was deleted")
+        return 0
+    recipients = _recipients(target, rows)
+    if not recipients:
+        return 0
+    template = db.session.get(EmailTemplate, target.template_id) if target.template_id else None
+    if template is None:
+        _give_back([send_id for send_id, _ in recipients])
+        raise MailingError(f"mailing {target.key!r} has no template")
+    compiled = rendering.compiled(template, subject=target.subject or None,
+                                  marketing=target.marketing)
+    base = {**rendering.site_values(), **(target.context or {})}
+    sign = dkim.load_signer()
+    limiter = ratelimit.Limiter.from_settings()
+    sent = 0
+    with open_transport() as transport:
+        for index, (send_id, contact) in enumerate(recipients):
+            message_id = new_message_id()
+            values = {**base, **rendering.contact_values(contact),
+                      "unsubscribe_url": tokens.unsubscribe_url(contact.id, send_id),
+                      "preferences_url": tokens.preferences_url(contact.id, send_id)}
+            rendered = compiled.render(values)
+            html = tracking.track(rendered.html, send_id=send_id, mailing=target)
+            headers = list_headers(contact.id, send_id, target) if target.marketing else {}
+            data = compose(Envelope(to=contact.email, subject=rendered.subject,
+                                    from_name=target.from_name, message_id=message_id,
+                                    headers=headers), html, rendered.text)
+            if sign is not None:
+                data = sign(data) + data
+            try:
+                limiter.wait()
+            except ratelimit.RateLimited as exc:
+                _give_back([sid for sid, _ in recipients[index:]])
+                raise outbox.RetryLater(str(exc), exc.retry_after) from exc
+            try:
+                transport.send_raw(tokens.bounce_address("s", send_id), contact.email, data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                if _permanent(exc):
+                    _refused(target, send_id, contact, str(exc.recipients)[:2000])
+                    continue
+                _give_back([sid for sid, _ in recipients[index:]])
+                raise
+            except smtplib.SMTPResponseException as exc:
+                if 500 <= exc.smtp_code < 600:
+                    _refused(target, send_id, contact, f"{exc.smtp_code} {exc.smtp_error!r}")
+                    continue
+                _give_back([sid for sid, _ in recipients[index:]])
+                raise
+            except (smtplib.SMTPException, OSError):
+                _give_back([sid for sid, _ in recipients[index:]])
+                raise
+            _mark_sent(target, send_id, contact, message_id, rendered.subject)
+            sent += 1
+    return sent
+
+
+def _recipients(target: Mailing, rows: list[Any]) -> list[tuple[int, Contact]]:
+    """The claimed rows to send, with their contacts; the others are marked now: nothing is
+    sent to a suppressed address, to someone who left the mailing's list, or to a contact that
+    was merged or erased."""
+    contacts = {c.id: c for c in db.session.scalars(select(Contact).where(
+        Contact.id.in_([row.contact_id for row in rows])))}
+    gone = [row.id for row in rows if contacts.get(row.contact_id) is None
+            or contacts[row.contact_id].status in ("merged", "erased")]
+    rows = [row for row in rows if row.id not in set(gone)]
+    stopped = suppression.blocked([contacts[row.contact_id].email for row in rows],
+                                  marketing=target.marketing)
+    if target.list_slug:
+        on_list = set(db.session.scalars(select(Subscription.contact_id).where(
+            Subscription.list_slug == target.list_slug, Subscription.status == "subscribed",
+            Subscription.contact_id.in_([row.contact_id for row in rows]))))
+    else:
+        on_list = {row.contact_id for row in rows}
+    suppressed = [row.id for row in rows
+                  if contacts[row.contact_id].email.lower() in stopped]
+    left = [row.id for row in rows
+            if row.contact_id not in on_list and row.id not in set(suppressed)]
+    _finish_many(gone, "skipped", "the contact was merged or erased")
+    _finish_many(suppressed, "suppressed", "on the suppression list")
+    _finish_many(left, "suppressed", f"not subscribed to {target.list_slug}")
+    skip = set(gone) | set(suppressed) | set(left)
+    return [(row.id, contacts[row.contact_id]) for row in rows if row.id not in skip]
+
+
+def _finish_many(send_ids: list[int], status: str, error: str) -> None:
+    if not send_ids:
+        return
+    with write() as session:
+        session.connection().execute(update(SENDS).where(
+            SENDS.c.id.in_(send_ids), SENDS.c.status == "sending").values(
+            status=status, error=error))
+
+
+def _mark_sent(target: Mailing, send_id: int, contact: Contact, message_id: str,
+               subject: str) -> None:
+    """The mark right after the server's "250": from here no retry sends it again."""
+    with write() as session:
+        session.connection().execute(update(SENDS).where(SENDS.c.id == send_id).values(
+            status="sent", sent_at=utcnow(), email=contact.email, message_id=message_id,
+            error=""))
+        events.record("email_sent", contact_id=contact.id, properties={
+            "subject": subject[:200], "message_id": message_id, "mailing": target.key,
+            "mailing_id": target.id})
+
+
+def _refused(target: Mailing, send_id: int, contact: Contact, error: str) -> None:
+    """5xx for one recipient: that row failed, the address is a hard bounce, the batch goes on."""
+    with write() as session:
+        session.connection().execute(update(SENDS).where(SENDS.c.id == send_id).values(
+            status="failed", email=contact.email, error=error[:2000]))
+        bounces.record_bounce(email=contact.email, kind="hard", source="smtp",
+                              diagnostic=error[:2000], send_id=send_id)
+    log.warning("mailing %s: %s refused: %s", target.key, contact.email, error)
+
+
+def _permanent(exc: smtplib.SMTPRecipientsRefused) -> bool:
+    return all(500 <= code < 600 for code, _ in exc.recipients.values())
+
+
+def _give_back(send_ids: list[int]) -> None:
+    """Rows the server has not accepted go back to `queued` for the outbox's retry."""
+    if not send_ids:
+        return
+    with write() as session:
+        session.connection().execute(update(SENDS).where(
+            SENDS.c.id.in_(send_ids), SENDS.c.status == "sending").values(status="queued"))

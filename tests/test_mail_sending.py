@@ -1,0 +1,210 @@
+"""Sending a mailing to many: once per recipient, suppression honoured at send time, the
+unsubscribe headers and return path of each copy, 4xx and 5xx, and a worker killed mid-batch."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.contacts import service as contacts
+from engine.contacts import store
+from engine.db import db, write
+from engine.events.models import Activity
+from engine.jobs import outbox
+from engine.jobs.outbox import OutboxRow
+from engine.mail import sending, suppression, tokens
+from engine.mail.models import EmailTemplate, MailSend
+from engine.mail.ratelimit import Limiter, RateLimited
+from engine.testing import start_worker, stop_worker, wait_until
+
+SITE = "https://news.example.com"
+
+
+def site(make_app: Any, smtp_server: Any, **config: Any) -> Any:
+    return make_app(**smtp_server.config, SITE_URL=SITE,
+                    MAIL_FROM="Acme <hello@acme.example>", **config)
+
+
+def people(app: Any, count: int, list_slug: str = "news") -> list[int]:
+    with app.app_context(), write():
+        ids = []
+        for n in range(count):
+            contact, _, _ = contacts.upsert(f"p{n}@example.com", {"first_name": f"Pat{n}"})
+            store.subscribe(contact.id, [list_slug])
+            ids.append(contact.id)
+        return ids
+
+
+def queue(app: Any, ids: list[int], key: str = "newsletter:1", **fields: Any) -> int:
+    fields.setdefault("list_slug", "news")
+    with app.app_context(), write():
+        template = db.session.scalar(select(EmailTemplate).where(EmailTemplate.name == "News"))
+        if template is None:
+            template = EmailTemplate(name="News", subject="News for {{ contact.first_name }}",
+                                     body="<p>Hello {{ contact.first_name }}</p>")
+            db.session.add(template)
+            db.session.flush()
+        mailing = sending.mailing(key, template_id=template.id, **fields)
+        return sending.enqueue(mailing, ids)
+
+
+def statuses(app: Any) -> Counter[str]:
+    with app.app_context():
+        found = Counter(db.session.scalars(select(MailSend.status)))
+        db.session.rollback()
+        return found
+
+
+def test_a_mailing_reaches_each_subscriber_once_with_its_own_unsubscribe(make_app, smtp_server,
+                                                                          work):
+    app = site(make_app, smtp_server)
+    ids = people(app, 12)
+    with app.app_context(), write():
+        suppression.suppress("p3@example.com", "hard_bounce")
+        store.unsubscribe(ids[4], ["news"])
+    assert queue(app, ids) == 12
+    assert queue(app, ids) == 0  # queued twice: nobody twice
+    work(app)
+    assert statuses(app) == {"sent": 10, "suppressed": 2}
+    got = {m["To"]: m for m in smtp_server.messages}
+    assert sorted(got) == sorted(f"p{n}@example.com" for n in range(12) if n not in (3, 4))
+    message = got["p0@example.com"]
+    assert message["Subject"] == "News for Pat0"
+    assert "Hello Pat0" in message.get_body(("html",)).get_content()
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = [part.strip(" <>") for part in message["List-Unsubscribe"].split(",")]
+    assert https.startswith(f"{SITE}/email/unsubscribe/")
+    with app.app_context():
+        contact_id, send_id = tokens.read_recipient_token(https.rsplit("/", 1)[1])
+        assert contact_id == ids[0]
+        envelope_from = smtp_server.envelopes[[m["To"] for m in smtp_server.messages]
+                                              .index("p0@example.com")][0]
+        assert tokens.read_bounce_address(envelope_from) == ("s", send_id)
+        assert mailto.startswith(f"mailto:{envelope_from}")
+        assert message["List-Id"] == "<news.acme.example>"
+        sent = db.session.scalar(select(func.count()).select_from(Activity).where(
+            Activity.type == "email_sent"))
+        assert sent == 10
+    work(app)  # a second run sends nothing again
+    assert len(smtp_server.messages) == 10
+
+
+def test_an_unsubscribe_is_honoured_by_the_next_batch(make_app, smtp_server, work):
+    app = site(make_app, smtp_server)
+    ids = people(app, 3)
+    queue(app, ids, list_slug="")
+    with app.app_context(), write():  # after queueing, before sending
+        suppression.suppress("p1@example.com", "unsubscribed")
+    work(app)
+    assert sorted(m["To"] for m in smtp_server.messages) == ["p0@example.com", "p2@example.com"]
+
+
+class Refusing:
+    """An SMTP server that refuses one address for good (550) and, once, every other (451)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.busy_once = True
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address == "p1@example.com":
+            return "550 5.1.1 No such user"
+        if self.busy_once and address == "p2@example.com":
+            self.busy_once = False
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.extend(envelope.rcpt_tos)
+        return "250 Accepted"
+
+
+@pytest.fixture
+def refusing_server():
+    from aiosmtpd.controller import Controller
+
+    from tests.serve_support import free_port
+    handler = Refusing()
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def test_5xx_fails_one_recipient_and_4xx_retries_the_rest(make_app, refusing_server, work,
+                                                          clock):
+    app = make_app(MAIL_HOST="127.0.0.1", MAIL_PORT=refusing_server.port, SITE_URL=SITE)
+    ids = people(app, 4)
+    queue(app, ids)
+    work(app)
+    assert refusing_server.messages == ["p0@example.com"]  # p1 refused for good, p2 busy
+    assert statuses(app) == {"sent": 1, "failed": 1, "queued": 2}
+    with app.app_context():
+        failed = db.session.scalar(select(MailSend).where(MailSend.status == "failed"))
+        assert "550" in failed.error and failed.email == "p1@example.com"
+    clock.advance(minutes=5)  # the outbox's back-off
+    retry(app, work)
+    assert sorted(refusing_server.messages) == ["p0@example.com", "p2@example.com",
+                                                 "p3@example.com"]
+    assert statuses(app) == {"sent": 3, "failed": 1}
+
+
+def retry(app: Any, work: Any) -> None:
+    """What the periodic sweep does once rows are due again: wake their queue, then work."""
+    with app.app_context():
+        outbox.sweep()
+    work(app)
+
+
+def _sent(app: Any) -> int:
+    return statuses(app)["sent"]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_loses_nobody_and_duplicates_at_most_one(
+        make_app, smtp_server, work, clock):
+    smtp_server.delay = 0.05
+    app = site(make_app, smtp_server)
+    ids = people(app, 60)
+    queue(app, ids)
+    worker = start_worker(app)
+    try:
+        assert wait_until(lambda: _sent(app) >= 15, 60), "the worker sent nothing"
+    finally:
+        stop_worker(worker, kill=True)  # kill -9, mid-batch
+    killed_at = len(smtp_server.messages)
+    assert killed_at < 60
+    assert statuses(app)["sending"] > 0  # its claim is left behind
+    clock.advance(minutes=10)  # the claim and the outbox lease go stale
+    retry(app, work)
+    received = Counter(m["To"] for m in smtp_server.messages)
+    assert sorted(received) == sorted(f"p{n}@example.com" for n in range(60))  # none lost
+    assert sum(received.values()) - 60 <= 1  # at most the message in flight, once
+    assert statuses(app) == {"sent": 60}
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboxRow).where(
+            OutboxRow.status != "done")) == 0
+
+
+def test_the_global_rate_limit_waits_for_the_next_second_and_stops_at_the_hour(app, clock):
+    waits: list[float] = []
+
+    def sleeping(seconds: float) -> None:  # the controllable clock moves instead
+        waits.append(seconds)
+        clock.advance(seconds=seconds + 0.001)
+
+    with app.app_context():
+        limiter = Limiter(per_second=3, per_hour=8, sleep=sleeping)
+        other_worker = Limiter(per_second=3, per_hour=8, sleep=sleeping)
+        for n in range(8):
+            (limiter if n % 2 else other_worker).wait()  # one allowance, shared
+        assert len(waits) == 2  # 3 in a second, 3 in the next, 2 in the third
+        with pytest.raises(RateLimited) as stopped:
+            limiter.wait()
+        assert 0 < stopped.value.retry_after.total_seconds() <= 3600
