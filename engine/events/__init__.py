@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from engine.events.service import defer, record, record_many
+from engine.events.service import defer, one_wake, record, record_many
 from engine.events.types import EventType, EventTypeError, PropertyType
 
 DEFAULTS = {
     "EVENTS_BATCH": 500,  # events per delivery transaction
 }
 
-__all__ = ["EventType", "EventTypeError", "PropertyType", "defer", "init_app", "record",
-           "record_many"]
+__all__ = ["EventType", "EventTypeError", "PropertyType", "defer", "init_app", "one_wake",
+           "record", "record_many"]
 
 
 def init_app(app: Flask) -> None:

@@ -10,6 +10,9 @@ transaction's events into one such pair, written when it commits.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -135,7 +138,29 @@ def _forget_savepoint(session: Session, transaction: Any) -> None:
 @sa_event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
     if session.info.pop(PENDING, None):
-        wake()
+        held = _held.get()
+        if held is None:
+            wake()
+        else:
+            held.append(True)
+
+
+_held: ContextVar[list[bool] | None] = ContextVar("magnet_events_wake_held", default=None)
+
+
+@contextmanager
+def one_wake() -> Iterator[None]:
+    """Many short writes that each record an event (a mailing marks every recipient in a write
+    of its own) wake delivery once, at the end, rather than with a Redis call per commit. The
+    events are stored and queued at each commit all the same; only the nudge waits."""
+    held: list[bool] = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+        if held:
+            wake()
 
 
 @sa_event.listens_for(Session, "after_rollback")

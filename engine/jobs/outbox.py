@@ -53,6 +53,9 @@ log = logging.getLogger("magnet.outbox")
 
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600, 7200, 14400)
 BATCH_SIZE = 200
+# Rows claimed at a time on queues whose rows are big: a mailing's row is hundreds of emails,
+# so a worker takes one and leaves the next to any other free worker.
+CLAIM_SIZES = {"mail": 1}
 BATCH_SECONDS = 20.0  # a batch job hands over to a fresh one after this long
 WAKE_KEY = "magnet:outbox:wake:{}"
 WAKE_TTL = 60  # a wake whose job was lost (Redis flushed) expires; the sweep wakes again
@@ -179,10 +182,13 @@ def run_batch(queue: str) -> int:
     except (redis.RedisError, OSError):
         pass
     deadline, count = time.monotonic() + BATCH_SECONDS, 0
+    limit = CLAIM_SIZES.get(queue, BATCH_SIZE)
     while time.monotonic() < deadline:
-        rows = claim(queue)
+        rows = claim(queue, limit)
         if not rows:
             return count
+        if len(rows) == limit:  # probably more: one job waits for the next free worker
+            wake([queue])
         count += run_claimed(rows)
     wake([queue], force=True)  # more to do: a fresh job, so other queues' jobs get their turn
     return count

@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import selectinload
 
 from engine import events
 from engine.contacts.models import Contact, Subscription
@@ -103,7 +104,10 @@ def send_batch(send_ids: list[int]) -> int:
         by_mailing.setdefault(row.mailing_id, []).append(row)
     sent = 0
     for mailing_id, rows in by_mailing.items():
-        sent += _send_mailing_rows(db.session.get(Mailing, mailing_id), rows)
+        target = db.session.get(Mailing, mailing_id)
+        if target is not None:
+            db.session.expunge(target)  # read once; see `_recipients`
+        sent += _send_mailing_rows(target, rows)
     return sent
 
 
@@ -136,7 +140,7 @@ def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
     sign = dkim.load_signer()
     limiter = ratelimit.Limiter.from_settings()
     sent = 0
-    with open_transport() as transport:
+    with open_transport() as transport, events.one_wake():
         for index, (send_id, contact) in enumerate(recipients):
             message_id = new_message_id()
             values = {**base, **rendering.contact_values(contact),
@@ -181,8 +185,13 @@ def _recipients(target: Mailing, rows: list[Any]) -> list[tuple[int, Contact]]:
     """The claimed rows to send, with their contacts; the others are marked now: nothing is
     sent to a suppressed address, to someone who left the mailing's list, or to a contact that
     was merged or erased."""
-    contacts = {c.id: c for c in db.session.scalars(select(Contact).where(
+    contacts = {c.id: c for c in db.session.scalars(select(Contact).options(
+        selectinload(Contact.company)).where(
         Contact.id.in_([row.contact_id for row in rows])))}
+    # Detached, so each recipient's short write (which expires what the session holds) does
+    # not send the batch's contacts back to the database to be read again.
+    for contact in contacts.values():
+        db.session.expunge(contact)
     gone = [row.id for row in rows if contacts.get(row.contact_id) is None
             or contacts[row.contact_id].status in ("merged", "erased")]
     rows = [row for row in rows if row.id not in set(gone)]
