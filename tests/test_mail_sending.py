@@ -208,3 +208,22 @@ def test_the_global_rate_limit_waits_for_the_next_second_and_stops_at_the_hour(a
         with pytest.raises(RateLimited) as stopped:
             limiter.wait()
         assert 0 < stopped.value.retry_after.total_seconds() <= 3600
+
+
+def test_transactional_mail_reaches_the_unsubscribed_never_the_bounced(make_app, smtp_server,
+                                                                       work):
+    from engine import mail
+    from engine.mail.models import MailMessage
+    app = site(make_app, smtp_server)
+    with app.app_context(), write():
+        suppression.suppress("gone@example.com", "hard_bounce")
+        suppression.suppress("left@example.com", "unsubscribed")
+        for to in ("gone@example.com", "left@example.com"):
+            mail.send(to, "Confirm your subscription", "<p>Click</p>")
+    work(app)
+    assert [m["To"] for m in smtp_server.messages] == ["left@example.com"]
+    with app.app_context():
+        kept = db.session.scalar(select(MailMessage).where(MailMessage.to == "left@example.com"))
+        assert tokens.read_bounce_address(smtp_server.envelopes[0][0]) == ("m", kept.id)
+        assert db.session.scalar(select(MailMessage.status).where(
+            MailMessage.to == "gone@example.com")) == "suppressed"

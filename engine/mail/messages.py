@@ -1,7 +1,8 @@
 """The single-message log's `mail.send` job: delivers a batch of logged messages over one
 connection, once each (the double opt-in, notifications, invitations: transactional mail).
 
-Each message is a row of the mail log that moves `queued` -> `sending` -> `sent` (or `failed`).
+Each message is a row of the mail log that moves `queued` -> `sending` -> `sent` (or `failed`,
+or `suppressed` when its address hard-bounced or complained before).
 A batch claims its rows in one write before it opens the SMTP connection, and marks each one
 sent in its own short write right after the server accepted it. The Message-ID was stored when
 the message was queued, so whatever happens between SMTP and that mark (a crash, a database
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from datetime import timedelta
+from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -28,7 +30,9 @@ from engine.contacts.gdpr import Person, PersonalData
 from engine.contacts.models import Contact
 from engine.db import db, utcnow, write
 from engine.jobs import job
+from engine.mail import suppression
 from engine.mail.models import MailMessage
+from engine.mail.tokens import bounce_address
 from engine.mail.transport import build, open_transport
 
 log = logging.getLogger("magnet.mail")
@@ -46,13 +50,13 @@ class ClaimedElsewhere(RuntimeError):
 @job("mail.send", queue="mail")
 def send_messages(message_ids: list[int]) -> int:
     """Send the batch's messages that nobody sent or is sending; returns how many were sent."""
-    rows = _claim(message_ids)
+    rows = _not_suppressed(_claim(message_ids))
     sent = 0
     if rows:
         with open_transport() as transport:
             for index, row in enumerate(rows):
                 try:
-                    transport.deliver(build(row))
+                    transport.deliver(build(row), envelope_from=bounce_address("m", row.id))
                 except smtplib.SMTPRecipientsRefused as exc:
                     if _permanent(exc):
                         _finish(row.id, "failed", str(exc.recipients)[:2000])
@@ -88,6 +92,21 @@ def _claim(message_ids: list[int]) -> list[Any]:
             .returning(TABLE.c.id, TABLE.c.to, TABLE.c.subject, TABLE.c.html, TABLE.c.text,
                        TABLE.c.headers, TABLE.c.message_id, TABLE.c.contact_id)).all(),
             key=lambda row: row.id)
+
+
+def _not_suppressed(rows: list[Any]) -> list[Any]:
+    """Transactional mail reaches people who unsubscribed from marketing, never an address
+    that hard-bounced or complained: those rows are marked `suppressed`, unsent."""
+    stopped = suppression.blocked([address for row in rows for _, address in
+                                   getaddresses([row.to])], marketing=False)
+    if not stopped:
+        return rows
+    blocked = [row.id for row in rows if any(
+        address.lower() in stopped for _, address in getaddresses([row.to]))]
+    with write() as session:
+        session.connection().execute(update(TABLE).where(TABLE.c.id.in_(blocked)).values(
+            status="suppressed", error="on the suppression list (bounced or complained)"))
+    return [row for row in rows if row.id not in set(blocked)]
 
 
 def _still_sending(message_ids: list[int]) -> bool:

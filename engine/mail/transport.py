@@ -17,7 +17,7 @@ from engine.db import utcnow
 
 
 class Transport(Protocol):
-    def deliver(self, message: EmailMessage) -> None: ...
+    def deliver(self, message: EmailMessage, envelope_from: str | None = None) -> None: ...
 
     def send_raw(self, envelope_from: str, to: str, data: bytes) -> None: ...
 
@@ -44,8 +44,8 @@ class SMTPTransport:
     def __init__(self, connection: smtplib.SMTP) -> None:
         self.connection = connection
 
-    def deliver(self, message: EmailMessage) -> None:
-        self.connection.send_message(message)
+    def deliver(self, message: EmailMessage, envelope_from: str | None = None) -> None:
+        self.connection.send_message(message, from_addr=envelope_from)
 
     def send_raw(self, envelope_from: str, to: str, data: bytes) -> None:
         """One ready message; `envelope_from` is its own return path (VERP), so a bounce
@@ -60,7 +60,7 @@ class FolderTransport:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def deliver(self, message: EmailMessage) -> None:
+    def deliver(self, message: EmailMessage, envelope_from: str | None = None) -> None:
         name = message["Message-ID"].strip("<>").split("@")[0]
         (self.folder / f"{name}.eml").write_bytes(bytes(message))
 
