@@ -122,6 +122,12 @@ def test_rules_hard_soft_complaint_and_mailto_unsubscribe(app, clock):
                            source="imap") == {"ignored": 1}
     assert db.session.scalar(select(Bounce).where(Bounce.email == "eve@example.org")) is None
 
+    from engine.contacts import gdpr
+    assert gdpr.export_contact(jane)["mail_bounces"][0]["kind"] == "hard"
+    gdpr.erase_contact(jane, actor="test")
+    assert db.session.scalar(select(Bounce).where(Bounce.contact_id == jane)) is None
+    assert suppression.blocked(["jane@example.org"], marketing=False) == {"jane@example.org"}
+
 
 @pytest.fixture
 def imap_server():
@@ -209,3 +215,168 @@ def test_smtp_receiver_accepts_only_our_return_paths(app):
     assert (bounce.email, bounce.kind, bounce.source, bounce.send_id) == (
         "jane@example.org", "soft", "smtp", jane_send)
     assert events_of(jane)[-1][1]["kind"] == "soft"
+
+
+# --- ESP webhooks: real signatures, built here -------------------------------------------
+
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"
+CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem"
+
+
+@pytest.fixture
+def sns(monkeypatch):
+    """An RSA key and self-signed certificate standing for Amazon's; only the network fetch
+    of the certificate (and of a SubscribeURL) is replaced."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509.oid import NameOID
+
+    from engine.mail.bounces import webhooks
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return cert.public_bytes(serialization.Encoding.PEM) if url == CERT_URL else b"ok"
+    monkeypatch.setattr(webhooks, "_fetch", fetch)
+
+    def signed(kind: str, version: str = "2", **fields) -> dict:
+        envelope = {"Type": kind, "MessageId": fields.pop("MessageId", "m-1"),
+                    "TopicArn": TOPIC, "Timestamp": "2026-11-10T09:14:03.000Z",
+                    "SignatureVersion": version, "SigningCertURL": CERT_URL, **fields}
+        names = webhooks._SIGNED_FIELDS[kind]
+        text = "".join(f"{n}\n{envelope[n]}\n" for n in names if n in envelope)
+        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
+        envelope["Signature"] = base64.b64encode(
+            key.sign(text.encode(), padding.PKCS1v15(), algorithm)).decode()
+        return envelope
+    signed.fetched = fetched
+    return signed
+
+
+def test_ses_notifications_are_verified_and_recorded(make_app, sns):
+    import json
+    assert make_app().test_client().post("/email/webhooks/ses", json={}).status_code == 404
+    app = make_app(MAIL_SES_TOPIC_ARN=TOPIC)
+    client = app.test_client()
+    assert client.post("/email/webhooks/elastic", json={}).status_code == 404
+    with app.app_context():
+        jane, jane_send = make_send("jane@example.org")
+
+    subscribe = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=t"
+    confirm = sns("SubscriptionConfirmation", "1", Token="t", SubscribeURL=subscribe,
+                  Message="You have chosen to subscribe")
+    assert client.post("/email/webhooks/ses", json=confirm).status_code == 200
+    assert sns.fetched == [CERT_URL, subscribe]  # the certificate is then cached
+    for url in ("http://169.254.169.254/latest/meta-data/", "https://sns.eu-west-1.amazonaws"
+                ".com@127.0.0.1/", "https://sns.eu-west-1.amazonaws.com:8443/"):
+        probe = sns("SubscriptionConfirmation", "1", Token="t", SubscribeURL=url, Message="x")
+        assert client.post("/email/webhooks/ses", json=probe).status_code == 403
+    assert sns.fetched == [CERT_URL, subscribe]  # none of those was fetched
+
+    bounce = {"notificationType": "Bounce", "bounce": {
+        "bounceType": "Permanent", "bounceSubType": "General", "feedbackId": "0100-fb-1",
+        "bouncedRecipients": [{"emailAddress": "jane@example.org", "status": "5.1.1",
+                               "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]},
+        "mail": {"messageId": "ses-1", "source": "news@example.com", "commonHeaders": {
+            "messageId": "<176276604.a1b2c3d4@example.com>"}}}
+    notification = sns("Notification", Message=json.dumps(bounce))
+    forged = {**notification, "Message": notification["Message"].replace("jane", "ann")}
+    assert client.post("/email/webhooks/ses", json=forged).status_code == 403
+    elsewhere = sns("Notification", Message=json.dumps(bounce),
+                    SigningCertURL="https://sns.eu-west-1.amazonaws.com.evil.test/x.pem")
+    assert client.post("/email/webhooks/ses", json=elsewhere).status_code == 403
+    other_topic = {**notification, "TopicArn": TOPIC + "-other"}
+    assert client.post("/email/webhooks/ses", json=other_topic).status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(Bounce)) is None
+    for _ in range(2):  # delivered twice by SNS, counted once
+        assert client.post("/email/webhooks/ses", json=notification).status_code == 200
+    delivery = {"notificationType": "Delivery", "delivery": {"recipients": ["jane@example.org"]},
+                "mail": {"messageId": "ses-1", "commonHeaders": {
+                    "messageId": "<176276604.a1b2c3d4@example.com>"}}}
+    assert client.post("/email/webhooks/ses", json=sns(
+        "Notification", MessageId="m-2", Message=json.dumps(delivery))).status_code == 200
+    assert sns.fetched == [CERT_URL, subscribe]
+    with app.app_context():
+        stored, = db.session.scalars(select(Bounce))
+        assert (stored.kind, stored.send_id, stored.source) == ("hard", jane_send, "ses")
+        assert suppression.entry("jane@example.org").reason == "hard_bounce"
+        assert [t for t, _ in events_of(jane)] == ["email_bounced", "email_delivered"]
+        assert events_of(jane)[1][1] == {"mailing": "newsletter:1", "mailing_id": 1}
+
+
+def test_mailgun_postmark_and_sendgrid_signatures(make_app):
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    sendgrid_key = ec.generate_private_key(ec.SECP256R1())
+    public = base64.b64encode(sendgrid_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    app = make_app(MAIL_MAILGUN_SIGNING_KEY="mg-key", MAIL_POSTMARK_WEBHOOK_USER="pm",
+                   MAIL_POSTMARK_WEBHOOK_PASSWORD="pm-secret", MAIL_SENDGRID_PUBLIC_KEY=public)
+    client = app.test_client()
+    with app.app_context():
+        jane, jane_send = make_send("jane@example.org")
+        ann, _ = make_send("ann@example.org")
+        bob, _ = make_send("bob@example.org")
+
+    def mailgun(token: str, timestamp: int, key: str = "mg-key") -> dict:
+        digest = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
+        return {"signature": {"timestamp": str(timestamp), "token": token,
+                              "signature": digest.hexdigest()},
+                "event-data": {"event": "failed", "severity": "permanent", "id": "ev-" + token,
+                               "recipient": "jane@example.org",
+                               "delivery-status": {"code": 550, "message": "No such user"},
+                               "message": {"headers": {
+                                   "message-id": "176276604.a1b2c3d4@example.com"}}}}
+    now = int(time.time())
+    url = "/email/webhooks/mailgun"
+    assert client.post(url, json=mailgun("t1", now, key="wrong")).status_code == 403
+    assert client.post(url, json=mailgun("t0", now - 3600)).status_code == 403  # too old
+    assert client.post(url, json=mailgun("t1", now)).status_code == 200
+    assert client.post(url, json=mailgun("t1", now)).status_code == 403  # a replay
+
+    url = "/email/webhooks/postmark"
+    complaint = {"RecordType": "SpamComplaint", "Type": "SpamComplaint", "ID": 42,
+                 "Email": "ann@example.org", "Details": "Marked as spam"}
+    assert client.post(url, json=complaint, auth=("pm", "wrong")).status_code == 403
+    assert client.post(url, json=complaint).status_code == 403
+    assert client.post(url, json=complaint, auth=("pm", "pm-secret")).status_code == 200
+
+    url = "/email/webhooks/sendgrid"
+    body = json.dumps([
+        {"email": "bob@example.org", "event": "bounce", "type": "bounce", "status": "5.1.1",
+         "reason": "550 5.1.1 unknown", "sg_event_id": "sg-1", "smtp-id": "<x@example.com>"},
+        {"email": "bob@example.org", "event": "delivered", "sg_event_id": "sg-2"}]).encode()
+    stamp = str(now)
+    signature = base64.b64encode(sendgrid_key.sign(stamp.encode() + body,
+                                                   ec.ECDSA(hashes.SHA256()))).decode()
+    headers = {"X-Twilio-Email-Event-Webhook-Signature": signature,
+               "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+               "Content-Type": "application/json"}
+    tampered = body.replace(b"bob@", b"eve@")
+    assert client.post(url, data=tampered, headers=headers).status_code == 403
+    assert client.post(url, data=body, headers=headers).status_code == 200
+
+    with app.app_context():
+        assert {(b.email, b.kind, b.source, b.send_id) for b in db.session.scalars(
+            select(Bounce))} == {("jane@example.org", "hard", "mailgun", jane_send),
+                                 ("ann@example.org", "complaint", "postmark", None),
+                                 ("bob@example.org", "hard", "sendgrid", None)}
+        assert suppression.entry("ann@example.org").reason == "complaint"
+        assert [t for t, _ in events_of(bob)] == ["email_bounced", "email_delivered"]
