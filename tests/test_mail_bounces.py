@@ -64,6 +64,9 @@ def test_dsn_and_arf_samples_are_parsed(app):
     soft, = parse_report(sample("postfix-4.2.2-mailbox-full.eml", verp))
     assert (soft.kind, soft.email) == ("soft", "jane@example.org")
     assert soft.diagnostic == "452 4.2.2 Mailbox full"
+    delayed = sample("postfix-4.2.2-mailbox-full.eml", verp).replace(b"Action: failed",
+                                                                      b"Action: delayed")
+    assert parse_report(delayed) == []  # still being retried: not a bounce yet
     exchange, = parse_report(sample("exchange-5.1.10.eml", verp))
     assert (exchange.kind, exchange.email) == ("hard", "bob.smith@corp.example.net")
     assert "RESOLVER.ADR.RecipientNotFound" in exchange.diagnostic

@@ -29,8 +29,9 @@ def bounces_command(limit: int) -> None:
 
 
 @mail_group.command("receive")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=2525, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 when this is the bounce domain's MX).")
+@click.option("--port", default=2525, show_default=True, type=int, help="Port to listen on.")
 def receive_command(host: str, port: int) -> None:
     """Accept bounces, complaints and mailto unsubscribes over SMTP for our return paths."""
     from engine.mail.bounces.receiver import controller

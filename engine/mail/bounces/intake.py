@@ -20,7 +20,10 @@ def process_message(raw: bytes, *, source: str, recipients: Iterable[str] = ()) 
     (a report seen before counts as ignored)."""
     counts: Counter[str] = Counter()
     with write():
-        for report in parse_report(raw, recipients):
+        reports = parse_report(raw, recipients)
+        if any(r.verp for r in reports):  # a return path is one recipient's: one report
+            reports = reports[:1]
+        for report in reports:
             send_id, message_id = find_send(report.email, report.message_id, report.verp)
             if report.kind == "unsubscribe":
                 contact_id = _contact_of(send_id, message_id)

@@ -126,9 +126,11 @@ def _fields(part: Message) -> list[Message]:
     return [HeaderParser().parsestr(block) for block in blocks if block.strip()]
 
 
-def _dsn_fields(message: Message) -> dict[str, tuple[str, str, str]]:
-    """{recipient: (action, status, diagnostic)} from every delivery-status part."""
+def _dsn_fields(message: Message) -> tuple[dict[str, tuple[str, str, str]], dict[str, str]]:
+    """({recipient: (action, status, diagnostic)}, {final recipient: original recipient}) from
+    every delivery-status part: one entry per recipient, named as we sent to it."""
     found: dict[str, tuple[str, str, str]] = {}
+    aliases: dict[str, str] = {}
     for part in message.walk():
         if part.get_content_type() not in ("message/delivery-status",
                                            "message/global-delivery-status"):
@@ -143,9 +145,10 @@ def _dsn_fields(message: Message) -> dict[str, tuple[str, str, str]]:
             diagnostic = re.sub(r"^(smtp|x-[a-z-]+)\s*;\s*", "", diagnostic, flags=re.I)
             value = (str(block.get("Action", "")).strip().lower(),
                      str(block.get("Status", "")).strip(), diagnostic)
-            for key in {address, final} - {""}:
-                found[key] = value
-    return found
+            found[address] = value
+            if final and final != address:
+                aliases[final] = address
+    return found, aliases
 
 
 def _kind(status: str, diagnostic: str) -> str:
@@ -160,9 +163,9 @@ def _kind(status: str, diagnostic: str) -> str:
 
 def _bounces(message: Message, original: Message | None, verp: tuple[str, int] | None
              ) -> list[Report]:
-    fields = _dsn_fields(message)
+    fields, aliases = _dsn_fields(message)
     temporary, permanent = all_failures(message)
-    failed = {a.decode("ascii", "replace").lower() for a in permanent}
+    failed = {aliases.get(a, a) for a in (p.decode("ascii", "replace").lower() for p in permanent)}
     failed |= {a for a, (action, _, _) in fields.items() if action.startswith(("fail", "error"))}
     if not failed and verp is not None and temporary == frozenset() and fields == {} \
             and _looks_bounced(message):

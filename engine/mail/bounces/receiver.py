@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from engine.mail.bounces.intake import process_message
-from engine.mail.tokens import read_bounce_address
+from engine.mail.tokens import bounce_domain, read_bounce_address
 
 log = logging.getLogger(__name__)
 DATA_LIMIT = 10 * 1024 * 1024  # bytes; a bounce quoting a big original is still accepted
@@ -55,5 +55,7 @@ class BounceHandler:
 
 def controller(app: Flask, host: str = "127.0.0.1", port: int = 2525) -> Controller:
     """An aiosmtpd controller (not started) serving the return paths on host:port."""
+    with app.app_context():
+        name = bounce_domain()
     return Controller(BounceHandler(app), hostname=host, port=port,
-                      data_size_limit=DATA_LIMIT, server_hostname=host)
+                      data_size_limit=DATA_LIMIT, server_hostname=name)
