@@ -15,6 +15,9 @@ __all__ = ["HeaderInjection", "init_app", "send", "send_many", "sender"]
 
 def init_app(app: Flask) -> None:
     from engine.mail import models  # noqa: F401  (tables known to migrations)
+    from engine.mail.bounces import DEFAULTS as BOUNCE_DEFAULTS
+    for key, value in BOUNCE_DEFAULTS.items():
+        app.config.setdefault(key, value)
     from engine.mail.cli import mail_group
     from engine.mail.views import blueprint
     app.register_blueprint(blueprint)

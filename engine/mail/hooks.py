@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.mail import messages, sending
+from engine.mail.bounces import personal as bounces_personal
 from engine.plugins import hookimpl
 
 
@@ -18,4 +19,4 @@ def register_jobs() -> list[Any]:
 
 @hookimpl
 def register_personal_data() -> list[Any]:
-    return [messages.PERSONAL_DATA]
+    return [messages.PERSONAL_DATA, bounces_personal.PERSONAL_DATA]
