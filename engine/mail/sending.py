@@ -240,7 +240,7 @@ def _refused(target: Mailing, send_id: int, contact: Contact, error: str) -> Non
     with write() as session:
         session.connection().execute(update(SENDS).where(SENDS.c.id == send_id).values(
             status="failed", email=contact.email, error=error[:2000]))
-        bounces.record_bounce(email=contact.email, kind="hard", source="smtp",
+        bounces.record_bounce(email=contact.email, kind="hard", source="smtp-5xx",
                               diagnostic=error[:2000], send_id=send_id)
     log.warning("mailing %s: %s refused: %s", target.key, contact.email, error)
 
