@@ -8,3 +8,4 @@ from flask.cli import AppGroup
 @click.group("mail", cls=AppGroup)
 def mail_group() -> None:
     """Mail delivery: DKIM, DNS checks, bounces, the suppression list."""
+from engine.mail import dkim_commands  # noqa: E402, F401  (dkim-keygen, check)
