@@ -114,7 +114,7 @@ def _int(field: str, value: Any, low: int, high: int) -> int:
     except ValueError:
         raise SettingsError(field, "a whole number, please") from None
     if not low <= number <= high:
-        raise SettingsError(field, f"between {low} and {high}")
+        raise SettingsError(field, f"a number from {low} to {high}")
     return number
 
 
