@@ -112,6 +112,18 @@ def test_warmup_schedule():
     assert limits == [500, 1000, 1000, 5000, None]
 
 
+def test_warmup_allowance_today(make_app, clock):
+    app = make_app(MAIL_WARMUP="1:500, 3:2000", MAIL_WARMUP_START=clock.now().date().isoformat())
+    with app.test_request_context():
+        assert settings.warmup_allowance(clock.now()) == 500
+    clock.advance(days=2)
+    with app.test_request_context():
+        assert settings.warmup_allowance(clock.now()) == 2000
+    clock.advance(days=1)
+    with app.test_request_context():
+        assert settings.warmup_allowance(clock.now()) == 0  # the warm-up is over
+
+
 def test_the_test_button_sends_with_the_saved_settings(make_app, smtp_server):
     app = make_app(**CONFIG)
     owner = signed_in(app, "owner")

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import logging
 import re
-from datetime import date
+from datetime import date, datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -106,6 +106,12 @@ def warmup_limit(config: dict[str, Any], today: date) -> int | None:
         if day >= step_day:
             allowed = limit
     return allowed
+
+
+def warmup_allowance(now: datetime) -> int:
+    """Messages allowed on `now`'s day (UTC) under the warm-up schedule; 0 when none applies
+    (what `ratelimit.Limiter.per_day` takes)."""
+    return warmup_limit(transport_config(), now.date()) or 0
 
 
 def _int(field: str, value: Any, low: int, high: int) -> int:
