@@ -172,10 +172,17 @@ def clean(field: str, value: Any) -> Any:
     raise KeyError(field)
 
 
+def _flag(value: Any) -> bool:
+    """A boolean setting, also when it came from the environment as text ("false" is false)."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
 def from_config(config: dict[str, Any]) -> dict[str, Any]:
     """The fields as the configuration sets them."""
-    security = "ssl" if config.get("MAIL_USE_SSL") else \
-        "starttls" if config.get("MAIL_USE_TLS") else "none"
+    security = "ssl" if _flag(config.get("MAIL_USE_SSL")) else \
+        "starttls" if _flag(config.get("MAIL_USE_TLS")) else "none"
     return {"host": str(config.get("MAIL_HOST") or ""), "port": int(config.get("MAIL_PORT") or 25),
             "security": security, "username": str(config.get("MAIL_USERNAME") or ""),
             "password": str(config.get("MAIL_PASSWORD") or ""),
