@@ -27,6 +27,7 @@ CORE_MENU = (
     MenuItem("Users", "admin.users_list", "owner"),
     MenuItem("Event types", "admin.event_types_list", "owner"),
     MenuItem("API keys", "admin.api_keys_list", "owner"),
+    MenuItem("Mail settings", "admin.mail_settings_page", "owner"),
     MenuItem("Audit log", "admin.audit_log", "owner"),
 )
 
