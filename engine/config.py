@@ -38,8 +38,19 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_PORT": 25,
     "MAIL_USERNAME": "",
     "MAIL_PASSWORD": "",
-    "MAIL_USE_TLS": False,
+    "MAIL_USE_TLS": False,  # STARTTLS
+    "MAIL_USE_SSL": False,  # implicit TLS (port 465)
     "MAIL_FROM": "Magnet <hello@localhost>",
+    # Deliverability (docs/mail.md): DKIM key by selector in instance/dkim/, the bounce domain
+    # of the VERP return paths (default: MAIL_FROM's domain), send rates and a warm-up.
+    "MAIL_DKIM_SELECTOR": "",
+    "MAIL_DKIM_DOMAIN": "",
+    "MAIL_BOUNCE_DOMAIN": "",
+    "MAIL_RATE_PER_SECOND": 0,  # 0: no limit
+    "MAIL_RATE_PER_HOUR": 0,
+    "MAIL_WARMUP": "",  # "1:500, 2:1000, 4:5000": messages a day from each day of the warm-up
+    "MAIL_WARMUP_START": "",  # YYYY-MM-DD, day 1 of the warm-up
+    "MAIL_SCANNER_SECONDS": 10,  # a click this soon after sending is a link scanner's
 }
 
 # Environment variables read as they are, beside every `MAGNET_<KEY>` variable.

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
-from flask import current_app
-
 from engine.db import utcnow
 from engine.mail.service import HeaderInjection
+from engine.mail.settings import transport_config
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def _header_value(name: str, value: str) -> str:
 
 
 def _from(from_name: str) -> str:
-    configured = current_app.config["MAIL_FROM"]
+    configured = transport_config()["MAIL_FROM"]
     if not from_name:
         return configured
     return formataddr((from_name.replace("\r", " ").replace("\n", " ")[:200],

@@ -30,7 +30,7 @@ from engine.contacts.gdpr import Person, PersonalData
 from engine.contacts.models import Contact
 from engine.db import db, utcnow, write
 from engine.jobs import job
-from engine.mail import suppression
+from engine.mail import dkim, suppression
 from engine.mail.models import MailMessage
 from engine.mail.tokens import bounce_address
 from engine.mail.transport import build, open_transport
@@ -53,10 +53,13 @@ def send_messages(message_ids: list[int]) -> int:
     rows = _not_suppressed(_claim(message_ids))
     sent = 0
     if rows:
+        signer = dkim.load_signer()
         with open_transport() as transport:
             for index, row in enumerate(rows):
                 try:
-                    transport.deliver(build(row), envelope_from=bounce_address("m", row.id))
+                    transport.send_raw(bounce_address("m", row.id),
+                                       [address for _, address in getaddresses([row.to])],
+                                       dkim.sign_message(build(row), signer))
                 except smtplib.SMTPRecipientsRefused as exc:
                     if _permanent(exc):
                         _finish(row.id, "failed", str(exc.recipients)[:2000])

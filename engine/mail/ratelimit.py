@@ -22,6 +22,7 @@ import redis
 
 from engine.db import utcnow
 from engine.jobs import connection
+from engine.mail import settings
 
 PREFIX = "magnet:mail:rate:"
 
@@ -48,7 +49,6 @@ class Limiter:
 
     @classmethod
     def from_settings(cls) -> Limiter:
-        from engine.mail import settings  # the transport settings saved in the admin
         values = settings.transport_config()
         return cls(per_second=int(values.get("MAIL_RATE_PER_SECOND") or 0),
                    per_hour=int(values.get("MAIL_RATE_PER_HOUR") or 0),

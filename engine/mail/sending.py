@@ -160,7 +160,7 @@ def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
                 _give_back([sid for sid, _ in recipients[index:]])
                 raise outbox.RetryLater(str(exc), exc.retry_after) from exc
             try:
-                transport.send_raw(tokens.bounce_address("s", send_id), contact.email, data)
+                transport.send_raw(tokens.bounce_address("s", send_id), [contact.email], data)
             except smtplib.SMTPRecipientsRefused as exc:
                 if _permanent(exc):
                     _refused(target, send_id, contact, str(exc.recipients)[:2000])
