@@ -8,4 +8,5 @@ from flask.cli import AppGroup
 @click.group("mail", cls=AppGroup)
 def mail_group() -> None:
     """Mail delivery: DKIM, DNS checks, bounces, the suppression list."""
+from engine.mail import suppression_cli  # noqa: E402, F401  (suppress-import)
 from engine.mail.bounces import cli as _bounces_cli  # noqa: E402, F401  (its commands)

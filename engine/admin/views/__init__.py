@@ -8,6 +8,7 @@ from engine.admin.views import (  # noqa: F401
     dashboard,
     event_types,
     forms,
+    mail_suppressions,
     plugins,
     segment_builder,
     segments,
