@@ -2,6 +2,7 @@
 link's page, the preference page, and a new opt-in lifting an old unsubscribe."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from engine.contacts import service as contacts
@@ -174,3 +175,18 @@ def test_a_new_opt_in_lifts_an_unsubscribe_made_before_it_never_a_bounce(app):
         suppression.suppress(EMAIL, "unsubscribed")
     deliver_events(app)
     assert _entry(app)[0] == "unsubscribed"
+
+
+@pytest.mark.browser
+def test_a_person_unsubscribes_and_pauses_in_a_browser(page, live_server, app):
+    refused: list[str] = []  # what the Content-Security-Policy (or anything else) refused
+    page.on("console", lambda message: message.type == "error" and refused.append(message.text))
+    contact_id = _person(app)
+    page.goto(live_server + _path(app, contact_id, _sent(app, contact_id, list_slug="news")))
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.get_by_role("heading", name="You are unsubscribed").wait_for()
+    page.get_by_role("link", name="Manage your email preferences").click()
+    page.get_by_role("button", name="Pause all marketing email for 30 days").click()
+    page.get_by_text("Paused: no marketing email from us until").wait_for()
+    assert _lists(app, contact_id) == {"news": "unsubscribed", "offers": "subscribed"}
+    assert _entry(app)[0] == "paused" and refused == []
