@@ -23,6 +23,7 @@ CORE_MENU = (
     MenuItem("Contacts", "admin.contacts_list", "viewer"),
     MenuItem("Segments", "admin.segments_list", "viewer"),
     MenuItem("Email", "admin.mail_templates_list", "editor"),
+    MenuItem("Suppressions", "admin.suppressions_list", "viewer"),
     MenuItem("Plugins", "admin.plugins_list", "owner"),
     MenuItem("Themes", "admin.themes_list", "owner"),
     MenuItem("Users", "admin.users_list", "owner"),

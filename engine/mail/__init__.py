@@ -19,6 +19,8 @@ def init_app(app: Flask) -> None:
     for key, value in BOUNCE_DEFAULTS.items():
         app.config.setdefault(key, value)
     from engine.mail.cli import mail_group
+    from engine.mail.suppression_csv import UPLOAD_BYTES, UPLOAD_CONFIG
     from engine.mail.views import blueprint
+    app.config.setdefault(UPLOAD_CONFIG, UPLOAD_BYTES)  # the admin's suppression list import
     app.register_blueprint(blueprint)
     app.cli.add_command(mail_group)

@@ -11,5 +11,8 @@ def mail_group() -> None:
 
 
 # Each part adds its own commands to the group.
-from engine.mail import dkim_commands  # noqa: E402, F401  (dkim-keygen, check)
+from engine.mail import (
+    dkim_commands,  # noqa: E402, F401  (dkim-keygen, check)
+    suppression_cli,  # noqa: E402, F401  (suppress-import)
+)
 from engine.mail.bounces import cli as _bounces_cli  # noqa: E402, F401  (its commands)

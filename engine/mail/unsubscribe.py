@@ -16,8 +16,8 @@ import re
 from sqlalchemy import select
 
 from engine import events
-from engine.contacts import store
-from engine.contacts.models import Contact, Subscription
+from engine.contacts import identity, store
+from engine.contacts.models import Subscription
 from engine.db import db
 from engine.mail import suppression, tokens
 from engine.mail.models import Mailing, MailSend
@@ -44,29 +44,40 @@ def apply_unsubscribe(contact_id: int, send_id: int | None, *, how: str) -> bool
     """Unsubscribe the recipient of a send (inside `write()`): off the mailing's list, or off
     all marketing when it had none. `how`: "one-click", "link", "mailto", "preferences".
     Returns False when there was nothing left to do (already unsubscribed), so a provider's
-    retried POST or a scanner's repeat records nothing twice."""
-    contact = db.session.get(Contact, contact_id)
-    if contact is None or contact.status == "erased":
+    retried POST or a scanner's repeat records nothing twice. A contact merged since the email
+    was sent is the person it was merged into: they are the one unsubscribed."""
+    contact = identity.resolve(contact_id)
+    if contact is None:
         return False
-    mailing = None
-    if send_id is not None:
-        send = db.session.get(MailSend, send_id)
-        if send is not None and send.contact_id == contact_id:
-            mailing = db.session.get(Mailing, send.mailing_id)
+    mailing = mailing_of(contact_id, send_id)
     slug = mailing.list_slug if mailing is not None else ""
     if slug:
-        changed = bool(store.unsubscribe(contact_id, [slug]))
+        changed = bool(store.unsubscribe(contact.id, [slug]))
     else:
         was = suppression.entry(contact.email)
         already = was is not None and was.expires_at is None
         suppression.suppress(contact.email, "unsubscribed", note=f"by {how}")
-        store.unsubscribe(contact_id)
+        store.unsubscribe(contact.id)
         changed = not already
     if changed:
-        events.record("email_unsubscribed", contact_id=contact_id, properties={
-            "mailing": mailing.key if mailing else "", "mailing_id": mailing.id if mailing else 0,
-            "list": slug, "how": how})
+        record_unsubscribed(contact.id, mailing, slug, how)
     return changed
+
+
+def mailing_of(contact_id: int, send_id: int | None) -> Mailing | None:
+    """The mailing a recipient token's send belongs to, when that send went to this contact."""
+    if send_id is None:
+        return None
+    send = db.session.get(MailSend, send_id)
+    if send is None or send.contact_id != contact_id:
+        return None
+    return db.session.get(Mailing, send.mailing_id)
+
+
+def record_unsubscribed(contact_id: int, mailing: Mailing | None, slug: str, how: str) -> None:
+    events.record("email_unsubscribed", contact_id=contact_id, properties={
+        "mailing": mailing.key if mailing else "", "mailing_id": mailing.id if mailing else 0,
+        "list": slug, "how": how})
 
 
 def subscribed_lists(contact_id: int) -> list[str]:

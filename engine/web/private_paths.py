@@ -5,9 +5,10 @@ A double opt-in link (`/forms/confirm/<token>`) makes the browser that opens it 
 that contact; a thank-you page (`/forms/<slug>/thanks/<token>`) leads to the visitor's download;
 an asset link (`/assets/<token>`) is the download itself; a draft preview link
 (`/admin/preview/<token>`) shows an unpublished draft; `/auth/reset|invitation|welcome/<token>`
-sign someone in. Whoever reads such an address, in a report or a log, holds the secret. So
-they are never stored or shown as they are: `redact()` keeps the part before the secret (what
-kind of page it was) and replaces the rest with `TOKEN`.
+sign someone in; `/email/unsubscribe|preferences/<token>` change what a recipient gets.
+Whoever reads such an address, in a report or a log, holds the secret. So they are never
+stored or shown as they are: `redact()` keeps the part before the secret (what kind of page it
+was) and replaces the rest with `TOKEN`.
 
 Secrets in query strings (`?sig=`, `?token=`) are a matter of the recorder's own parameter list;
 this module is about paths. Every route of the app with a `<token>` variable must be covered
@@ -28,6 +29,7 @@ SECRET_PREFIXES = (
     r"/assets/",
     r"/admin/preview/",
     r"/auth/(?:reset|invitation|welcome)/",
+    r"/email/(?:unsubscribe|preferences)/",  # a recipient's own links (engine.mail.tokens)
 )
 _SECRET = re.compile(rf"(?P<keep>{'|'.join(SECRET_PREFIXES)})[^?#]+")
 

@@ -9,6 +9,7 @@ from engine.admin.views import (  # noqa: F401
     event_types,
     forms,
     mail_settings,
+    mail_suppressions,
     mail_templates,
     plugins,
     segment_builder,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-blueprint = Blueprint("mail", __name__, url_prefix="/email")
+# Its pages' templates are in engine/mail/templates/ (a theme may override them).
+blueprint = Blueprint("mail", __name__, url_prefix="/email", template_folder="../templates")
 
 from engine.mail.views import tracking, unsubscribe, webhooks  # noqa: E402, F401  (routes)
