@@ -1,8 +1,14 @@
-"""`magnet mail ...`: DKIM keys, the deliverability check, bounce intake, suppression import."""
+"""`magnet mail ...`: DKIM keys, the deliverability check, bounce intake, suppression import.
+
+Each part keeps its commands beside its code; this module gathers them into one group."""
 from __future__ import annotations
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
+
+from engine.mail.bounces.cli import bounces_command, receive_command
+from engine.mail.dkim_commands import check, dkim_keygen
+from engine.mail.suppression_cli import suppress_import
 
 
 @click.group("mail", cls=AppGroup)
@@ -10,9 +16,6 @@ def mail_group() -> None:
     """Mail delivery: DKIM, DNS checks, bounces, the suppression list."""
 
 
-# Each part adds its own commands to the group.
-from engine.mail import (
-    dkim_commands,  # noqa: E402, F401  (dkim-keygen, check)
-    suppression_cli,  # noqa: E402, F401  (suppress-import)
-)
-from engine.mail.bounces import cli as _bounces_cli  # noqa: E402, F401  (its commands)
+for command in (dkim_keygen, check, bounces_command, receive_command, suppress_import):
+    command.callback = with_appcontext(command.callback)  # as `AppGroup.command` would
+    mail_group.add_command(command)

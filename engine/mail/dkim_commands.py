@@ -18,7 +18,6 @@ import dns.resolver
 from flask import current_app
 
 from engine.mail import dkim
-from engine.mail.cli import mail_group
 from engine.mail.tokens import bounce_domain
 
 LIFETIME = 5.0  # seconds for each DNS question
@@ -36,7 +35,7 @@ class Finding:
     fix: str = ""
 
 
-@mail_group.command("dkim-keygen")
+@click.command("dkim-keygen")
 @click.option("--selector", required=True, help="The DKIM selector, e.g. magnet1.")
 @click.option("--domain", default="", help="Signing domain (default: MAIL_DKIM_DOMAIN or "
               "the domain of MAIL_FROM).")
@@ -193,7 +192,7 @@ def check_alignment(from_domain: str, signing_domain: str) -> Finding:
                    "(MAIL_DKIM_DOMAIN)")
 
 
-@mail_group.command("check")
+@click.command("check")
 @click.option("--domain", default="", help="Sending domain (default: the domain of MAIL_FROM).")
 def check(domain: str) -> None:
     """Report SPF, DKIM, DMARC and the bounce MX for the sending domain."""

@@ -8,10 +8,9 @@ import click
 
 from engine import audit
 from engine.mail import suppression_csv
-from engine.mail.cli import mail_group
 
 
-@mail_group.command("suppress-import")
+@click.command("suppress-import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the file and count; change nothing.")
 @click.option("--reason", type=click.Choice(list(suppression_csv.DEFAULT_REASONS)),

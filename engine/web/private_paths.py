@@ -5,7 +5,8 @@ A double opt-in link (`/forms/confirm/<token>`) makes the browser that opens it 
 that contact; a thank-you page (`/forms/<slug>/thanks/<token>`) leads to the visitor's download;
 an asset link (`/assets/<token>`) is the download itself; a draft preview link
 (`/admin/preview/<token>`) shows an unpublished draft; `/auth/reset|invitation|welcome/<token>`
-sign someone in; `/email/unsubscribe|preferences/<token>` change what a recipient gets.
+sign someone in; `/email/unsubscribe|preferences/<token>` change what a recipient gets, and
+`/email/o|c/<token>` (open pixel, click) name the recipient.
 Whoever reads such an address, in a report or a log, holds the secret. So they are never
 stored or shown as they are: `redact()` keeps the part before the secret (what kind of page it
 was) and replaces the rest with `TOKEN`.
@@ -29,7 +30,7 @@ SECRET_PREFIXES = (
     r"/assets/",
     r"/admin/preview/",
     r"/auth/(?:reset|invitation|welcome)/",
-    r"/email/(?:unsubscribe|preferences)/",  # a recipient's own links (engine.mail.tokens)
+    r"/email/(?:unsubscribe|preferences|o|c)/",  # a recipient's own links (engine.mail.tokens)
 )
 _SECRET = re.compile(rf"(?P<keep>{'|'.join(SECRET_PREFIXES)})[^?#]+")
 

@@ -8,10 +8,9 @@ import click
 from flask import current_app
 
 from engine.mail.bounces.intake import OUTCOMES
-from engine.mail.cli import mail_group
 
 
-@mail_group.command("bounces")
+@click.command("bounces")
 @click.option("--limit", default=500, show_default=True, help="Messages read in this run.")
 def bounces_command(limit: int) -> None:
     """Read the bounce mailbox (MAIL_BOUNCE_MAILBOX), record bounces, complaints and mailto
@@ -28,7 +27,7 @@ def bounces_command(limit: int) -> None:
     click.echo(", ".join(f"{key}: {counts.get(key, 0)}" for key in (*OUTCOMES, "errors")))
 
 
-@mail_group.command("receive")
+@click.command("receive")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 when this is the bounce domain's MX).")
 @click.option("--port", default=2525, show_default=True, type=int, help="Port to listen on.")
