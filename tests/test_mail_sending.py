@@ -190,6 +190,9 @@ def test_a_worker_killed_mid_batch_loses_nobody_and_duplicates_at_most_one(
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(OutboxRow).where(
             OutboxRow.status != "done")) == 0
+        announced = Counter(db.session.scalars(select(Activity.contact_id).where(
+            Activity.type == "email_sent")))
+        assert sorted(announced) == sorted(ids) and set(announced.values()) == {1}
 
 
 def test_the_global_rate_limit_waits_for_the_next_second_and_stops_at_the_hour(app, clock):

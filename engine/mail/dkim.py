@@ -36,6 +36,7 @@ from dkim.canonicalization import CanonicalizationPolicy
 from flask import current_app
 
 from engine.db import utcnow
+from engine.mail.settings import transport_config
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def selector() -> str:
 def signing_domain() -> str:
     """`MAIL_DKIM_DOMAIN`, else the domain of `MAIL_FROM` (DMARC wants them aligned)."""
     configured = str(current_app.config.get("MAIL_DKIM_DOMAIN") or "").strip().lower()
-    return configured or parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2].lower()
+    return configured or parseaddr(transport_config()["MAIL_FROM"])[1].rpartition("@")[2].lower()
 
 
 def generate(selector: str, force: bool = False) -> Path:

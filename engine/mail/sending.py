@@ -27,13 +27,13 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from engine import events
 from engine.contacts.models import Contact, Subscription
 from engine.contacts.store import dialect_insert
-from engine.db import db, utcnow, write
+from engine.db import db, locking, utcnow, write
 from engine.jobs import job, outbox
 from engine.mail import bounces, dkim, ratelimit, rendering, suppression, tokens, tracking
 from engine.mail.compose import Envelope, compose
@@ -48,6 +48,7 @@ SENDS = MailSend.__table__
 BATCH = 250  # recipients per job: one template compilation and one SMTP connection serve them
 # A claim older than this belongs to a worker that died (the outbox's lease is longer).
 STALE_CLAIM = timedelta(seconds=120)
+ANNOUNCE_EVERY = 50  # sends whose `email_sent` events are written together
 
 
 class MailingError(ValueError):
@@ -96,6 +97,7 @@ def enqueue(target: Mailing, contact_ids: Iterable[int], *, occurrence: str = ""
 @job("mail.send_mailing", queue="mail")
 def send_batch(send_ids: list[int]) -> int:
     """Send one batch of a mailing's ledger rows; returns how many were sent."""
+    _announce_leftovers(send_ids)
     claimed = _claim(send_ids)
     if not claimed:
         return 0
@@ -139,46 +141,59 @@ def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
     base = {**rendering.site_values(), **(target.context or {})}
     sign = dkim.load_signer()
     limiter = ratelimit.Limiter.from_settings()
-    sent = 0
-    with open_transport() as transport, events.one_wake():
-        for index, (send_id, contact) in enumerate(recipients):
-            message_id = new_message_id()
-            values = {**base, **rendering.contact_values(contact),
-                      "unsubscribe_url": tokens.unsubscribe_url(contact.id, send_id),
-                      "preferences_url": tokens.preferences_url(contact.id, send_id)}
-            rendered = compiled.render(values)
-            html = tracking.track(rendered.html, send_id=send_id, mailing=target)
-            headers = list_headers(contact.id, send_id, target) if target.marketing else {}
-            data = compose(Envelope(to=contact.email, subject=rendered.subject,
-                                    from_name=target.from_name, message_id=message_id,
-                                    headers=headers), html, rendered.text)
-            if sign is not None:
-                data = sign(data) + data
-            try:
-                limiter.wait()
-            except ratelimit.RateLimited as exc:
-                _give_back([sid for sid, _ in recipients[index:]])
-                raise outbox.RetryLater(str(exc), exc.retry_after) from exc
-            try:
-                transport.send_raw(tokens.bounce_address("s", send_id), [contact.email], data)
-            except smtplib.SMTPRecipientsRefused as exc:
-                if _permanent(exc):
-                    _refused(target, send_id, contact, str(exc.recipients)[:2000])
-                    continue
-                _give_back([sid for sid, _ in recipients[index:]])
-                raise
-            except smtplib.SMTPResponseException as exc:
-                if 500 <= exc.smtp_code < 600:
-                    _refused(target, send_id, contact, f"{exc.smtp_code} {exc.smtp_error!r}")
-                    continue
-                _give_back([sid for sid, _ in recipients[index:]])
-                raise
-            except (smtplib.SMTPException, OSError):
-                _give_back([sid for sid, _ in recipients[index:]])
-                raise
-            _mark_sent(target, send_id, contact, message_id, rendered.subject)
-            sent += 1
-    return sent
+    sent: list[tuple[int, int, str, str]] = []  # (send, contact, message id, subject)
+    try:
+        with open_transport() as transport, db.engine.connect() as marks:
+            _send_each(target, recipients, compiled, base, sign, limiter, transport, marks, sent)
+    finally:
+        _announce(target, sent)
+    return len(sent)
+
+
+def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled: Any,
+               base: dict[str, Any], sign: Any, limiter: ratelimit.Limiter, transport: Any,
+               marks: Connection, sent: list[tuple[int, int, str, str]]) -> None:
+    """The per-recipient loop: render, track, sign, wait for the rate, send, mark."""
+    for index, (send_id, contact) in enumerate(recipients):
+        message_id = new_message_id()
+        unsubscribe_url, preferences_url = tokens.recipient_urls(contact.id, send_id)
+        values = {**base, **rendering.contact_values(contact),
+                  "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
+        rendered = compiled.render(values)
+        html = tracking.track(rendered.html, send_id=send_id, mailing=target)
+        headers = (list_headers(contact.id, send_id, target, unsubscribe_url)
+                   if target.marketing else {})
+        data = compose(Envelope(to=contact.email, subject=rendered.subject,
+                                from_name=target.from_name, message_id=message_id,
+                                headers=headers), html, rendered.text)
+        if sign is not None:
+            data = sign(data) + data
+        try:
+            limiter.wait()
+        except ratelimit.RateLimited as exc:
+            _give_back([sid for sid, _ in recipients[index:]])
+            raise outbox.RetryLater(str(exc), exc.retry_after) from exc
+        try:
+            transport.send_raw(tokens.bounce_address("s", send_id), [contact.email], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            if _permanent(exc):
+                _refused(target, send_id, contact, str(exc.recipients)[:2000])
+                continue
+            _give_back([sid for sid, _ in recipients[index:]])
+            raise
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:
+                _refused(target, send_id, contact, f"{exc.smtp_code} {exc.smtp_error!r}")
+                continue
+            _give_back([sid for sid, _ in recipients[index:]])
+            raise
+        except (smtplib.SMTPException, OSError):
+            _give_back([sid for sid, _ in recipients[index:]])
+            raise
+        _mark_sent(marks, send_id, contact.email, message_id)
+        sent.append((send_id, contact.id, message_id, rendered.subject))
+        if len(sent) >= ANNOUNCE_EVERY:
+            _announce(target, sent)
 
 
 def _recipients(target: Mailing, rows: list[Any]) -> list[tuple[int, Contact]]:
@@ -223,16 +238,53 @@ def _finish_many(send_ids: list[int], status: str, error: str) -> None:
             status=status, error=error))
 
 
-def _mark_sent(target: Mailing, send_id: int, contact: Contact, message_id: str,
-               subject: str) -> None:
-    """The mark right after the server's "250": from here no retry sends it again."""
+def _mark_sent(connection: Connection, send_id: int, email: str, message_id: str) -> None:
+    """The mark right after the server's "250": from here no retry sends it again. One small
+    statement per message, the least that keeps a crash to one duplicate: on a connection the
+    batch holds for its marks rather than the session's (whose commit machinery costs more than
+    the statement). `locking()` still takes the writer's turn and SQLite's write lock first."""
+    with locking(), connection.begin():
+        connection.execute(_MARK_SENT, {
+            "send_id": send_id, "sent_at": utcnow(), "email": email, "message_id": message_id})
+
+
+_MARK_SENT = update(SENDS).where(SENDS.c.id == bindparam("send_id")).values(
+    status="sent", sent_at=bindparam("sent_at"), email=bindparam("email"),
+    message_id=bindparam("message_id"), error="")
+
+
+def _announce(target: Mailing | None, sent: list[tuple[int, int, str, str]]) -> None:
+    """The `email_sent` events of sends marked sent, written together and flagged, so each is
+    recorded once: by this batch, or by its retry if the worker died in between (see
+    `_announce_leftovers`)."""
+    if not sent or target is None:
+        return
     with write() as session:
-        session.connection().execute(update(SENDS).where(SENDS.c.id == send_id).values(
-            status="sent", sent_at=utcnow(), email=contact.email, message_id=message_id,
-            error=""))
-        events.record("email_sent", contact_id=contact.id, properties={
-            "subject": subject[:200], "message_id": message_id, "mailing": target.key,
-            "mailing_id": target.id})
+        flagged = set(session.connection().execute(
+            update(SENDS).where(SENDS.c.id.in_([row[0] for row in sent]),
+                                SENDS.c.status == "sent", SENDS.c.announced.is_(False))
+            .values(announced=True).returning(SENDS.c.id)).scalars())
+        events.record_many([{
+            "type": "email_sent", "contact_id": contact_id, "properties": {
+                "subject": subject[:200], "message_id": message_id, "mailing": target.key,
+                "mailing_id": target.id}}
+            for send_id, contact_id, message_id, subject in sent if send_id in flagged])
+    sent.clear()
+
+
+def _announce_leftovers(send_ids: list[int]) -> None:
+    """Sends of this batch marked sent whose events a dead worker did not get to write."""
+    rows = db.session.execute(select(
+        SENDS.c.id, SENDS.c.mailing_id, SENDS.c.contact_id, SENDS.c.message_id).where(
+        SENDS.c.id.in_(send_ids), SENDS.c.status == "sent",
+        SENDS.c.announced.is_(False))).all()
+    for mailing_id in {row.mailing_id for row in rows}:
+        target = db.session.get(Mailing, mailing_id)
+        template = db.session.get(EmailTemplate, target.template_id) if target and \
+            target.template_id else None
+        subject = target.subject or (template.subject if template else "") if target else ""
+        _announce(target, [(row.id, row.contact_id, row.message_id, subject)
+                           for row in rows if row.mailing_id == mailing_id])
 
 
 def _refused(target: Mailing, send_id: int, contact: Contact, error: str) -> None:

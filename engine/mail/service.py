@@ -9,11 +9,12 @@ from typing import Any
 
 import css_inline
 import nh3
-from flask import current_app
 
 from engine.db import db
 from engine.jobs import outbox
 from engine.mail.models import MailMessage
+from engine.mail.settings import transport_config
+from engine.mail.tokens import domain_of
 
 ENGINE_NAME = "Magnet"  # the display name of the default MAIL_FROM
 BATCH = 200  # messages per `mail.send` job: one SMTP connection serves the whole batch
@@ -66,7 +67,7 @@ def sender(display_name: str) -> str:
     """The From of mail sent in the site's name: `MAIL_FROM` as configured when it names a
     sender of its own; otherwise the site's name with `MAIL_FROM`'s address (the engine's
     default name, "Magnet", means nothing to the people who read it)."""
-    configured = current_app.config["MAIL_FROM"]
+    configured = transport_config()["MAIL_FROM"]
     name, address = parseaddr(configured)
     if name and name != ENGINE_NAME:
         return configured
@@ -75,9 +76,8 @@ def sender(display_name: str) -> str:
 
 def new_message_id() -> str:
     """A Message-ID in the sender's domain, stored with the message when it is queued."""
-    sender = current_app.config["MAIL_FROM"]
-    domain = getaddresses([sender])[0][1].rpartition("@")[2] or "localhost"
-    return make_msgid(idstring=secrets.token_hex(4), domain=domain)
+    return make_msgid(idstring=secrets.token_hex(4),
+                      domain=domain_of(transport_config()["MAIL_FROM"]))
 
 
 def send(to: str, subject: str, html: str, text: str | None = None,

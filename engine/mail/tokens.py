@@ -20,11 +20,13 @@ import hashlib
 import hmac
 import re
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature
 
+from engine.mail.settings import transport_config
 from engine.web.links import site_url
 from engine.web.signing import BadToken, sign, signer, unsign
 
@@ -55,6 +57,12 @@ def unsubscribe_url(contact_id: int, send_id: int | None = None) -> str:
 
 def preferences_url(contact_id: int, send_id: int | None = None) -> str:
     return site_url() + PREFERENCES_PATH + recipient_token(contact_id, send_id)
+
+
+def recipient_urls(contact_id: int, send_id: int | None = None) -> tuple[str, str]:
+    """(unsubscribe, preferences) URLs of one recipient's copy, with one token for both."""
+    base, token = site_url(), recipient_token(contact_id, send_id)
+    return base + UNSUBSCRIBE_PATH + token, base + PREFERENCES_PATH + token
 
 
 def open_url(send_id: int) -> str:
@@ -88,10 +96,16 @@ def _mac(kind: str, number: int) -> str:
 
 
 def bounce_domain() -> str:
-    """`MAIL_BOUNCE_DOMAIN`, else the domain of `MAIL_FROM`."""
+    """`MAIL_BOUNCE_DOMAIN`, else the domain of `MAIL_FROM` (as the admin's settings say)."""
     configured = (current_app.config.get("MAIL_BOUNCE_DOMAIN") or "").strip()
-    return configured or parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2] \
-        or "localhost"
+    return configured or domain_of(transport_config()["MAIL_FROM"])
+
+
+@lru_cache(maxsize=16)
+def domain_of(address: str) -> str:
+    """The domain of an address like `Site <hello@example.com>` (kept: the bulk sender asks
+    for it several times per message)."""
+    return parseaddr(address)[1].rpartition("@")[2] or "localhost"
 
 
 def bounce_address(kind: str, number: int) -> str:

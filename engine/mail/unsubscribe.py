@@ -31,9 +31,11 @@ def list_id(mailing: Mailing) -> str:
     return f"<{name or 'marketing'}.{tokens.bounce_domain()}>"
 
 
-def list_headers(contact_id: int, send_id: int | None, mailing: Mailing) -> dict[str, str]:
-    """The unsubscribe headers of one recipient's copy of a marketing mailing."""
-    https = tokens.unsubscribe_url(contact_id, send_id)
+def list_headers(contact_id: int, send_id: int | None, mailing: Mailing,
+                 https: str | None = None) -> dict[str, str]:
+    """The unsubscribe headers of one recipient's copy of a marketing mailing (`https`: its
+    unsubscribe URL, when the caller made it already)."""
+    https = https or tokens.unsubscribe_url(contact_id, send_id)
     mailto = tokens.bounce_address("s", send_id) if send_id else None
     value = f"<{https}>" + (f", <mailto:{mailto}?subject=unsubscribe>" if mailto else "")
     return {"List-Unsubscribe": value, "List-Unsubscribe-Post": ONE_CLICK,

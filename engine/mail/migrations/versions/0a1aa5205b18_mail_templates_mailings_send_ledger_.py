@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.Column('opened_at', engine.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('clicked_at', engine.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('bounced_at', engine.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('announced', sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column('error', sa.Text(), nullable=False),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['mailing_id'], ['mail_mailings.id'], name=op.f('fk_mail_sends_mailing_id_mail_mailings'), ondelete='CASCADE'),
