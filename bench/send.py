@@ -257,6 +257,11 @@ def main() -> None:
             sink_magnet = _cpu_seconds(sink) - sink_before
             for worker in workers:
                 worker.stop()
+            print(f"  queued in {queued_at - queued_started:.1f} s; sent {rate:,.0f} messages/s "
+                  f"({seconds:.1f} s); worker peak RSS {rss:.0f} MB; CPU per message: "
+                  f"workers {worker_cpu / options.recipients * 1000:.2f} ms (sending, events "
+                  f"delivered, queues), sink {sink_magnet / options.recipients * 1000:.2f} ms",
+                  flush=True)
             print("baseline again (the machine's speed drifts; the two runs are averaged)",
                   flush=True)
             again = _baseline(port, options.recipients, messages)
@@ -264,11 +269,7 @@ def main() -> None:
                   f"({again['seconds']:.1f} s)", flush=True)
             base_seconds = (base_seconds + again["seconds"]) / 2
             base_rate = options.recipients / base_seconds
-            print(f"  queued in {queued_at - queued_started:.1f} s; sent {rate:,.0f} messages/s "
-                  f"({seconds:.1f} s); worker peak RSS {rss:.0f} MB; CPU per message: "
-                  f"workers {worker_cpu / options.recipients * 1000:.2f} ms (sending, events "
-                  f"delivered, queues), sink {sink_magnet / options.recipients * 1000:.2f} ms",
-                  flush=True)
+
         finally:
             with app.app_context():
                 db.engine.dispose()

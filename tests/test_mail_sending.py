@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from engine.contacts import service as contacts
 from engine.contacts import store
+from engine.contacts.models import Contact
 from engine.db import db, write
 from engine.events.models import Activity
 from engine.jobs import outbox
@@ -230,3 +231,62 @@ def test_transactional_mail_reaches_the_unsubscribed_never_the_bounced(make_app,
         assert tokens.read_bounce_address(smtp_server.envelopes[0][0]) == ("m", kept.id)
         assert db.session.scalar(select(MailMessage.status).where(
             MailMessage.to == "gone@example.com")) == "suppressed"
+
+
+def test_a_recipient_the_template_fails_for_is_failed_and_the_rest_are_sent(make_app,
+                                                                            smtp_server, work):
+    app = site(make_app, smtp_server)
+    ids = people(app, 3)
+    with app.app_context(), write():
+        contacts.define_field("seats", "Seats", "number")
+        for n, contact_id in enumerate(ids):
+            db.session.get(Contact, contact_id).custom = {"seats": n}
+        # Stored directly, as an older or imported template could be: the editor refuses it.
+        template = EmailTemplate(name="Per seat", subject="Price",
+                                 body="<p>{{ 120 / contact.seats }} per seat</p>")
+        db.session.add(template)
+        db.session.flush()
+        sending.enqueue(sending.mailing("offer:1", template_id=template.id), ids)
+    work(app)
+    assert sorted(m["To"] for m in smtp_server.messages) == ["p1@example.com", "p2@example.com"]
+    with app.app_context():
+        failed = db.session.scalar(select(MailSend).where(MailSend.status == "failed"))
+        assert failed.contact_id == ids[0] and "template failed" in failed.error
+
+
+def test_sends_claimed_by_a_live_worker_wait_and_one_that_died_is_taken_over(make_app,
+                                                                            smtp_server, work,
+                                                                            clock):
+    app = site(make_app, smtp_server)
+    ids = people(app, 2)
+    queue(app, ids)
+    with app.app_context(), write() as session:  # as if another worker had just claimed one
+        session.execute(MailSend.__table__.update().where(MailSend.contact_id == ids[0]).values(
+            status="sending", claimed_at=clock.now()))
+    work(app)
+    assert [m["To"] for m in smtp_server.messages] == ["p1@example.com"]
+    with app.app_context():  # the batch is not done: it waits for the other worker's claim
+        assert db.session.scalar(select(OutboxRow.status).where(
+            OutboxRow.job == "mail.send_mailing")) == "pending"
+    clock.advance(minutes=10)  # that worker died: its claim is stale
+    retry(app, work)
+    assert sorted(m["To"] for m in smtp_server.messages) == ["p0@example.com", "p1@example.com"]
+    assert statuses(app) == {"sent": 2}
+
+
+def test_magnet_mail_send_sends_a_template_to_a_list_once(make_app, smtp_server, work):
+    app = site(make_app, smtp_server)
+    people(app, 3)
+    queue(app, [])  # the "News" template
+    runner = app.test_cli_runner()
+    dry = runner.invoke(args=["mail", "send", "news", "--list", "news", "--dry-run"])
+    assert dry.exit_code == 0 and "3 contact(s)" in dry.output
+    assert statuses(app) == {}
+    for _ in range(2):  # the same command again: nobody twice
+        done = runner.invoke(args=["mail", "send", "News", "--list", "news", "--yes"])
+        assert done.exit_code == 0, done.output
+    work(app)
+    assert sorted(m["To"] for m in smtp_server.messages) == [f"p{n}@example.com"
+                                                             for n in range(3)]
+    wrong = runner.invoke(args=["mail", "send", "News", "--list", "news", "--to", "x@y.z"])
+    assert wrong.exit_code != 0 and "exactly one audience" in wrong.output

@@ -52,9 +52,11 @@ def _link(item: MenuItem) -> NavLink | None:
 
 
 def _area(endpoint: str) -> str:
-    """`admin.content_edit` -> `admin.content`; a plugin's endpoint -> its blueprint."""
+    """`admin.content_edit` -> `admin.content`, `admin.mail_templates_edit` ->
+    `admin.mail_templates` (the view's name without its last word, the action); a plugin's
+    endpoint -> its blueprint."""
     blueprint, _, view = endpoint.partition(".")
-    return f"{blueprint}.{view.split('_')[0]}" if blueprint == "admin" else blueprint
+    return f"{blueprint}.{view.rsplit('_', 1)[0]}" if blueprint == "admin" else blueprint
 
 
 def row_id(value: str) -> int:

@@ -18,8 +18,8 @@ from typing import Any
 from flask import current_app
 
 from engine.api import intake, keys
-from engine.forms.security import limiter
 from engine.web.edge import Answer, EdgeRoute, json_answer, read_body
+from engine.web.ratelimit import limiter
 
 PATH = "/api/v1/events"
 

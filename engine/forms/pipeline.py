@@ -29,6 +29,7 @@ from engine.forms.builder import fields_to_show, form_class
 from engine.forms.definitions import FormDef
 from engine.forms.models import Submission
 from engine.jobs import outbox
+from engine.web.ratelimit import client_ip, limiter
 
 ALLOWED_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_KEYS = 60
@@ -51,11 +52,6 @@ class Outcome:
     @property
     def errors(self) -> dict[str, list[str]]:
         return dict(self.form.errors) if self.form is not None else {}
-
-
-def client_ip(request: Any) -> str:
-    """The client's address (behind reverse proxies, set `TRUSTED_PROXIES`)."""
-    return (request.remote_addr or "")[:45]
 
 
 def _source(request: Any, formdata: MultiDict) -> dict[str, Any]:
@@ -128,7 +124,7 @@ def handle(definition: FormDef, request: Any, visitor_id: str | None,
     limits = [(f"ip:{client_ip(request)}", int(config["FORM_RATE_LIMIT_IP"]))]
     if email:
         limits.append((f"email:{definition.slug}:{email}", int(config["FORM_RATE_LIMIT_EMAIL"])))
-    ip_ok, *email_ok = security.limiter().hit_all(limits, int(config["FORM_RATE_WINDOW"]))
+    ip_ok, *email_ok = limiter().hit_all(limits, int(config["FORM_RATE_WINDOW"]))
     if not ip_ok:
         return Outcome("limited", 429, "You have sent this form many times in a short while. "
                                        "Please wait a few minutes and try again.", shown=shown)

@@ -25,17 +25,16 @@ import base64
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from flask import current_app
 
 from engine.web import signing
 from engine.web.late import late
 from engine.web.late import register as register_late
+from engine.web.ratelimit import limiter
 from engine.web.signing import BadToken
 
 HONEYPOT = "website"  # a plausible name bots like to fill
@@ -128,74 +127,3 @@ def same_origin(request: Any) -> bool:
     here = urlsplit(request.host_url)
     there = urlsplit(origin)
     return (there.scheme, there.netloc) == (here.scheme, here.netloc)
-
-
-class RateLimiter:
-    """Fixed-window counters in Redis, with an in-process fallback while Redis is away."""
-
-    RETRY_REDIS_AFTER = 5.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._local: dict[str, tuple[float, int]] = {}
-        self._redis_down_until = 0.0
-
-    def hit(self, key: str, limit: int, window: int) -> bool:
-        """Count one hit; True while `key` stays within `limit` hits per `window` seconds."""
-        return self.hit_all([(key, limit)], window)[0]
-
-    def hit_all(self, limits: list[tuple[str, int]], window: int) -> list[bool]:
-        """Count one hit on each `(key, limit)`, all in one round trip to Redis; for each, True
-        while it stays within its limit per `window` seconds. A limit of 0 or less is off."""
-        counted = [(key, limit) for key, limit in limits if limit > 0]
-        if not counted:
-            return [True] * len(limits)
-        slot = int(time.time() // window)
-        buckets = [f"magnet:rl:{key}:{slot}" for key, _ in counted]
-        counts = None
-        if time.monotonic() >= self._redis_down_until:
-            counts = self._count_in_redis(buckets, window)
-        if counts is None:
-            counts = [self._count_locally(bucket, window) for bucket in buckets]
-        each = iter(counts)  # one count per limit that is on, in order
-        return [limit <= 0 or next(each) <= limit for _, limit in limits]
-
-    def _count_in_redis(self, buckets: list[str], window: int) -> list[int] | None:
-        try:
-            from engine.jobs import connection
-            with connection().pipeline(transaction=False) as pipe:
-                for bucket in buckets:
-                    pipe.incr(bucket)
-                    pipe.expire(bucket, window + 1)
-                return [int(count) for count in pipe.execute()[::2]]
-        except (redis.RedisError, OSError):
-            self._redis_down_until = time.monotonic() + self.RETRY_REDIS_AFTER
-            return None
-
-    def first_use(self, key: str, seconds: int) -> bool:
-        """True the first time `key` is seen within `seconds`; False after."""
-        name = f"magnet:once:{key}"
-        if time.monotonic() >= self._redis_down_until:
-            try:
-                from engine.jobs import connection
-                return bool(connection().set(name, "1", nx=True, ex=seconds))
-            except (redis.RedisError, OSError):
-                self._redis_down_until = time.monotonic() + self.RETRY_REDIS_AFTER
-        return self._count_locally(name, seconds) == 1
-
-    def _count_locally(self, bucket: str, window: int) -> int:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._local) > 50_000:  # bounded memory under a flood
-                self._local = {k: v for k, v in self._local.items() if v[0] > now}
-            expires, count = self._local.get(bucket, (now + window, 0))
-            self._local[bucket] = (expires, count + 1)
-        return count + 1
-
-
-def limiter() -> RateLimiter:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    found = app.extensions.get("magnet.forms.limiter")
-    if found is None:
-        found = app.extensions["magnet.forms.limiter"] = RateLimiter()
-    return found

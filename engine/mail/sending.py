@@ -110,7 +110,20 @@ def send_batch(send_ids: list[int]) -> int:
         if target is not None:
             db.session.expunge(target)  # read once; see `_recipients`
         sent += _send_mailing_rows(target, rows)
+    if len(claimed) < len(send_ids) and _still_sending(send_ids):
+        raise ClaimedElsewhere("sends of this batch are claimed by another worker")
     return sent
+
+
+class ClaimedElsewhere(RuntimeError):
+    """Some of the batch's sends are claimed by another worker (or one that died: its claim
+    goes stale after `STALE_CLAIM`): the outbox retries the batch with back-off until they are
+    sent, by that worker or by this batch's retry."""
+
+
+def _still_sending(send_ids: list[int]) -> bool:
+    return db.session.execute(select(SENDS.c.id).where(
+        SENDS.c.id.in_(send_ids), SENDS.c.status == "sending").limit(1)).first() is not None
 
 
 def _claim(send_ids: list[int]) -> list[Any]:
@@ -142,9 +155,17 @@ def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
     sign = dkim.load_signer()
     limiter = ratelimit.Limiter.from_settings()
     sent: list[tuple[int, int, str, str]] = []  # (send, contact, message id, subject)
+    settled = [0]  # recipients sent, failed, or accepted by the server and being marked
     try:
         with open_transport() as transport, db.engine.connect() as marks:
-            _send_each(target, recipients, compiled, base, sign, limiter, transport, marks, sent)
+            _send_each(target, recipients, compiled, base, sign, limiter, transport, marks,
+                       sent, settled)
+    except BaseException:
+        # What was not handed to the server goes back for the retry; the message in flight
+        # when a database write failed after the server's "250" stays claimed, to be sent
+        # again once the claim is stale (at most that one twice).
+        _give_back([send_id for send_id, _ in recipients[settled[0]:]])
+        raise
     finally:
         _announce(target, sent)
     return len(sent)
@@ -152,14 +173,22 @@ def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
 
 def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled: Any,
                base: dict[str, Any], sign: Any, limiter: ratelimit.Limiter, transport: Any,
-               marks: Connection, sent: list[tuple[int, int, str, str]]) -> None:
-    """The per-recipient loop: render, track, sign, wait for the rate, send, mark."""
+               marks: Connection, sent: list[tuple[int, int, str, str]],
+               settled: list[int]) -> None:
+    """The per-recipient loop: render, track, sign, wait for the rate, send, mark. `settled[0]`
+    counts the recipients done with (and the one the server just accepted, before its mark),
+    for what an error gives back."""
     for index, (send_id, contact) in enumerate(recipients):
+        settled[0] = index
         message_id = new_message_id()
         unsubscribe_url, preferences_url = tokens.recipient_urls(contact.id, send_id)
         values = {**base, **rendering.contact_values(contact),
                   "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
-        rendered = compiled.render(values)
+        try:
+            rendered = compiled.render(values)
+        except rendering.TemplateRenderError as exc:
+            _finish_many([send_id], "failed", f"the template failed for this contact: {exc}")
+            continue
         html = tracking.track(rendered.html, send_id=send_id, mailing=target)
         headers = (list_headers(contact.id, send_id, target, unsubscribe_url)
                    if target.marketing else {})
@@ -171,25 +200,20 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled:
         try:
             limiter.wait()
         except ratelimit.RateLimited as exc:
-            _give_back([sid for sid, _ in recipients[index:]])
             raise outbox.RetryLater(str(exc), exc.retry_after) from exc
         try:
             transport.send_raw(tokens.bounce_address("s", send_id), [contact.email], data)
         except smtplib.SMTPRecipientsRefused as exc:
-            if _permanent(exc):
-                _refused(target, send_id, contact, str(exc.recipients)[:2000])
-                continue
-            _give_back([sid for sid, _ in recipients[index:]])
-            raise
+            if not _permanent(exc):
+                raise
+            _refused(target, send_id, contact, str(exc.recipients)[:2000])
+            continue
         except smtplib.SMTPResponseException as exc:
-            if 500 <= exc.smtp_code < 600:
-                _refused(target, send_id, contact, f"{exc.smtp_code} {exc.smtp_error!r}")
-                continue
-            _give_back([sid for sid, _ in recipients[index:]])
-            raise
-        except (smtplib.SMTPException, OSError):
-            _give_back([sid for sid, _ in recipients[index:]])
-            raise
+            if not 500 <= exc.smtp_code < 600:
+                raise
+            _refused(target, send_id, contact, f"{exc.smtp_code} {exc.smtp_error!r}")
+            continue
+        settled[0] = index + 1  # accepted: from here on it is not given back
         _mark_sent(marks, send_id, contact.email, message_id)
         sent.append((send_id, contact.id, message_id, rendered.subject))
         if len(sent) >= ANNOUNCE_EVERY:

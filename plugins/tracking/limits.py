@@ -1,6 +1,6 @@
 """How much one address may write through the beacon, counted cheaply enough for every hit.
 
-The limits hold across every web process: they are counted by the forms' `RateLimiter`
+The limits hold across every web process: they are counted by the engine's `RateLimiter`
 (Redis, one round trip for all of a hit's counters; per process while Redis is away). But a
 round trip per hit would cost more than the rest of the hit (the reason the hand-over batches
 events), so each process counts an address's hits itself and reports them to the shared
@@ -15,7 +15,7 @@ import threading
 import time
 from functools import lru_cache
 
-from engine.forms.security import RateLimiter
+from engine.web.ratelimit import RateLimiter
 
 WINDOW = 60  # seconds: the limits are per minute
 BLOCK = 10  # hits a process counts on its own before it reports them to the shared counter

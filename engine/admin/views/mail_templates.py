@@ -42,10 +42,10 @@ from engine.contacts.service import (
     normalise_email,
 )
 from engine.db import db, write
-from engine.forms.security import limiter
 from engine.mail import rendering
 from engine.mail.models import EmailTemplate, Mailing
 from engine.web import CONTENT_SECURITY_POLICY
+from engine.web.ratelimit import limiter
 
 KINDS = {"marketing": "Marketing", "transactional": "Transactional"}
 FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML"}

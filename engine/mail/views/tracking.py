@@ -16,11 +16,11 @@ from sqlalchemy import update
 
 from engine.db import db, utcnow, write
 from engine.events import record
-from engine.forms.security import limiter
 from engine.mail import tokens
 from engine.mail.models import Mailing, MailSend
 from engine.mail.tracking import machine_click, machine_open
 from engine.mail.views import blueprint
+from engine.web.ratelimit import limiter
 from engine.web.signing import BadToken
 
 GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00"

@@ -25,6 +25,7 @@ from typing import Any
 from flask import (
     Response,
     abort,
+    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -33,16 +34,14 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 
-from engine.auth import csrf
 from engine.contacts import identity
 from engine.contacts.models import Contact
 from engine.db import write
-from engine.forms.pipeline import client_ip
-from engine.forms.security import limiter
 from engine.mail import preferences, tokens
 from engine.mail.unsubscribe import ONE_CLICK, apply_unsubscribe, mailing_of
 from engine.mail.views import blueprint
 from engine.web import body_limit
+from engine.web.ratelimit import client_ip, limiter
 from engine.web.signing import BadToken
 
 BAD_TOKENS_PER_IP = 30
@@ -136,7 +135,8 @@ def preferences_page(token: str) -> Response:
         return _gone()
     if request.method == "POST":
         try:
-            csrf.protect()
+            # The app's CSRFProtect (set up by engine.auth, which sends mail: no import back)
+            current_app.extensions["csrf"].protect()
         except CSRFError:
             return _page("problem.html", 400, title="Please try again",
                          message="This page was open too long or came from somewhere else. "
