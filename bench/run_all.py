@@ -17,7 +17,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 HTTP_WORKLOADS = ("pages", "submissions", "beacon", "events_api")
-WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts", "segments_incremental")
+WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts", "segments_incremental",
+             "send")
 # Run only when named with --only: they need PostgreSQL and load a million contacts (and, for
 # segments_bulk, ten million activities).
 ON_REQUEST = ("contacts_list", "segments_bulk")
@@ -28,6 +29,7 @@ QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
          "worker_throughput": ["--jobs", "200", "--forking-jobs", "40", "--outbox-rows", "1000",
                                "--rounds", "1"],
          "import_contacts": ["--rows", "10000"],
+         "send": ["--recipients", "5000"],
          "contacts_list": ["--contacts", "100000", "--repeat", "5"],
          "segments_incremental": ["--contacts", "2000", "--events", "2000", "--rate", "200",
                                   "--seconds", "5"],

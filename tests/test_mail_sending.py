@@ -103,7 +103,8 @@ def test_an_unsubscribe_is_honoured_by_the_next_batch(make_app, smtp_server, wor
 
 
 class Refusing:
-    """An SMTP server that refuses one address for good (550) and, once, every other (451)."""
+    """An SMTP server that says one address does not exist (550 5.1.1), refuses another for a
+    reason of its own (554 5.7.1), and is busy, once, for a third (451)."""
 
     def __init__(self) -> None:
         self.messages: list[str] = []
@@ -112,6 +113,8 @@ class Refusing:
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address == "p1@example.com":
             return "550 5.1.1 No such user"
+        if address == "p4@example.com":
+            return "554 5.7.1 Relaying denied"
         if self.busy_once and address == "p2@example.com":
             self.busy_once = False
             return "451 4.3.0 Try again later"
@@ -138,22 +141,25 @@ def refusing_server():
         controller.stop()
 
 
-def test_5xx_fails_one_recipient_and_4xx_retries_the_rest(make_app, refusing_server, work,
-                                                          clock):
+def test_a_5xx_fails_one_recipient_a_4xx_retries_it_alone_and_only_a_dead_address_bounces(
+        make_app, refusing_server, work, clock):
     app = make_app(MAIL_HOST="127.0.0.1", MAIL_PORT=refusing_server.port, SITE_URL=SITE)
-    ids = people(app, 4)
+    ids = people(app, 5)
     queue(app, ids)
     work(app)
-    assert refusing_server.messages == ["p0@example.com"]  # p1 refused for good, p2 busy
-    assert statuses(app) == {"sent": 1, "failed": 1, "queued": 2}
+    assert refusing_server.messages == ["p0@example.com", "p3@example.com"]  # the rest goes on
+    assert statuses(app) == {"sent": 2, "failed": 2, "queued": 1}
     with app.app_context():
-        failed = db.session.scalar(select(MailSend).where(MailSend.status == "failed"))
-        assert "550" in failed.error and failed.email == "p1@example.com"
-    clock.advance(minutes=5)  # the outbox's back-off
+        gone = db.session.scalar(select(MailSend).where(MailSend.contact_id == ids[1]))
+        assert gone.status == "failed" and "5.1.1" in gone.error
+        assert suppression.blocked(["p1@example.com"], marketing=False)  # a hard bounce
+        # "Relaying denied" is about the sender, not the address: nobody is suppressed for it.
+        assert not suppression.blocked(["p4@example.com"], marketing=True)
+    clock.advance(minutes=5)  # the busy recipient's own retry
     retry(app, work)
     assert sorted(refusing_server.messages) == ["p0@example.com", "p2@example.com",
                                                  "p3@example.com"]
-    assert statuses(app) == {"sent": 3, "failed": 1}
+    assert statuses(app) == {"sent": 3, "failed": 2}
 
 
 def retry(app: Any, work: Any) -> None:

@@ -86,6 +86,12 @@ def test_changes_are_saved_audited_without_the_password_and_cleared(make_app):
     with app.test_request_context():
         assert settings.transport_config()["MAIL_PASSWORD"] == ""
     assert _audits(app)[-1] == {"password": "cleared"}
+    owner.post(PAGE, data=_fields(html, password="new-secret"))
+    moved = owner.post(PAGE, data=_fields(html, host="smtp.elsewhere.example"),
+                       follow_redirects=True).get_data(as_text=True)
+    with app.test_request_context():  # the old server's password never goes to a new one
+        assert settings.transport_config()["MAIL_PASSWORD"] == ""
+    assert "password was cleared" in moved
 
 
 def test_a_bad_value_saves_nothing(make_app):

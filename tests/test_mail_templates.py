@@ -64,7 +64,12 @@ def test_broken_templates_are_refused_with_the_field_line_and_reason(app):
 def test_the_sandbox_gives_nothing_but_the_values(app):
     attacks = ("{{ contact.__class__ }}", "{{ ''.__class__.__mro__ }}", "{{ config }}",
                "{{ contact.update({'email': 'x'}) }}", "{{ range(10) }}", "{{ 'x' * 10**7 }}",
-               "{% include 'admin/layout.html' %}")
+               "{% include 'admin/layout.html' %}",
+               # and nothing that makes a huge text or runs for ever on a worker
+               "{{ '%50000000s' % 'a' }}", "{{ '{:>50000000}'.format('a') }}",
+               "{{ 'a' | center(50000000) }}",
+               "{% for a in contact.email * 9 %}{% for b in contact.email %}x{% endfor %}"
+               "{% endfor %}")
     with app.app_context():
         for attack in attacks:
             assert problems_of(body=attack), attack

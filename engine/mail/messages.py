@@ -8,9 +8,11 @@ sent in its own short write right after the server accepted it. The Message-ID w
 the message was queued, so whatever happens between SMTP and that mark (a crash, a database
 that refuses the write) the retry sends the very same message, which receivers recognise.
 What each failure does:
-- 5xx for the recipient: the row is `failed` and the batch goes on;
-- 4xx, a refused or lost connection: the rows not yet accepted go back to `queued` and the job
-  raises, so the outbox retries it with back-off;
+- a 5xx refusing the recipient (or an address the server cannot take): the row is `failed`
+  and the batch goes on;
+- a 4xx, a refusal of us (MAIL FROM, DATA), a refused or lost connection, any other error: the
+  rows not yet accepted go back to `queued` and the job raises, so the outbox retries it with
+  back-off; the hour's send allowance used up puts the batch off without counting an attempt;
 - the worker dies: its rows stay `sending`; once their claim is older than `STALE_CLAIM` the
   outbox's retry sends them again (at most the message in flight was sent before: SMTP allows
   no better).
@@ -29,8 +31,8 @@ from engine import events
 from engine.contacts.gdpr import Person, PersonalData
 from engine.contacts.models import Contact
 from engine.db import db, utcnow, write
-from engine.jobs import job
-from engine.mail import dkim, suppression
+from engine.jobs import job, outbox
+from engine.mail import dkim, ratelimit, refusals, suppression
 from engine.mail.models import MailMessage
 from engine.mail.tokens import bounce_address
 from engine.mail.transport import build, open_transport
@@ -54,29 +56,31 @@ def send_messages(message_ids: list[int]) -> int:
     sent = 0
     if rows:
         signer = dkim.load_signer()
-        with open_transport() as transport:
-            for index, row in enumerate(rows):
-                try:
-                    transport.send_raw(bounce_address("m", row.id),
-                                       [address for _, address in getaddresses([row.to])],
-                                       dkim.sign_message(build(row), signer))
-                except smtplib.SMTPRecipientsRefused as exc:
-                    if _permanent(exc):
-                        _finish(row.id, "failed", str(exc.recipients)[:2000])
+        limiter = ratelimit.Limiter.from_settings()  # the provider's cap counts all mail
+        index = 0
+        try:
+            with open_transport() as transport:
+                for index, row in enumerate(rows):
+                    limiter.wait()
+                    try:
+                        transport.send_raw(bounce_address("m", row.id),
+                                           [address for _, address in getaddresses([row.to])],
+                                           dkim.sign_message(build(row), signer))
+                    except (smtplib.SMTPException, refusals.NotDeliverable) as exc:
+                        if refusals.of(exc) not in (refusals.Outcome.GONE,
+                                                    refusals.Outcome.REFUSED):
+                            raise
+                        _finish(row.id, "failed", str(exc)[:2000])  # this one; go on
                         continue
-                    _give_back(rows[index:])
-                    raise
-                except smtplib.SMTPResponseException as exc:
-                    if 500 <= exc.smtp_code < 600:
-                        _finish(row.id, "failed", f"{exc.smtp_code} {exc.smtp_error!r}"[:2000])
-                        continue
-                    _give_back(rows[index:])
-                    raise
-                except (smtplib.SMTPException, OSError):
-                    _give_back(rows[index:])
-                    raise
-                _finish(row.id, "sent", "", sent=row)
-                sent += 1
+                    index += 1  # accepted: never given back
+                    _finish(row.id, "sent", "", sent=row)
+                    sent += 1
+        except ratelimit.RateLimited as exc:
+            _give_back(rows[index:])
+            raise outbox.RetryLater(str(exc), exc.retry_after) from exc
+        except BaseException:  # the server, the connection, a key file: the rest waits
+            _give_back(rows[index:])
+            raise
     if len(rows) < len(message_ids) and _still_sending(message_ids):
         raise ClaimedElsewhere("messages of this batch are being sent by another worker")
     return sent
@@ -115,10 +119,6 @@ def _not_suppressed(rows: list[Any]) -> list[Any]:
 def _still_sending(message_ids: list[int]) -> bool:
     return db.session.execute(select(TABLE.c.id).where(
         TABLE.c.id.in_(message_ids), TABLE.c.status == "sending").limit(1)).first() is not None
-
-
-def _permanent(exc: smtplib.SMTPRecipientsRefused) -> bool:
-    return all(500 <= code < 600 for code, _ in exc.recipients.values())
 
 
 def _finish(message_id: int, status: str, error: str, sent: Any = None) -> None:

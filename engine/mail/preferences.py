@@ -35,8 +35,10 @@ from engine.mail.unsubscribe import record_unsubscribed
 log = logging.getLogger("magnet.mail")
 
 PAUSE = timedelta(days=30)
-RESUMABLE = ("unsubscribed", "paused")  # what the person set, so what they may lift
-OPT_IN_EVENTS = ("subscription_confirmed", "list_joined")
+# What the person set, so what a new confirmed opt-in lifts; the preference page's "Resume"
+# lifts only a pause (whoever holds a forwarded email's link must not sign someone up again).
+RESUMABLE = ("unsubscribed", "paused")
+OPT_IN_EVENTS = ("subscription_confirmed",)
 
 
 @dataclass(frozen=True)
@@ -95,25 +97,18 @@ def unsubscribe_all(contact: Contact, mailing: Mailing | None = None) -> bool:
 
 
 def resume(contact: Contact) -> bool:
-    """Lift the person's own pause or unsubscribe (inside `write()`); True when one was lifted.
-    The lists they left stay left: joining again is a sign-up."""
-    return suppression.lift(contact.email, reasons=RESUMABLE)
-
-
-def _is_opt_in(event: dict[str, Any]) -> bool:
-    if event["type"] == "subscription_confirmed":
-        return True
-    return (event["type"] == "list_joined"
-            and (event.get("properties") or {}).get("status") == "subscribed")
+    """End the person's pause (inside `write()`); True when one was lifted. An unsubscribe is
+    lifted only by a new sign-up the person confirms from their mailbox (`lift_on_opt_in`)."""
+    return suppression.lift(contact.email, reasons=("paused",))
 
 
 def lift_on_opt_in(events: list[dict[str, Any]]) -> int:
-    """`on_event`: a confirmed subscription or a direct join lifts the person's unsubscribe or
-    pause made before it (inside the delivery's `write()`). Returns how many were lifted."""
+    """`on_event`: a subscription confirmed from the person's mailbox lifts their unsubscribe
+    or pause made before it (inside the delivery's `write()`); a plain join does not, since
+    anyone can type an address into a form. Returns how many were lifted."""
     lifted = 0
     for event in events:
-        if not event.get("contact_id") or event["type"] not in OPT_IN_EVENTS \
-                or not _is_opt_in(event):
+        if not event.get("contact_id") or event["type"] not in OPT_IN_EVENTS:
             continue
         contact = identity.resolve(event["contact_id"])
         row = suppression.entry(contact.email) if contact is not None else None

@@ -168,11 +168,28 @@ def _default(value: Any, default_value: Any = "", boolean: bool = True) -> Any:
     return value
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """No globals, no mutation of the values, no attribute starting with "_", and no
-    arithmetic that builds a huge string or number (a template must not exhaust memory)."""
+# str methods that pad text to any width given: "{:>50000000}".format(x) is 50 MB.
+_WIDENING = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill",
+                       "expandtabs"})
 
-    intercepted_binops = frozenset({"*", "**"})
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """No globals, no mutation of the values, no attribute starting with "_", and nothing that
+    builds a huge string or number (a template must not exhaust a worker's memory): `*` and
+    `**` are bounded, `%` formatting of text and the padding methods and filters are gone, and
+    loops are refused when a template is saved (see `_check_source`)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr in _WIDENING:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def wrap_str_format(self, value: Any) -> None:
+        """No `str.format` at all (Jinja's sandbox would hand out a checked one, widths and
+        all), so `is_safe_attribute` decides."""
+        return None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """`contact.first_name` on the plain dicts given: a key look-up first (the sandbox's
@@ -182,6 +199,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("formatting text with % is not available; write the values "
+                                "with {{ }} instead")
         if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
             raise SecurityError("the power is too large")
         if operator == "*":
@@ -197,6 +217,8 @@ def _environment(autoescape: bool) -> _Sandbox:
                    finalize=lambda value: "" if value is None else value)
     env.globals.clear()  # no range(), lipsum(), dict(), cycler(), joiner(), namespace()
     env.filters["default"] = env.filters["d"] = _default
+    for name in ("center", "format", "indent", "wordwrap"):  # widths without a bound
+        env.filters.pop(name, None)
     return env
 
 
@@ -254,6 +276,11 @@ def _check_source(field: str, source: str, allowed: set[str],
     for node in tree.find_all((nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)):
         problems.append(TemplateProblem(field, node.lineno,
                                         "includes and imports are not available in emails"))
+    for node in tree.find_all((nodes.For, nodes.Macro, nodes.CallBlock)):
+        # Nothing a template is given is a list worth looping over, and nested loops over a
+        # long text are billions of steps for the worker that renders them.
+        problems.append(TemplateProblem(field, node.lineno,
+                                        "loops and macros are not available in emails"))
     unknown = meta.find_undeclared_variables(tree) - allowed
     for node in tree.find_all(nodes.Name):
         if node.ctx == "load" and node.name in unknown:

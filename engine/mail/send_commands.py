@@ -43,8 +43,12 @@ def send_command(template_name: str, list_slug: str, segment: str, emails: tuple
     if not yes:
         click.confirm("Send it?", abort=True)
     with write():
+        # Mail to a list or a segment is marketing whatever the template says: it carries the
+        # unsubscribe headers and honours every unsubscribe. Only a message to chosen people
+        # may be transactional.
+        marketing = not emails or template.kind != "transactional"
         mailing = sending.mailing(key, template_id=template.id, list_slug=list_slug,
-                                  marketing=template.kind != "transactional")
+                                  marketing=marketing)
         queued = sending.enqueue(mailing, ids)
     click.echo(f"Queued {queued} (the others had it already); the workers send it now. "
                "Suppressed addresses and people who left the list are skipped at send time.")

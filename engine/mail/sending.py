@@ -16,8 +16,12 @@ nobody twice - and one outbox row per `BATCH` of them. A worker's `mail.send_mai
 So a retried job, an overlapping run or a restarted worker never sends to someone already
 marked; a `kill -9` between the server's "250" and the mark sends that one message again (SMTP
 allows no better), and nobody is lost: the claim goes stale and the outbox retries the batch.
-4xx or a lost connection gives the unsent rows back and raises (the outbox retries with
-back-off); 5xx for a recipient marks that row `failed` and counts as a hard bounce.
+Any error gives the rows not yet handed to the server back (the outbox retries with back-off),
+and a batch stops taking recipients after half of `STALE_CLAIM`, so no live worker's claim is
+ever taken over. A 4xx for one recipient retries that one alone, later; a 5xx fails that row,
+and is a hard bounce only when it says the address does not exist (`engine.mail.refusals`);
+five refusals in a row, or a refusal of us (MAIL FROM, DATA), stop the batch. The ledger's
+writes are in `engine.mail.ledger`.
 """
 from __future__ import annotations
 
@@ -27,28 +31,35 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import selectinload
 
-from engine import events
 from engine.contacts.models import Contact, Subscription
 from engine.contacts.store import dialect_insert
-from engine.db import db, locking, utcnow, write
+from engine.db import db, utcnow, write
 from engine.jobs import job, outbox
-from engine.mail import bounces, dkim, ratelimit, rendering, suppression, tokens, tracking
+from engine.mail import (
+    bounces,
+    dkim,
+    ledger,
+    ratelimit,
+    refusals,
+    rendering,
+    suppression,
+    tokens,
+    tracking,
+)
 from engine.mail.compose import Envelope, compose
 from engine.mail.models import EmailTemplate, Mailing, MailSend
-from engine.mail.service import new_message_id
 from engine.mail.transport import open_transport
 from engine.mail.unsubscribe import list_headers
+from engine.web.links import site_url
 
 log = logging.getLogger("magnet.mail")
 
 SENDS = MailSend.__table__
 BATCH = 250  # recipients per job: one template compilation and one SMTP connection serve them
-# A claim older than this belongs to a worker that died (the outbox's lease is longer).
-STALE_CLAIM = timedelta(seconds=120)
-ANNOUNCE_EVERY = 50  # sends whose `email_sent` events are written together
+RETRY_LATER = timedelta(minutes=5)  # a recipient's 4xx ("mailbox busy") is tried again after
 
 
 class MailingError(ValueError):
@@ -61,9 +72,11 @@ def mailing(key: str, *, template_id: int, **fields: Any) -> Mailing:
     context, from_name) and update an existing one."""
     if db.session.get(EmailTemplate, template_id) is None:
         raise MailingError(f"no email template {template_id}")
+    if not key or len(key) > 200:
+        raise MailingError("a mailing's key is 1 to 200 characters")
     found = db.session.scalar(select(Mailing).where(Mailing.key == key))
     if found is None:
-        found = Mailing(key=key[:200], template_id=template_id, created_at=utcnow())
+        found = Mailing(key=key, template_id=template_id, created_at=utcnow())
         db.session.add(found)
     found.template_id = template_id
     for name, value in fields.items():
@@ -76,7 +89,9 @@ def mailing(key: str, *, template_id: int, **fields: Any) -> Mailing:
 
 def enqueue(target: Mailing, contact_ids: Iterable[int], *, occurrence: str = "") -> int:
     """Queue `target` to these contacts (inside `write()`); returns how many were new. Contacts
-    it was already queued to (for this occurrence) are left alone, sent or not."""
+    it was already queued to (for this occurrence) are left alone, sent or not. Refused at
+    once (`SiteUrlMissing`) without `SITE_URL`: every copy carries links to the site."""
+    site_url()
     ids = sorted({int(c) for c in contact_ids})
     insert = dialect_insert(db.session.get_bind().dialect.name)
     connection = db.session.connection()
@@ -97,20 +112,19 @@ def enqueue(target: Mailing, contact_ids: Iterable[int], *, occurrence: str = ""
 @job("mail.send_mailing", queue="mail")
 def send_batch(send_ids: list[int]) -> int:
     """Send one batch of a mailing's ledger rows; returns how many were sent."""
-    _announce_leftovers(send_ids)
-    claimed = _claim(send_ids)
-    if not claimed:
-        return 0
-    by_mailing: dict[int, list[Any]] = {}
-    for row in claimed:
-        by_mailing.setdefault(row.mailing_id, []).append(row)
+    ledger.announce_leftovers(send_ids)
+    held = ledger.claim(send_ids)
     sent = 0
-    for mailing_id, rows in by_mailing.items():
-        target = db.session.get(Mailing, mailing_id)
-        if target is not None:
-            db.session.expunge(target)  # read once; see `_recipients`
-        sent += _send_mailing_rows(target, rows)
-    if len(claimed) < len(send_ids) and _still_sending(send_ids):
+    for mailing_id in sorted({row.mailing_id for row in held.rows}):
+        rows = [row for row in held.rows if row.mailing_id == mailing_id]
+        try:
+            sent += _send_mailing_rows(mailing_id, rows, held)
+        except BaseException:
+            # Whatever failed - a template, the key file, the database, the server - the rows
+            # not handed to the server go back, so the outbox's retry sends them.
+            ledger.give_back(held)
+            raise
+    if len(held.rows) < len(send_ids) and ledger.still_sending(send_ids):
         raise ClaimedElsewhere("sends of this batch are claimed by another worker")
     return sent
 
@@ -121,33 +135,17 @@ class ClaimedElsewhere(RuntimeError):
     sent, by that worker or by this batch's retry."""
 
 
-def _still_sending(send_ids: list[int]) -> bool:
-    return db.session.execute(select(SENDS.c.id).where(
-        SENDS.c.id.in_(send_ids), SENDS.c.status == "sending").limit(1)).first() is not None
-
-
-def _claim(send_ids: list[int]) -> list[Any]:
-    now = utcnow()
-    with write() as session:
-        return sorted(session.connection().execute(
-            update(SENDS).where(SENDS.c.id.in_(send_ids), or_(
-                SENDS.c.status == "queued",
-                (SENDS.c.status == "sending") & (SENDS.c.claimed_at < now - STALE_CLAIM)))
-            .values(status="sending", claimed_at=now, attempts=SENDS.c.attempts + 1)
-            .returning(SENDS.c.id, SENDS.c.mailing_id, SENDS.c.contact_id,
-                       SENDS.c.message_id)).all(), key=lambda row: row.id)
-
-
-def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
+def _send_mailing_rows(mailing_id: int, rows: list[Any], held: ledger.Claim) -> int:
+    target = db.session.get(Mailing, mailing_id)
     if target is None:  # deleted meanwhile
-        _finish_many([row.id for row in rows], "skipped", "the mailing was deleted")
+        ledger.finish(held, [row.id for row in rows], "skipped", "the mailing was deleted")
         return 0
-    recipients = _recipients(target, rows)
+    db.session.expunge(target)  # read once; see `_recipients`
+    recipients = _recipients(target, rows, held)
     if not recipients:
         return 0
     template = db.session.get(EmailTemplate, target.template_id) if target.template_id else None
     if template is None:
-        _give_back([send_id for send_id, _ in recipients])
         raise MailingError(f"mailing {target.key!r} has no template")
     compiled = rendering.compiled(template, subject=target.subject or None,
                                   marketing=target.marketing)
@@ -155,39 +153,35 @@ def _send_mailing_rows(target: Mailing | None, rows: list[Any]) -> int:
     sign = dkim.load_signer()
     limiter = ratelimit.Limiter.from_settings()
     sent: list[tuple[int, int, str, str]] = []  # (send, contact, message id, subject)
-    settled = [0]  # recipients sent, failed, or accepted by the server and being marked
     try:
         with open_transport() as transport, db.engine.connect() as marks:
             _send_each(target, recipients, compiled, base, sign, limiter, transport, marks,
-                       sent, settled)
-    except BaseException:
-        # What was not handed to the server goes back for the retry; the message in flight
-        # when a database write failed after the server's "250" stays claimed, to be sent
-        # again once the claim is stale (at most that one twice).
-        _give_back([send_id for send_id, _ in recipients[settled[0]:]])
-        raise
+                       held, sent)
     finally:
-        _announce(target, sent)
+        ledger.announce(target, sent)
     return len(sent)
 
 
 def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled: Any,
                base: dict[str, Any], sign: Any, limiter: ratelimit.Limiter, transport: Any,
-               marks: Connection, sent: list[tuple[int, int, str, str]],
-               settled: list[int]) -> None:
-    """The per-recipient loop: render, track, sign, wait for the rate, send, mark. `settled[0]`
-    counts the recipients done with (and the one the server just accepted, before its mark),
-    for what an error gives back."""
-    for index, (send_id, contact) in enumerate(recipients):
-        settled[0] = index
-        message_id = new_message_id()
+               marks: Connection, held: ledger.Claim,
+               sent: list[tuple[int, int, str, str]]) -> None:
+    """The per-recipient loop: render, track, sign, wait for the rate, send, mark."""
+    deadline = held.at + ledger.STALE_CLAIM / 2
+    refused_in_a_row = 0
+    for send_id, contact in recipients:
+        if utcnow() > deadline:  # hand the rest over before this claim could be taken over
+            raise outbox.RetryLater("the batch's time is up; the rest goes on in a new run",
+                                    timedelta(0))
+        message_id = tokens.send_message_id(send_id)
         unsubscribe_url, preferences_url = tokens.recipient_urls(contact.id, send_id)
         values = {**base, **rendering.contact_values(contact),
                   "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
         try:
             rendered = compiled.render(values)
         except rendering.TemplateRenderError as exc:
-            _finish_many([send_id], "failed", f"the template failed for this contact: {exc}")
+            ledger.finish(held, [send_id], "failed",
+                          f"the template failed for this contact: {exc}", contact.email)
             continue
         html = tracking.track(rendered.html, send_id=send_id, mailing=target)
         headers = (list_headers(contact.id, send_id, target, unsubscribe_url)
@@ -203,24 +197,29 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled:
             raise outbox.RetryLater(str(exc), exc.retry_after) from exc
         try:
             transport.send_raw(tokens.bounce_address("s", send_id), [contact.email], data)
-        except smtplib.SMTPRecipientsRefused as exc:
-            if not _permanent(exc):
+        except (smtplib.SMTPException, refusals.NotDeliverable) as exc:
+            outcome = refusals.of(exc)
+            if outcome is refusals.Outcome.STOP:
                 raise
-            _refused(target, send_id, contact, str(exc.recipients)[:2000])
+            if outcome is refusals.Outcome.LATER:
+                ledger.retry_alone(held, send_id, _said(exc), RETRY_LATER)
+                continue
+            _refused(target, held, send_id, contact, _said(exc), outcome)
+            refused_in_a_row += 1
+            if refused_in_a_row >= refusals.STOP_AFTER:
+                raise MailingError(f"the server refused {refused_in_a_row} recipients in a "
+                                   f"row (the last: {_said(exc)}); the batch waits") from exc
             continue
-        except smtplib.SMTPResponseException as exc:
-            if not 500 <= exc.smtp_code < 600:
-                raise
-            _refused(target, send_id, contact, f"{exc.smtp_code} {exc.smtp_error!r}")
-            continue
-        settled[0] = index + 1  # accepted: from here on it is not given back
-        _mark_sent(marks, send_id, contact.email, message_id)
+        refused_in_a_row = 0
+        held.settle(send_id)  # accepted: from here on it is never given back
+        ledger.mark_sent(marks, held, send_id, contact.email, message_id)
         sent.append((send_id, contact.id, message_id, rendered.subject))
-        if len(sent) >= ANNOUNCE_EVERY:
-            _announce(target, sent)
+        if len(sent) >= ledger.ANNOUNCE_EVERY:
+            ledger.announce(target, sent)
 
 
-def _recipients(target: Mailing, rows: list[Any]) -> list[tuple[int, Contact]]:
+def _recipients(target: Mailing, rows: list[Any], held: ledger.Claim
+                ) -> list[tuple[int, Contact]]:
     """The claimed rows to send, with their contacts; the others are marked now: nothing is
     sent to a suppressed address, to someone who left the mailing's list, or to a contact that
     was merged or erased."""
@@ -246,89 +245,27 @@ def _recipients(target: Mailing, rows: list[Any]) -> list[tuple[int, Contact]]:
                   if contacts[row.contact_id].email.lower() in stopped]
     left = [row.id for row in rows
             if row.contact_id not in on_list and row.id not in set(suppressed)]
-    _finish_many(gone, "skipped", "the contact was merged or erased")
-    _finish_many(suppressed, "suppressed", "on the suppression list")
-    _finish_many(left, "suppressed", f"not subscribed to {target.list_slug}")
+    ledger.finish(held, gone, "skipped", "the contact was merged or erased")
+    ledger.finish(held, suppressed, "suppressed", "on the suppression list")
+    ledger.finish(held, left, "suppressed", f"not subscribed to {target.list_slug}")
     skip = set(gone) | set(suppressed) | set(left)
     return [(row.id, contacts[row.contact_id]) for row in rows if row.id not in skip]
 
 
-def _finish_many(send_ids: list[int], status: str, error: str) -> None:
-    if not send_ids:
-        return
-    with write() as session:
-        session.connection().execute(update(SENDS).where(
-            SENDS.c.id.in_(send_ids), SENDS.c.status == "sending").values(
-            status=status, error=error))
+def _said(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{code} {message.decode(errors='replace')}"
+                         for code, message in exc.recipients.values())[:2000]
+    return str(exc)[:2000]
 
 
-def _mark_sent(connection: Connection, send_id: int, email: str, message_id: str) -> None:
-    """The mark right after the server's "250": from here no retry sends it again. One small
-    statement per message, the least that keeps a crash to one duplicate: on a connection the
-    batch holds for its marks rather than the session's (whose commit machinery costs more than
-    the statement). `locking()` still takes the writer's turn and SQLite's write lock first."""
-    with locking(), connection.begin():
-        connection.execute(_MARK_SENT, {
-            "send_id": send_id, "sent_at": utcnow(), "email": email, "message_id": message_id})
-
-
-_MARK_SENT = update(SENDS).where(SENDS.c.id == bindparam("send_id")).values(
-    status="sent", sent_at=bindparam("sent_at"), email=bindparam("email"),
-    message_id=bindparam("message_id"), error="")
-
-
-def _announce(target: Mailing | None, sent: list[tuple[int, int, str, str]]) -> None:
-    """The `email_sent` events of sends marked sent, written together and flagged, so each is
-    recorded once: by this batch, or by its retry if the worker died in between (see
-    `_announce_leftovers`)."""
-    if not sent or target is None:
-        return
-    with write() as session:
-        flagged = set(session.connection().execute(
-            update(SENDS).where(SENDS.c.id.in_([row[0] for row in sent]),
-                                SENDS.c.status == "sent", SENDS.c.announced.is_(False))
-            .values(announced=True).returning(SENDS.c.id)).scalars())
-        events.record_many([{
-            "type": "email_sent", "contact_id": contact_id, "properties": {
-                "subject": subject[:200], "message_id": message_id, "mailing": target.key,
-                "mailing_id": target.id}}
-            for send_id, contact_id, message_id, subject in sent if send_id in flagged])
-    sent.clear()
-
-
-def _announce_leftovers(send_ids: list[int]) -> None:
-    """Sends of this batch marked sent whose events a dead worker did not get to write."""
-    rows = db.session.execute(select(
-        SENDS.c.id, SENDS.c.mailing_id, SENDS.c.contact_id, SENDS.c.message_id).where(
-        SENDS.c.id.in_(send_ids), SENDS.c.status == "sent",
-        SENDS.c.announced.is_(False))).all()
-    for mailing_id in {row.mailing_id for row in rows}:
-        target = db.session.get(Mailing, mailing_id)
-        template = db.session.get(EmailTemplate, target.template_id) if target and \
-            target.template_id else None
-        subject = target.subject or (template.subject if template else "") if target else ""
-        _announce(target, [(row.id, row.contact_id, row.message_id, subject)
-                           for row in rows if row.mailing_id == mailing_id])
-
-
-def _refused(target: Mailing, send_id: int, contact: Contact, error: str) -> None:
-    """5xx for one recipient: that row failed, the address is a hard bounce, the batch goes on."""
-    with write() as session:
-        session.connection().execute(update(SENDS).where(SENDS.c.id == send_id).values(
-            status="failed", email=contact.email, error=error[:2000]))
-        bounces.record_bounce(email=contact.email, kind="hard", source="smtp-5xx",
-                              diagnostic=error[:2000], send_id=send_id)
+def _refused(target: Mailing, held: ledger.Claim, send_id: int, contact: Contact, error: str,
+             outcome: refusals.Outcome) -> None:
+    """A 5xx for one recipient: that row failed and the batch goes on; when the server said
+    the address does not exist, it is a hard bounce (suppressed for every mail)."""
+    with write():
+        ledger.finish(held, [send_id], "failed", error, contact.email)
+        if outcome is refusals.Outcome.GONE:
+            bounces.record_bounce(email=contact.email, kind="hard", source="smtp-5xx",
+                                  diagnostic=error, send_id=send_id)
     log.warning("mailing %s: %s refused: %s", target.key, contact.email, error)
-
-
-def _permanent(exc: smtplib.SMTPRecipientsRefused) -> bool:
-    return all(500 <= code < 600 for code, _ in exc.recipients.values())
-
-
-def _give_back(send_ids: list[int]) -> None:
-    """Rows the server has not accepted go back to `queued` for the outbox's retry."""
-    if not send_ids:
-        return
-    with write() as session:
-        session.connection().execute(update(SENDS).where(
-            SENDS.c.id.in_(send_ids), SENDS.c.status == "sending").values(status="queued"))

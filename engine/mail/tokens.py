@@ -95,6 +95,13 @@ def _mac(kind: str, number: int) -> str:
     return hmac.new(key, f"magnet.bounce.{kind}{number}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def send_message_id(send_id: int) -> str:
+    """The Message-ID of a mailing's copy, made from its ledger row: the same on every attempt,
+    so a copy sent again after a crash is recognisably the same message."""
+    number = int(send_id)
+    return f"<s{number}.{_mac('i', number)[:12]}@{domain_of(transport_config()['MAIL_FROM'])}>"
+
+
 def bounce_domain() -> str:
     """`MAIL_BOUNCE_DOMAIN`, else the domain of `MAIL_FROM` (as the admin's settings say)."""
     configured = (current_app.config.get("MAIL_BOUNCE_DOMAIN") or "").strip()

@@ -89,6 +89,10 @@ def mail_settings_save() -> Any:
                 changes["password"] = password
     if errors:
         return _page(form, errors, 400)
+    if "host" in changes and "password" not in changes and current["password"]:
+        # The saved password is for the old server: sending it to a new one would hand it to
+        # whoever runs that server (or whoever took over an owner's session).
+        changes["password"] = ""
     if changes.get("warmup") and not (changes.get("warmup_start") or current["warmup_start"]):
         changes["warmup_start"] = utcnow().date().isoformat()  # the warm-up starts today
     if not changes:
@@ -100,7 +104,10 @@ def mail_settings_save() -> Any:
     with write():
         mail_settings.save(changes)
         audit.record(current_user, "mail.settings", "Mail settings", details)
-    flash("Mail settings saved: " + ", ".join(sorted(details)) + ".")
+    flash("Mail settings saved: " + ", ".join(sorted(details)) + "."
+          + (" The saved password was cleared: it belonged to the old server; enter the new "
+             "server's password." if "host" in changes and changes.get("password") == ""
+             and not request.form.get("clear_password") else ""))
     return redirect(url_for("admin.mail_settings_page"))
 
 

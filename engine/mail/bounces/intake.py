@@ -24,6 +24,12 @@ def process_message(raw: bytes, *, source: str, recipients: Iterable[str] = ()) 
         if any(r.verp for r in reports):  # a return path is one recipient's: one report
             reports = reports[:1]
         for report in reports:
+            if report.verp is None:
+                # Not about a message of ours that we can prove: anyone can mail the bounce
+                # mailbox a made-up report naming any address, and suppressing on its word
+                # would let a stranger cut anyone off.
+                counts["ignored"] += 1
+                continue
             send_id, message_id = find_send(report.email, report.message_id, report.verp)
             if report.kind == "unsubscribe":
                 contact_id = _contact_of(send_id, message_id)
@@ -33,7 +39,7 @@ def process_message(raw: bytes, *, source: str, recipients: Iterable[str] = ()) 
                 continue
             # The signed return path names the recipient better than a report (forwarding
             # changes the final recipient; a complaint often hides it).
-            email = _address_of(send_id, message_id) if report.verp else ""
+            email = _address_of(send_id, message_id)
             stored = record_bounce(email=email or report.email, kind=report.kind, source=source,
                                    diagnostic=report.diagnostic, send_id=send_id,
                                    message_id=message_id, external_id=report.external_id)
