@@ -231,6 +231,22 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def shots(tmp_path: Path) -> Callable[..., None]:
+    """`shots(page, name)`: full-page screenshots at 1280 and 375 px wide, into
+    MAGNET_SCREENSHOTS (to look at them) or the test's folder (`shots.folder`)."""
+    folder = Path(os.environ.get("MAGNET_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page: Any, name: str) -> None:
+        for width in (1280, 375):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+    take.folder = folder  # type: ignore[attr-defined]
+    return take
+
+
+@pytest.fixture
 def make_plugins(tmp_path: Path) -> Callable[..., Path]:
     """`make_plugins(slug=source, ...)`: write plugin packages into a fresh plugins folder and
     return it, for `make_app(PLUGINS_PATH=folder)`. Each call gets a uniquely named folder, so

@@ -2,9 +2,6 @@
 webinar; screenshots of the builder, the segment and the contact page at two widths."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from engine.testing import deliver_events
@@ -12,7 +9,6 @@ from tests.admin_helpers import PASSWORD, make_user
 from tests.forms_support import FORMS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-WIDTHS = (1280, 375)
 
 
 @pytest.fixture
@@ -23,19 +19,6 @@ def app(make_app):
         sync(FORMS.parent)
     return app
 
-
-@pytest.fixture
-def shots(tmp_path):
-    """Where screenshots go: MAGNET_SCREENSHOTS, to look at them, or the test's folder."""
-    folder = Path(os.environ.get("MAGNET_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def take(page, name):
-        for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900})
-            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
-        page.set_viewport_size({"width": 1280, "height": 900})
-    return take
 
 
 def settled(page, locator):

@@ -2,9 +2,6 @@
 test to themself; screenshots of the editor and the preview at two widths."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from engine.contacts import service as contacts
@@ -12,7 +9,6 @@ from engine.db import write
 from tests.admin_helpers import PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-WIDTHS = (1280, 375)
 
 
 @pytest.fixture
@@ -22,20 +18,6 @@ def app(make_app, smtp_server):
         contacts.upsert("priya@example.com", {"first_name": "Priya", "company": "Acme"})
     return app
 
-
-@pytest.fixture
-def shots(tmp_path):
-    """Where screenshots go: MAGNET_SCREENSHOTS, to look at them, or the test's folder."""
-    folder = Path(os.environ.get("MAGNET_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def take(page, name):
-        for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900})
-            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
-        page.set_viewport_size({"width": 1280, "height": 900})
-    take.folder = folder
-    return take
 
 
 def test_an_editor_writes_a_template_previews_it_and_sends_a_test(page, live_server, app, work,
