@@ -285,14 +285,31 @@ def test_magnet_mail_send_sends_a_template_to_a_list_once(make_app, smtp_server,
     people(app, 3)
     queue(app, [])  # the "News" template
     runner = app.test_cli_runner()
+    with app.app_context(), write():
+        suppression.suppress("p2@example.com", "unsubscribed")
     dry = runner.invoke(args=["mail", "send", "news", "--list", "news", "--dry-run"])
-    assert dry.exit_code == 0 and "3 contact(s)" in dry.output
+    assert dry.exit_code == 0 and "3 contact(s)" in dry.output, dry.output
+    assert "1 of the others are on the suppression list" in dry.output
+    assert "2 to send" in dry.output
     assert statuses(app) == {}
     for _ in range(2):  # the same command again: nobody twice
         done = runner.invoke(args=["mail", "send", "News", "--list", "news", "--yes"])
         assert done.exit_code == 0, done.output
     work(app)
-    assert sorted(m["To"] for m in smtp_server.messages) == [f"p{n}@example.com"
-                                                             for n in range(3)]
+    assert sorted(m["To"] for m in smtp_server.messages) == ["p0@example.com", "p1@example.com"]
+    assert {m["From"] for m in smtp_server.messages} == {"Acme <hello@acme.example>"}
     wrong = runner.invoke(args=["mail", "send", "News", "--list", "news", "--to", "x@y.z"])
     assert wrong.exit_code != 0 and "exactly one audience" in wrong.output
+    typo = runner.invoke(args=["mail", "send", "News", "--list", "nwes", "--dry-run"])
+    assert typo.exit_code != 0 and "no list named 'nwes' (lists: news)" in typo.output
+
+
+def test_a_mailing_comes_from_the_site_or_its_own_from_name_never_the_engine(make_app,
+                                                                             smtp_server, work):
+    app = make_app(**smtp_server.config, SITE_URL=SITE, SITE_NAME="Brightwater")
+    ids = people(app, 1)
+    queue(app, ids)
+    queue(app, ids, key="newsletter:2", from_name="Brightwater News")
+    work(app)
+    assert sorted(m["From"] for m in smtp_server.messages) == [
+        "Brightwater <hello@localhost>", "Brightwater News <hello@localhost>"]

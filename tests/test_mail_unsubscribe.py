@@ -70,7 +70,7 @@ def test_one_click_post_without_cookie_leaves_the_mailings_list_and_get_does_not
     assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"]
     assert "ja•••@example.com" in html and EMAIL not in html
     assert f'<form method="post" action="{path}">' in html and ">Unsubscribe</button>" in html
-    assert "/email/preferences/" in html
+    assert "off the list “News”?" in html and "/email/preferences/" in html
     assert _lists(app, contact_id) == {"news": "subscribed", "offers": "subscribed"}
 
     for _ in range(2):  # a mailbox provider: no cookie, no CSRF token; then its retry
@@ -84,6 +84,8 @@ def test_one_click_post_without_cookie_leaves_the_mailings_list_and_get_does_not
     assert _unsubscribes(app, contact_id) == [
         {"mailing": "newsletter:1", "mailing_id": 1, "list": "news", "how": "one-click"}]
     assert _entry(app) is None  # left one list; the others still get their mail
+    again = app.test_client().get(path).get_data(as_text=True)
+    assert "already unsubscribed from “News”" in again and "</button>" not in again
 
 
 def test_without_a_list_the_address_is_suppressed_and_a_forged_link_changes_nothing(app):

@@ -22,7 +22,7 @@ CORE_MENU = (
     MenuItem("Forms", "admin.forms_list", "viewer"),
     MenuItem("Contacts", "admin.contacts_list", "viewer"),
     MenuItem("Segments", "admin.segments_list", "viewer"),
-    MenuItem("Email", "admin.mail_templates_list", "editor"),
+    MenuItem("Email", "admin.mail_templates_list", "viewer"),
     MenuItem("Suppressions", "admin.suppressions_list", "viewer"),
     MenuItem("Plugins", "admin.plugins_list", "owner"),
     MenuItem("Themes", "admin.themes_list", "owner"),

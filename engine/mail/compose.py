@@ -26,7 +26,7 @@ class Envelope:
     to: str
     subject: str
     message_id: str
-    from_name: str = ""  # "" = MAIL_FROM's own name
+    sender: str = ""  # the From header; "" = MAIL_FROM as configured
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -38,12 +38,10 @@ def _header_value(name: str, value: str) -> str:
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
-def _from(from_name: str) -> str:
-    configured = transport_config()["MAIL_FROM"]
-    if not from_name:
-        return configured
-    return formataddr((from_name.replace("\r", " ").replace("\n", " ")[:200],
-                       parseaddr(configured)[1]), charset="utf-8")
+def named_sender(from_name: str) -> str:
+    """`MAIL_FROM`'s address under another display name (a mailing's "from name")."""
+    return formataddr((" ".join(from_name.split())[:200],
+                       parseaddr(transport_config()["MAIL_FROM"])[1]), charset="utf-8")
 
 
 def _folded_list(value: str) -> str:
@@ -60,7 +58,7 @@ def compose(envelope: Envelope, html: str, text: str) -> bytes:
     """The whole message, CRLF-terminated, ready for SMTP and DKIM."""
     boundary = "=_" + secrets.token_hex(12)
     lines = [
-        f"From: {_from(envelope.from_name)}",
+        f"From: {_header_value('From', envelope.sender or transport_config()['MAIL_FROM'])}",
         f"To: {_header_value('To', envelope.to)}",
         f"Subject: {_header_value('Subject', envelope.subject)}",
         f"Date: {format_datetime(utcnow())}",

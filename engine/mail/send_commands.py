@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 
 from engine.contacts.models import Contact, Subscription
 from engine.db import db, utcnow, write
-from engine.mail import sending
-from engine.mail.models import EmailTemplate
+from engine.mail import sending, suppression
+from engine.mail.models import EmailTemplate, Mailing, MailSend
 from engine.segments import service as segments
+from engine.web.links import SiteUrlMissing, site_url
 
 
 @click.command("send")
@@ -23,7 +24,8 @@ from engine.segments import service as segments
 @click.option("--list", "list_slug", default="", help="Everyone subscribed to this list.")
 @click.option("--segment", default="", help="Every member of this segment (by name).")
 @click.option("--to", "emails", multiple=True, help="A contact's address (repeatable).")
-@click.option("--key", default="", help="The mailing's key (default: template, audience, date).")
+@click.option("--key", default="",
+              help="The mailing's name (default: the template, the audience and the date).")
 @click.option("--dry-run", is_flag=True, help="Say how many would be sent; send nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def send_command(template_name: str, list_slug: str, segment: str, emails: tuple[str, ...],
@@ -35,27 +37,57 @@ def send_command(template_name: str, list_slug: str, segment: str, emails: tuple
         raise click.ClickException(f"no email template named {template_name!r}")
     if sum(bool(x) for x in (list_slug, segment, emails)) != 1:
         raise click.UsageError("give exactly one audience: --list, --segment or --to")
+    try:
+        site_url()
+    except SiteUrlMissing as exc:
+        raise click.ClickException(str(exc)) from None
     ids, audience = _audience(list_slug, segment, emails)
-    key = key or f"cli:{template.id}:{audience}:{utcnow().date().isoformat()}"
-    click.echo(f"{template.name!r} to {audience}: {len(ids)} contact(s); mailing {key!r}")
-    if dry_run or not ids:
+    key = key or f"{template.name} to {audience}, {utcnow().date().isoformat()}"
+    # Mail to a list or a segment is marketing whatever the template says: it carries the
+    # unsubscribe headers and honours every unsubscribe. Only mail to chosen people may be
+    # transactional.
+    marketing = not emails or template.kind != "transactional"
+    had, stopped = _already(key, ids), _suppressed(ids, marketing)
+    new = [cid for cid in ids if cid not in had]
+    click.echo(f"{template.name!r} to {audience}: {len(ids)} contact(s); {len(had)} had this "
+               f"mailing ({key!r}) already; {len(set(new) & stopped)} of the others are on the "
+               f"suppression list and will be skipped; {len(set(new) - stopped)} to send.")
+    if dry_run or not new:
         return
     if not yes:
         click.confirm("Send it?", abort=True)
     with write():
-        # Mail to a list or a segment is marketing whatever the template says: it carries the
-        # unsubscribe headers and honours every unsubscribe. Only a message to chosen people
-        # may be transactional.
-        marketing = not emails or template.kind != "transactional"
         mailing = sending.mailing(key, template_id=template.id, list_slug=list_slug,
                                   marketing=marketing)
         queued = sending.enqueue(mailing, ids)
-    click.echo(f"Queued {queued} (the others had it already); the workers send it now. "
-               "Suppressed addresses and people who left the list are skipped at send time.")
+    click.echo(f"Queued {queued}; the workers send it now. Whoever is suppressed or has left "
+               "the list by the time their copy goes is skipped.")
+
+
+def _already(key: str, ids: list[int]) -> set[int]:
+    """Of these contacts, those the mailing with this key was queued to already."""
+    found = db.session.scalar(select(Mailing).where(Mailing.key == key))
+    if found is None:
+        return set()
+    return set(db.session.scalars(select(MailSend.contact_id).where(
+        MailSend.mailing_id == found.id, MailSend.occurrence == "")))
+
+
+def _suppressed(ids: list[int], marketing: bool) -> set[int]:
+    emails = dict(db.session.execute(select(Contact.id, Contact.email).where(
+        Contact.id.in_(ids))).all()) if len(ids) <= 50_000 else {}
+    stopped = suppression.blocked(emails.values(), marketing=marketing)
+    return {cid for cid, email in emails.items() if email.lower() in stopped}
 
 
 def _audience(list_slug: str, segment: str, emails: tuple[str, ...]) -> tuple[list[int], str]:
     if list_slug:
+        if db.session.scalar(select(Subscription.id).where(
+                Subscription.list_slug == list_slug).limit(1)) is None:
+            known = db.session.scalars(select(Subscription.list_slug).distinct().order_by(
+                Subscription.list_slug).limit(50))
+            raise click.ClickException(f"no list named {list_slug!r} (lists: "
+                                       f"{', '.join(known) or 'none yet'})")
         ids = list(db.session.scalars(select(Subscription.contact_id).where(
             Subscription.list_slug == list_slug, Subscription.status == "subscribed")))
         return ids, f"list {list_slug}"

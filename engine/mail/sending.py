@@ -49,8 +49,9 @@ from engine.mail import (
     tokens,
     tracking,
 )
-from engine.mail.compose import Envelope, compose
+from engine.mail.compose import Envelope, compose, named_sender
 from engine.mail.models import EmailTemplate, Mailing, MailSend
+from engine.mail.service import sender
 from engine.mail.transport import open_transport
 from engine.mail.unsubscribe import list_headers
 from engine.web.links import site_url
@@ -150,20 +151,25 @@ def _send_mailing_rows(mailing_id: int, rows: list[Any], held: ledger.Claim) -> 
     compiled = rendering.compiled(template, subject=target.subject or None,
                                   marketing=target.marketing)
     base = {**rendering.site_values(), **(target.context or {})}
+    # From the mailing's own name, else the site's (never the engine's "Magnet"), as the
+    # site's other emails are.
+    from_header = (named_sender(target.from_name) if target.from_name
+                   else sender(base["site"]["name"]))
     sign = dkim.load_signer()
     limiter = ratelimit.Limiter.from_settings()
     sent: list[tuple[int, int, str, str]] = []  # (send, contact, message id, subject)
     try:
         with open_transport() as transport, db.engine.connect() as marks:
-            _send_each(target, recipients, compiled, base, sign, limiter, transport, marks,
-                       held, sent)
+            _send_each(target, recipients, compiled, base, from_header, sign, limiter,
+                       transport, marks, held, sent)
     finally:
         ledger.announce(target, sent)
     return len(sent)
 
 
 def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled: Any,
-               base: dict[str, Any], sign: Any, limiter: ratelimit.Limiter, transport: Any,
+               base: dict[str, Any], from_header: str, sign: Any,
+               limiter: ratelimit.Limiter, transport: Any,
                marks: Connection, held: ledger.Claim,
                sent: list[tuple[int, int, str, str]]) -> None:
     """The per-recipient loop: render, track, sign, wait for the rate, send, mark."""
@@ -187,7 +193,7 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled:
         headers = (list_headers(contact.id, send_id, target, unsubscribe_url)
                    if target.marketing else {})
         data = compose(Envelope(to=contact.email, subject=rendered.subject,
-                                from_name=target.from_name, message_id=message_id,
+                                sender=from_header, message_id=message_id,
                                 headers=headers), html, rendered.text)
         if sign is not None:
             data = sign(data) + data

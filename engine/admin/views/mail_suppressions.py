@@ -36,7 +36,8 @@ from engine.web import body_limit
 
 PER_PAGE = 50
 REASON_LABELS = {"unsubscribed": "Unsubscribed", "paused": "Paused",
-                 "manual": "Added by hand", "imported": "Imported", "soft_bounce": "Soft bounces",
+                 "manual": "Added by hand", "imported": "Do not mail (reason unknown)",
+                 "soft_bounce": "Soft bounces",
                  "hard_bounce": "Hard bounce", "complaint": "Complaint"}
 RISKY = ("hard_bounce", "complaint", "soft_bounce")  # removing one asks to confirm
 

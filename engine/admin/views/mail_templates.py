@@ -54,8 +54,9 @@ RECENT_CONTACTS = 20
 NAME_MAX = 150
 STARTER = """# Hello {{ contact.first_name | default("there") }},
 
-Write your email here, in Markdown. Personalise it with `{{ contact.first_name }}`,
-`{{ company.name }}` or any custom field, e.g. `{{ contact.plan }}`.
+Write your email here, in Markdown. Personalise it with contact fields such as
+{{ contact.job_title | default("your job title") }} or {{ company.name | default("your company") }},
+and custom fields by their key.
 
 [Visit us]({{ site.url }})
 """
@@ -177,10 +178,17 @@ def _page(template: EmailTemplate | None, draft: Draft, preview: Preview, typed:
                            preview=preview, contact_typed=typed, unsaved=unsaved,
                            recent=_recent_contacts(), kinds=KINDS, formats=FORMAT_LABELS,
                            can_edit=current_user.can("editor"), test_limit=TEST_LIMIT,
-                           custom_keys=sorted(custom_fields()))
+                           custom_keys=sorted(custom_fields()),
+                           used_by=_used_by(template.id) if template is not None else [])
     response = current_app.make_response((html, status))
     _allow_preview_styles(response, preview.html)
     return response
+
+
+def _used_by(template_id: int) -> list[str]:
+    """The first mailings sent with the template (four at most)."""
+    return list(db.session.scalars(select(Mailing.key).where(
+        Mailing.template_id == template_id).order_by(Mailing.id).limit(4)))
 
 
 def _allow_preview_styles(response: Any, html: str) -> None:
@@ -249,7 +257,8 @@ def _save(template: EmailTemplate | None) -> Any:
     if request.form.get("action") == "preview" or not valid:
         preview = _preview(_compile(draft), contact, note, draft.preheader)
         if not valid:
-            flash("Not saved: fix what is marked below.", "error")
+            flash("Fix what is marked below." if request.form.get("action") == "preview"
+                  else "Not saved: fix what is marked below.", "error")
         return _page(template, draft, preview, typed, unsaved=True, status=200 if valid else 400)
     creating = template is None
     try:
@@ -298,7 +307,8 @@ def mail_templates_test(template_id: int) -> Any:
         return back
     with write():
         mail.send(current_user.email, f"[Test] {rendered.subject}", rendered.html,
-                  rendered.text, contact_id=contact.id if contact else None)
+                  rendered.text, headers={"From": mail.sender(values["site"]["name"])},
+                  contact_id=contact.id if contact else None)
         audit.record(current_user, "mail_template.test", template.name,
                      {"id": template.id, "contact_id": contact.id if contact else None})
     flash(f"A test of “{template.name}”, as {who}, is on its way to {current_user.email}.")
@@ -309,8 +319,7 @@ def mail_templates_test(template_id: int) -> Any:
 @require_role("editor")
 def mail_templates_delete(template_id: int) -> Any:
     template = db.get_or_404(EmailTemplate, template_id)
-    used = list(db.session.scalars(select(Mailing.key).where(
-        Mailing.template_id == template.id).order_by(Mailing.id).limit(4)))
+    used = _used_by(template.id)
     if used:
         shown = ", ".join(used[:3]) + (" and more" if len(used) > 3 else "")
         flash(f"Not deleted: “{template.name}” is used by {shown}. A template a mailing "

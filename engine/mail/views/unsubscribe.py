@@ -38,7 +38,7 @@ from engine.contacts import identity
 from engine.contacts.models import Contact
 from engine.db import write
 from engine.mail import preferences, tokens
-from engine.mail.unsubscribe import ONE_CLICK, apply_unsubscribe, mailing_of
+from engine.mail.unsubscribe import ONE_CLICK, apply_unsubscribe, mailing_of, subscribed_lists
 from engine.mail.views import blueprint
 from engine.web import body_limit
 from engine.web.ratelimit import client_ip, limiter
@@ -106,8 +106,12 @@ def unsubscribe_page(token: str) -> Response:
         contact = identity.resolve(contact_id)
         if contact is None:
             return _gone()
+        mailing = mailing_of(contact_id, send_id)
+        slug = mailing.list_slug if mailing is not None else ""
         return _page("unsubscribe.html", address=masked(contact.email), done=False,
-                     action=request.path, preferences=tokens.PREFERENCES_PATH + token)
+                     action=request.path, preferences=tokens.PREFERENCES_PATH + token,
+                     list_name=_list_name(slug) if slug else "",
+                     already=_already_unsubscribed(contact, slug))
     one_click = request.form.get("List-Unsubscribe") == ONE_CLICK.partition("=")[2]
     if limiter().hit(f"mail-unsub:{contact_id}:{send_id or 0}", REPEATS_PER_TOKEN, WINDOW):
         with write():
@@ -117,6 +121,14 @@ def unsubscribe_page(token: str) -> Response:
     return _page("unsubscribe.html", done=True, address=masked(contact.email) if contact else "",
                  list_name=_list_name(mailing.list_slug) if mailing and mailing.list_slug else "",
                  preferences=tokens.PREFERENCES_PATH + token if contact else "")
+
+
+def _already_unsubscribed(contact: Contact, slug: str) -> bool:
+    """What pressing the button would change nothing of: off the mailing's list already, or
+    (for mail to a segment) off all marketing."""
+    if slug:
+        return slug not in subscribed_lists(contact.id)
+    return preferences.standing(contact).state in ("unsubscribed", "blocked")
 
 
 def _list_name(slug: str) -> str:
