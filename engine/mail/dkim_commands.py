@@ -18,6 +18,7 @@ import dns.resolver
 from flask import current_app
 
 from engine.mail import dkim
+from engine.mail.settings import transport_config
 from engine.mail.tokens import bounce_domain
 
 LIFETIME = 5.0  # seconds for each DNS question
@@ -48,6 +49,10 @@ def dkim_keygen(selector: str, domain: str, force: bool) -> None:
     except (ValueError, dkim.KeyExists) as exc:
         raise click.ClickException(str(exc)) from None
     domain = (domain or dkim.signing_domain()).strip().lower()
+    if "." not in domain or domain.endswith((".localhost", ".local")):
+        click.echo(f"Note: {domain!r} is not a domain on the internet: set MAIL_FROM to an "
+                   "address of your domain (or MAIL_DKIM_DOMAIN), or pass --domain, and "
+                   "publish the record under that domain.\n", err=True)
     name, value = dkim.dns_record(selector, domain, dkim.load_key(path))
     quoted = " ".join(f'"{part}"' for part in dkim.dns_strings(value))
     click.echo(f"Key written to {path} (readable by its owner only).\n")
@@ -197,16 +202,21 @@ def check_alignment(from_domain: str, signing_domain: str) -> Finding:
 def check(domain: str) -> None:
     """Report SPF, DKIM, DMARC and the bounce MX for the sending domain."""
     config = current_app.config
-    from_domain = parseaddr(config["MAIL_FROM"])[1].rpartition("@")[2].lower()
+    from_domain = parseaddr(transport_config()["MAIL_FROM"])[1].rpartition("@")[2].lower()
     domain = (domain or from_domain).strip().lower().rstrip(".")
     if not domain or domain == "localhost":
         raise click.ClickException("no sending domain: set MAIL_FROM to an address of your "
                                    "domain or pass --domain")
     signing = str(config.get("MAIL_DKIM_DOMAIN") or "").strip().lower() or domain
+    # The bounce domain is MAIL_FROM's unless set apart; a domain asked for stands for it.
+    bounces = str(config.get("MAIL_BOUNCE_DOMAIN") or "").strip().lower() or (
+        domain if domain != from_domain else bounce_domain())
     try:
         findings = [check_spf(domain, str(config.get("MAIL_HOST") or "").strip().lower()),
-                    check_dkim(signing), check_alignment(domain, signing),
-                    check_dmarc(domain), check_mx(bounce_domain())]
+                    check_dkim(signing)]
+        if dkim.selector():  # alignment means something only once mail is signed
+            findings.append(check_alignment(domain, signing))
+        findings += [check_dmarc(domain), check_mx(bounces)]
     except Unreachable as exc:
         click.echo(f"DNS is unreachable from this machine ({exc}): nothing was checked. "
                    "Check the network or /etc/resolv.conf and run this again.", err=True)
