@@ -101,3 +101,9 @@ def test_smtp_permanent_failure_marks_the_message_failed(make_app, smtp_server, 
     with app.app_context():
         statuses = dict(db.session.execute(select(MailMessage.to, MailMessage.status)).all())
     assert statuses == {"gone@example.com": "failed", "here@example.com": "sent"}
+
+
+def test_the_text_part_keeps_lists_and_links():
+    from engine.mail.service import html_to_text
+    html = '<p>Read:</p>\n<ul>\n<li>One <a href="https://x.example/1">fix</a></li>\n<li>Two</li>\n</ul>'
+    assert html_to_text(html) == "Read:\n\n- One fix (https://x.example/1)\n- Two\n"

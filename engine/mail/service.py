@@ -42,6 +42,7 @@ def check_address(to: str) -> str:
 
 def html_to_text(html: str) -> str:
     """A readable plain-text part from HTML (for clients and filters that want one)."""
+    html = re.sub(r"(?i)>\s+(?=<li[\s>])", ">", html)  # the source's line breaks between items
     html = re.sub(r"(?i)<li(\s[^>]*)?>", "\n- ", html)  # a list stays a list
     html = re.sub(r"(?i)<br\s*/?>|</(p|div|h[1-6]|ul|ol|tr)>", "\n", html)
     html = re.sub(r'(?is)<a\s[^>]*href="([^"]+)"[^>]*>(.*?)</a>', r"\2 (\1)", html)
