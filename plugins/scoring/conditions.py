@@ -1,0 +1,6 @@
+"""Placeholder until written (segment conditions)."""
+from typing import Any
+
+
+def kinds() -> list[Any]:
+    return []
