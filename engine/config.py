@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_WARMUP": "",  # "1:500, 2:1000, 4:5000": messages a day from each day of the warm-up
     "MAIL_WARMUP_START": "",  # YYYY-MM-DD, day 1 of the warm-up
     "MAIL_SCANNER_SECONDS": 10,  # a click this soon after sending is a link scanner's
+    # Requests to addresses an owner typed in (webhooks, engine.web.outbound): HTTPS to public
+    # addresses only, unless these allow plain HTTP or a private network (an intranet CRM).
+    "OUTBOUND_ALLOW_HTTP": False,
+    "OUTBOUND_ALLOW_PRIVATE": False,
 }
 
 # Environment variables read as they are, beside every `MAGNET_<KEY>` variable.

@@ -9,8 +9,18 @@ from wtforms import validators
 from wtforms.fields.choices import SelectChoice
 
 from engine.plugins import current
+from engine.web.outbound import OutboundRefused, check_url
 
 SLUG = "scoring"
+
+
+def _webhook(form: wtforms.Form, field: wtforms.Field) -> None:
+    """The webhook must be a URL the site may post to (`engine.web.outbound`)."""
+    if field.data:
+        try:
+            field.data = check_url(field.data)
+        except OutboundRefused as exc:
+            raise validators.ValidationError(str(exc)) from None
 
 
 class ScoringSettings(wtforms.Form):
@@ -50,7 +60,7 @@ class ScoringSettings(wtforms.Form):
         validators=[validators.Optional(), validators.Email(), validators.Length(max=320)])
     handoff_webhook = wtforms.URLField(
         "Also post hand-offs to this webhook (HTTPS)", default="",
-        validators=[validators.Optional(), validators.Length(max=2000)],
+        validators=[validators.Optional(), validators.Length(max=2000), _webhook],
         description="A JSON POST for a CRM; addresses on this machine or a private network "
                     "are refused.")
 

@@ -1,0 +1,196 @@
+"""Engagement as events arrive: the points each rule gives, within its cap, added to the
+contact's accumulator in a constant number of statements per delivered batch.
+
+An award is unique per (rule, event), so a batch delivered twice (a worker that died before
+its commit) gives nothing twice: the INSERT skips what exists and returns only what it added,
+and `acc` grows by exactly the weights returned, with an atomic `acc = acc + :delta` (never a
+read-modify-write in Python). A cap counts the contact's awards of the rule in the period
+with one query for the whole batch, then hands the remaining places to the batch's events in
+the order they happened, as the recalculation's `row_number()` does.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, Integer, bindparam, func, or_, select, update
+
+from engine.contacts.store import dialect_insert
+from engine.db import UTCDateTime, db, is_sqlite, utcnow
+from plugins.scoring import decay
+from plugins.scoring.models import ContactScore, ScoreAward, ScoringRule
+from plugins.scoring.rules import matches
+from plugins.scoring.settings import settings
+from plugins.scoring.state import State
+
+S = ContactScore.__table__
+W = ScoreAward.__table__
+CHUNK = 5000  # ids per IN list: far below both databases' limits on parameters
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An event that earns a rule's points unless the rule's cap is reached."""
+
+    event: dict[str, Any]
+    rule: ScoringRule
+    bucket: str
+
+    @property
+    def contact_id(self) -> int:
+        return int(self.event["contact_id"])
+
+
+def chunks(ids: list[int], size: int = CHUNK) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def ensure_scores(contact_ids: Iterable[int]) -> None:
+    """Create the score rows these contacts lack (fit 0, acc 0), in one statement; a row a
+    concurrent writer created first is left as it is."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    now, poor = utcnow(), 0 < int(settings()["poor_fit_below"])
+    statement = dialect_insert(_dialect())(S).on_conflict_do_nothing()
+    db.session.execute(statement, [{"contact_id": c, "fit": 0, "acc": 0.0, "poor_fit": poor,
+                                    "updated_at": now} for c in ids])
+
+
+def candidates(events: list[dict[str, Any]],
+               rules_by_event: dict[str, list[ScoringRule]]) -> list[Candidate]:
+    """The (event, rule) pairs that match, in the events' order (pure Python: no SQL)."""
+    found = []
+    for event in events:
+        if not event.get("contact_id"):
+            continue
+        for rule in rules_by_event.get(event["type"], ()):
+            if matches(rule, event):
+                period = rule.cap_period if rule.cap_count else ""
+                found.append(Candidate(event, rule, decay.bucket(event["occurred_at"], period)))
+    return found
+
+
+def _used(capped: list[Candidate]) -> dict[tuple[int, int, str], int]:
+    """Awards already given per (contact, rule, bucket) for the capped candidates, one query.
+    Awards for this batch's own events are left out of the count: if some exist (a
+    recalculation wrote them), they take their place again in the assignment below."""
+    if not capped:
+        return {}
+    contacts = sorted({c.contact_id for c in capped})
+    rule_ids = sorted({c.rule.id for c in capped})
+    buckets = sorted({c.bucket for c in capped})
+    event_ids = sorted({int(c.event["id"]) for c in capped})
+    query = (select(W.c.contact_id, W.c.rule_id, W.c.bucket, func.count())
+             .where(W.c.contact_id.in_(contacts), W.c.rule_id.in_(rule_ids),
+                    W.c.bucket.in_(buckets),
+                    or_(W.c.event_id.is_(None), W.c.event_id.notin_(event_ids)))
+             .group_by(W.c.contact_id, W.c.rule_id, W.c.bucket))
+    return {(c, r, b): n for c, r, b, n in db.session.execute(query)}
+
+
+def award(found: list[Candidate], state: State) -> dict[int, set[str]]:
+    """Give the candidates' points within their caps; {contact id: names of the rules that
+    gave points} for the awards really added."""
+    if not found:
+        return {}
+    used = _used([c for c in found if c.rule.cap_count])
+    rows = []
+    for candidate in found:
+        rule = candidate.rule
+        if rule.cap_count:
+            key = (candidate.contact_id, rule.id, candidate.bucket)
+            if used.get(key, 0) >= rule.cap_count:
+                continue
+            used[key] = used.get(key, 0) + 1
+        at = candidate.event["occurred_at"]
+        rows.append({"contact_id": candidate.contact_id, "rule_id": rule.id,
+                     "points": rule.points, "occurred_at": at,
+                     "event_id": int(candidate.event["id"]), "bucket": candidate.bucket,
+                     "weight": state.weight(rule.points, at)})
+    if not rows:
+        return {}
+    ensure_scores(row["contact_id"] for row in rows)
+    statement = dialect_insert(_dialect())(W).on_conflict_do_nothing(
+        index_elements=["rule_id", "event_id"]).returning(W.c.contact_id, W.c.rule_id,
+                                                          W.c.weight)
+    added = db.session.execute(statement, rows).all()
+    if not added:
+        return {}
+    names = {c.rule.id: c.rule.name for c in found}
+    deltas: dict[int, float] = defaultdict(float)
+    gained: dict[int, set[str]] = defaultdict(set)
+    for contact_id, rule_id, weight in added:
+        deltas[contact_id] += weight
+        gained[contact_id].add(names[rule_id])
+    add_to_acc(deltas)
+    return dict(gained)
+
+
+def add_to_acc(deltas: dict[int, float]) -> None:
+    """acc = acc + delta for each contact, one executemany; the rows exist."""
+    if not deltas:
+        return
+    now = utcnow()
+    statement = update(S).where(S.c.contact_id == bindparam("cid", type_=Integer)).values(
+        acc=S.c.acc + bindparam("delta", type_=Float),
+        updated_at=bindparam("now", type_=UTCDateTime))
+    db.session.execute(statement, [{"cid": c, "delta": d, "now": now}
+                                   for c, d in sorted(deltas.items())])
+
+
+def lock(contact_ids: Iterable[int]) -> None:
+    """Lock these contacts' score rows until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway), in id order so two writers never wait for each other."""
+    ids = sorted(set(contact_ids))
+    if not ids or is_sqlite():
+        return
+    for chunk in chunks(ids):
+        db.session.execute(select(S.c.contact_id).where(S.c.contact_id.in_(chunk))
+                           .order_by(S.c.contact_id).with_for_update()).all()
+
+
+def recompute_acc(contact_ids: Iterable[int]) -> None:
+    """acc = the sum of the contacts' award weights, after locking their rows (for merges and
+    recalculations: whatever awards moved, the sum is right)."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    lock(ids)
+    total = select(func.coalesce(func.sum(W.c.weight), 0.0)).where(
+        W.c.contact_id == S.c.contact_id).scalar_subquery()
+    now = utcnow()
+    for chunk in chunks(ids):
+        db.session.execute(update(S).where(S.c.contact_id.in_(chunk))
+                           .values(acc=total, updated_at=now))
+
+
+def note_activity(events: list[dict[str, Any]], active_types: Iterable[str],
+                  create: bool) -> None:
+    """last_active_at = the latest activity of each contact (never moved back); rows are
+    created first when `create` (an inactivity rule needs every active contact)."""
+    kinds = frozenset(active_types)
+    latest: dict[int, datetime] = {}
+    for event in events:
+        contact = event.get("contact_id")
+        if contact and event["type"] in kinds:
+            at = event["occurred_at"]
+            if contact not in latest or latest[contact] < at:
+                latest[contact] = at
+    if not latest:
+        return
+    if create:
+        ensure_scores(latest)
+    at = bindparam("at", type_=UTCDateTime)
+    statement = update(S).where(
+        S.c.contact_id == bindparam("cid", type_=Integer),
+        or_(S.c.last_active_at.is_(None), S.c.last_active_at < at)).values(last_active_at=at)
+    db.session.execute(statement, [{"cid": c, "at": t} for c, t in sorted(latest.items())])
