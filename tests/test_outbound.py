@@ -103,7 +103,7 @@ def test_a_name_resolving_to_this_machine_is_refused(app):
 
 @pytest.mark.parametrize("url", [
     "http://example.com/hook", "https://user:secret@example.com/hook", "https:///hook",
-    "ftp://example.com/", "https://example.com:99999/", "https://exa mple.com/", "",
+    "ftp://example.com/", "https://example.com:99999/", "https://exa mple.com/", "https://bücher.example/", "",
 ])
 def test_urls_that_are_not_plain_https_are_refused(app, url):
     with app.app_context(), pytest.raises(OutboundRefused):

@@ -49,6 +49,9 @@ def check_url(url: str) -> str:
     url = (url or "").strip()
     if not url or len(url) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise OutboundRefused("Enter a web address without spaces.")
+    if not url.isascii():
+        raise OutboundRefused("Write the address in ASCII (punycode for the host name, "
+                              "percent-encoding for the path).")
     parts = urlsplit(url)
     allowed = ("https", "http") if _flag("OUTBOUND_ALLOW_HTTP") else ("https",)
     if parts.scheme.lower() not in allowed:

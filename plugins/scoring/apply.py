@@ -11,7 +11,8 @@ For a batch it
    (`fit.reevaluate`, `fit.recompute`), notes the latest activity;
 4. for each contact whose fit or engagement changed, records one `score_changed` event and lets
    the stages follow (`stages.advance`);
-5. hands delivered `stage_changed` events to sales (`handoff.handle`).
+5. for delivered `stage_changed` events: notes when a contact first qualified (whoever moved
+   them) and hands them to sales (`handoff.handle`).
 The number of statements depends on what the batch changes, not on its number of events.
 """
 from __future__ import annotations
@@ -164,7 +165,7 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
     parties = {c for e in merges for c in _concerned(e)} - gone
     maybe = ({c.contact_id for c in found} | {c for cs in todo.values() for c in cs}
              | parties) - gone
-    if not maybe and not gone:
+    if not maybe:
         return []
     state = held()
     before = scores(maybe)

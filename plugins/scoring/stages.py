@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from engine.contacts import store
 from engine.contacts.models import Contact
@@ -87,6 +88,9 @@ def advance(contact_ids: Iterable[int]) -> list[int]:
                 .values(lifecycle_stage=new, updated_at=now).returning(CT.c.id)))
             for contact_id in sorted(done):
                 store.changed(contact_id, {"lifecycle_stage": (old, new)})
+                loaded = db.session.identity_map.get(Session.identity_key(Contact, contact_id))
+                if loaded is not None:  # a contact the caller holds reads the new stage
+                    db.session.expire(loaded, ["lifecycle_stage", "updated_at"])
             moved += done
     note_qualified(moved, ensure=False)
     return sorted(moved)
