@@ -12,6 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from engine.web.outbound import OutboundRefused, check_url, post_json, resolve
 
@@ -103,7 +107,8 @@ def test_a_name_resolving_to_this_machine_is_refused(app):
 
 @pytest.mark.parametrize("url", [
     "http://example.com/hook", "https://user:secret@example.com/hook", "https:///hook",
-    "ftp://example.com/", "https://example.com:99999/", "https://exa mple.com/", "https://bücher.example/", "",
+    "ftp://example.com/", "https://example.com:99999/", "https://exa mple.com/",
+    "https://bücher.example/", "",
 ])
 def test_urls_that_are_not_plain_https_are_refused(app, url):
     with app.app_context(), pytest.raises(OutboundRefused):
@@ -121,10 +126,6 @@ def test_plain_http_to_loopback_needs_both_settings(make_app, receiver):
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
