@@ -12,6 +12,7 @@ database for recalculations, on SQLite and PostgreSQL alike.
 """
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +51,18 @@ def decayed(points: float, at: datetime, now: datetime, half_life_days: float) -
 def acc_threshold(score: float, now: datetime, epoch: float, half_life_days: float) -> float:
     """The acc at or above which engagement at `now` is at least `score`."""
     return score / factor(now, epoch, half_life_days)
+
+
+def shown(exact: float) -> int:
+    """A score as people see it, to the nearest whole number (halves up). Every threshold
+    (stages, segment conditions, filters) compares this, so a score shown as 50 has reached 50:
+    `shown(x) >= n` exactly when `x >= n - 0.5` (`reaches`)."""
+    return math.floor(exact + 0.5)
+
+
+def reaches(exact: float, threshold: float) -> bool:
+    """Whether a score, as shown, is at least `threshold`."""
+    return exact >= threshold - 0.5
 
 
 def needs_rebase(now: datetime, epoch: float, half_life_days: float) -> bool:

@@ -2,8 +2,9 @@
 has faded, and a one-line reason a salesperson can read at a glance.
 
 The same explanation serves the contact's page, the hand-off email and
-`magnet scoring explain`. Shares are rounded so that they add up exactly to the score shown
-(largest remainders), and the scores shown are those the list, segments and stages use.
+`magnet scoring explain`. Scores are shown rounded (`decay.shown`), and thresholds compare the
+score as shown, so a score shown as 50 has reached a threshold of 50; shares are rounded so
+that they add up exactly to the score shown (largest remainders).
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def explain(contact_id: int, now: datetime | None = None, history: bool = True) 
     fit_lines.sort(key=lambda line: -abs(line.value))
     fit = score.fit if score else 0
     exact = state.value(score.acc, now) if score else 0.0
-    shown = round(exact)
+    shown = decay.shown(exact)
     share(fit_lines, fit)
     share(engagement_lines, shown)
     result = Explanation(contact_id, contact.lifecycle_stage if contact else "", fit, shown,

@@ -47,9 +47,9 @@ def target(stage: str, fit: int, combined: float, conf: dict[str, Any]) -> str |
         return None
     reached = None
     sql_combined = int(conf["sql_combined"])
-    if sql_combined and combined >= sql_combined and fit >= int(conf["sql_fit"]):
+    if sql_combined and decay.reaches(combined, sql_combined) and fit >= int(conf["sql_fit"]):
         reached = "sales_qualified"
-    elif combined >= int(conf["mql_combined"]) and fit >= int(conf["mql_fit"]):
+    elif decay.reaches(combined, int(conf["mql_combined"])) and fit >= int(conf["mql_fit"]):
         reached = "marketing_qualified"
     if reached is None or rank(reached) <= rank(stage):
         return None
