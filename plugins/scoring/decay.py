@@ -167,7 +167,9 @@ def _bucket_sqlite(element: _Bucket, compiler: Any, **kw: Any) -> str:
     if element.period == "day":
         return f"strftime('%Y-%m-%d', {column})"
     if element.period == "week":  # to the next Sunday (or stay), back six days: its Monday
-        return f"date({column}, 'weekday 0', '-6 days')"
+        # (from the whole seconds: a modifier rounds to milliseconds, and 23:59:59.9996 on a
+        # Sunday would become the next week's Monday)
+        return f"date(substr({column}, 1, 19), 'weekday 0', '-6 days')"
     return f"strftime('%Y-%m', {column})"
 
 
