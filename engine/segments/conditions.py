@@ -81,13 +81,14 @@ class Compiled:
 class ConditionKind:
     """A kind of condition a plugin adds (`register_segment_conditions`): `compile(condition)`
     returns a `Compiled` (raise ConditionError for a bad one); `label` and `describe(condition)`
-    are for people; `form` lists the inputs the builder shows: [(name, label, kind, choices)]."""
+    are for people; `form` lists the inputs the builder shows: [(name, label, kind, choices)],
+    each choice a value or a (value, label) pair."""
 
     kind: str
     label: str
     compile: Callable[[dict[str, Any]], Compiled]
     describe: Callable[[dict[str, Any]], str]
-    form: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+    form: list[tuple[str, str, str, list[Any]]] = field(default_factory=list)
 
 
 # --- helpers ---------------------------------------------------------------------------------
