@@ -171,7 +171,9 @@ def index() -> Index:
     checked = current_app.extensions.get("magnet.segments.index_checked", 0.0)
     if held is not None and time.monotonic() - checked < INDEX_TTL:
         return held
-    stamp = tuple(db.session.execute(select(Segment.id, Segment.version).order_by(Segment.id)))
+    # updated_at too: SQLite gives a deleted segment's id to the next one made, at version 1
+    stamp = tuple(db.session.execute(select(Segment.id, Segment.version, Segment.updated_at)
+                                     .order_by(Segment.id)))
     current_app.extensions["magnet.segments.index_checked"] = time.monotonic()
     if held is not None and held.stamp == stamp:
         return held

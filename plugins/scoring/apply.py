@@ -17,7 +17,6 @@ The number of statements depends on what the batch changes, not on its number of
 """
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,6 @@ from plugins.scoring.rules import ACTIVE_TYPES, RuleError, fit_compiled
 from plugins.scoring.state import State, held
 
 INDEX_KEY = "magnet.scoring.index"
-INDEX_TTL = 1.0  # seconds a process trusts its index before looking at the rules' versions
 S = ContactScore.__table__
 
 
@@ -53,7 +51,6 @@ class RuleIndex:
     """This process's active rules, arranged by what can set them off."""
 
     stamp: Any = None
-    checked: float = 0.0
     engagement: dict[str, list[ScoringRule]] = field(default_factory=lambda: defaultdict(list))
     fit: dict[int, tuple[ScoringRule, Compiled]] = field(default_factory=dict)
     by_event: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
@@ -80,19 +77,19 @@ class RuleIndex:
 
 
 def rule_index() -> RuleIndex:
-    """The index, rebuilt when a rule was added, edited, switched on or off, or deleted (each
-    process looks at most once a second)."""
+    """The index, rebuilt when a rule was added, edited, switched on or off, or deleted.
+
+    The rules' versions are read in every delivery's transaction (one small query per batch):
+    trusting an index for even a second would let a worker score events with a rule's old
+    version after its recalculation had already read them, and nothing would ever correct
+    that."""
     held_index: RuleIndex | None = current_app.extensions.get(INDEX_KEY)
-    now = time.monotonic()
-    if held_index is not None and now - held_index.checked < INDEX_TTL:
-        return held_index
     R = ScoringRule.__table__.c
-    stamp = tuple(db.session.execute(select(R.id, R.version, R.active, R.status)
+    stamp = tuple(db.session.execute(select(R.id, R.version, R.active, R.status, R.updated_at)
                                      .order_by(R.id)))
     if held_index is not None and held_index.stamp == stamp:
-        held_index.checked = now
         return held_index
-    fresh = RuleIndex(stamp=stamp, checked=now)
+    fresh = RuleIndex(stamp=stamp)
     for rule in db.session.scalars(select(ScoringRule).where(
             ScoringRule.active.is_(True), ScoringRule.status != "deleting")):
         db.session.expunge(rule)

@@ -40,6 +40,9 @@ class ScoringRule(db.Model):
     `version` grows with each edit; `status`/`progress` follow the recalculation it started."""
 
     __tablename__ = "scoring_rules"
+    # A deleted rule's id is never given to a new rule (SQLite would reuse the highest id):
+    # workers know rules by (id, version), and awards name their rule by id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(12))

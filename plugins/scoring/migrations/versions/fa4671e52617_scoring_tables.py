@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.Column('progress', sa.Float(), nullable=False),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_scoring_rules'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scoring_rules')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('scoring_rules', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_scoring_rules_event'), ['event'], unique=False)
