@@ -29,7 +29,7 @@ from engine.db import UTCDateTime, db, utcnow
 from engine.events.models import Activity
 from engine.segments.conditions import Compiled
 from engine.segments.service import EVERY_SEGMENT, OTHER_CONTACT
-from plugins.scoring import engagement, fit, handoff, stages
+from plugins.scoring import engagement, fit, handoff, recalc, stages
 from plugins.scoring.engagement import ensure_scores, lock
 from plugins.scoring.models import (
     ContactScore,
@@ -160,8 +160,10 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
                 todo[rule_id] |= concerned
     gone = {e["properties"]["merged"] for e in merges if e["type"] == "contact_merged"}
     parties = {c for e in merges for c in _concerned(e)} - gone
+    known_now = {e["contact_id"] for e in events
+                 if e["type"] == "visitor_identified" and e.get("contact_id")} - gone
     maybe = ({c.contact_id for c in found} | {c for cs in todo.values() for c in cs}
-             | parties) - gone
+             | parties | known_now) - gone
     if not maybe:
         return []
     state = held()
@@ -174,6 +176,9 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
     reasons: dict[int, set[str]] = defaultdict(set)
     for contact_id, names in engagement.award(found, state).items():
         reasons[contact_id] |= names
+    rules_now = [rule for listed in index.engagement.values() for rule in listed]
+    for contact_id in recalc.rescore(sorted(known_now), rules_now, state) if rules_now else ():
+        reasons[contact_id].add("earlier visits")
     matched = fit.reevaluate(todo, index.fit)
     for contact_id, names in matched.items():
         reasons[contact_id] |= names

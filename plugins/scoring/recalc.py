@@ -135,6 +135,19 @@ def _engagement_awards(rule: ScoringRule, low: int, high: int,
         .where(ranked.c.n <= rule.cap_count)
 
 
+def rescore(contact_ids: list[int], engagement_rules: list[ScoringRule],
+            held: state.State) -> list[int]:
+    """A fresh calculation of these engagement rules for a few contacts (inside a `write()`):
+    when a browser is recognised as a contact, its earlier visits join the contact's timeline
+    and score as if the contact had been known all along. Returns the contacts touched."""
+    touched: set[int] = set()
+    for contact_id in sorted(set(contact_ids)):
+        for rule in engagement_rules:
+            source = _engagement_awards(rule, contact_id, contact_id + 1, held)
+            touched.update(_replace_awards(rule.id, contact_id, contact_id + 1, source))
+    return sorted(touched)
+
+
 def _replace_awards(rule_id: int, low: int, high: int, source: Select[Any] | None) -> list[int]:
     """Replace the rule's awards in [low, high) with `source` (none: take them away), then
     set acc for every contact that had or now has one. Returns those contacts."""

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import events
+from engine.contacts import identity, store
 from engine.contacts import merge as merging
 from engine.contacts import service as contacts
-from engine.contacts import store
 from engine.contacts.models import Contact
 from engine.db import db, write
 from engine.events.delivery import as_dict
@@ -272,3 +272,21 @@ def test_a_merge_keeps_the_points(app):
     deliver_events(app)
     assert scores(app, kept)[:2] == (0, pytest.approx(10, abs=0.01))
     assert scores(app, merged)[:2] == (15, pytest.approx(15, abs=0.01))
+
+
+def test_a_browser_s_earlier_visits_score_once_it_is_recognised(app):
+    """Pricing pages seen anonymously count when the browser fills in a form: the contact is
+    scored as if known all along (within the rule's cap), once."""
+    page_rule(app, "Pricing page", 10, "/pricing", count=3, period="week")
+    with app.app_context(), write():
+        events.record_many([{"type": "page_view", "visitor_id": "b" * 32,
+                             "properties": {"path": "/pricing"}} for _ in range(4)])
+    deliver_events(app)
+    ada = person(app, "ada@example.com")
+    with app.app_context(), write():
+        assert identity.identify("b" * 32, ada) == 4
+    deliver_events(app)
+    assert round(scores(app, ada)[1]) == 30
+    assert count(app, ScoreAward, contact_id=ada) == 3
+    deliver_events(app)  # nothing more comes of it
+    assert count(app, ScoreAward, contact_id=ada) == 3
