@@ -21,7 +21,8 @@ from engine.admin.columns import ContactColumn
 from engine.contacts.models import Contact
 from engine.contacts.query import ContactFilter
 from engine.db import db, utcnow
-from plugins.scoring.conditions import contact_scores
+from plugins.scoring import decay
+from plugins.scoring.conditions import contact_scores, shown_bound
 from plugins.scoring.models import ContactScore
 from plugins.scoring.settings import settings
 from plugins.scoring.state import read
@@ -70,7 +71,7 @@ def _column(contacts: list[Contact]) -> dict[int, str]:
     factor = _factor()
     rows = db.session.execute(select(S.contact_id, S.fit, S.acc, S.poor_fit).where(
         S.contact_id.in_([c.id for c in contacts])))
-    shown = {contact_id: f"{fit + round(acc * factor)}" + (" · poor fit" if poor else "")
+    shown = {contact_id: f"{decay.shown(fit + acc * factor)}" + (" · poor fit" if poor else "")
              for contact_id, fit, acc, poor in rows}
     return {c.id: shown.get(c.id, "—") for c in contacts}
 
@@ -97,7 +98,7 @@ def _filter(query: Select[Any], value: str) -> Select[Any]:
     if value == "above_mql":
         growth = literal(read().threshold(1.0), Float)  # acc ≥ (N − fit)·g, g = 1/factor
         return query.where(contact_scores("combined", "at_least",
-                                          float(settings()["mql_combined"]), growth))
+                                          shown_bound(settings()["mql_combined"]), growth))
     return query.where(not_(exists(select(S.contact_id).where(S.contact_id == Contact.id))))
 
 

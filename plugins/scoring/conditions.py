@@ -16,6 +16,7 @@ segments' clock (`engine.segments.service.tick`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -63,6 +64,13 @@ def score_test(which: str, op: str, value: float, g: Any = None) -> ColumnElemen
     return left >= right if op == "at_least" else left < right
 
 
+def shown_bound(value: float) -> float:
+    """The exact score at which a score *as shown* (`decay.shown`, to the nearest whole number)
+    reaches `value`: shown ≥ N exactly when exact ≥ ⌈N⌉ − 0.5, so conditions, filters and
+    stages agree with the number people read."""
+    return math.ceil(value) - 0.5
+
+
 def contact_scores(which: str, op: str, value: float, g: Any = None) -> ColumnElement[bool]:
     """The same test over `contacts`, a contact without a score row counting as 0: an EXISTS
     when 0 fails the test, a NOT EXISTS of the rows failing it when 0 passes."""
@@ -91,7 +99,7 @@ def _score(condition: dict[str, Any]) -> Compiled:
         raise ConditionError("Choose the fit, engagement or combined score.")
     if op not in OPS:
         raise ConditionError("A score condition is “at least” or “below” a number.")
-    value = _number(condition.get("value"))
+    value = shown_bound(_number(condition.get("value")))
     candidates = () if which == "fit" else (_crossing(which, value),)
     return Compiled(contact_scores(which, op, value), events=frozenset({"score_changed"}),
                     candidates=candidates)
