@@ -20,6 +20,7 @@ from engine import mail
 from engine.contacts.models import Contact
 from engine.contacts.service import normalise_email
 from engine.contacts.store import ContactError, dialect_insert
+from engine.content.service import site_name
 from engine.db import db, utcnow, write
 from engine.jobs import job, outbox
 from engine.web.links import SiteUrlMissing, external_url
@@ -84,7 +85,7 @@ def handle(events: list[dict[str, Any]]) -> int:
         if to:
             explanation = explain(contact.id, history=False)
             mail.send(to, subject(contact, explanation), body(contact, explanation),
-                      contact_id=contact.id)
+                      headers={"From": mail.sender(site_name())}, contact_id=contact.id)
         if webhook:
             outbox.add("scoring.post_webhook", handoff_id=handoff_id)
     return recorded
