@@ -33,13 +33,13 @@ class ScoringSettings(wtforms.Form):
         "Marketing-qualified at a combined score of", default=50,
         validators=[validators.InputRequired(), validators.NumberRange(-100_000, 100_000)])
     mql_fit = wtforms.IntegerField(
-        "…and a fit score of at least", default=0,
+        "…and for marketing-qualified, a fit score of at least", default=0,
         validators=[validators.InputRequired(), validators.NumberRange(-100_000, 100_000)])
     sql_combined = wtforms.IntegerField(
         "Sales-qualified at a combined score of (0: only by hand)", default=0,
         validators=[validators.InputRequired(), validators.NumberRange(-100_000, 100_000)])
     sql_fit = wtforms.IntegerField(
-        "…and a fit score of at least", default=0,
+        "…and for sales-qualified, a fit score of at least", default=0,
         validators=[validators.InputRequired(), validators.NumberRange(-100_000, 100_000)])
     poor_fit_below = wtforms.IntegerField(
         "Poor fit below a fit score of", default=-20,
