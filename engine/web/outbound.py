@@ -90,7 +90,13 @@ def is_public(address: IPAddress) -> bool:
         if address.teredo is not None:
             inner += list(address.teredo)
     return all(not (a.is_loopback or a.is_private or a.is_link_local or a.is_multicast
-                    or a.is_reserved or a.is_unspecified) and a.is_global for a in inner)
+                    or a.is_reserved or a.is_unspecified or _site_local(a)) and a.is_global
+               for a in inner)
+
+
+def _site_local(address: IPAddress) -> bool:
+    """fec0::/10, deprecated but still routed inside some networks."""
+    return isinstance(address, ipaddress.IPv6Address) and address.is_site_local
 
 
 def resolve(host: str, port: int) -> list[str]:

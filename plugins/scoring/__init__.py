@@ -51,7 +51,7 @@ def register_admin_menu() -> list[Any]:
 @hookimpl
 def register_jobs() -> list[Any]:
     return [recalc.recalculate, recalc.forget_rule, recalc.recalculate_half_life,
-            recalc.rebase, inactivity.tick, handoff.post_webhook]
+            recalc.rebase, recalc.thresholds_changed, inactivity.tick, handoff.post_webhook]
 
 
 @hookimpl
@@ -99,5 +99,9 @@ def on_event(events: list[dict[str, Any]]) -> None:
 
 @hookimpl
 def on_plugin_settings_changed(slug: str, changes: dict[str, Any]) -> None:
-    if slug == "scoring" and "half_life_days" in changes:
+    if slug != "scoring":
+        return
+    if "half_life_days" in changes:
         recalc.queue_half_life(changes["half_life_days"][1])
+    if recalc.THRESHOLDS & set(changes):
+        recalc.queue_thresholds()

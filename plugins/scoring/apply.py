@@ -40,7 +40,7 @@ from plugins.scoring.models import (
     ScoringRule,
 )
 from plugins.scoring.rules import ACTIVE_TYPES, RuleError, fit_compiled
-from plugins.scoring.state import State, held
+from plugins.scoring.state import State, held, shared
 
 INDEX_KEY = "magnet.scoring.index"
 S = ContactScore.__table__
@@ -132,6 +132,7 @@ def _concerned(event: dict[str, Any]) -> set[int]:
 def apply_events(events: list[dict[str, Any]]) -> None:
     """Bring scores, stages and hand-offs up to date with a delivered batch (inside the
     delivery's `write()`)."""
+    shared()  # a rule is not saved, nor a recalculation run, while this batch is scored
     index = rule_index()
     staged = [e for e in events if e["type"] == "stage_changed" and e.get("contact_id")]
     merges = [e for e in events if e["type"] in OTHER_CONTACT and len(_concerned(e)) == 2]
@@ -167,6 +168,7 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
     if not maybe:
         return []
     state = held()
+    engagement.lock(maybe)  # in id order: another delivery (after a merge) waits its turn
     before = scores(maybe)
     for event in merges:
         if event["type"] == "contact_merged":
@@ -177,8 +179,11 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
     for contact_id, names in engagement.award(found, state).items():
         reasons[contact_id] |= names
     rules_now = [rule for listed in index.engagement.values() for rule in listed]
-    for contact_id in recalc.rescore(sorted(known_now), rules_now, state) if rules_now else ():
-        reasons[contact_id].add("earlier visits")
+    # Activity that changed hands (a browser recognised, a merge or its undoing) scores as a
+    # fresh calculation would: one cap for the person, not one per former contact.
+    rescored = sorted(known_now | parties)
+    for contact_id in recalc.rescore(rescored, rules_now, state) if rules_now else ():
+        reasons[contact_id].add("earlier visits" if contact_id in known_now else "merge")
     matched = fit.reevaluate(todo, index.fit)
     for contact_id, names in matched.items():
         reasons[contact_id] |= names

@@ -22,6 +22,9 @@ from sqlalchemy.sql.functions import FunctionElement
 
 DAY = 86_400.0
 REBASE_AFTER_HALF_LIVES = 16
+# Below 2^-1000 a weight is 0 for every purpose (and PostgreSQL raises on underflow rather
+# than giving 0): points from an event dated decades back, with a short half-life.
+UNDERFLOW = -1000
 
 
 def seconds(moment: datetime) -> float:
@@ -30,7 +33,8 @@ def seconds(moment: datetime) -> float:
 
 def weight(points: float, at: datetime, epoch: float, half_life_days: float) -> float:
     """The stored weight of `points` earned at `at` (epoch in Unix seconds)."""
-    return points * 2.0 ** ((seconds(at) - epoch) / (half_life_days * DAY))
+    exponent = (seconds(at) - epoch) / (half_life_days * DAY)
+    return 0.0 if exponent < UNDERFLOW else points * 2.0 ** exponent
 
 
 def factor(now: datetime, epoch: float, half_life_days: float) -> float:
@@ -118,13 +122,15 @@ class power2(FunctionElement[float]):
 @compiles(power2)
 def _power2_sqlite(element: power2, compiler: Any, **kw: Any) -> str:
     (exponent,) = element.clauses
-    return f"pow(2.0, {compiler.process(exponent, **kw)})"
+    x = compiler.process(exponent, **kw)
+    return f"(CASE WHEN ({x}) < {UNDERFLOW} THEN 0.0 ELSE pow(2.0, {x}) END)"
 
 
 @compiles(power2, "postgresql")
 def _power2_postgresql(element: power2, compiler: Any, **kw: Any) -> str:
     (exponent,) = element.clauses
-    return f"power(2.0::float8, ({compiler.process(exponent, **kw)})::float8)"
+    x = f"({compiler.process(exponent, **kw)})::float8"
+    return f"(CASE WHEN {x} < {UNDERFLOW} THEN 0.0::float8 ELSE power(2.0::float8, {x}) END)"
 
 
 class _Bucket(FunctionElement[str]):

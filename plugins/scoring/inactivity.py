@@ -32,11 +32,11 @@ from plugins.scoring.models import ScoringRule, ScoringState
 from plugins.scoring.rules import ACTIVE_TYPES
 from plugins.scoring.sets import (
     AWARD_COLUMNS,
-    C,
     S,
     W,
     among,
     insert,
+    live,
     lock_scores,
     weight_sql,
 )
@@ -48,7 +48,6 @@ TICK_SECONDS = 300
 # a slightly larger range of the last_active_at index.
 SLACK = timedelta(days=1)
 A = Activity.__table__.c
-LIVE = C.status.notin_(("merged", "erased"))
 
 
 class _Later(FunctionElement[datetime]):
@@ -86,7 +85,8 @@ def history_awards(rule: ScoringRule, low: int, high: int, held: state.State,
     following = func.lead(A.occurred_at).over(partition_by=A.contact_id,
                                               order_by=(A.occurred_at, A.id))
     acts = select(A.contact_id, A.occurred_at.label("at"), following.label("next_at")).where(
-        A.type.in_(ACTIVE_TYPES), A.contact_id >= low, A.contact_id < high).subquery()
+        A.type.in_(ACTIVE_TYPES), A.contact_id >= low, A.contact_id < high,
+        live(A.contact_id)).subquery()
     due = plus_days(acts.c.at, rule.days)
     return select(acts.c.contact_id, literal(rule.id), literal(rule.points), due, null(),
                   literal(""), weight_sql(rule.points, due, held)).where(
@@ -97,8 +97,8 @@ def sync_last_active(low: int, high: int) -> None:
     """Score rows for the contacts with ids in [low, high) that were ever active, with
     `last_active_at` at least their last activity (from history where it is missing)."""
     last = select(A.contact_id, func.max(A.occurred_at).label("at")).where(
-        A.type.in_(ACTIVE_TYPES), A.contact_id >= low, A.contact_id < high) \
-        .group_by(A.contact_id).subquery()
+        A.type.in_(ACTIVE_TYPES), A.contact_id >= low, A.contact_id < high,
+        live(A.contact_id)).group_by(A.contact_id).subquery()
     poor = 0 < int(settings()["poor_fit_below"])
     rows = select(last.c.contact_id, literal(0), literal(0.0), literal(poor),
                   literal(utcnow(), UTCDateTime()), last.c.at).where(last.c.at.is_not(None))
@@ -117,11 +117,10 @@ def tick() -> int:
     checked = db.session.scalar(select(ScoringState.inactivity_checked_at)
                                 .where(ScoringState.id == 1))
     with write():
+        state.alone()  # never at once with a delivery or a range of a recalculation
         held = state.held()
         query = select(ScoringRule).where(ScoringRule.kind == "inactivity",
                                           ScoringRule.active.is_(True)).order_by(ScoringRule.id)
-        if db.session.get_bind().dialect.name != "sqlite":
-            query = query.with_for_update()  # never at once with a range of its recalculation
         given: dict[int, list[tuple[str, float]]] = defaultdict(list)
         award_ids: list[int] = []
         for rule in db.session.scalars(query).all():
@@ -145,10 +144,9 @@ def _award_quiet(rule: ScoringRule, held: state.State, now: datetime,
         window.append(S.c.last_active_at > checked - timedelta(days=rule.days) - SLACK)
     already = exists(select(W.c.id).where(W.c.contact_id == S.c.contact_id,
                                           W.c.rule_id == rule.id, W.c.occurred_at >= due))
-    live = exists(select(C.id).where(C.id == S.c.contact_id, LIVE))
     rows = select(S.c.contact_id, literal(rule.id), literal(rule.points), due, null(),
                   literal(""), weight_sql(rule.points, due, held)).where(
-        and_(*window), live, ~already)
+        and_(*window), live(S.c.contact_id), ~already)
     return list(db.session.execute(insert(W).from_select(AWARD_COLUMNS, rows)
                                    .returning(W.c.id, W.c.contact_id, W.c.weight)))
 

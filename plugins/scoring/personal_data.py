@@ -33,7 +33,13 @@ def _export(person: Person) -> dict[str, Any]:
                   ScoreAward.contact_id.in_(ids)).order_by(ScoreAward.occurred_at))]
     handoffs = [{"stage": h.stage, "at": h.created_at.isoformat(), "sent_to": h.sent_to}
                 for h in db.session.scalars(select(Handoff).where(Handoff.contact_id.in_(ids)))]
-    return {"scores": scores, "points": awards, "handoffs": handoffs}
+    matched = [{"rule": names.get(m.rule_id, ""), "since": m.since.isoformat()}
+               for m in db.session.scalars(select(FitMatch).where(FitMatch.contact_id.in_(ids)))]
+    history = [{"day": h.day.isoformat(), "fit": h.fit}
+               for h in db.session.scalars(select(FitHistory).where(
+                   FitHistory.contact_id.in_(ids)).order_by(FitHistory.day))]
+    return {"scores": scores, "points": awards, "fit_rules_matched": matched,
+            "fit_history": history, "handoffs": handoffs}
 
 
 def forget(contact_ids: list[int]) -> None:

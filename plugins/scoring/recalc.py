@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, union, update
+from sqlalchemy import and_, case, delete, func, literal, or_, select, union, update
 from sqlalchemy.sql import ColumnElement, Select
 
-from engine.db import db, utcnow, write
+from engine.db import MAX_ROW_ID, db, utcnow, write
 from engine.events.models import Activity
 from engine.jobs import job, outbox
 from engine.plugins import current
@@ -40,6 +40,7 @@ from plugins.scoring.sets import (
     among,
     ensure_scores,
     insert,
+    live,
     refresh_acc,
     refresh_fit,
     weight_sql,
@@ -52,6 +53,9 @@ A = Activity.__table__.c
 
 # --- a rule ---------------------------------------------------------------------------------
 
+TINY = 1e-290  # weights below this are worth nothing, and scaling them could underflow
+
+
 @job("scoring.recalculate")
 def recalculate(rule_id: int, version: int) -> None:
     """Bring every contact's scores in line with this version of the rule."""
@@ -62,6 +66,7 @@ def recalculate(rule_id: int, version: int) -> None:
     touched = 0
     for start in range(low, top, CHUNK):
         with write():
+            state.alone()  # no delivery scores while a range is rewritten
             held = state.held()
             rule = _claim(rule_id, lambda r: r.version == version)
             if rule is None:
@@ -123,7 +128,8 @@ def _engagement_awards(rule: ScoringRule, low: int, high: int,
     bucket = decay.bucket_sql(A.occurred_at, rule.cap_period) if capped else literal("")
     columns = [A.contact_id, A.occurred_at, A.id, bucket.label("bucket"),
                weight_sql(rule.points, A.occurred_at, held).label("weight")]
-    where = and_(rules.event_filter_sql(rule), A.contact_id >= low, A.contact_id < high)
+    where = and_(rules.event_filter_sql(rule), A.contact_id >= low, A.contact_id < high,
+                 live(A.contact_id))
     if not capped:
         return select(A.contact_id, literal(rule.id), literal(rule.points), *columns[1:]) \
             .where(where)
@@ -180,6 +186,7 @@ def forget_rule(rule_id: int) -> None:
     touched = 0
     for start in range(low, top, CHUNK):
         with write():
+            state.alone()
             state.held()
             rule = _claim(rule_id, _deleting)
             if rule is None:
@@ -193,9 +200,15 @@ def forget_rule(rule_id: int) -> None:
             rule.progress = _progress(start, low, top)
             touched += len(changed)
     with write() as session:
+        state.alone()
         rule = _claim(rule_id, _deleting)
         if rule is None:
             return
+        # What a delivery gave in the meantime goes too, with its weight, not by the cascade
+        changed = _replace_awards(rule_id, 0, MAX_ROW_ID, None)
+        refresh_fit(sorted(db.session.scalars(delete(M).where(M.c.rule_id == rule_id)
+                                              .returning(M.c.contact_id))))
+        stages.advance(changed)
         session.delete(rule)
     if touched:
         rebuild_score_segments()
@@ -244,24 +257,47 @@ def rebase() -> bool:
         if not decay.needs_rebase(now, row.epoch_seconds, row.half_life_days):
             return False
         factor = decay.factor(now, row.epoch_seconds, row.half_life_days)
-        db.session.execute(update(S).where(S.c.acc != 0).values(acc=S.c.acc * factor))
-        db.session.execute(update(W).values(weight=W.c.weight * factor))
+        db.session.execute(update(S).where(S.c.acc != 0).values(acc=_scaled(S.c.acc, factor)))
+        db.session.execute(update(W).values(weight=_scaled(W.c.weight, factor)))
         row.epoch, row.epoch_seconds = now, decay.seconds(now)
     return True
+
+
+def _scaled(column: Any, factor: float) -> Any:
+    """column·factor, and 0 where that would underflow (PostgreSQL raises rather than round)."""
+    return case((func.abs(column) < TINY, 0.0), else_=column * factor)
 
 
 def _has_awards() -> ColumnElement[bool]:
     return select(W.c.id).where(W.c.contact_id == S.c.contact_id).exists()
 
 
-def _advance_all() -> None:
-    """Offer every contact with engagement a move forward, a range at a time."""
-    low, top = _bounds(select(S.c.contact_id).where(S.c.acc != 0))
+def _advance_all(scored: bool = False) -> None:
+    """Offer contacts a move forward (and mark poor fit afresh), a range at a time: those with
+    engagement, or (`scored`) everyone with a score row."""
+    which = S.c.contact_id.is_not(None) if scored else S.c.acc != 0
+    low, top = _bounds(select(S.c.contact_id).where(which))
     for start in range(low, top, CHUNK):
         with write():
+            state.alone()
             stages.advance(list(db.session.scalars(select(S.c.contact_id).where(
-                S.c.acc != 0, S.c.contact_id >= start, S.c.contact_id < start + CHUNK)
+                which, S.c.contact_id >= start, S.c.contact_id < start + CHUNK)
                 .order_by(S.c.contact_id))))
+
+
+THRESHOLDS = frozenset({"poor_fit_below", "mql_combined", "mql_fit", "sql_combined", "sql_fit"})
+
+
+def queue_thresholds() -> None:
+    """Queue `thresholds_changed` (inside the settings' transaction)."""
+    outbox.add("scoring.thresholds")
+
+
+@job("scoring.thresholds")
+def thresholds_changed() -> None:
+    """New thresholds apply to everyone at once, not only to contacts whose score changes
+    next: poor fit is marked afresh and contacts who now qualify move forward (never back)."""
+    _advance_all(scored=True)
 
 
 # --- shared ---------------------------------------------------------------------------------

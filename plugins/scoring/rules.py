@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, not_
 from sqlalchemy.sql import ColumnElement
 
 from engine.events.models import Activity
-from engine.events.types import all_types
+from engine.events.types import PropertyType, all_types
 from engine.segments.compiler import compile_definition
 from engine.segments.conditions import Compiled, ConditionError
 from engine.segments.describe import describe_definition
@@ -116,6 +116,9 @@ def _filter(raw: Any, declared: Any) -> dict[str, Any]:
     if op not in FILTER_OPS:
         raise RuleError(f"“{op}” is not a test of a property.")
     if op in ("gte", "lte"):
+        if declared.properties[prop] != PropertyType.NUMBER:
+            raise RuleError(f"“{prop}” is not a number: test it with is, contains or starts "
+                            "with.")
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -175,8 +178,6 @@ def _passes(test: dict[str, Any], actual: Any) -> bool:
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
     return str(value)
 
 

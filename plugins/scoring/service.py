@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from engine.db import db, utcnow, write
 from engine.jobs import outbox
+from plugins.scoring import state
 from plugins.scoring.models import ScoringRule
 from plugins.scoring.rules import RuleError, check
 
@@ -19,6 +20,7 @@ def save_rule(values: dict[str, Any], rule_id: int | None = None) -> ScoringRule
     """Create or change a rule (RuleError says what to fix) and queue its recalculation."""
     draft = check(values)
     with write() as session:
+        state.alone()  # deliveries scoring with the old version finish first
         same = rule_named(draft.name)
         if same is not None and same.id != rule_id:
             raise RuleError(f"A rule named “{draft.name}” exists already.")
@@ -41,6 +43,7 @@ def delete_rule(rule_id: int) -> None:
     """Delete a rule; the points it gave are taken back by a recalculation of the contacts it
     touched (queued in the same transaction)."""
     with write() as session:
+        state.alone()
         rule = session.get(ScoringRule, rule_id)
         if rule is None:
             return

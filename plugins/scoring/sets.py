@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    exists,
     func,
     literal,
     select,
@@ -61,6 +62,13 @@ def dialect() -> str:
 def insert(table: Any) -> Any:
     """`insert` with ON CONFLICT for the backend in use."""
     return dialect_insert(dialect())(table)
+
+
+def live(contact_id: Any) -> ColumnElement[bool]:
+    """The contact `contact_id` is neither merged nor erased: an erased person's remaining
+    activity rows (kept without anything that names them) never score again."""
+    return exists(select(C.id).where(C.id == contact_id,
+                                     C.status.notin_(("merged", "erased"))))
 
 
 def among(column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
