@@ -15,20 +15,20 @@ from sqlalchemy import select
 from engine import audit
 from engine.admin.charts import line_chart
 from engine.auth import require_role
-from engine.contacts.models import LIFECYCLE_STAGES, Contact
+from engine.contacts.models import Contact
 from engine.contacts.service import apply_values
 from engine.db import db, write
+from plugins.scoring import stages
 from plugins.scoring.explain import HISTORY_DAYS, STAGE_LABELS, Explanation, explain
 from plugins.scoring.models import Handoff
 
-ORDER = LIFECYCLE_STAGES[:LIFECYCLE_STAGES.index("other")]  # "other" is outside the order
 TARGET = "sales_qualified"
 HANDOFFS_SHOWN = 20
 
 
 def can_mark_sales_qualified(stage: str) -> bool:
     """Forward only: a stage before sales-qualified (or "other", outside the order)."""
-    return stage not in ORDER or ORDER.index(stage) < ORDER.index(TARGET)
+    return stages.rank(stage) < stages.rank(TARGET)
 
 
 def contact_panel(contact: Contact) -> str:

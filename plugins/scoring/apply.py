@@ -8,7 +8,7 @@ For a batch it
    `RuleIndex`), merges;
 2. moves a merged contact's points to the contact kept (`merge`);
 3. gives the engagement points (`engagement.award`) and re-checks the fit rules
-   (`fit.reevaluate`, `fit.recompute`), notes the latest activity;
+   (`fit.reevaluate`, `sets.refresh_fit`), notes the latest activity;
 4. for each contact whose fit or engagement changed, records one `score_changed` event and lets
    the stages follow (`stages.advance`);
 5. for delivered `stage_changed` events: notes when a contact first qualified (whoever moved
@@ -30,7 +30,6 @@ from engine.events.models import Activity
 from engine.segments.conditions import Compiled
 from engine.segments.service import EVERY_SEGMENT, OTHER_CONTACT
 from plugins.scoring import engagement, fit, handoff, recalc, stages
-from plugins.scoring.engagement import ensure_scores, lock
 from plugins.scoring.models import (
     ContactScore,
     FitHistory,
@@ -40,10 +39,18 @@ from plugins.scoring.models import (
     ScoringRule,
 )
 from plugins.scoring.rules import ACTIVE_TYPES, RuleError, fit_compiled
+from plugins.scoring.sets import (
+    S,
+    among,
+    ensure_scores,
+    lock_scores,
+    refresh_acc,
+    refresh_fit,
+    score_changed,
+)
 from plugins.scoring.state import State, held, shared
 
 INDEX_KEY = "magnet.scoring.index"
-S = ContactScore.__table__
 
 
 @dataclass
@@ -168,7 +175,7 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
     if not maybe:
         return []
     state = held()
-    engagement.lock(maybe)  # in id order: another delivery (after a merge) waits its turn
+    lock_scores(maybe)  # in id order: another delivery (after a merge) waits its turn
     before = scores(maybe)
     for event in merges:
         if event["type"] == "contact_merged":
@@ -187,16 +194,16 @@ def _score(events: list[dict[str, Any]], index: RuleIndex,
     matched = fit.reevaluate(todo, index.fit)
     for contact_id, names in matched.items():
         reasons[contact_id] |= names
-    fit.recompute((set(matched) | parties) - gone)
+    refresh_fit((set(matched) | parties) - gone)
     return announce(before, scores(maybe), reasons, state)
 
 
 def scores(contact_ids: set[int]) -> dict[int, tuple[int, float]]:
     """{contact id: (fit, acc)}, (0, 0.0) for a contact without a score row."""
     found = {c: (0, 0.0) for c in contact_ids}
-    for chunk in engagement.chunks(sorted(contact_ids)):
-        found.update({c: (int(f), float(a)) for c, f, a in db.session.execute(
-            select(S.c.contact_id, S.c.fit, S.c.acc).where(S.c.contact_id.in_(chunk)))})
+    found.update({c: (int(f), float(a)) for c, f, a in db.session.execute(
+        select(S.c.contact_id, S.c.fit, S.c.acc).where(
+            among(S.c.contact_id, sorted(contact_ids))))})
     return found
 
 
@@ -211,12 +218,9 @@ def announce(before: dict[int, tuple[int, float]], after: dict[int, tuple[int, f
             continue
         changed.append(contact_id)
         value = state.value(new[1], now)
-        combined = new[0] + value
-        change = combined - (old[0] + state.value(old[1], now))
-        rows.append({"type": "score_changed", "contact_id": contact_id, "occurred_at": now,
-                     "properties": {"fit": new[0], "engagement": round(value, 2),
-                                    "combined": round(combined, 2), "change": round(change, 2),
-                                    "rules": ", ".join(sorted(reasons.get(contact_id, ())))}})
+        change = new[0] + value - (old[0] + state.value(old[1], now))
+        rows.append(score_changed(contact_id, new[0], value, change,
+                                  sorted(reasons.get(contact_id, ())), now))
     event_stream.record_many(rows)
     return changed
 
@@ -228,7 +232,7 @@ def merge(kept: int, merged: int) -> None:
     (the kept contact's fit is re-checked by the batch, as after any merge); acc is summed
     again from the awards, on a locked row."""
     ensure_scores([kept])
-    lock([kept])
+    lock_scores([kept])
     other = db.session.execute(select(S.c.qualified_at, S.c.last_active_at).where(
         S.c.contact_id == merged)).first()
     db.session.execute(update(ScoreAward).where(ScoreAward.contact_id == merged)
@@ -252,16 +256,16 @@ def merge(kept: int, merged: int) -> None:
                                             else_=S.c.last_active_at)
         if values:
             db.session.execute(update(S).where(S.c.contact_id == kept).values(**values))
-    engagement.recompute_acc([kept])
+    refresh_acc([kept])
 
 
 def unmerge(kept: int, restored: int) -> None:
     """A merge undone: the points earned by the events that went back to the restored contact
     go back with them; both accs are summed again."""
     ensure_scores([kept, restored])
-    lock([kept, restored])
+    lock_scores([kept, restored])
     theirs = select(Activity.id).where(Activity.contact_id == restored)
     db.session.execute(update(ScoreAward).where(ScoreAward.contact_id == kept,
                                                 ScoreAward.event_id.in_(theirs))
                        .values(contact_id=restored))
-    engagement.recompute_acc([kept, restored])
+    refresh_acc([kept, restored])

@@ -18,17 +18,12 @@ from typing import Any
 
 from sqlalchemy import Float, Integer, bindparam, func, or_, select, update
 
-from engine.contacts.store import dialect_insert
-from engine.db import UTCDateTime, db, is_sqlite, utcnow
+from engine.db import UTCDateTime, db, utcnow
 from plugins.scoring import decay
-from plugins.scoring.models import ContactScore, ScoreAward, ScoringRule
+from plugins.scoring.models import ScoringRule
 from plugins.scoring.rules import matches
-from plugins.scoring.settings import settings
+from plugins.scoring.sets import S, W, among, ensure_scores, insert
 from plugins.scoring.state import State
-
-S = ContactScore.__table__
-W = ScoreAward.__table__
-CHUNK = 5000  # ids per IN list: far below both databases' limits on parameters
 
 
 @dataclass(frozen=True)
@@ -42,27 +37,6 @@ class Candidate:
     @property
     def contact_id(self) -> int:
         return int(self.event["contact_id"])
-
-
-def chunks(ids: list[int], size: int = CHUNK) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
-
-
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
-def ensure_scores(contact_ids: Iterable[int]) -> None:
-    """Create the score rows these contacts lack (fit 0, acc 0), in one statement; a row a
-    concurrent writer created first is left as it is."""
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return
-    now, poor = utcnow(), 0 < int(settings()["poor_fit_below"])
-    statement = dialect_insert(_dialect())(S).on_conflict_do_nothing()
-    db.session.execute(statement, [{"contact_id": c, "fit": 0, "acc": 0.0, "poor_fit": poor,
-                                    "updated_at": now} for c in ids])
 
 
 def candidates(events: list[dict[str, Any]],
@@ -90,9 +64,9 @@ def _used(capped: list[Candidate]) -> dict[tuple[int, int, str], int]:
     buckets = sorted({c.bucket for c in capped})
     event_ids = sorted({int(c.event["id"]) for c in capped})
     query = (select(W.c.contact_id, W.c.rule_id, W.c.bucket, func.count())
-             .where(W.c.contact_id.in_(contacts), W.c.rule_id.in_(rule_ids),
+             .where(among(W.c.contact_id, contacts), W.c.rule_id.in_(rule_ids),
                     W.c.bucket.in_(buckets),
-                    or_(W.c.event_id.is_(None), W.c.event_id.notin_(event_ids)))
+                    or_(W.c.event_id.is_(None), ~among(W.c.event_id, event_ids)))
              .group_by(W.c.contact_id, W.c.rule_id, W.c.bucket))
     return {(c, r, b): n for c, r, b, n in db.session.execute(query)}
 
@@ -119,7 +93,7 @@ def award(found: list[Candidate], state: State) -> dict[int, set[str]]:
     if not rows:
         return {}
     ensure_scores(row["contact_id"] for row in rows)
-    statement = dialect_insert(_dialect())(W).on_conflict_do_nothing(
+    statement = insert(W).on_conflict_do_nothing(
         index_elements=["rule_id", "event_id"]).returning(W.c.contact_id, W.c.rule_id,
                                                           W.c.weight)
     added = db.session.execute(statement, rows).all()
@@ -145,32 +119,6 @@ def add_to_acc(deltas: dict[int, float]) -> None:
         updated_at=bindparam("now", type_=UTCDateTime))
     db.session.execute(statement, [{"cid": c, "delta": d, "now": now}
                                    for c, d in sorted(deltas.items())])
-
-
-def lock(contact_ids: Iterable[int]) -> None:
-    """Lock these contacts' score rows until the transaction ends (PostgreSQL; SQLite has one
-    writer at a time anyway), in id order so two writers never wait for each other."""
-    ids = sorted(set(contact_ids))
-    if not ids or is_sqlite():
-        return
-    for chunk in chunks(ids):
-        db.session.execute(select(S.c.contact_id).where(S.c.contact_id.in_(chunk))
-                           .order_by(S.c.contact_id).with_for_update()).all()
-
-
-def recompute_acc(contact_ids: Iterable[int]) -> None:
-    """acc = the sum of the contacts' award weights, after locking their rows (for merges and
-    recalculations: whatever awards moved, the sum is right)."""
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return
-    lock(ids)
-    total = select(func.coalesce(func.sum(W.c.weight), 0.0)).where(
-        W.c.contact_id == S.c.contact_id).scalar_subquery()
-    now = utcnow()
-    for chunk in chunks(ids):
-        db.session.execute(update(S).where(S.c.contact_id.in_(chunk))
-                           .values(acc=total, updated_at=now))
 
 
 def note_activity(events: list[dict[str, Any]], active_types: Iterable[str],

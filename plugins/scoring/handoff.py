@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from engine import mail
 from engine.contacts.models import Contact
 from engine.contacts.service import normalise_email
-from engine.contacts.store import ContactError, dialect_insert
+from engine.contacts.store import ContactError
 from engine.content.service import site_name
 from engine.db import db, utcnow, write
 from engine.jobs import job, outbox
@@ -27,6 +27,7 @@ from engine.web.links import SiteUrlMissing, external_url
 from engine.web.outbound import OutboundRefused, post_json
 from plugins.scoring.explain import Explanation, explain
 from plugins.scoring.models import ContactScore, Handoff
+from plugins.scoring.sets import insert
 from plugins.scoring.settings import settings
 
 log = logging.getLogger("magnet.scoring")
@@ -93,7 +94,7 @@ def handle(events: list[dict[str, Any]]) -> int:
 
 def _insert(event_id: int, contact_id: int, stage: str, sent_to: str) -> int | None:
     """The new Handoff row's id, or None when the event has one already."""
-    statement = dialect_insert(db.session.get_bind().dialect.name)(H).on_conflict_do_nothing(
+    statement = insert(H).on_conflict_do_nothing(
         index_elements=["event_id"]).returning(H.c.id)
     return db.session.execute(statement, {
         "event_id": int(event_id), "contact_id": contact_id, "stage": stage[:30],

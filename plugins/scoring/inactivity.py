@@ -38,9 +38,10 @@ from plugins.scoring.sets import (
     insert,
     live,
     lock_scores,
+    poor_at_zero,
+    score_changed,
     weight_sql,
 )
-from plugins.scoring.settings import settings
 
 TICK_SECONDS = 300
 # How far before the previous tick a crossing is still looked for: a tick that failed, a clock
@@ -99,8 +100,7 @@ def sync_last_active(low: int, high: int) -> None:
     last = select(A.contact_id, func.max(A.occurred_at).label("at")).where(
         A.type.in_(ACTIVE_TYPES), A.contact_id >= low, A.contact_id < high,
         live(A.contact_id)).group_by(A.contact_id).subquery()
-    poor = 0 < int(settings()["poor_fit_below"])
-    rows = select(last.c.contact_id, literal(0), literal(0.0), literal(poor),
+    rows = select(last.c.contact_id, literal(0), literal(0.0), literal(poor_at_zero()),
                   literal(utcnow(), UTCDateTime()), last.c.at).where(last.c.at.is_not(None))
     upsert = insert(S).from_select(
         ["contact_id", "fit", "acc", "poor_fit", "updated_at", "last_active_at"], rows)
@@ -155,21 +155,16 @@ def _add_to_acc(contacts: list[int], award_ids: list[int],
                 given: dict[int, list[tuple[str, float]]], held: state.State,
                 now: datetime) -> None:
     """acc += the new awards' weights (rows locked first), then one `score_changed` each."""
-    lock_scores(among(S.c.contact_id, contacts))
+    lock_scores(contacts)
     added = select(func.sum(W.c.weight)).where(among(W.c.id, award_ids),
                                                W.c.contact_id == S.c.contact_id)
     scores = db.session.execute(
         update(S).where(among(S.c.contact_id, contacts))
         .values(acc=S.c.acc + added.scalar_subquery(), updated_at=now)
         .returning(S.c.contact_id, S.c.fit, S.c.acc)).all()
-    rows = []
-    for contact_id, fit, acc in scores:
-        engagement = held.value(acc, now)
-        names = list(dict.fromkeys(name for name, _ in given[contact_id]))
-        rows.append({"type": "score_changed", "contact_id": contact_id, "occurred_at": now,
-                     "properties": {"fit": fit, "engagement": round(engagement, 2),
-                                    "combined": round(fit + engagement, 2),
-                                    "change": round(sum(v for _, v in given[contact_id]), 2),
-                                    "rules": ", ".join(names)}})
+    rows = [score_changed(contact_id, fit, held.value(acc, now),
+                          sum(v for _, v in given[contact_id]),
+                          [name for name, _ in given[contact_id]], now)
+            for contact_id, fit, acc in scores]
     events.record_many(sorted(rows, key=lambda row: row["contact_id"]))
     stages.advance(contacts)

@@ -71,7 +71,8 @@ class ContactScore(db.Model):
     __tablename__ = "scoring_scores"
     __table_args__ = (Index("ix_scoring_scores_fit_acc", "fit", "acc", "contact_id"),
                       Index("ix_scoring_scores_acc", "acc"),
-                      Index("ix_scoring_scores_last_active", "last_active_at"))
+                      Index("ix_scoring_scores_last_active", "last_active_at"),
+                      Index("ix_scoring_scores_qualified_at", "qualified_at"))
 
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
                                             primary_key=True, autoincrement=False)
@@ -91,12 +92,12 @@ class ScoreAward(db.Model):
     __tablename__ = "scoring_awards"
     __table_args__ = (UniqueConstraint("rule_id", "event_id"),
                       Index("ix_scoring_awards_contact_rule_bucket", "contact_id", "rule_id",
-                            "bucket"))
+                            "bucket"),
+                      Index("ix_scoring_awards_rule_contact", "rule_id", "contact_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    rule_id: Mapped[int] = mapped_column(ForeignKey("scoring_rules.id", ondelete="CASCADE"),
-                                         index=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("scoring_rules.id", ondelete="CASCADE"))
     points: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     event_id: Mapped[int | None] = mapped_column(Integer)

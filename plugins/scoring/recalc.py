@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, literal, or_, select, union, update
 from sqlalchemy.sql import ColumnElement, Select
 
-from engine.db import MAX_ROW_ID, db, utcnow, write
+from engine.db import MAX_ROW_ID, db, is_sqlite, utcnow, write
 from engine.events.models import Activity
 from engine.jobs import job, outbox
 from engine.plugins import current
@@ -37,7 +37,6 @@ from plugins.scoring.sets import (
     S,
     W,
     acc_sum,
-    among,
     ensure_scores,
     insert,
     live,
@@ -145,10 +144,18 @@ def rescore(contact_ids: list[int], engagement_rules: list[ScoringRule],
             held: state.State) -> list[int]:
     """A fresh calculation of these engagement rules for a few contacts (inside a `write()`):
     when a browser is recognised as a contact, its earlier visits join the contact's timeline
-    and score as if the contact had been known all along. Returns the contacts touched."""
+    and score as if the contact had been known all along. Returns the contacts touched.
+
+    A rule is skipped for a contact with no activity of its event type (one query per
+    contact): such a contact has no awards of it either, since an award's event is the
+    contact's, and identification stays cheap however many rules there are."""
     touched: set[int] = set()
     for contact_id in sorted(set(contact_ids)):
+        kinds = set(db.session.scalars(select(A.type).where(A.contact_id == contact_id)
+                                       .distinct()))
         for rule in engagement_rules:
+            if rule.event not in kinds:
+                continue
             source = _engagement_awards(rule, contact_id, contact_id + 1, held)
             touched.update(_replace_awards(rule.id, contact_id, contact_id + 1, source))
     return sorted(touched)
@@ -164,11 +171,9 @@ def _replace_awards(rule_id: int, low: int, high: int, source: Select[Any] | Non
     if source is not None:
         db.session.execute(insert(W).from_select(AWARD_COLUMNS, source).on_conflict_do_nothing())
     after = set(db.session.scalars(holders))
-    if after - before:
-        ensure_scores(among(C.id, sorted(after - before)))
+    ensure_scores(after - before)
     touched = sorted(before | after)
-    if touched:
-        refresh_acc(among(S.c.contact_id, touched))
+    refresh_acc(touched)
     return touched
 
 
@@ -305,24 +310,17 @@ def thresholds_changed() -> None:
 def rebuild_score_segments() -> list[int]:
     """Rebuild the segments whose conditions test scores (this plugin's condition kinds);
     returns their ids."""
-    found = [s.id for s in segments.all_segments() if _tests_scores(s.definition)]
+    found = [s.id for s in segments.all_segments() if rules.mentions_scores(s.definition)]
     for segment_id in found:
         segments.rebuild(segment_id)
     return found
-
-
-def _tests_scores(definition: Any) -> bool:
-    groups = definition.get("groups") if isinstance(definition, dict) else None
-    return any(isinstance(c, dict) and str(c.get("kind", "")).startswith("score")
-               for g in (groups or []) if isinstance(g, dict)
-               for c in (g.get("conditions") or []))
 
 
 def _claim(rule_id: int, still: Callable[[ScoringRule], bool]) -> ScoringRule | None:
     """The rule, locked against the inactivity tick and its own edits (PostgreSQL), if it is
     still the one this job works for."""
     query = select(ScoringRule).where(ScoringRule.id == rule_id)
-    if db.session.get_bind().dialect.name != "sqlite":
+    if not is_sqlite():
         query = query.with_for_update()
     rule = db.session.scalars(query).first()
     return rule if rule is not None and still(rule) else None

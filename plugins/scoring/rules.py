@@ -134,7 +134,7 @@ def _filter(raw: Any, declared: Any) -> dict[str, Any]:
 
 def fit_compiled(definition: Any) -> Compiled:
     """A fit rule's conditions compiled as a segment's are; RuleError when they cannot be."""
-    if _mentions_scores(definition):
+    if mentions_scores(definition):
         raise RuleError("A fit rule cannot test scores or scoring stages.")
     try:
         return compile_definition(definition)
@@ -142,7 +142,9 @@ def fit_compiled(definition: Any) -> Compiled:
         raise RuleError(str(exc)) from None
 
 
-def _mentions_scores(definition: Any) -> bool:
+def mentions_scores(definition: Any) -> bool:
+    """Whether a segment definition tests scores or scoring stages (this plugin's condition
+    kinds): a fit rule may not, and segments that do are rebuilt after a recalculation."""
     groups = definition.get("groups") if isinstance(definition, dict) else None
     return any(isinstance(c, dict) and str(c.get("kind", "")).startswith("score")
                for g in (groups or []) if isinstance(g, dict)

@@ -1,10 +1,12 @@
-"""Set statements over score rows, shared by the recalculation and the inactivity tick.
+"""Set statements over score rows, shared by the deliveries, the recalculation and the
+inactivity tick; and the `score_changed` event they record.
 
 Scores are always brought back to what their sources say, never patched in Python:
 `refresh_acc` sets acc to the sum of a contact's award weights, `refresh_fit` sets fit to the
 sum of the points of the active fit rules they match. On PostgreSQL the rows are locked first
-(`lock_scores`): an UPDATE whose sum was read before a concurrent `acc = acc + delta` committed
-would otherwise overwrite it, while a statement that starts after taking the locks sees it.
+(`lock_scores`), in contact id order: an UPDATE whose sum was read before a concurrent
+`acc = acc + delta` committed would otherwise overwrite it, while a statement that starts after
+taking the locks sees it; and writers that lock several rows in one order never deadlock.
 
 Lists of contact ids travel as one parameter (`among`: a JSON array on SQLite, an array on
 PostgreSQL), so a range of 50,000 contacts is still one statement under either backend's limit
@@ -13,7 +15,8 @@ on parameters.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +37,7 @@ from sqlalchemy.sql import ColumnElement
 
 from engine.contacts.models import Contact
 from engine.contacts.store import dialect_insert
-from engine.db import db, utcnow
+from engine.db import db, is_sqlite, utcnow
 from plugins.scoring import decay
 from plugins.scoring.models import (
     ContactScore,
@@ -55,13 +58,9 @@ H = FitHistory.__table__
 AWARD_COLUMNS = ["contact_id", "rule_id", "points", "occurred_at", "event_id", "bucket", "weight"]
 
 
-def dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
 def insert(table: Any) -> Any:
     """`insert` with ON CONFLICT for the backend in use."""
-    return dialect_insert(dialect())(table)
+    return dialect_insert(db.session.get_bind().dialect.name)(table)
 
 
 def live(contact_id: Any) -> ColumnElement[bool]:
@@ -73,7 +72,7 @@ def live(contact_id: Any) -> ColumnElement[bool]:
 
 def among(column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
     """`column IN ids` with the ids as a single parameter, however many there are."""
-    if dialect() == "postgresql":
+    if not is_sqlite():
         return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
     each = func.json_each(bindparam(None, json.dumps(list(ids)), type_=String)) \
         .table_valued("value")
@@ -90,51 +89,79 @@ def weight_sql(points: Any, at: Any, held: State) -> Any:
     return points * decay.power2(exponent)
 
 
-def ensure_scores(contacts: ColumnElement[bool]) -> None:
-    """Score rows (fit 0, acc 0) for the contacts matching `contacts`, a condition on the
-    contacts table, where they have none yet."""
-    poor = 0 < int(settings()["poor_fit_below"])
-    rows = select(C.id, literal(0), literal(0.0), literal(poor),
-                  literal(utcnow(), S.c.updated_at.type)).where(contacts)
+def poor_at_zero() -> bool:
+    """The poor-fit flag of a new score row (fit 0): set when the floor is above 0."""
+    return 0 < int(settings()["poor_fit_below"])
+
+
+def _condition(column: Any, contacts: Iterable[int] | ColumnElement[bool]) -> Any:
+    """A condition as it is, or `column` among these ids (None when there are none)."""
+    if isinstance(contacts, ColumnElement):
+        return contacts
+    ids = sorted(set(contacts))
+    return among(column, ids) if ids else None
+
+
+def ensure_scores(contacts: Iterable[int] | ColumnElement[bool]) -> None:
+    """Score rows (fit 0, acc 0) for these contacts (ids, or a condition on the contacts
+    table) where they have none yet, in one statement; a row a concurrent writer created
+    first is left as it is."""
+    which = _condition(C.id, contacts)
+    if which is None:
+        return
+    rows = select(C.id, literal(0), literal(0.0), literal(poor_at_zero()),
+                  literal(utcnow(), S.c.updated_at.type)).where(which)
     db.session.execute(insert(S).from_select(
         ["contact_id", "fit", "acc", "poor_fit", "updated_at"], rows).on_conflict_do_nothing())
 
 
-def lock_scores(condition: ColumnElement[bool]) -> None:
-    """Lock these score rows until the transaction ends (PostgreSQL; SQLite has one writer),
-    in contact id order: writers that lock several rows in one order never deadlock."""
-    if dialect() != "sqlite":
-        db.session.execute(select(S.c.contact_id).where(condition)
-                           .order_by(S.c.contact_id).with_for_update())
+def lock_scores(contact_ids: Iterable[int]) -> None:
+    """Lock these contacts' score rows until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time), in contact id order: writers that lock several rows in one order never
+    deadlock."""
+    which = _condition(S.c.contact_id, contact_ids)
+    if which is not None and not is_sqlite():
+        db.session.execute(select(S.c.contact_id).where(which)
+                           .order_by(S.c.contact_id).with_for_update()).all()
 
 
 def acc_sum() -> Any:
+    """The sum of the award weights of the score row being updated (0 without awards)."""
     return func.coalesce(select(func.sum(W.c.weight)).where(
         W.c.contact_id == S.c.contact_id).scalar_subquery(), 0.0)
 
 
-def refresh_acc(condition: ColumnElement[bool]) -> None:
-    """acc = Σ weight of each score row matching `condition` (locked first)."""
-    lock_scores(condition)
-    db.session.execute(update(S).where(condition).values(acc=acc_sum(), updated_at=utcnow()))
+def refresh_acc(contact_ids: Iterable[int]) -> None:
+    """acc = Σ weight for these contacts' score rows, locked first (after merges and
+    recalculations: whatever awards moved, the sum is right)."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    lock_scores(ids)
+    db.session.execute(update(S).where(among(S.c.contact_id, ids))
+                       .values(acc=acc_sum(), updated_at=utcnow()))
 
 
 def fit_sum() -> Any:
+    """The points of the active fit rules the score row's contact matches. A rule being
+    deleted counts no longer, as deliveries have already stopped using it; `forget_rule` only
+    removes its matches afterwards."""
     return func.coalesce(select(func.sum(R.c.points)).select_from(
         M.join(R, R.c.id == M.c.rule_id)).where(
-        M.c.contact_id == S.c.contact_id, R.c.kind == "fit", R.c.active.is_(True))
-        .scalar_subquery(), 0)
+        M.c.contact_id == S.c.contact_id, R.c.kind == "fit", R.c.active.is_(True),
+        R.c.status != "deleting").scalar_subquery(), 0)
 
 
-def refresh_fit(contact_ids: Sequence[int]) -> list[int]:
+def refresh_fit(contact_ids: Iterable[int]) -> list[int]:
     """fit = Σ points of the active fit rules each of these contacts matches (score rows made
     where missing, then locked), poor fit with it, and today's point of the fit history for
     those whose fit changed. Returns their ids."""
-    if not contact_ids:
+    ids = sorted(set(contact_ids))
+    if not ids:
         return []
-    ensure_scores(among(C.id, contact_ids))
-    mine = among(S.c.contact_id, contact_ids)
-    lock_scores(mine)
+    ensure_scores(ids)
+    lock_scores(ids)
+    mine = among(S.c.contact_id, ids)
     total = fit_sum()
     changed = sorted(db.session.scalars(
         update(S).where(mine, S.c.fit != total)
@@ -149,3 +176,13 @@ def refresh_fit(contact_ids: Sequence[int]) -> list[int]:
         db.session.execute(upsert.on_conflict_do_update(
             index_elements=[H.c.contact_id, H.c.day], set_={"fit": upsert.excluded.fit}))
     return changed
+
+
+def score_changed(contact_id: int, fit: int, engagement: float, change: float,
+                  rules: Iterable[str], now: datetime) -> dict[str, Any]:
+    """The `score_changed` event of a contact whose scores moved by `change` (combined), for
+    `engine.events.record_many`; `rules` names what moved them, in the order given."""
+    return {"type": "score_changed", "contact_id": contact_id, "occurred_at": now,
+            "properties": {"fit": fit, "engagement": round(engagement, 2),
+                           "combined": round(fit + engagement, 2), "change": round(change, 2),
+                           "rules": ", ".join(dict.fromkeys(rules))}}

@@ -21,8 +21,7 @@ from engine.contacts import store
 from engine.contacts.models import Contact
 from engine.db import db, utcnow
 from plugins.scoring import decay
-from plugins.scoring.engagement import chunks, ensure_scores
-from plugins.scoring.models import ContactScore
+from plugins.scoring.sets import S, among, ensure_scores
 from plugins.scoring.settings import settings
 from plugins.scoring.state import read
 
@@ -31,7 +30,6 @@ ORDER = ("subscriber", "lead", "marketing_qualified", "sales_qualified", "opport
 QUALIFIED = frozenset(ORDER[2:])  # marketing-qualified or later
 MOVABLE = ("", "subscriber", "lead", "marketing_qualified")  # "other" never moves by itself
 CT = Contact.__table__
-S = ContactScore.__table__
 
 
 def rank(stage: str) -> int:
@@ -67,31 +65,29 @@ def advance(contact_ids: Iterable[int]) -> list[int]:
     state, now = read(), utcnow()
     factor = decay.factor(now, state.epoch, state.half_life_days)
     moves: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for chunk in chunks(ids):
-        poor = S.c.fit < floor
-        db.session.execute(update(S).where(S.c.contact_id.in_(chunk), S.c.poor_fit != poor)
-                           .values(poor_fit=poor))
-        rows = db.session.execute(
-            select(CT.c.id, CT.c.lifecycle_stage, S.c.fit, S.c.acc)
-            .join(S, S.c.contact_id == CT.c.id)
-            .where(CT.c.id.in_(chunk), CT.c.lifecycle_stage.in_(MOVABLE),
-                   CT.c.status.notin_(("merged", "erased")), S.c.fit >= floor))
-        for contact_id, stage, fit, acc in rows:
-            new = target(stage or "", fit, fit + acc * factor, conf)
-            if new is not None:
-                moves[(stage, new)].append(contact_id)
+    poor = S.c.fit < floor
+    db.session.execute(update(S).where(among(S.c.contact_id, ids), S.c.poor_fit != poor)
+                       .values(poor_fit=poor))
+    rows = db.session.execute(
+        select(CT.c.id, CT.c.lifecycle_stage, S.c.fit, S.c.acc)
+        .join(S, S.c.contact_id == CT.c.id)
+        .where(among(CT.c.id, ids), CT.c.lifecycle_stage.in_(MOVABLE),
+               CT.c.status.notin_(("merged", "erased")), S.c.fit >= floor))
+    for contact_id, stage, fit, acc in rows:
+        new = target(stage or "", fit, fit + acc * factor, conf)
+        if new is not None:
+            moves[(stage, new)].append(contact_id)
     moved: list[int] = []
     for (old, new), group in sorted(moves.items()):
-        for chunk in chunks(group):
-            done = list(db.session.scalars(
-                update(CT).where(CT.c.id.in_(chunk), CT.c.lifecycle_stage == old)
-                .values(lifecycle_stage=new, updated_at=now).returning(CT.c.id)))
-            for contact_id in sorted(done):
-                store.changed(contact_id, {"lifecycle_stage": (old, new)})
-                loaded = db.session.identity_map.get(Session.identity_key(Contact, contact_id))
-                if loaded is not None:  # a contact the caller holds reads the new stage
-                    db.session.expire(loaded, ["lifecycle_stage", "updated_at"])
-            moved += done
+        done = list(db.session.scalars(
+            update(CT).where(among(CT.c.id, group), CT.c.lifecycle_stage == old)
+            .values(lifecycle_stage=new, updated_at=now).returning(CT.c.id)))
+        for contact_id in sorted(done):
+            store.changed(contact_id, {"lifecycle_stage": (old, new)})
+            loaded = db.session.identity_map.get(Session.identity_key(Contact, contact_id))
+            if loaded is not None:  # a contact the caller holds reads the new stage
+                db.session.expire(loaded, ["lifecycle_stage", "updated_at"])
+        moved += done
     note_qualified(moved, ensure=False)
     return sorted(moved)
 
@@ -104,8 +100,5 @@ def note_qualified(contact_ids: Iterable[int], ensure: bool = True) -> None:
         return
     if ensure:
         ensure_scores(ids)
-    now = utcnow()
-    for chunk in chunks(ids):
-        db.session.execute(update(S).where(S.c.contact_id.in_(chunk),
-                                           S.c.qualified_at.is_(None))
-                           .values(qualified_at=now))
+    db.session.execute(update(S).where(among(S.c.contact_id, ids), S.c.qualified_at.is_(None))
+                       .values(qualified_at=utcnow()))
