@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, exists, func, literal, select, text, tuple_, union_all
+from sqlalchemy import Float, Select, exists, func, literal, select, text, tuple_, union_all
 from sqlalchemy.sql import ColumnElement
 
 from engine.contacts.models import Contact
@@ -40,6 +41,9 @@ from plugins.scoring import decay, state
 from plugins.scoring.models import ContactScore
 
 MAX_GROUPS = 200
+FEW = 5_000  # filters leaving fewer contacts than this: sort them all in SQL
+FIRST_WINDOW = 256  # index entries a source reads in the first round; doubled each round
+READ_LIMIT = 20_000  # index entries the merge reads before one ORDER BY is cheaper
 MAX_FLOAT = 1.7976931348623157e308
 S = ContactScore.__table__.c
 
@@ -149,13 +153,13 @@ class Bound(NamedTuple):
             return tuple_(S.acc, S.contact_id) < (self.acc, self.contact_id)
         return None
 
-    def unscored(self) -> tuple[bool, int | None]:
-        """For contacts without a row (fit 0, acc 0): whether any come after the cursor, and
-        below which id."""
+    def unscored(self) -> Bound | None:
+        """This bound of fit group 0 as it applies to contacts without a row (fit 0, acc 0):
+        all of them, those below an id, or none (None)."""
         if self.op == "all" or (self.op == "le" and 0.0 <= self.acc) or (
                 self.op == "lt" and 0.0 < self.acc):
-            return True, None
-        return (True, self.contact_id) if self.op == "lt" and self.acc == 0.0 else (False, None)
+            return ALL
+        return Bound("lt", 0.0, self.contact_id) if self.op == "lt" and self.acc == 0.0 else None
 
 
 ALL = Bound("all")
@@ -190,63 +194,134 @@ def _bound(score: Score, fit: int, last: Key) -> Bound | None:
     return Bound("le", _float(low))
 
 
-# --- a page ------------------------------------------------------------------------------------
+# --- where the rows come from -----------------------------------------------------------------
 
-def _groups(statement: Select[Any], score: Score, fits: list[int], last: Key | None,
-            want: int) -> list[Row]:
-    """The first `want` rows after `last` of each fit group, one UNION ALL of index ranges."""
-    joined = statement.join(ContactScore, ContactScore.contact_id == Contact.id)
-    parts = []
-    for fit in fits:
-        bound = ALL if last is None else _bound(score, fit, last)
-        if bound is None:
-            continue
-        part = joined.where(S.fit == fit)
-        if (condition := bound.sql()) is not None:
-            part = part.where(condition)
-        parts.append(part.with_only_columns(S.contact_id, S.fit, S.acc)
-                     .order_by(S.acc.desc(), S.contact_id.desc()).limit(want).subquery())
-    if not parts:
-        return []
-    rows = db.session.execute(union_all(*(select(*part.c) for part in parts)))
-    return [Row((score(fit, acc), acc, contact_id), fit, acc, contact_id)
-            for contact_id, fit, acc in rows]
+@dataclass
+class Source:
+    """Rows in key order from one index: a fit group's scores (`fit`), or the filtered contacts
+    without a scores row (`fit` None, newest first), each after its `bound`. A round reads the
+    next `window` index entries of each source and the filtered contacts among them; `frontier`
+    is the last entry read (None once the source is used up)."""
+
+    fit: int | None
+    bound: Bound
+    frontier: Row | None = None
+    done: bool = False
+
+    def entries(self, statement: Select[Any], window: int) -> Select[Any]:
+        """The entry `window` places on: this round's frontier."""
+        if self.fit is None:
+            query = statement.with_only_columns(Contact.id, literal(0), literal(0.0, Float))
+            if self.bound.op == "lt":
+                query = query.where(Contact.id < self.bound.contact_id)
+            return query.order_by(Contact.id.desc()).offset(window - 1).limit(1)
+        query = select(S.contact_id, S.fit, S.acc).where(S.fit == self.fit)
+        if (condition := self.bound.sql()) is not None:
+            query = query.where(condition)
+        return query.order_by(S.acc.desc(), S.contact_id.desc()).offset(window - 1).limit(1)
+
+    def matched(self, statement: Select[Any], want: int) -> Select[Any]:
+        """The filtered contacts from the bound to the frontier, at most `want`, in order."""
+        if self.fit is None:
+            query = statement.where(~exists().where(S.contact_id == Contact.id))
+            if self.bound.op == "lt":
+                query = query.where(Contact.id < self.bound.contact_id)
+            if self.frontier is not None:
+                query = query.where(Contact.id >= self.frontier.contact_id)
+            return query.with_only_columns(Contact.id, literal(0), literal(0.0, Float)) \
+                .order_by(Contact.id.desc()).limit(want)
+        query = statement.join(ContactScore, ContactScore.contact_id == Contact.id) \
+            .where(S.fit == self.fit)
+        if (condition := self.bound.sql()) is not None:
+            query = query.where(condition)
+        if self.frontier is not None:
+            query = query.where(tuple_(S.acc, S.contact_id)
+                                >= (self.frontier.acc, self.frontier.contact_id))
+        return query.with_only_columns(S.contact_id, S.fit, S.acc) \
+            .order_by(S.acc.desc(), S.contact_id.desc()).limit(want)
 
 
-def _unscored(statement: Select[Any], score: Score, last: Key | None, want: int) -> list[Row]:
-    """Contacts without a scores row (fit 0, acc 0) after `last`, newest first."""
-    bound = ALL if last is None else _bound(score, 0, last)
-    allowed, below = (False, None) if bound is None else bound.unscored()
-    if not allowed:
-        return []
-    query = statement.where(~exists().where(S.contact_id == Contact.id))
-    if below is not None:
-        query = query.where(Contact.id < below)
-    ids = db.session.scalars(query.with_only_columns(Contact.id)
-                             .order_by(Contact.id.desc()).limit(want))
-    zero = score(0, 0.0)
-    return [Row((zero, 0.0, contact_id), 0, 0.0, contact_id) for contact_id in ids]
+def _each(parts: list[Select[Any]]) -> list[list[tuple[int, int, float]]]:
+    """Run one statement per part as one UNION ALL; each part's rows, in order."""
+    tagged = [select(literal(n).label("part"), *part.subquery().c)
+              for n, part in enumerate(parts)]
+    found: list[list[tuple[int, int, float]]] = [[] for _ in parts]
+    for part, contact_id, fit, acc in db.session.execute(union_all(*tagged)):
+        found[part].append((contact_id, fit, acc))
+    return found
 
 
-def _fallback(statement: Select[Any], kind: str, score: Score, last: Key | None,
-              want: int) -> list[Row]:
-    """The same order as one ORDER BY over every filtered contact: for many fit values."""
+def _merged(statement: Select[Any], score: Score, fits: list[int], last: Key | None,
+            want: int) -> list[Row] | None:
+    """The first `want` rows after `last`: every source read a window at a time, until what
+    is left of each is known to come after the page; None past `READ_LIMIT` entries.
+
+    The windows bound the work where the filters and a fit group disagree (a stage filter,
+    and a fit rule on that stage: the group holds none of the contacts asked for): a source is
+    read only down to the page's last row, never to its end. Where that is still far (sorted
+    by fit, the customers' high-fit groups above every lead), one ORDER BY over the filtered
+    contacts costs less than reading on, and the caller sorts that way instead."""
+    sources = [Source(fit, bound) for fit in fits
+               if (bound := ALL if last is None else _bound(score, fit, last)) is not None]
+    zero = ALL if last is None else _bound(score, 0, last)
+    if zero is not None and (unscored := zero.unscored()) is not None:
+        sources.append(Source(None, unscored))
+    found: list[Row] = []
+    window, read = FIRST_WINDOW, 0
+    while sources:
+        if read > READ_LIMIT:
+            return None
+        read += window * len(sources)
+        for source, rows in zip(sources, _each([s.entries(statement, window) for s in sources]),
+                                strict=True):
+            source.frontier = _row(score, *rows[0]) if rows else None
+        batches = _each([s.matched(statement, want) for s in sources])
+        found = _best(found + [_row(score, *row) for rows in batches for row in rows], want)
+        cutoff = found[-1].key if len(found) == want else None
+        for source, rows in zip(sources, batches, strict=True):
+            front = source.frontier
+            source.done = front is None or len(rows) == want or (
+                cutoff is not None and front.key <= cutoff)
+            if front is not None:
+                source.bound = Bound("lt", front.acc, front.contact_id)
+        sources = [s for s in sources if not s.done]
+        window *= 2
+    return found
+
+
+def _row(score: Score, contact_id: int, fit: int, acc: float) -> Row:
+    return Row((score(fit, acc), acc, contact_id), fit, acc, contact_id)
+
+
+def _ordered(statement: Select[Any], kind: str, score: Score, last: Key | None,
+             want: int) -> list[Row]:
+    """The same order as one ORDER BY over every filtered contact, the key computed in SQL
+    (IEEE doubles there as here, so the same numbers): for a few thousand contacts, or when
+    fit takes too many values to merge."""
     fit = func.coalesce(S.fit, 0)
     acc = func.coalesce(S.acc, 0.0)
     factor = score(0, 1.0) if kind == "score" else 0.0  # f: C(0, 1) = 1·f
-    combined = {"score": fit + acc * literal(factor), "fit": fit, "engagement": acc}[kind]
+    first = {"score": fit + acc * literal(factor, Float), "fit": fit, "engagement": acc}[kind]
     query = statement.outerjoin(ContactScore, ContactScore.contact_id == Contact.id)
     if last is not None:
-        query = query.where(tuple_(combined, acc, Contact.id) < last)
+        query = query.where(tuple_(first, acc, Contact.id) < last)
     rows = db.session.execute(query.with_only_columns(Contact.id, fit, acc).order_by(
-        combined.desc(), acc.desc(), Contact.id.desc()).limit(want))
-    return [Row((score(f, a), a, contact_id), f, a, contact_id) for contact_id, f, a in rows]
+        first.desc(), acc.desc(), Contact.id.desc()).limit(want))
+    return [_row(score, *row) for row in rows]
+
+
+def _few(statement: Select[Any]) -> bool:
+    """Whether the filters leave fewer than `FEW` contacts (counting no further)."""
+    counted = statement.with_only_columns(Contact.id).limit(FEW).subquery()
+    return (db.session.scalar(select(func.count()).select_from(counted)) or 0) < FEW
 
 
 def distinct_fits(cap: int = MAX_GROUPS) -> list[int]:
     """Every fit value a scores row holds, highest first (at most `cap` + 1 of them)."""
     return [int(v) for v in db.session.scalars(DISTINCT_FITS, {"cap": cap})]
 
+
+# --- a page ------------------------------------------------------------------------------------
 
 def page(kind: str, statement: Select[Any], after: str,
          per_page: int) -> tuple[list[Contact], str | None]:
@@ -258,13 +333,11 @@ def page(kind: str, statement: Select[Any], after: str,
                                         cursor.contact_id)
     want = per_page + 1
     fits = distinct_fits()
-    if len(fits) > MAX_GROUPS:
-        found = _fallback(statement, kind, score, last, want)
-    else:
-        found = _best(_groups(statement, score, fits, last, want), want)
-        zero = (score(0, 0.0), 0.0)
-        if len(found) < want or found[-1].key[:2] <= zero:  # the zeros may reach this page
-            found = _best(found + _unscored(statement, score, last, want), want)
+    found = None
+    if len(fits) <= MAX_GROUPS and not _few(statement):
+        found = _merged(statement, score, fits, last, want)
+    if found is None:
+        found = _ordered(statement, kind, score, last, want)
     shown = found[:per_page]
     contacts = {c.id: c for c in db.session.scalars(
         select(Contact).where(Contact.id.in_([row.contact_id for row in shown])))}
