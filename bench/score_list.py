@@ -53,6 +53,12 @@ from bench.contacts_list import (
     sign_in,
     timed,
 )
+from engine import create_app, migrate
+from engine.auth.accounts import create_user
+from engine.db import clock, db
+from engine.jobs.embedded import EmbeddedRedis
+from plugins.scoring import decay, state
+from plugins.scoring.sorts import Cursor
 
 TARGET_MS = 100.0
 DATABASE = "magnet_bench_scoring"
@@ -213,7 +219,6 @@ def shown_ids(html: str) -> list[int]:
 @contextmanager
 def frozen_clock(moment: dt.datetime) -> Iterator[None]:
     """The engine's clock held at `moment`, so a first page and its reference share one f."""
-    from engine.db import clock
     clock.now = lambda: moment  # type: ignore[method-assign]
     try:
         yield
@@ -232,8 +237,6 @@ class Page:
 def measure(app: Any, reference: Reference, contacts: int, repeat: int,
             deep: int) -> list[dict[str, Any]]:
     """Every page of every sort: Magnet's time, the reference's, the same 50 contacts."""
-    from engine.auth.accounts import create_user
-    from plugins.scoring import decay, state
 
     with app.app_context():
         create_user("viewer@bench.example", "viewer", password=PASSWORD)
@@ -280,7 +283,6 @@ def pages(reference: Reference, kind: str, f: float, seconds: float, contacts: i
         contact_id = row[-1]
         if kind == "newest":
             return f"{base}&after={contact_id}"
-        from plugins.scoring.sorts import Cursor
         fit, acc = fit_acc or reference.fit_acc(contact_id)
         return f"{base}&after={quote(Cursor(fit, acc, contact_id, seconds).text(), safe='')}"
 
@@ -317,9 +319,6 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_postgresql(server: str, contacts: int, repeat: int, deep: int) -> dict[str, Any]:
     """A database of its own on `server`, filled, measured and dropped."""
-    from engine import create_app, migrate
-    from engine.db import db
-    from engine.jobs.embedded import EmbeddedRedis
 
     url = psycopg_url(server, DATABASE)
     recreate(server, database=DATABASE)
@@ -347,9 +346,6 @@ def run_postgresql(server: str, contacts: int, repeat: int, deep: int) -> dict[s
 
 def run_sqlite(contacts: int, repeat: int, deep: int) -> dict[str, Any]:
     """A fresh instance folder with its SQLite file, filled, measured and removed."""
-    from engine import create_app, migrate
-    from engine.db import db
-    from engine.jobs.embedded import EmbeddedRedis
 
     instance = Path(tempfile.mkdtemp(prefix="magnet-bench-scoring-"))
     redis = EmbeddedRedis(instance)

@@ -50,6 +50,8 @@ def events(options: argparse.Namespace) -> None:
                   f">= {TARGET_RATE:g}", rate >= TARGET_RATE)
     report.target("per-event handling time, median ms, scoring on", per_event,
                   f"<= {TARGET_PER_EVENT_MS:g}", per_event <= TARGET_PER_EVENT_MS)
+    awards = on["stored_by_scoring"]["scoring_awards"]
+    report.target("awards stored by scoring during the drain", awards, "> 0", awards > 0)
     ratio = round(rate / off["events_per_s"], 3) if off.get("events_per_s") else None
     report.extra.update(cases=cases, ratio_to_scoring_off=ratio)
     path = report.write()
@@ -72,9 +74,10 @@ def recalc(options: argparse.Namespace) -> None:
                     {"contacts": options.contacts, "activities": options.activities,
                      "repeat": options.repeat, "database": "PostgreSQL (own database, dropped)",
                      "rule": score_recalc.RULE})
-    ratio = figures["ratio"]
+    ratio = figures["ratio"]  # met only with the same result: doing nothing is fast
     report.target("recalculate() / hand-written DELETE + INSERT … SELECT + UPDATE", ratio,
-                  f"<= {TARGET_RECALC_RATIO}x", ratio <= TARGET_RECALC_RATIO)
+                  f"<= {TARGET_RECALC_RATIO}x",
+                  ratio <= TARGET_RECALC_RATIO and figures["same_result"])
     report.target("same awards and accs as the hand-written SQL", int(figures["same_result"]),
                   "1", figures["same_result"])
     report.extra.update(figures)
@@ -83,7 +86,8 @@ def recalc(options: argparse.Namespace) -> None:
           f"contacts, median of {options.repeat} passes each")
     for name, seconds in figures["median_seconds"].items():
         print(f"  {name:<40} {seconds:>8.3f} s")
-    print(f"  ratio {ratio}x (per-pass ratios {figures['pass_ratios']})")
+    print(f"  ratio {ratio}x (per-pass ratios {figures['pass_ratios']}); awards written by "
+          f"recalculate(): {figures['magnet_awards']:,}; {figures['checks']}")
     _targets(report, path)
 
 
