@@ -45,21 +45,26 @@ def events(options: argparse.Namespace) -> None:
                      "rules": score_events.rule_counts(), "database": "SQLite (WAL)",
                      "worker_processes": 1})
     on, off = cases["scoring on"], cases["scoring off"]
-    rate, per_event = on.get("events_per_s", 0.0), on.get("per_event_ms_median", float("inf"))
-    report.target("events delivered per second, one worker, scoring on", rate,
+    # The rate counts the recorded events only: the score_changed events the plugin records
+    # are delivered too, and would flatter it (all delivered: `events_per_s`).
+    rate = on.get("stream_events_per_s", 0.0)
+    per_event = on.get("per_event_ms_median", float("inf"))
+    report.target("recorded events delivered per second, one worker, scoring on", rate,
                   f">= {TARGET_RATE:g}", rate >= TARGET_RATE)
     report.target("per-event handling time, median ms, scoring on", per_event,
                   f"<= {TARGET_PER_EVENT_MS:g}", per_event <= TARGET_PER_EVENT_MS)
     awards = on["stored_by_scoring"]["scoring_awards"]
     report.target("awards stored by scoring during the drain", awards, "> 0", awards > 0)
-    ratio = round(rate / off["events_per_s"], 3) if off.get("events_per_s") else None
+    base = off.get("stream_events_per_s")
+    ratio = round(rate / base, 3) if base else None
     report.extra.update(cases=cases, ratio_to_scoring_off=ratio)
     path = report.write()
     print(f"\n{report.workload}: {report.description}")
     for name, case in cases.items():
         print(f"  {name}: {case['stream_events']:,} events (+{case['follow_up_events']:,} "
               f"recorded by the handlers) in {case.get('seconds')} s: "
-              f"{case.get('events_per_s')}/s; per event median {case.get('per_event_ms_median')}"
+              f"{case.get('stream_events_per_s')}/s ({case.get('events_per_s')}/s with the "
+              f"handlers' own); per event median {case.get('per_event_ms_median')}"
               f" ms, p99 {case.get('per_event_ms_p99')} ms; batches of "
               f"{case.get('median_batch')}; {case['scored']}")
     print(f"  events/s with scoring on / off: {ratio}x")
