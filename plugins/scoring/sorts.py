@@ -121,7 +121,8 @@ def _scorer(kind: str, moment: float) -> Score:
     if kind == "engagement":
         return lambda fit, acc: acc
     now = state.read()
-    f = 2.0 ** (-(moment - now.epoch) / (now.half_life_days * decay.DAY))  # decay.factor
+    exponent = -(moment - now.epoch) / (now.half_life_days * decay.DAY)  # as decay.factor
+    f = 2.0 ** max(-1000.0, min(1000.0, exponent))  # a forged cursor's moment stays a float
     return lambda fit, acc: fit + acc * f
 
 
