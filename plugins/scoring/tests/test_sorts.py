@@ -151,6 +151,8 @@ def test_a_cursor_from_elsewhere_gives_the_first_page(site):
         first, _ = query.page(statement, "score", "", 3)
         for junk in ("12", "a:b:c:d", "1:nan:3:4", "1:2:0:4", "1:2:3:inf", "x" * 400):
             assert query.page(statement, "score", junk, 3)[0] == first
+        for far in ("1:2.0:3:-1e300", "1:2.0:3:1e300"):  # no overflow, no error: a page
+            assert query.sorted_page(statement, "score", far, 3)[2] == "score"
 
 
 def test_the_admin_list_sorted_by_score(site):
