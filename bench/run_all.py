@@ -18,13 +18,16 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 HTTP_WORKLOADS = ("pages", "submissions", "beacon", "events_api")
 WORKLOADS = (*HTTP_WORKLOADS, "worker_throughput", "import_contacts", "segments_incremental",
-             "send")
+             "send", "scoring_events")
 # Run only when named with --only: they need PostgreSQL and load a million contacts (and, for
 # segments_bulk, ten million activities).
-ON_REQUEST = ("contacts_list", "segments_bulk")
+ON_REQUEST = ("contacts_list", "segments_bulk", "scoring_recalc", "scoring_list")
 # Workloads that are a part of a script rather than a script of their own name.
 SCRIPTS = {"segments_incremental": ["segments.py", "incremental"],
-           "segments_bulk": ["segments.py", "bulk"]}
+           "segments_bulk": ["segments.py", "bulk"],
+           "scoring_events": ["scoring.py", "events"],
+           "scoring_recalc": ["scoring.py", "recalc"],
+           "scoring_list": ["scoring.py", "list"]}
 QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
          "worker_throughput": ["--jobs", "200", "--forking-jobs", "40", "--outbox-rows", "1000",
                                "--rounds", "1"],
@@ -33,7 +36,10 @@ QUICK = {"http": ["--duration", "3", "--rounds", "1", "--warmup", "1"],
          "contacts_list": ["--contacts", "100000", "--repeat", "5"],
          "segments_incremental": ["--contacts", "2000", "--events", "2000", "--rate", "200",
                                   "--seconds", "5"],
-         "segments_bulk": ["--contacts", "100000", "--activities", "1000000", "--repeat", "1"]}
+         "segments_bulk": ["--contacts", "100000", "--activities", "1000000", "--repeat", "1"],
+         "scoring_events": ["--contacts", "500", "--events", "5000"],
+         "scoring_recalc": ["--contacts", "100000", "--activities", "300000", "--repeat", "1"],
+         "scoring_list": ["--contacts", "100000", "--repeat", "5", "--deep", "20"]}
 
 
 def summary(result: dict[str, Any]) -> list[str]:
@@ -59,8 +65,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, to check they work")
     parser.add_argument("--only", nargs="+", choices=WORKLOADS + ON_REQUEST,
-                        help="run only these (contacts_list and segments_bulk run only when "
-                             "named)")
+                        help="run only these (contacts_list, segments_bulk, scoring_recalc and "
+                             "scoring_list run only when named)")
     options = parser.parse_args()
     failed = []
     for name in options.only or WORKLOADS:

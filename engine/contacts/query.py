@@ -7,7 +7,9 @@ Pages are keyset pages on an indexed key (id, or the unique email) instead of OF
 is what would make a list slow.
 
 Plugins add filters with `register_contact_list_filters` (`ContactFilter`): the segments concern
-adds "Segment" this way.
+adds "Segment" this way. They add sorts with `register_contact_list_sorts` (`ContactSort`): a sort
+the core cannot index (the scoring plugin's "highest score first") pages itself, behind an
+opaque cursor of its own, over the same filtered statement.
 """
 from __future__ import annotations
 
@@ -42,6 +44,21 @@ class ContactFilter:
 
 
 @dataclass(frozen=True)
+class ContactSort:
+    """A sort a plugin adds to the contact list (`register_contact_list_sorts`).
+
+    `name` is its value of the `sort` parameter, `label` its text in the menu. `page(statement,
+    after, per_page)` returns one keyset page of `statement` (the `select(Contact)` already
+    narrowed by every filter) after the cursor `after` ("" for the first page; otherwise a
+    string this sort made, returned as is, or anything a person typed into the address), and
+    the cursor of the next page (at most 320 characters), None on the last one."""
+
+    name: str
+    label: str
+    page: Callable[[Select[Any], str, int], tuple[list[Contact], str | None]]
+
+
+@dataclass(frozen=True)
 class ContactQuery:
     """What a person asked the contact list for; `from_args` reads it from a query string."""
 
@@ -56,6 +73,7 @@ class ContactQuery:
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> ContactQuery:
         """Every value bounded and checked: an unknown stage, status or sort is ignored."""
+        sort = args.get("sort") or ""
         extra = {name: str(args.get(name) or "")[:200] for name in plugin_filters()
                  if args.get(name)}
         return cls(q=(args.get("q") or "").strip()[:320],
@@ -63,7 +81,7 @@ class ContactQuery:
                    tag=(args.get("tag") or "").strip()[:100],
                    company=(args.get("company") or "").strip()[:200],
                    status=args.get("status") if args.get("status") in STATUSES else "active",
-                   sort=args.get("sort") if args.get("sort") in SORTS else "newest",
+                   sort=sort if sort in SORTS or sort in plugin_sorts() else "newest",
                    extra=extra)
 
     def params(self) -> dict[str, str]:
@@ -79,6 +97,16 @@ def plugin_filters() -> dict[str, tuple[str, ContactFilter]]:
     found: dict[str, tuple[str, ContactFilter]] = {}
     for slug, item in plugins.current().collect("register_contact_list_filters"):
         if isinstance(item, ContactFilter) and item.name not in CORE_PARAMS:
+            found.setdefault(item.name, (slug, item))
+    return found
+
+
+def plugin_sorts() -> dict[str, tuple[str, ContactSort]]:
+    """`{name: (slug, sort)}` of the enabled plugins; of two with one name, the first wins, and
+    the core's own sorts keep their names."""
+    found: dict[str, tuple[str, ContactSort]] = {}
+    for slug, item in plugins.current().collect("register_contact_list_sorts"):
+        if isinstance(item, ContactSort) and item.name not in SORTS:
             found.setdefault(item.name, (slug, item))
     return found
 
@@ -169,6 +197,19 @@ def _row_id(value: str) -> int | None:
 def page(statement: Select[Any], sort: str, after: str = "",
          per_page: int = PER_PAGE) -> tuple[list[Contact], str | None]:
     """One page after the cursor `after` (the last row's sort key), and the next cursor."""
+    rows, cursor, _ = sorted_page(statement, sort, after, per_page)
+    return rows, cursor
+
+
+def sorted_page(statement: Select[Any], sort: str, after: str = "",
+                per_page: int = PER_PAGE) -> tuple[list[Contact], str | None, str]:
+    """`page()`, and the sort that made it: "newest" when a plugin's sort is gone (disabled)
+    or raised (reported to the owner), so the list still shows and its links page on."""
+    if sort not in SORTS:
+        found = _plugin_page(statement, sort, after, per_page)
+        if found is not None:
+            return *found, sort
+        sort, after = "newest", ""
     if sort == "email":
         if after:
             statement = statement.where(Contact.email > after)
@@ -187,4 +228,25 @@ def page(statement: Select[Any], sort: str, after: str = "",
     next_cursor = None
     if more:
         next_cursor = rows[-1].email if sort == "email" else str(rows[-1].id)
-    return rows, next_cursor
+    return rows, next_cursor, sort
+
+
+def _plugin_page(statement: Select[Any], sort: str, after: str,
+                 per_page: int) -> tuple[list[Contact], str | None] | None:
+    """A plugin sort's page, or None when there is no such sort or its code raised. It runs
+    in a savepoint: a failed statement (PostgreSQL then refuses every other one until the
+    transaction ends) is undone, and the fallback page can still be read."""
+    found = plugin_sorts().get(sort)
+    if found is None:
+        return None
+    slug, item = found
+    try:
+        with db.session.begin_nested():
+            rows, cursor = item.page(statement, after, per_page)
+            rows = list(rows)[:per_page]
+        if not all(isinstance(row, Contact) for row in rows):
+            raise TypeError(f"the sort {sort!r} returned something other than contacts")
+    except Exception as exc:  # the engine's boundary for a plugin's code
+        plugins.current().report_error(slug, "register_contact_list_sorts", exc)
+        return None
+    return rows, (str(cursor) if cursor else None)

@@ -92,6 +92,11 @@ def register_contact_list_filters() -> list[Any]:
 
 
 @hookspec
+def register_contact_list_sorts() -> list[Any]:
+    """`engine.contacts.query.ContactSort` items: orders added to the contact list's sort menu."""
+
+
+@hookspec
 def register_contact_list_columns() -> list[Any]:
     """`engine.admin.ContactColumn` items: columns added to the admin's contact list."""
 

@@ -20,6 +20,7 @@ from plugins.scoring import (
     inactivity,
     personal_data,
     recalc,
+    sorts,
 )
 from plugins.scoring.settings import ScoringSettings
 
@@ -80,6 +81,11 @@ def register_contact_list_columns() -> list[Any]:
 @hookimpl
 def register_contact_list_filters() -> list[Any]:
     return admin.list_filters()
+
+
+@hookimpl
+def register_contact_list_sorts() -> list[Any]:
+    return sorts.SORTS
 
 
 @hookimpl

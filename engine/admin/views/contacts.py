@@ -2,11 +2,13 @@
 GDPR export and erase.
 
 Searching, filtering and paging are the contacts query service's (`engine.contacts.query`);
-plugins add filters and columns to the list and panels to the contact page
-(`register_contact_list_filters`, `register_contact_list_columns`, `tpl_admin_contact`).
+plugins add filters, sorts and columns to the list and panels to the contact page
+(`register_contact_list_filters`, `register_contact_list_sorts`,
+`register_contact_list_columns`, `tpl_admin_contact`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -31,13 +33,26 @@ TIMELINE_PER_PAGE = 100
 def contacts_list() -> Any:
     asked = query.ContactQuery.from_args(request.args)
     after = (request.args.get("after") or "")[:320]
-    contacts, cursor = query.page(query.filtered(asked), asked.sort, after)
+    contacts, cursor, sort = query.sorted_page(query.filtered(asked), asked.sort, after)
+    if sort != asked.sort:  # a plugin's sort failed: say what is shown, page on from it
+        flash("That sort is not available just now; the newest contacts are shown first.",
+              "error")
+        asked = dataclasses.replace(asked, sort=sort)
     tags = list(db.session.scalars(select(Tag.name).order_by(Tag.name).limit(500)))
     return render_template("admin/contacts_list.html", contacts=contacts, cursor=cursor,
                            asked=asked, filters=asked.params(), stages=LIFECYCLE_STAGES,
                            statuses=query.STATUSES, first_page=not after, tags=tags,
-                           plugin_filters=_plugin_filter_menus(),
+                           plugin_filters=_plugin_filter_menus(), sorts=_sort_menu(),
                            columns=_plugin_columns(contacts), per_page=query.PER_PAGE)
+
+
+CORE_SORTS = [("newest", "Newest first"), ("oldest", "Oldest first"), ("email", "Email A–Z")]
+
+
+def _sort_menu() -> list[tuple[str, str]]:
+    """`[(value, label)]` of the sort menu: the core's sorts, then the plugins'."""
+    return CORE_SORTS + [(name, str(item.label))
+                         for name, (_, item) in query.plugin_sorts().items()]
 
 
 def _plugin_filter_menus() -> list[tuple[query.ContactFilter, list[tuple[str, str]]]]:
