@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import threading
 from pathlib import Path
 
 import redis
@@ -22,12 +23,22 @@ def redis_url(app: Flask) -> str:
     return app.config.get("REDIS_URL") or EmbeddedRedis(Path(app.instance_path)).url
 
 
+_creating = threading.Lock()
+
+
 def client_for(app: Flask) -> redis.Redis:
-    """The app's Redis client (one connection pool per app)."""
+    """The app's Redis client (one connection pool per app).
+
+    Made under a lock: two threads of a web process asking at once would otherwise each make
+    one, and the client that lost the race, dropped, closes its pool's sockets while the other
+    thread is still using one (seen as "I/O operation on closed file" in a request)."""
     client = app.extensions.get("magnet.redis")
     if client is None:
-        client = redis.Redis.from_url(redis_url(app), **CLIENT_OPTIONS)
-        app.extensions["magnet.redis"] = client
+        with _creating:
+            client = app.extensions.get("magnet.redis")
+            if client is None:
+                client = redis.Redis.from_url(redis_url(app), **CLIENT_OPTIONS)
+                app.extensions["magnet.redis"] = client
     return client
 
 
