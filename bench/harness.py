@@ -517,6 +517,14 @@ def compare(report: Report, subjects: list[Subject],
     return every
 
 
+def print_targets(report: Report, path: Path) -> None:
+    """Each target with its figure and whether it is met, then where the figures went."""
+    for target in report.targets:
+        print(f"target {target['target']}: {target['value']} (goal {target['goal']}) "
+              f"{'MET' if target['met'] else 'NOT MET'}")
+    print(f"figures written to {path.relative_to(ROOT)}")
+
+
 def answered(runs: list[Figures]) -> int:
     """Requests answered with a success status (below 400) over these runs."""
     return sum(run.requests - run.errors["status"] for run in runs)

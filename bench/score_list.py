@@ -48,11 +48,10 @@ from bench.contacts_list import (
     RARE_STAGE,
     STAGES,
     load,
-    psycopg_url,
-    recreate,
     sign_in,
     timed,
 )
+from bench.fresh_app import postgresql_app
 from engine import create_app, migrate
 from engine.auth.accounts import create_user
 from engine.db import clock, db
@@ -320,26 +319,11 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
 def run_postgresql(server: str, contacts: int, repeat: int, deep: int) -> dict[str, Any]:
     """A database of its own on `server`, filled, measured and dropped."""
 
-    url = psycopg_url(server, DATABASE)
-    recreate(server, database=DATABASE)
-    instance = Path(tempfile.mkdtemp(prefix="magnet-bench-scoring-"))
-    redis = EmbeddedRedis(instance)
-    try:
-        redis.start()
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis.url},
-                         instance_path=instance)
-        migrate.upgrade(app)
+    with postgresql_app(server, DATABASE, "magnet-bench-scoring-") as (app, url):
         seconds = fill_postgresql(url, contacts)
         print(f"  PostgreSQL: {contacts:,} contacts loaded in {seconds:.0f} s", flush=True)
         with psycopg.connect(url) as conn:
             results = measure(app, Reference(conn, True), contacts, repeat, deep)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        redis.stop()
-        recreate(server, drop_only=True, database=DATABASE)
-        shutil.rmtree(instance, ignore_errors=True)
     return {"backend": "PostgreSQL", "load_seconds": round(seconds, 1), "results": results,
             **summary(results)}
 

@@ -20,20 +20,15 @@ hand-written SQL.
 """
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from bench.contacts_list import psycopg_url, recreate
+from bench.fresh_app import postgresql_app
 from bench.segment_build import CONTACTS_SQL, PATHS, activities_indexes_dropped
-from engine import create_app, migrate
-from engine.db import db, write
-from engine.jobs.embedded import EmbeddedRedis
+from engine.db import write
 from plugins.scoring import recalc, service, state
 
 DATABASE = "magnet_bench_scoring"
@@ -159,15 +154,7 @@ def same(url: str, first: dict[str, Any], second: dict[str, Any]) -> dict[str, A
 
 def run(server: str, contacts: int, activities: int, repeat: int) -> dict[str, Any]:
 
-    url = psycopg_url(server, DATABASE)
-    recreate(server, database=DATABASE)
-    instance = Path(tempfile.mkdtemp(prefix="magnet-bench-scoring-"))
-    redis = EmbeddedRedis(instance)
-    try:
-        redis.start()
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis.url},
-                         instance_path=instance)
-        migrate.upgrade(app)
+    with postgresql_app(server, DATABASE, "magnet-bench-scoring-") as (app, url):
         load_seconds = fill(url, contacts, activities)
         print(f"  {contacts:,} contacts and {activities:,} page views loaded in "
               f"{load_seconds:.0f} s", flush=True)
@@ -193,13 +180,6 @@ def run(server: str, contacts: int, activities: int, repeat: int) -> dict[str, A
                         kept[side, points] = snapshot(url, rule_id, f"bench_{side}_{points}")
         checks = {points: same(url, kept["magnet", points], kept["hand", points])
                   for points in (5, 6)}
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        redis.stop()
-        recreate(server, drop_only=True, database=DATABASE)
-        shutil.rmtree(instance, ignore_errors=True)
     ratios = [round(m / h, 3) for m, h in zip(seconds["magnet"], seconds["hand"], strict=True)
               if h > 0]
     result = kept["hand", 5]

@@ -24,7 +24,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ROOT, Report, stop_on_sigterm
+from bench.harness import Report, print_targets, stop_on_sigterm
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1/postgres"
 TARGET_RATE, TARGET_PER_EVENT_MS, TARGET_RECALC_RATIO, TARGET_PAGE_MS = 2000.0, 2.0, 1.5, 100.0
@@ -68,7 +68,7 @@ def events(options: argparse.Namespace) -> None:
               f" ms, p99 {case.get('per_event_ms_p99')} ms; batches of "
               f"{case.get('median_batch')}; {case['scored']}")
     print(f"  events/s with scoring on / off: {ratio}x")
-    _targets(report, path)
+    print_targets(report, path)
 
 
 def recalc(options: argparse.Namespace) -> None:
@@ -93,7 +93,7 @@ def recalc(options: argparse.Namespace) -> None:
         print(f"  {name:<40} {seconds:>8.3f} s")
     print(f"  ratio {ratio}x (per-pass ratios {figures['pass_ratios']}); awards written by "
           f"recalculate(): {figures['magnet_awards']:,}; {figures['checks']}")
-    _targets(report, path)
+    print_targets(report, path)
 
 
 def sorted_list(options: argparse.Namespace) -> None:
@@ -119,14 +119,7 @@ def sorted_list(options: argparse.Namespace) -> None:
                       backend["all_same_as_reference"])
     report.extra["backends"] = backends
     path = report.write()
-    _targets(report, path)
-
-
-def _targets(report: Report, path: Path) -> None:
-    for target in report.targets:
-        print(f"target {target['target']}: {target['value']} (goal {target['goal']}) "
-              f"{'MET' if target['met'] else 'NOT MET'}")
-    print(f"figures written to {path.relative_to(ROOT)}")
+    print_targets(report, path)
 
 
 def main() -> None:

@@ -18,23 +18,17 @@ member sets must be equal. Target: Magnet within 1.5x the hand-written statement
 """
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from bench.contacts_list import psycopg_url, recreate
-from engine import create_app, migrate
-from engine.db import db
+from bench.fresh_app import postgresql_app
 from engine.jobs import outbox
-from engine.jobs.embedded import EmbeddedRedis
 from engine.segments import service as segments
 
 TARGET_RATIO = 1.5
@@ -296,15 +290,7 @@ def summary(passes: list[dict[str, Any]]) -> dict[str, Any]:
 def run(server: str, contacts: int, activities: int, repeat: int) -> dict[str, Any]:
     """Create, fill, measure and drop the database; the figures."""
 
-    url = psycopg_url(server, DATABASE)
-    recreate(server, database=DATABASE)
-    instance = Path(tempfile.mkdtemp(prefix="magnet-bench-segments-"))
-    redis = EmbeddedRedis(instance)
-    try:
-        redis.start()
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis.url},
-                         instance_path=instance)
-        migrate.upgrade(app)
+    with postgresql_app(server, DATABASE, "magnet-bench-segments-") as (app, url):
         load_seconds = fill(url, contacts, activities)
         print(f"loaded {contacts:,} contacts and {activities:,} activities in "
               f"{load_seconds:.0f} s", flush=True)
@@ -313,11 +299,4 @@ def run(server: str, contacts: int, activities: int, repeat: int) -> dict[str, A
                        plans={HAND: plan_of(url, COUNTRY_PLAIN),
                               "with the engine's country test":
                               plan_of(url, COUNTRY_AS_ENGINE)})
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        redis.stop()
-        recreate(server, drop_only=True, database=DATABASE)
-        shutil.rmtree(instance, ignore_errors=True)
     return figures

@@ -21,7 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ROOT, Report, stop_on_sigterm
+from bench.harness import Report, print_targets, stop_on_sigterm
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1/postgres"
 TARGET_RATE, TARGET_PER_EVENT_MS, TARGET_P99_S = 2000.0, 2.0, 2.0
@@ -48,7 +48,7 @@ def bulk(options: argparse.Namespace) -> None:
         print(f"  {name:<42} {seconds:>8.3f} s")
     print(f"  per-pass ratios {figures['pass_ratios']}: median {figures['ratio']}x "
           f"(ratio of the medians {figures['ratio_of_medians']}x)")
-    _targets(report, path)
+    print_targets(report, path)
 
 
 def incremental(options: argparse.Namespace) -> None:
@@ -86,7 +86,7 @@ def incremental(options: argparse.Namespace) -> None:
         _case_lines(name, case)
     print(f"  ratio of events/s to the same worker without segments: "
           f"{report.extra['ratio_to_no_segments']}x")
-    _targets(report, path)
+    print_targets(report, path)
 
 
 def _case_lines(name: str, case: dict[str, Any]) -> None:
@@ -99,13 +99,6 @@ def _case_lines(name: str, case: dict[str, Any]) -> None:
     print(f"  {name}, steady stream at {second['recorded_operations_per_s']:,.0f} operations/s: "
           f"median {second.get('per_event_ms_median')} ms per event, batches of "
           f"{second.get('median_batch')}; latency {second['latency']}")
-
-
-def _targets(report: Report, path: Path) -> None:
-    for target in report.targets:
-        print(f"target {target['target']}: {target['value']} (goal {target['goal']}) "
-              f"{'MET' if target['met'] else 'NOT MET'}")
-    print(f"figures written to {path.relative_to(ROOT)}")
 
 
 def main() -> None:
