@@ -329,3 +329,22 @@ def claim_confirmations(subscription_ids: Iterable[int], every: timedelta) -> li
         .values(confirmation_sent_at=now)
         .returning(SUBSCRIPTIONS.c.id)).scalars()
     return sorted(int(i) for i in claimed)
+
+
+def untag(contact_id: int, names: Iterable[str]) -> int:
+    """Take tags off a contact (inside `write()`); returns how many it had. Each one removed is
+    a `tag_removed` event."""
+    wanted = sorted({n.strip()[:100] for n in names if n and n.strip()})
+    if not wanted:
+        return 0
+    conn = connection()
+    tag_ids = dict(conn.execute(select(TAGS.c.id, TAGS.c.name).where(TAGS.c.name.in_(wanted)))
+                   .all())
+    if not tag_ids:
+        return 0
+    removed = list(conn.execute(CONTACT_TAGS.delete().where(
+        CONTACT_TAGS.c.contact_id == contact_id, CONTACT_TAGS.c.tag_id.in_(list(tag_ids)))
+        .returning(CONTACT_TAGS.c.tag_id)).scalars())
+    events.defer([{"type": "tag_removed", "contact_id": contact_id,
+                   "properties": {"tag": tag_ids[tag_id]}} for tag_id in sorted(removed)])
+    return len(removed)

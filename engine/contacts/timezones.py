@@ -1,0 +1,73 @@
+"""A contact's time zone: where "9:00" and "quiet hours" are measured for them.
+
+In order: the contact's `timezone` custom field when it names a zone ("Europe/Berlin"), else
+the main zone of their country (ISO code, from the tz database's `zone1970.tab`, shipped with
+the `tzdata` package so no system files are needed), else the site's own (`timezone` in the site
+settings, `content/site.yaml`; UTC when unset). Workflows' waits and sending hours and
+newsletters' local-time sending all ask here.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import select
+
+from engine.content.models import SiteSetting
+from engine.db import db
+
+UTC = ZoneInfo("UTC")
+FIELD = "timezone"  # the custom field a contact's zone may be kept in
+
+
+@lru_cache(maxsize=512)
+def zone_named(name: str) -> ZoneInfo | None:
+    """The zone of this IANA name, or None when it is not one."""
+    name = (name or "").strip()
+    if not name or name not in _names():
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def _names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, str]:
+    """ISO country code -> its first (most populous) zone in `zone1970.tab`."""
+    found: dict[str, str] = {}
+    text = resources.files("tzdata").joinpath("zoneinfo", "zone1970.tab").read_text("utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        codes, _coordinates, zone = line.split("\t")[:3]
+        for code in codes.split(","):
+            found.setdefault(code.upper(), zone)
+    return found
+
+
+def zone_of_country(code: str) -> ZoneInfo | None:
+    zone = _country_zones().get((code or "").strip().upper())
+    return zone_named(zone) if zone else None
+
+
+def site_zone() -> ZoneInfo:
+    """The site's zone (`timezone` in the site settings), UTC when unset or unknown."""
+    value = db.session.scalar(select(SiteSetting.value).where(SiteSetting.key == FIELD))
+    return zone_named(str(value or "")) or UTC
+
+
+def zone_of(contact: Any, site: ZoneInfo | None = None) -> ZoneInfo:
+    """The zone to use for this contact (see the module's docstring). `site`: the site's zone,
+    when the caller has it already (a batch asks once)."""
+    custom = getattr(contact, "custom", None) or {}
+    return (zone_named(str(custom.get(FIELD) or ""))
+            or zone_of_country(getattr(contact, "country", "") or "")
+            or site or site_zone())

@@ -1,0 +1,330 @@
+"""Running workflows: enrolling contacts, and running each due step exactly once.
+
+Every active enrolment has one `DueStep` row: the step it runs next and when. A worker's
+`workflows.run_due` job claims due rows in batches (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so
+several workers take different rows; SQLite: its one write lock), and in ONE transaction per
+batch runs each enrolment forward as far as it goes without waiting (a decision, a tag, an email
+queued in the mail core's ledger, the next decision…), writes one history row per step run, and
+replaces the due row with the next one. A worker killed mid-batch commits nothing: the rows are
+claimed again, and nothing of the batch happened twice. History rows are unique per
+(enrolment, step), so a step can never run twice for one enrolment; an email step's send is
+keyed by the enrolment in the mail core's ledger, which sends it once (`engine.mail.sending`).
+
+Enrolment happens as events are delivered (`triggers`): the contact's first steps run at once,
+inside the delivery's transaction, so a trigger's first email is queued in the same commit.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from engine import events
+from engine.contacts.models import Contact
+from engine.contacts.timezones import site_zone
+from engine.db import db, is_sqlite, utcnow, write
+from engine.mail import sending
+from plugins.workflows import definition as wf_definition
+from plugins.workflows import steps
+from plugins.workflows.conditions import mailing_key
+from plugins.workflows.models import DueStep, Enrolment, StepRun, Workflow, WorkflowVersion
+
+log = logging.getLogger("magnet.workflows")
+
+BATCH = 500  # due rows per transaction
+RETRY_AFTER = timedelta(minutes=10)  # a step that failed (its template is gone …) is retried
+RUNS = StepRun.__table__
+
+
+class AlreadyRan(Exception):
+    """The step is in this enrolment's history already (a path joined one it took before)."""
+
+
+@dataclass
+class Run:
+    """What one batch shares: workflows and versions read once, contacts read together, and
+    the emails queued together per step at the end (one ledger INSERT per step)."""
+
+    now: datetime
+    workflows: dict[int, Workflow] = field(default_factory=dict)
+    versions: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    contacts: dict[int, Contact] = field(default_factory=dict)
+    emails: dict[tuple[int, str], list[tuple[int, str]]] = field(
+        default_factory=lambda: defaultdict(list))
+    history: list[dict[str, Any]] = field(default_factory=list)
+    due_rows: dict[int, DueStep] = field(default_factory=dict)  # enrolment id -> its row
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+    _zone: Any = None
+
+    def workflow(self, workflow_id: int) -> Workflow:
+        if workflow_id not in self.workflows:
+            self.workflows[workflow_id] = db.session.get(Workflow, workflow_id)
+        return self.workflows[workflow_id]
+
+    def steps_of(self, enrolment: Enrolment) -> dict[str, Any]:
+        key = (enrolment.workflow_id, enrolment.version)
+        if key not in self.versions:
+            self.versions[key] = db.session.scalar(select(WorkflowVersion.definition).where(
+                WorkflowVersion.workflow_id == key[0], WorkflowVersion.version == key[1])) \
+                or {"start": "", "steps": {}}
+        return self.versions[key]
+
+    def steps_of_version(self, workflow: Workflow) -> dict[str, Any]:
+        """The steps of the workflow's published version."""
+        key = (workflow.id, workflow.version)
+        if key not in self.versions:
+            self.versions[key] = db.session.scalar(select(WorkflowVersion.definition).where(
+                WorkflowVersion.workflow_id == key[0], WorkflowVersion.version == key[1])) \
+                or {"start": "", "steps": {}}
+        return self.versions[key]
+
+    def contact(self, contact_id: int) -> Contact | None:
+        if contact_id not in self.contacts:
+            self.load_contacts([contact_id])
+        return self.contacts.get(contact_id)
+
+    def load_contacts(self, ids: list[int]) -> None:
+        wanted = [i for i in ids if i not in self.contacts]
+        for contact in db.session.scalars(select(Contact).where(Contact.id.in_(wanted))):
+            self.contacts[contact.id] = contact
+
+    @property
+    def site_zone(self) -> Any:
+        if self._zone is None:
+            self._zone = site_zone()
+        return self._zone
+
+    def event(self, type_: str, enrolment: Enrolment, **properties: Any) -> None:
+        workflow = self.workflow(enrolment.workflow_id)
+        if enrolment.test:
+            return
+        self.recorded.append({"enrolment": enrolment.id, "type": type_,
+                              "contact_id": enrolment.contact_id,
+                              "occurred_at": self.now, "properties": {
+                                  "workflow": workflow.name, "workflow_id": workflow.id,
+                                  **properties}})
+
+
+# --- enrolling ---------------------------------------------------------------------------------
+
+def may_enrol(workflow: Workflow, contact_id: int, now: datetime) -> bool:
+    """The workflow's re-enrolment rule: once ever, again N days after the last one began, or
+    every time - and never twice at once."""
+    last = db.session.execute(select(Enrolment.status, Enrolment.entered_at).where(
+        Enrolment.workflow_id == workflow.id, Enrolment.contact_id == contact_id,
+        Enrolment.test.is_(False)).order_by(Enrolment.id.desc()).limit(1)).first()
+    if last is None:
+        return True
+    if last.status == "active":
+        return False
+    rule = workflow.rules.get("enrol", "once")
+    if rule == "once":
+        return False
+    if rule == "again":
+        return now - last.entered_at >= timedelta(days=int(workflow.rules["again_days"]))
+    return True
+
+
+def enrol(run: Run, workflow: Workflow, contact_id: int, reason: str, *, test: bool = False,
+          tester: str = "", check_rules: bool = True) -> Enrolment | None:
+    """Enrol one contact (inside `write()`) and run its first steps now; None when the rules
+    say no (already in, enrolled before, not a live contact, workflow not active)."""
+    if workflow.status != "active" or not workflow.version:
+        return None
+    contact = run.contact(contact_id)
+    if contact is None or contact.status in ("merged", "erased"):
+        return None
+    if check_rules and not test and not may_enrol(workflow, contact_id, run.now):
+        return None
+    if test:  # a test run replaces the tester's previous one for this contact
+        db.session.execute(delete(Enrolment).where(
+            Enrolment.workflow_id == workflow.id, Enrolment.contact_id == contact_id,
+            Enrolment.test.is_(True)))
+    enrolment = Enrolment(workflow_id=workflow.id, contact_id=contact_id,
+                          version=workflow.version, status="active", step="",
+                          reason=reason[:300], entered_at=run.now, step_at=run.now,
+                          test=test, tester=tester[:320])
+    db.session.add(enrolment)
+    db.session.flush()
+    run.workflows.setdefault(workflow.id, workflow)
+    run.event("workflow_entered", enrolment, reason=reason[:200])
+    run_one(run, enrolment, run.steps_of(enrolment).get("start", ""), None)
+    return enrolment
+
+
+# --- running -----------------------------------------------------------------------------------
+
+def advance(run: Run, enrolment: Enrolment, key: str, due: DueStep | None) -> None:
+    """Run the enrolment from step `key` until it waits or finishes. `due`: the due row that
+    brought it here (a wait coming to its end), or None when it arrives at `key` now."""
+    definition = run.steps_of(enrolment)
+    for _ in range(wf_definition.MAX_STEPS + 1):
+        if not key:
+            finish(run, enrolment, "completed", "reached the end")
+            return
+        step = definition.get("steps", {}).get(key)
+        if step is None:
+            finish(run, enrolment, "exited", f"step {key} is not in version {enrolment.version}")
+            return
+        outcome = steps.execute(run, enrolment, key, step, due)
+        if outcome.hold_until is not None:
+            hold(run, enrolment, key, outcome.hold_until, outcome.waiting, outcome.held,
+                 outcome.watching)
+            return
+        _ran(run, enrolment, key, step, outcome.outcome, due)
+        if outcome.finish:
+            finish(run, enrolment, outcome.finish, outcome.reason)
+            return
+        key, due = outcome.next or "", None
+    finish(run, enrolment, "exited", "too many steps in one go")
+
+
+def _ran(run: Run, enrolment: Enrolment, key: str, step: dict[str, Any], outcome: str,
+         due: DueStep | None) -> None:
+    run.history.append({"enrolment_id": enrolment.id, "workflow_id": enrolment.workflow_id,
+                        "version": enrolment.version, "step": key, "kind": step["kind"],
+                        "outcome": outcome[:300], "due_at": due.due_at if due else run.now,
+                        "at": run.now})
+    if enrolment.step != key:
+        enrolment.step, enrolment.step_at = key, run.now
+
+
+def hold(run: Run, enrolment: Enrolment, key: str, until: datetime, waiting: bool,
+         held: str, watching: bool = False) -> None:
+    """Park the enrolment at `key` until `until` (the one due row of the enrolment)."""
+    if enrolment.step != key:
+        enrolment.step, enrolment.step_at = key, run.now
+    row = run.due_rows.get(enrolment.id)
+    if row is None:
+        row = DueStep(enrolment_id=enrolment.id, workflow_id=enrolment.workflow_id,
+                      contact_id=enrolment.contact_id)
+        db.session.add(row)
+        run.due_rows[enrolment.id] = row
+    row.step, row.due_at, row.waiting, row.held = key, until, waiting, held[:200]
+    row.watching = watching
+
+
+def finish(run: Run, enrolment: Enrolment, status: str, reason: str) -> None:
+    """The enrolment is over: completed (the end, or a goal that ends it) or exited."""
+    enrolment.status, enrolment.step, enrolment.finished_at = status, "", run.now
+    enrolment.exit_reason = reason[:300]
+    row = run.due_rows.pop(enrolment.id, None)
+    if row is not None:
+        db.session.delete(row)
+    run.event("workflow_finished", enrolment, status=status, reason=reason[:200])
+
+
+def write_history(run: Run) -> None:
+    """Write the history rows one enrolment's run gathered. A row that exists already means a
+    path joined a step this enrolment ran before: `AlreadyRan` (the caller's savepoint undoes
+    the enrolment's run)."""
+    db.session.flush()
+    if run.history:
+        try:
+            with db.session.begin_nested():
+                db.session.execute(insert(RUNS), run.history)
+        except IntegrityError:
+            raise AlreadyRan(run.history[0]["step"]) from None
+        finally:
+            run.history.clear()
+
+
+def flush(run: Run) -> None:
+    """Write what a batch gathered for all its enrolments: the emails into the mail ledger (one
+    INSERT per email step, each recipient keyed by their enrolment, so it is sent once) and
+    the events."""
+    write_history(run)
+    for (workflow_id, key), pairs in run.emails.items():
+        template_id, subject = steps.email_settings(run, workflow_id, key)
+        target = sending.mailing(mailing_key(workflow_id, key), template_id=template_id,
+                                 subject=subject, marketing=True)
+        sending.enqueue_each(target, pairs)
+    run.emails.clear()
+    if run.recorded:
+        events.record_many([{k: v for k, v in row.items() if k != "enrolment"}
+                            for row in run.recorded])
+        run.recorded.clear()
+
+
+def _claim(now: datetime, limit: int) -> list[DueStep]:
+    active = select(Workflow.id).where(Workflow.status == "active")
+    query = (select(DueStep).where(DueStep.due_at <= now, DueStep.workflow_id.in_(active))
+             .order_by(DueStep.due_at, DueStep.id).limit(limit))
+    if not is_sqlite():
+        query = query.with_for_update(skip_locked=True, of=DueStep)
+    return list(db.session.scalars(query))
+
+
+def run_batch(limit: int = BATCH) -> int:
+    """Claim and run one batch of due steps; returns how many due rows it ran."""
+    with write():
+        run = Run(now=utcnow())
+        due_rows = _claim(run.now, limit)
+        if not due_rows:
+            return 0
+        enrolments = {e.id: e for e in db.session.scalars(select(Enrolment).where(
+            Enrolment.id.in_([d.enrolment_id for d in due_rows])))}
+        run.load_contacts([d.contact_id for d in due_rows])
+        for due in due_rows:
+            enrolment = enrolments.get(due.enrolment_id)
+            if enrolment is None or enrolment.status != "active":
+                db.session.delete(due)
+                continue
+            run.due_rows[enrolment.id] = due
+            run_one(run, enrolment, due.step, due)
+        flush(run)
+        return len(due_rows)
+
+
+def run_one(run: Run, enrolment: Enrolment, key: str, due: DueStep | None) -> None:
+    """Run one enrolment forward from `key` in a savepoint: a step that fails (a deleted
+    template, a contact whose values break it) is retried later and does not hold up the
+    others; a step it ran before ends the enrolment."""
+    marks = (len(run.recorded), {k: len(v) for k, v in run.emails.items()})
+    savepoint = db.session.begin_nested()
+    try:
+        advance(run, enrolment, key, due)
+        write_history(run)
+        savepoint.commit()
+        return
+    except AlreadyRan as exc:
+        savepoint.rollback()
+        _forget(run, marks)
+        problem = None
+        reason = f"step {exc} had run already"
+    except Exception as exc:  # noqa: BLE001 - reported on the due row, retried
+        savepoint.rollback()
+        _forget(run, marks)
+        log.exception("workflow step %s of enrolment %s failed", key, enrolment.id)
+        problem, reason = exc, ""
+    db.session.refresh(enrolment)
+    row = run.due_rows.get(enrolment.id)
+    if row is not None and row not in db.session:  # added by the run that was undone
+        run.due_rows.pop(enrolment.id)
+        row = None
+    elif row is not None:
+        db.session.refresh(row)
+    if problem is None:
+        finish(run, enrolment, "completed", reason)
+    elif row is not None:
+        row.due_at, row.held = run.now + RETRY_AFTER, f"failed, retried: {problem}"[:200]
+    else:  # a new enrolment whose first step failed: it waits at the start, retried
+        hold(run, enrolment, key, run.now + RETRY_AFTER, False,
+             f"failed, retried: {problem}")
+
+
+def _forget(run: Run, marks: tuple[int, dict[tuple[int, str], int]]) -> None:
+    """Drop what an undone enrolment run had gathered for the batch."""
+    run.history.clear()
+    del run.recorded[marks[0]:]
+    for key in list(run.emails):
+        keep = marks[1].get(key, 0)
+        if keep:
+            del run.emails[key][keep:]
+        else:
+            del run.emails[key]
