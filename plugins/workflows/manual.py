@@ -118,8 +118,8 @@ def enrol_csv(workflow: Workflow, data: bytes, by: str) -> Enrolled:
             bad.append(address[:320])
     ids: dict[str, int] = {}
     for start in range(0, len(wanted), 1000):
-        ids.update(db.session.execute(select(Contact.email, Contact.id).where(
-            Contact.email.in_(wanted[start:start + 1000]))).tuples())
+        ids.update(dict(db.session.execute(select(Contact.email, Contact.id).where(
+            Contact.email.in_(wanted[start:start + 1000]))).all()))
     result = enrol_contacts(workflow, list(ids.values()), f"from a file, enrolled by {by}")
     result.unknown = bad + sorted(set(wanted) - set(ids))
     return result

@@ -253,9 +253,9 @@ def totals(workflow: Workflow) -> dict[str, int]:
 
 def enrolments_of(contact_id: int) -> list[tuple[Enrolment, Workflow]]:
     """A contact's enrolments, newest first, with their workflows (the contact page)."""
-    return list(db.session.execute(
+    return [(row[0], row[1]) for row in db.session.execute(
         select(Enrolment, Workflow).join(Workflow, Workflow.id == Enrolment.workflow_id)
-        .where(Enrolment.contact_id == contact_id).order_by(Enrolment.id.desc())).tuples())
+        .where(Enrolment.contact_id == contact_id).order_by(Enrolment.id.desc()))]
 
 
 def history(enrolment_id: int) -> list[StepRun]:

@@ -3,8 +3,8 @@ and the yearly moments of date-field triggers.
 
 Everything here is a pure function of a UTC moment, a zone and the step or rules, so the
 runner stays simple and the tests can try any moment of any zone (DST changes included).
-Local times that do not exist (the hour skipped when clocks go forward) are moved to the same
-wall time after the gap; those that exist twice take the first.
+Local times that do not exist (the hour skipped when clocks go forward) are moved on by the
+length of the gap (02:30 becomes 03:30); those that exist twice take the first.
 """
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ TEST_WAIT = timedelta(minutes=1)  # test mode: every wait lasts at most this lon
 
 def local(day: date, hour: int, zone: ZoneInfo, minute: int = 0) -> datetime:
     """The UTC moment of `day` at `hour:minute` on the clocks of `zone`."""
-    naive = datetime.combine(day, time(hour, minute))
-    moment = naive.replace(tzinfo=zone)
-    back = moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-    if back != naive:  # inside a gap: the wall time after it
-        moment = (naive + (naive - back)).replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    # fold=0 reads a wall time inside a gap with the offset from before it: 02:30 on the night
+    # clocks go from 02:00 to 03:00 is the moment the clocks show 03:30.
+    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
 
 
 def _allowed_hours(rules: dict[str, Any]) -> list[tuple[int, int]]:

@@ -4,10 +4,10 @@ Revision ID: 56d3b1a4c836
 Revises: 
 Create Date: 2026-12-02 12:40:35.653508
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 
+import engine.db
 
 revision = '56d3b1a4c836'
 down_revision = None
