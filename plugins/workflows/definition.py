@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from engine.contacts.models import LIFECYCLE_STAGES
+
 MAX_STEPS = 100
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-STAGES = ("subscriber", "lead", "mql", "sql", "opportunity", "customer", "evangelist", "other")
+STAGES = LIFECYCLE_STAGES
 
 
 class WorkflowError(ValueError):
