@@ -21,7 +21,7 @@ from sqlalchemy import Float, Integer, bindparam, func, or_, select, update
 from engine.db import UTCDateTime, db, utcnow
 from plugins.scoring import decay
 from plugins.scoring.models import ScoringRule
-from plugins.scoring.rules import matches
+from plugins.scoring.rules import matches, points_for
 from plugins.scoring.sets import S, W, among, ensure_scores, insert
 from plugins.scoring.state import State
 
@@ -85,11 +85,11 @@ def award(found: list[Candidate], state: State) -> dict[int, set[str]]:
             if used.get(key, 0) >= rule.cap_count:
                 continue
             used[key] = used.get(key, 0) + 1
-        at = candidate.event["occurred_at"]
+        at, points = candidate.event["occurred_at"], points_for(rule, candidate.event)
         rows.append({"contact_id": candidate.contact_id, "rule_id": rule.id,
-                     "points": rule.points, "occurred_at": at,
+                     "points": points, "occurred_at": at,
                      "event_id": int(candidate.event["id"]), "bucket": candidate.bucket,
-                     "weight": state.weight(rule.points, at)})
+                     "weight": state.weight(points, at)})
     if not rows:
         return {}
     ensure_scores(row["contact_id"] for row in rows)

@@ -123,19 +123,18 @@ def _engagement_awards(rule: ScoringRule, low: int, high: int,
     """The awards (`AWARD_COLUMNS`) an engagement rule gives the contacts in [low, high) from
     their events: those passing its filters, at most `cap_count` per contact and period,
     taken in (occurred_at, id) order."""
-    capped = bool(rule.cap_count)
+    capped, points = bool(rule.cap_count), rules.points_sql(rule)
     bucket = decay.bucket_sql(A.occurred_at, rule.cap_period) if capped else literal("")
     columns = [A.contact_id, A.occurred_at, A.id, bucket.label("bucket"),
-               weight_sql(rule.points, A.occurred_at, held).label("weight")]
+               weight_sql(points, A.occurred_at, held).label("weight")]
     where = and_(rules.event_filter_sql(rule), A.contact_id >= low, A.contact_id < high,
                  live(A.contact_id))
     if not capped:
-        return select(A.contact_id, literal(rule.id), literal(rule.points), *columns[1:]) \
-            .where(where)
+        return select(A.contact_id, literal(rule.id), points, *columns[1:]).where(where)
     partition = (A.contact_id,) if rule.cap_period == "ever" else (A.contact_id, bucket)
     rank = func.row_number().over(partition_by=partition, order_by=(A.occurred_at, A.id))
-    ranked = select(*columns, rank.label("n")).where(where).subquery()
-    return select(ranked.c.contact_id, literal(rule.id), literal(rule.points),
+    ranked = select(*columns, points.label("points"), rank.label("n")).where(where).subquery()
+    return select(ranked.c.contact_id, literal(rule.id), ranked.c.points,
                   ranked.c.occurred_at, ranked.c.id, ranked.c.bucket, ranked.c.weight) \
         .where(ranked.c.n <= rule.cap_count)
 

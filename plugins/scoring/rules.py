@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, not_
+from sqlalchemy import Integer, and_, case, func, literal, not_
 from sqlalchemy.sql import ColumnElement
 
 from engine.events.models import Activity
@@ -30,6 +30,9 @@ FILTER_OPS = ("equals", "not_equals", "contains", "starts_with", "gte", "lte")
 FILTER_LABELS = {"equals": "is", "not_equals": "is not", "contains": "contains",
                  "starts_with": "starts with", "gte": "is at least", "lte": "is at most"}
 MAX_POINTS = 1000
+# Events that carry their own points (a workflow's "adjust the score" step): a rule on this
+# type gives each event the points it names, within ±MAX_POINTS, not the rule's.
+ADJUSTMENT = "score_adjusted"
 MAX_FILTERS = 5
 A = Activity.__table__.c
 
@@ -201,9 +204,30 @@ def event_filter_sql(rule: ScoringRule) -> ColumnElement[bool]:
     return and_(*parts)
 
 
+def points_for(rule: ScoringRule, event: dict[str, Any]) -> int:
+    """The points an event earns under a rule: the rule's, or the event's own for
+    `ADJUSTMENT` events."""
+    if rule.event != ADJUSTMENT:
+        return rule.points
+    try:
+        points = int(float((event.get("properties") or {}).get("points") or 0))
+    except (TypeError, ValueError):
+        return 0
+    return max(-MAX_POINTS, min(MAX_POINTS, points))
+
+
+def points_sql(rule: ScoringRule) -> Any:
+    """`points_for` in SQL, over the activity table."""
+    if rule.event != ADJUSTMENT:
+        return literal(rule.points, Integer)
+    given = func.coalesce(A.properties["points"].as_integer(), 0)
+    return case((given > MAX_POINTS, MAX_POINTS), (given < -MAX_POINTS, -MAX_POINTS),
+                else_=given)
+
+
 def describe(rule: ScoringRule) -> str:
     """The rule in words, for lists and the explanation."""
-    sign = f"{rule.points:+d}"
+    sign = f"{rule.points:+d}" if rule.event != ADJUSTMENT else "the points it names"
     if rule.kind == "fit":
         return f"{sign} when {describe_definition(rule.definition)}"
     if rule.kind == "inactivity":

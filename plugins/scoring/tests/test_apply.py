@@ -15,7 +15,7 @@ from engine.db import db, write
 from engine.events.delivery import as_dict
 from engine.events.models import Activity
 from engine.testing import deliver_events
-from plugins.scoring import apply, decay, service, stages
+from plugins.scoring import apply, decay, recalc, service, stages
 from plugins.scoring.models import ContactScore, FitHistory, ScoreAward
 from plugins.scoring.state import read
 
@@ -290,3 +290,25 @@ def test_a_browser_s_earlier_visits_score_once_it_is_recognised(app):
     assert count(app, ScoreAward, contact_id=ada) == 3
     deliver_events(app)  # nothing more comes of it
     assert count(app, ScoreAward, contact_id=ada) == 3
+
+
+def adjust(app, contact_id, points) -> None:
+    with app.app_context(), write():
+        events.record("score_adjusted", contact_id=contact_id,
+                      properties={"points": points, "reason": "Workflow Nurture"})
+
+
+def test_score_adjusted_events_give_the_points_they_name_live_and_recalculated(app):
+    ann, bob = person(app, "ann@example.com"), person(app, "bob@example.com")
+    adjust(app, bob, 7)  # before any rule: counted when the rule's recalculation runs
+    deliver_events(app)
+    with app.app_context():
+        rule = service.save_rule({"kind": "engagement", "name": "Workflow adjustments",
+                                  "points": 1, "event": "score_adjusted", "filters": []})
+        recalc.recalculate(rule.id, rule.version)
+    adjust(app, ann, 20)
+    adjust(app, ann, -5)
+    adjust(app, ann, 5000)  # at most MAX_POINTS
+    deliver_events(app)
+    assert round(scores(app, ann)[1]) == 1015
+    assert round(scores(app, bob)[1]) == 7
