@@ -141,10 +141,11 @@ def enrol(run: Run, workflow: Workflow, contact_id: int, reason: str, *, test: b
         return None
     if check_rules and not test and not may_enrol(workflow, contact_id, run.now):
         return None
-    if test:  # a test run replaces the tester's previous one for this contact
-        db.session.execute(delete(Enrolment).where(
-            Enrolment.workflow_id == workflow.id, Enrolment.contact_id == contact_id,
-            Enrolment.test.is_(True)))
+    # A test run gives way: to the tester's next one, and to the contact coming in for real
+    # (one active enrolment per contact and workflow, test or not).
+    db.session.execute(delete(Enrolment).where(
+        Enrolment.workflow_id == workflow.id, Enrolment.contact_id == contact_id,
+        Enrolment.test.is_(True)))
     enrolment = Enrolment(workflow_id=workflow.id, contact_id=contact_id,
                           version=workflow.version, status="active", step="",
                           reason=reason[:300], entered_at=run.now, step_at=run.now,
