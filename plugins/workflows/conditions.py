@@ -17,10 +17,11 @@ since the enrolment began:
 from __future__ import annotations
 
 import fnmatch
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, false, literal, or_, select
+from sqlalchemy import Integer, and_, bindparam, exists, false, or_, select
 
 from engine.contacts.models import Contact
 from engine.db import UTCDateTime, db
@@ -98,8 +99,12 @@ def path_matches(pattern: str, path: str) -> bool:
     return fnmatch.fnmatchcase(path.split("?", 1)[0], pattern.replace("[", "[[]"))
 
 
-def _activity_sql(part: dict[str, Any], workflow_id: int, since: datetime) -> Any:
-    where = [A.contact_id == C.id, A.occurred_at >= literal(since, UTCDateTime())]
+SINCE = bindparam("wf_since", type_=UTCDateTime())
+CONTACT = bindparam("wf_contact", type_=Integer())
+
+
+def _activity_sql(part: dict[str, Any], workflow_id: int, since: Any) -> Any:
+    where = [A.contact_id == C.id, A.occurred_at >= since]
     kind = part["kind"]
     if kind == "wf_email":
         where.append(A.type == ("email_opened" if part["action"] == "opened"
@@ -122,7 +127,7 @@ def _activity_sql(part: dict[str, Any], workflow_id: int, since: datetime) -> An
     return exists(select(A.id).where(*where))
 
 
-def sql(condition: dict[str, Any], workflow_id: int, since: datetime) -> Any:
+def sql(condition: dict[str, Any], workflow_id: int, since: Any) -> Any:
     """The condition as a test on the contacts table (segment parts as the builder compiles
     them; activity parts as EXISTS over the contact's events since `since`)."""
     parts = [(_activity_sql(p, workflow_id, since) if p.get("kind") in ACTIVITY_KINDS
@@ -131,10 +136,18 @@ def sql(condition: dict[str, Any], workflow_id: int, since: datetime) -> Any:
 
 
 def holds(condition: dict[str, Any], *, contact_id: int, workflow_id: int,
-          since: datetime) -> bool:
-    """Whether the condition is true now for this contact (activity counted from `since`)."""
-    test = sql(condition, workflow_id, since)
-    return db.session.execute(select(C.id).where(C.id == contact_id, test)).first() is not None
+          since: datetime, cache: dict[Any, Any] | None = None) -> bool:
+    """Whether the condition is true now for this contact (activity counted from `since`).
+    `cache`: a dict kept by the caller for a batch, so a condition asked of many contacts is
+    built once (the contact and the time are parameters)."""
+    key = (workflow_id, json.dumps(condition, sort_keys=True))
+    statement = cache.get(key) if cache is not None else None
+    if statement is None:
+        statement = select(C.id).where(C.id == CONTACT, sql(condition, workflow_id, SINCE))
+        if cache is not None:
+            cache[key] = statement
+    return db.session.execute(statement, {"wf_contact": contact_id, "wf_since": since}) \
+        .first() is not None
 
 
 def event_types(condition: dict[str, Any]) -> set[str] | None:

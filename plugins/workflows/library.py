@@ -26,11 +26,10 @@ from engine.db import db, utcnow, write
 from engine.mail import rendering
 from engine.mail.models import EmailTemplate
 from plugins.workflows import service
-from plugins.workflows.definition import STAGES, WorkflowError
+from plugins.workflows.definition import WorkflowError
 from plugins.workflows.models import Workflow
 
-# The contacts' name of the sales-qualified stage (the step editor's older list calls it "sql").
-SALES_QUALIFIED = "sales_qualified" if "sales_qualified" in STAGES else "sql"
+SALES_QUALIFIED = "sales_qualified"
 HI = '{{ contact.first_name | default("there") }}'
 DAY = 24 * 60
 

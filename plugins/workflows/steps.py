@@ -61,7 +61,8 @@ def _zone(run: Any, enrolment: Enrolment) -> Any:
 
 def _holds(run: Any, enrolment: Enrolment, condition: dict[str, Any]) -> bool:
     return conditions.holds(condition, contact_id=enrolment.contact_id,
-                            workflow_id=enrolment.workflow_id, since=enrolment.entered_at)
+                            workflow_id=enrolment.workflow_id, since=enrolment.entered_at,
+                            cache=run.statements)
 
 
 # --- email -------------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def _send_email(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
     allowed = timing.sending_time(run.now, _zone(run, enrolment), workflow.rules)
     if allowed > run.now and not enrolment.test:
         return Outcome(hold_until=allowed, held="waits for the sending hours")
-    if db.session.get(EmailTemplate, int(step["template_id"])) is None:
+    if not run.template_exists(int(step["template_id"])):
         raise LookupError(f"email template {step['template_id']} no longer exists")
     if enrolment.test:
         _send_test(run, enrolment, step)

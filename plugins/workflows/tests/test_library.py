@@ -261,8 +261,6 @@ def test_lead_nurture_hands_pricing_visitors_to_sales_and_keeps_nurturing_the_ot
             "lead_nurture"
 
 
-@pytest.mark.xfail(strict=True, reason="definition.STAGES says mql/sql; the contacts' stages "
-                   "are marketing_qualified/sales_qualified (engine.contacts.models)")
 def test_a_set_stage_step_makes_a_lead_sales_qualified(make_app, smtp_server):
     app = site(make_app, smtp_server)
     ann = person(app, "ann@example.com")
