@@ -12,7 +12,6 @@ from werkzeug.datastructures import MultiDict
 
 from engine.audit import AuditEntry
 from engine.db import db
-from plugins.workflows.models import Workflow
 from plugins.workflows.tests.support import (
     enrolment,
     get_workflow,
@@ -225,7 +224,6 @@ def test_enrolling_by_email(app):
     unknown = editor.post(url, data={"csrf_token": token, "how": "email",
                                      "email": "zed@example.com"}, follow_redirects=True)
     assert "0 enrolled; 1 unknown: zed@example.com." in unknown.text
-    assert "zed@example.com" not in actions(app)
     assert enrolment(app, flow, ann) and enrolment(app, flow, bob) is None
     assert actions(app) == ["workflows.enrol"] * 2
 
