@@ -134,7 +134,8 @@ def step(s: dict[str, Any]) -> str:
         return f"Wait until: {condition(s.get('condition', {}))}; at most " \
                f"{duration(int(s.get('timeout_minutes', 0)))}"
     if kind == "if":
-        return f"If {condition(s.get('condition', {}))}"
+        words = condition(s.get("condition", {}))
+        return f"If {words[:1].lower()}{words[1:]}"
     if kind == "split":
         return "Split at random: " + ", ".join(f"{p['label']} {p['share']}%"
                                                for p in s.get("paths", []))

@@ -76,7 +76,7 @@ def test_an_editor_builds_activates_and_watches_a_nurture_workflow(make_app, smt
         "s5": {"kind": "tag", "action": "add", "tag": "cold"}}}
     page = text_of(editor.get(f"/admin/workflows/{flow}").text)
     assert "Not live yet" in page and "Send “Welcome”" in page and "Wait 1 day" in page
-    assert "If Opened the email of step s1 (since entering)" in page
+    assert "If opened the email of step s1 (since entering)" in page
     assert "yes of s3" in page and "no of s3" in page
     publish = editor.post(f"/admin/workflows/{flow}/publish",
                           data={"csrf_token": token_for(editor, f"/admin/workflows/{flow}")})

@@ -72,6 +72,7 @@ def test_a_contact_who_opens_the_email_takes_the_yes_way(app, live_server, page,
     add_step(page, page.get_by_role("link", name="Add a step after s2"),
              "If / else")
     page.locator("#c-0-0-step").select_option("s1")
+    shots(page, "workflows-step-if")
     page.get_by_role("button", name="Save step").last.click()
     add_step(page, page.get_by_role("link", name="Add a step after s3 on yes"),
              "Add or remove a tag")
@@ -82,7 +83,7 @@ def test_a_contact_who_opens_the_email_takes_the_yes_way(app, live_server, page,
     page.locator("#tag").fill("cold")
     page.get_by_role("button", name="Save step").last.click()
     flow = page.locator("#flow")
-    assert "If Opened the email of step s1" in flow.inner_text()
+    assert "If opened the email of step s1" in flow.inner_text()
     assert page.locator("#step-s4 .wf-via").inner_text() == "yes of s3"
     assert page.locator("#step-s5 .wf-via").inner_text() == "no of s3"
     shots(page, "workflows-builder")
