@@ -228,8 +228,6 @@ def test_enrolling_by_email(app):
     assert actions(app) == ["workflows.enrol"] * 2
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="manual.enrol_csv passes a Result to dict.update (it has keys())")
 def test_enrolling_by_csv(app):
     flow = workflow(app, "Hand", {"kind": "manual"}, {"start": "s1", "steps": {
         "s1": {"kind": "wait", "mode": "duration", "minutes": 60}}})
