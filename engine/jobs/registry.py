@@ -23,21 +23,25 @@ class JobSpec:
     every: float | None = None  # seconds, for periodic jobs
     atomic: bool = False  # outbox jobs: run the handler and mark the row done in one transaction
     owner: str = ""  # the plugin slug that registered it
+    runs: int = 1  # periodic jobs: how many runs may overlap (each on a worker of its own)
 
 
 def job(name: str, queue: str = "default", every: float | None = None,
-        atomic: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        atomic: bool = False, runs: int = 1) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a function as a job; return it from a `register_jobs` hook to make it runnable.
 
     `every` makes it periodic: the workers enqueue it once per interval across the cluster.
     `atomic` (outbox jobs whose work is only in the database) commits the handler's writes
     together with the outbox row's `done` mark, so even a crash cannot make it act twice.
+    `runs` lets up to that many runs of a periodic job overlap, for jobs that share their work
+    out safely themselves (rows claimed with `SKIP LOCKED`), so several workers can help.
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; use one of {QUEUES}")
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
-        func.magnet_job = JobSpec(name, func, queue, every, atomic)  # type: ignore[attr-defined]
+        func.magnet_job = JobSpec(name, func, queue, every, atomic,  # type: ignore[attr-defined]
+                                  runs=runs)
         return func
     return mark
 

@@ -30,10 +30,15 @@ def run_named(name: str, kwargs: dict[str, Any]) -> Any:
         return None
     if not spec.every:
         return spec.func(**kwargs)
-    # A periodic run that outlasts its interval must not overlap the next one.
-    conn, lock = connection(), f"magnet:running:{name}"
-    if not conn.set(lock, "1", nx=True, ex=max(60, int(spec.every * 10))):
-        log.info("job %s skipped: its previous run is still going", name)
+    # A periodic run that outlasts its interval must not overlap the next one (or no more
+    # than `spec.runs` of them: one slot each).
+    conn = connection()
+    for slot in range(spec.runs):
+        lock = f"magnet:running:{name}" + (f":{slot}" if slot else "")
+        if conn.set(lock, "1", nx=True, ex=max(60, int(spec.every * 10))):
+            break
+    else:
+        log.info("job %s skipped: its previous runs are still going", name)
         return None
     try:
         return spec.func(**kwargs)

@@ -10,11 +10,12 @@ from plugins.workflows import dates, manual, runner, steps
 RUN_SECONDS = 20.0  # a run hands over to the next tick after this long
 
 
-@job("workflows.run_due", every=2)
+@job("workflows.run_due", every=2, runs=4)
 def run_due() -> int:
     """Run due steps and date timers, batch after batch, until none is due or the time is up
-    (the next tick, two seconds on, takes over; several workers run side by side on
-    PostgreSQL). Returns how many rows ran."""
+    (the next tick, two seconds on, takes over). Up to four runs overlap, on as many
+    workers: on PostgreSQL each claims other rows (`SKIP LOCKED`); on SQLite they take turns
+    at the write lock. Returns how many rows ran."""
     deadline, total = time.monotonic() + RUN_SECONDS, 0
     while time.monotonic() < deadline:
         ran = runner.run_batch() + dates.run_timers()

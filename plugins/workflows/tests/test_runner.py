@@ -46,3 +46,18 @@ def test_a_form_submission_enrols_and_the_opened_branch_is_taken(make_app, smtp_
                                     ("hot", "tagged engaged")]
     assert len(sends(app)) == 1
     assert run_due(app) == 0
+
+
+def test_up_to_four_runs_of_the_due_steps_overlap_on_as_many_workers(app):
+    from engine.jobs.connection import client_for
+    from engine.jobs.runner import run_named
+    conn = client_for(app)
+    held = [f"magnet:running:workflows.run_due{f':{n}' if n else ''}" for n in range(4)]
+    with app.app_context():
+        for key in held[:3]:
+            conn.set(key, "1")  # three runs going on other workers
+        assert run_named("workflows.run_due", {}) == 0  # a fourth may run
+        assert conn.get(held[3]) is None  # and gave its slot back
+        conn.set(held[3], "1")
+        assert run_named("workflows.run_due", {}) is None  # a fifth may not
+        conn.delete(*held)
