@@ -251,3 +251,22 @@ def test_an_event_recorded_after_deferred_ones_comes_after_them(app):
             ("cart_abandoned", {})]
         assert [row.id for row in rows][1::2] == [purchase, refund]
         assert db.session.scalar(select(func.count()).select_from(QueuedEvent)) == 4
+
+
+def test_events_deferred_in_a_savepoint_that_rolls_back_are_never_written(app):
+    """A savepoint that only defers (nothing recorded after it) takes its events with it when
+    it rolls back; those deferred before it, and in savepoints that commit, stay."""
+    from engine.contacts import store
+    with app.app_context():
+        with write() as session:
+            contact = store.save("kept@example.com", {}, origin="api").id
+            with session.begin_nested():
+                events.defer([{"type": "tag_added", "contact_id": contact}])
+            try:
+                with session.begin_nested():
+                    events.defer([{"type": "list_joined", "contact_id": contact}])
+                    raise RuntimeError("the savepoint's work failed")
+            except RuntimeError:
+                pass
+        types = db.session.scalars(select(Activity.type).order_by(Activity.id)).all()
+        assert types == ["contact_created", "tag_added"]

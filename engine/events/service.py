@@ -26,6 +26,7 @@ from engine.events.models import PARTITIONS, Activity, QueuedEvent
 
 PENDING = "magnet_events_recorded"  # session.info flag: wake delivery after the commit
 DEFERRED = "magnet_events_deferred"  # session.info: events to write when the write commits
+ENDED = "magnet_events_ended_savepoints"  # session.info: marks of savepoints just ended
 SAVEPOINTS = "magnet_events_savepoints"  # session.info: {savepoint: deferred count at its start}
 _EVENTS = Activity.__table__
 # One multi-row INSERT … RETURNING (asking SQLAlchemy to sort the rows by parameter order would
@@ -124,7 +125,7 @@ def _mark_savepoint(session: Session, transaction: Any) -> None:
 
 @sa_event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous: Any) -> None:
-    mark = session.info.get(SAVEPOINTS, {}).get(id(previous))
+    mark = session.info.get(ENDED, {}).pop(id(previous), None)
     if previous.nested and mark is not None and DEFERRED in session.info:
         del session.info[DEFERRED][mark:]
 
@@ -132,7 +133,11 @@ def _drop_rolled_back(session: Session, previous: Any) -> None:
 @sa_event.listens_for(Session, "after_transaction_end")
 def _forget_savepoint(session: Session, transaction: Any) -> None:
     if transaction.nested:
-        session.info.get(SAVEPOINTS, {}).pop(id(transaction), None)
+        mark = session.info.get(SAVEPOINTS, {}).pop(id(transaction), None)
+        if mark is not None:  # SQLAlchemy calls after_soft_rollback after this
+            session.info.setdefault(ENDED, {})[id(transaction)] = mark
+    elif transaction.parent is None:
+        session.info.pop(ENDED, None)
 
 
 @sa_event.listens_for(Session, "after_commit")

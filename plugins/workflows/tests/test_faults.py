@@ -319,10 +319,6 @@ def test_a_failing_step_is_retried_later_and_does_not_hold_up_the_others(
     assert_each_ran_once(app, gone_ids + kept_ids)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine.events.service drops nothing when a savepoint rolls back: SQLAlchemy fires "
-    "after_transaction_end (which forgets the savepoint's mark) before after_soft_rollback "
-    "(which needs it), so the tag_added events of an undone run are still written"))
 def test_a_run_undone_by_a_failing_step_leaves_no_tag_and_no_event(make_app, smtp_server,
                                                                     clock, work):
     """The workflow tags, then sends with a template that is gone: the whole run is undone,
