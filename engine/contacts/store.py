@@ -348,3 +348,40 @@ def untag(contact_id: int, names: Iterable[str]) -> int:
     events.defer([{"type": "tag_removed", "contact_id": contact_id,
                    "properties": {"tag": tag_ids[tag_id]}} for tag_id in sorted(removed)])
     return len(removed)
+
+
+def tag_many(contact_ids: Iterable[int], name: str) -> list[int]:
+    """Give one tag to many contacts (inside `write()`), creating it as needed: one INSERT for
+    all of them. Returns the contacts that did not have it yet, each a `tag_added` event."""
+    name, ids = name.strip()[:100], sorted({int(c) for c in contact_ids})
+    if not name or not ids:
+        return []
+    conn = connection()
+    conn.execute(statements().insert_tags, [{"name": name}])
+    tag_id = conn.execute(select(TAGS.c.id).where(TAGS.c.name == name)).scalar_one()
+    insert = dialect_insert(db.session.get_bind().dialect.name)(CONTACT_TAGS)
+    added = sorted(conn.execute(insert.values([{"contact_id": c, "tag_id": tag_id}
+                                               for c in ids])
+                                .on_conflict_do_nothing()
+                                .returning(CONTACT_TAGS.c.contact_id)).scalars())
+    events.defer([{"type": "tag_added", "contact_id": c, "properties": {"tag": name}}
+                  for c in added])
+    return added
+
+
+def untag_many(contact_ids: Iterable[int], name: str) -> list[int]:
+    """Take one tag off many contacts (inside `write()`): one DELETE. Returns the contacts
+    that had it, each a `tag_removed` event."""
+    name, ids = name.strip()[:100], sorted({int(c) for c in contact_ids})
+    if not name or not ids:
+        return []
+    conn = connection()
+    tag_id = conn.execute(select(TAGS.c.id).where(TAGS.c.name == name)).scalar()
+    if tag_id is None:
+        return []
+    removed = sorted(conn.execute(CONTACT_TAGS.delete().where(
+        CONTACT_TAGS.c.tag_id == tag_id, CONTACT_TAGS.c.contact_id.in_(ids))
+        .returning(CONTACT_TAGS.c.contact_id)).scalars())
+    events.defer([{"type": "tag_removed", "contact_id": c, "properties": {"tag": name}}
+                  for c in removed])
+    return removed

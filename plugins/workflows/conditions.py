@@ -29,6 +29,7 @@ from engine.events.models import Activity
 from engine.segments.compiler import compile_condition
 from engine.segments.conditions import ConditionError
 from plugins.workflows.definition import WorkflowError
+from plugins.workflows.models import Enrolment
 
 ACTIVITY_KINDS = {
     "wf_email": "Opened or clicked an email of this workflow (since entering)",
@@ -148,6 +149,15 @@ def holds(condition: dict[str, Any], *, contact_id: int, workflow_id: int,
             cache[key] = statement
     return db.session.execute(statement, {"wf_contact": contact_id, "wf_since": since}) \
         .first() is not None
+
+
+def holding(condition: dict[str, Any], workflow_id: int, enrolment_ids: list[int]) -> set[int]:
+    """Of these enrolments, those for whose contact the condition is true now, each counting
+    activity since its own start: one query for all of them."""
+    E = Enrolment.__table__.c
+    statement = (select(E.id).join(Contact.__table__, C.id == E.contact_id)
+                 .where(E.id.in_(enrolment_ids), sql(condition, workflow_id, E.entered_at)))
+    return set(db.session.scalars(statement))
 
 
 def event_types(condition: dict[str, Any]) -> set[str] | None:

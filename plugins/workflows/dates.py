@@ -124,7 +124,8 @@ def run_timers(limit: int = runner.BATCH) -> int:
                 db.session.delete(timer)
                 continue
             field = workflow.trigger["field"]
-            runner.enrol(run, workflow, contact.id, f"the date in {field} came round")
+            runner.enrol(run, workflow, contact.id, f"the date in {field} came round",
+                         start=False)
             moment = timing.next_date_moment((contact.custom or {}).get(field),
                                              workflow.trigger, run.now,
                                              zone_of(contact, run.site_zone))
@@ -132,6 +133,7 @@ def run_timers(limit: int = runner.BATCH) -> int:
                 db.session.delete(timer)
             else:
                 timer.due_at = moment
+        runner.start_all(run)
         runner.flush(run)
         return len(timers)
 

@@ -49,12 +49,11 @@ def enrol_contacts(workflow: Workflow, contact_ids: list[int], reason: str) -> E
             run = runner.Run(now=utcnow())
             found = db.session.get(Workflow, workflow.id)
             run.workflows[found.id] = found
-            run.load_contacts(ids[start:start + CHUNK])
-            for contact_id in ids[start:start + CHUNK]:
-                if runner.enrol(run, found, contact_id, reason) is None:
-                    result.skipped += 1
-                else:
-                    result.enrolled += 1
+            chunk = ids[start:start + CHUNK]
+            enrolled = runner.enrol_many(run, found, chunk, reason)
+            result.enrolled += len(enrolled)
+            result.skipped += len(chunk) - len(enrolled)
+            runner.start_all(run)
             runner.flush(run)
     return result
 

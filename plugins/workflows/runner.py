@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from engine import events
+from engine.contacts import service as contacts_service
+from engine.contacts import store
 from engine.contacts.models import Contact
 from engine.contacts.timezones import site_zone
 from engine.db import db, is_sqlite, utcnow, write
@@ -47,6 +49,15 @@ class AlreadyRan(Exception):
 
 
 @dataclass
+class Item:
+    """An enrolment about to run `key`; `due` is the due row that brought it there, if any."""
+
+    enrolment: Enrolment
+    key: str
+    due: DueStep | None = None
+
+
+@dataclass
 class Run:
     """What one batch shares: workflows and versions read once, contacts read together, and
     the emails queued together per step at the end (one ledger INSERT per step)."""
@@ -62,8 +73,14 @@ class Run:
     ran: set[tuple[int, str]] | None = None  # (enrolment, step) pairs in the history, if known
     templates: dict[int, bool] = field(default_factory=dict)
     statements: dict[Any, Any] = field(default_factory=dict)  # conditions built once a batch
+    answers: dict[tuple[int, str], bool] = field(default_factory=dict)  # conditions asked ahead
+    # Contact changes gathered in a round and written together at its end (`apply_pending`):
+    # {("tag" | "untag" | "join" | "leave", tag or list): {contact ids}}
+    pending: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+    starting: list[Item] = field(default_factory=list)  # enrolled, first steps not run yet
     recorded: list[dict[str, Any]] = field(default_factory=list)
     _zone: Any = None
+    _fields: dict[str, Any] | None = None
 
     def workflow(self, workflow_id: int) -> Workflow:
         if workflow_id not in self.workflows:
@@ -86,6 +103,11 @@ class Run:
                 WorkflowVersion.workflow_id == key[0], WorkflowVersion.version == key[1])) \
                 or {"start": "", "steps": {}}
         return self.versions[key]
+
+    def custom_fields(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = contacts_service.custom_fields()
+        return self._fields
 
     def template_exists(self, template_id: int) -> bool:
         """Asked once per batch (the session holds rows only weakly: `session.get` would read
@@ -129,21 +151,13 @@ def may_enrol(workflow: Workflow, contact_id: int, now: datetime) -> bool:
     last = db.session.execute(select(Enrolment.status, Enrolment.entered_at).where(
         Enrolment.workflow_id == workflow.id, Enrolment.contact_id == contact_id,
         Enrolment.test.is_(False)).order_by(Enrolment.id.desc()).limit(1)).first()
-    if last is None:
-        return True
-    if last.status == "active":
-        return False
-    rule = workflow.rules.get("enrol", "once")
-    if rule == "once":
-        return False
-    if rule == "again":
-        return now - last.entered_at >= timedelta(days=int(workflow.rules["again_days"]))
-    return True
+    return last is None or _again(workflow, last, now)
 
 
 def enrol(run: Run, workflow: Workflow, contact_id: int, reason: str, *, test: bool = False,
-          tester: str = "", check_rules: bool = True) -> Enrolment | None:
-    """Enrol one contact (inside `write()`) and run its first steps now; None when the rules
+          tester: str = "", check_rules: bool = True, start: bool = True) -> Enrolment | None:
+    """Enrol one contact (inside `write()`) and run its first steps now - or, with
+    `start=False`, with everyone enrolled in the same go (`start_all`); None when the rules
     say no (already in, enrolled before, not a live contact, workflow not active)."""
     if workflow.status != "active" or not workflow.version:
         return None
@@ -165,35 +179,135 @@ def enrol(run: Run, workflow: Workflow, contact_id: int, reason: str, *, test: b
     db.session.flush()
     run.workflows.setdefault(workflow.id, workflow)
     run.event("workflow_entered", enrolment, reason=reason[:200])
-    run_one(run, enrolment, run.steps_of(enrolment).get("start", ""), None)
+    item = Item(enrolment, run.steps_of(enrolment).get("start", ""))
+    if start:
+        run_one(run, enrolment, item.key, None)
+    else:
+        run.starting.append(item)
     return enrolment
+
+
+def enrol_many(run: Run, workflow: Workflow, contact_ids: list[int], reason: str,
+               reasons: dict[int, str] | None = None) -> list[int]:
+    """Enrol many contacts at once (inside `write()`), as `enrol` does one, in a few
+    statements for all of them; their first steps run with `start_all`. `reasons`: a reason
+    of its own for some contacts. Returns the contacts enrolled (the rules left the others
+    out)."""
+    reasons = reasons or {}
+    if workflow.status != "active" or not workflow.version or not contact_ids:
+        return []
+    run.load_contacts(contact_ids)
+    live = sorted({c for c in contact_ids if (run.contact(c) is not None
+                                               and run.contact(c).status not in
+                                               ("merged", "erased"))})
+    last = db.session.execute(select(Enrolment.contact_id, Enrolment.status,
+                                     Enrolment.entered_at).where(Enrolment.id.in_(
+        select(func.max(Enrolment.id)).where(
+            Enrolment.workflow_id == workflow.id, Enrolment.contact_id.in_(live),
+            Enrolment.test.is_(False)).group_by(Enrolment.contact_id)))).all()
+    refused = {row.contact_id for row in last if not _again(workflow, row, run.now)}
+    chosen = [c for c in live if c not in refused]
+    if not chosen:
+        return []
+    db.session.execute(delete(Enrolment).where(
+        Enrolment.workflow_id == workflow.id, Enrolment.contact_id.in_(chosen),
+        Enrolment.test.is_(True)))
+    made = [Enrolment(workflow_id=workflow.id, contact_id=c, version=workflow.version,
+                      status="active", step="", reason=reasons.get(c, reason)[:300],
+                      entered_at=run.now,
+                      step_at=run.now, test=False, tester="") for c in chosen]
+    db.session.add_all(made)
+    db.session.flush()
+    run.workflows.setdefault(workflow.id, workflow)
+    start = run.steps_of_version(workflow).get("start", "")
+    for enrolment in made:
+        run.event("workflow_entered", enrolment, reason=enrolment.reason[:200])
+        run.starting.append(Item(enrolment, start))
+    return chosen
+
+
+def _again(workflow: Workflow, last: Any, now: datetime) -> bool:
+    """Whether a contact whose latest enrolment is `last` may come in again (`may_enrol`)."""
+    if last.status == "active":
+        return False
+    rule = workflow.rules.get("enrol", "once")
+    if rule == "again":
+        return now - last.entered_at >= timedelta(days=int(workflow.rules["again_days"]))
+    return rule == "always"
+
+
+def start_all(run: Run) -> None:
+    """Run the first steps of everyone `enrol(start=False)` enrolled, together."""
+    items, run.starting = run.starting, []
+    run_items(run, items)
 
 
 # --- running -----------------------------------------------------------------------------------
 
 def advance(run: Run, enrolment: Enrolment, key: str, due: DueStep | None) -> None:
-    """Run the enrolment from step `key` until it waits or finishes. `due`: the due row that
-    brought it here (a wait coming to its end), or None when it arrives at `key` now."""
-    definition = run.steps_of(enrolment)
+    """Run one enrolment from step `key` until it waits or finishes."""
+    run_all(run, [Item(enrolment, key, due)])
+
+
+def run_all(run: Run, items: list[Item]) -> None:
+    """Run these enrolments forward until each waits or finishes, a step of all of them at a
+    time: the conditions a round's decisions need are asked in one query per step, and the
+    tags and lists its steps change are written together at its end, so a batch costs a few
+    statements per step of the workflow, not per step of each contact."""
+    frontier = items
     for _ in range(wf_definition.MAX_STEPS + 1):
-        if not key:
-            finish(run, enrolment, "completed", "reached the end")
+        if not frontier:
             return
-        step = definition.get("steps", {}).get(key)
-        if step is None:
-            finish(run, enrolment, "exited", f"step {key} is not in version {enrolment.version}")
-            return
-        outcome = steps.execute(run, enrolment, key, step, due)
-        if outcome.hold_until is not None:
-            hold(run, enrolment, key, outcome.hold_until, outcome.waiting, outcome.held,
-                 outcome.watching)
-            return
-        _ran(run, enrolment, key, step, outcome.outcome, due)
-        if outcome.finish:
-            finish(run, enrolment, outcome.finish, outcome.reason)
-            return
-        key, due = outcome.next or "", None
-    finish(run, enrolment, "exited", "too many steps in one go")
+        steps.prepare(run, frontier)
+        following = []
+        for item in frontier:
+            key = _step(run, item)
+            if key is not None:
+                following.append(Item(item.enrolment, key))
+        apply_pending(run)
+        frontier = following
+    for item in frontier:
+        finish(run, item.enrolment, "exited", "too many steps in one go")
+
+
+def _step(run: Run, item: Item) -> str | None:
+    """Run one step; the key of the next one ("" for the end), or None when the enrolment
+    waits or has finished."""
+    enrolment, key = item.enrolment, item.key
+    if not key:
+        finish(run, enrolment, "completed", "reached the end")
+        return None
+    step = run.steps_of(enrolment).get("steps", {}).get(key)
+    if step is None:
+        finish(run, enrolment, "exited", f"step {key} is not in version {enrolment.version}")
+        return None
+    outcome = steps.execute(run, enrolment, key, step, item.due)
+    if outcome.hold_until is not None:
+        hold(run, enrolment, key, outcome.hold_until, outcome.waiting, outcome.held,
+             outcome.watching)
+        return None
+    _ran(run, enrolment, key, step, outcome.outcome, item.due)
+    if outcome.finish:
+        finish(run, enrolment, outcome.finish, outcome.reason)
+        return None
+    return outcome.next or ""
+
+
+def apply_pending(run: Run) -> None:
+    """Write the round's gathered contact changes: one statement per tag or list."""
+    for (action, name), contact_ids in sorted(run.pending.items()):
+        if action == "tag":
+            store.tag_many(contact_ids, name)
+        elif action == "untag":
+            store.untag_many(contact_ids, name)
+        elif action == "join":
+            for contact_id in sorted(contact_ids):
+                store.subscribe(contact_id, [name], source="workflow")
+        else:
+            for contact_id in sorted(contact_ids):
+                store.unsubscribe(contact_id, [name])
+    run.pending.clear()
+    db.session.flush()
 
 
 def _ran(run: Run, enrolment: Enrolment, key: str, step: dict[str, Any], outcome: str,
@@ -297,21 +411,34 @@ def run_batch(limit: int = BATCH) -> int:
             else:
                 live.append((enrolment, due))
         run = _batch_run(now, live)
-        savepoint = db.session.begin_nested()
-        try:
-            for enrolment, due in live:
-                advance(run, enrolment, due.step, due)
-            write_history(run)
-            savepoint.commit()
-        except Exception:  # noqa: BLE001 - the careful way below finds and reports it
-            savepoint.rollback()
-            db.session.expire_all()
-            run = _batch_run(now, live)
-            run.ran = None
-            for enrolment, due in live:
-                run_one(run, enrolment, due.step, due)
+        run_items(run, [Item(enrolment, due.step, due) for enrolment, due in live])
         flush(run)
         return len(due_rows)
+
+
+def run_items(run: Run, items: list[Item]) -> None:
+    """Run enrolments the fast way - all together in one savepoint, their history checked in
+    memory - and, if anything fails, undo that and run them the careful way: a savepoint
+    each, so one failing step holds up nobody else."""
+    if not items:
+        return
+    marks = (len(run.recorded), {k: len(v) for k, v in run.emails.items()})
+    ran = set(run.ran) if run.ran is not None else None
+    due_rows = dict(run.due_rows)
+    savepoint = db.session.begin_nested()
+    try:
+        run_all(run, items)
+        write_history(run)
+        savepoint.commit()
+        return
+    except Exception:  # noqa: BLE001 - the careful way below finds and reports it
+        savepoint.rollback()
+        _forget(run, marks)
+        run.ran = ran
+        # As before the attempt: rows it deleted are back, rows it added are gone.
+        run.due_rows = {k: row for k, row in due_rows.items() if row in db.session}
+    for item in items:
+        run_one(run, item.enrolment, item.key, item.due)
 
 
 def _batch_run(now: datetime, live: list[tuple[Enrolment, DueStep]]) -> Run:
@@ -364,6 +491,8 @@ def run_one(run: Run, enrolment: Enrolment, key: str, due: DueStep | None) -> No
 def _forget(run: Run, marks: tuple[int, dict[tuple[int, str], int]]) -> None:
     """Drop what an undone enrolment run had gathered for the batch."""
     run.history.clear()
+    run.pending.clear()
+    run.answers.clear()
     del run.recorded[marks[0]:]
     for key in list(run.emails):
         keep = marks[1].get(key, 0)

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from engine import events, mail
 from engine.contacts import service as contacts_service
-from engine.contacts import store
 from engine.contacts.models import Contact, Subscription
 from engine.contacts.store import ContactError
 from engine.contacts.timezones import zone_of
@@ -59,7 +58,37 @@ def _zone(run: Any, enrolment: Enrolment) -> Any:
     return zone_of(run.contact(enrolment.contact_id), run.site_zone)
 
 
-def _holds(run: Any, enrolment: Enrolment, condition: dict[str, Any]) -> bool:
+ASKS = {"if", "goal"}  # kinds of step that ask a condition on arrival (and waits on one)
+
+
+def _asks(step: dict[str, Any], due: Any) -> bool:
+    if step["kind"] == "wait":
+        return step.get("mode") == "until_condition" and not (due is not None and due.waiting)
+    return step["kind"] in ASKS
+
+
+def prepare(run: Any, items: list[Any]) -> None:
+    """Ask the conditions a round's steps need, one query per (workflow version, step) for
+    all the enrolments arriving there, instead of one per enrolment."""
+    groups: dict[tuple[int, int, str], list[Enrolment]] = {}
+    for item in items:
+        step = run.steps_of(item.enrolment).get("steps", {}).get(item.key)
+        if step is not None and _asks(step, item.due):
+            groups.setdefault((item.enrolment.workflow_id, item.enrolment.version, item.key),
+                              []).append(item.enrolment)
+    for (workflow_id, version, key), enrolments in groups.items():
+        if len(enrolments) < 2:
+            continue  # one is asked as it comes
+        step = run.versions[(workflow_id, version)]["steps"][key]
+        yes = conditions.holding(step["condition"], workflow_id, [e.id for e in enrolments])
+        for enrolment in enrolments:
+            run.answers[(enrolment.id, key)] = enrolment.id in yes
+
+
+def _holds(run: Any, enrolment: Enrolment, key: str, condition: dict[str, Any]) -> bool:
+    known = run.answers.pop((enrolment.id, key), None)
+    if known is not None:
+        return known
     return conditions.holds(condition, contact_id=enrolment.contact_id,
                             workflow_id=enrolment.workflow_id, since=enrolment.entered_at,
                             cache=run.statements)
@@ -128,7 +157,7 @@ def _wait(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
         if mode == "until_condition":
             return Outcome(step.get("timeout_next"), "timed out")
         return Outcome(step.get("next"), "waited")
-    if mode == "until_condition" and _holds(run, enrolment, step["condition"]):
+    if mode == "until_condition" and _holds(run, enrolment, key, step["condition"]):
         return Outcome(step.get("next"), "condition met")
     contact = run.contact(enrolment.contact_id)
     end = timing.wait_end(step, run.now, _zone(run, enrolment), contact.custom or {},
@@ -142,13 +171,13 @@ def _wait(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
                    watching=mode == "until_condition")
 
 
-def condition_met(run: Any, enrolment: Enrolment, step: dict[str, Any]) -> bool:
+def condition_met(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any]) -> bool:
     """For a contact waiting on a condition: is it met now? (asked as events arrive)."""
-    return _holds(run, enrolment, step["condition"])
+    return _holds(run, enrolment, key, step["condition"])
 
 
 def _if(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any], due: Any) -> Outcome:
-    if _holds(run, enrolment, step["condition"]):
+    if _holds(run, enrolment, key, step["condition"]):
         return Outcome(step.get("yes"), "yes")
     return Outcome(step.get("no"), "no")
 
@@ -169,7 +198,7 @@ def _split(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
 
 def _goal(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
           due: Any) -> Outcome:
-    if _holds(run, enrolment, step["condition"]):
+    if _holds(run, enrolment, key, step["condition"]):
         reached(run, enrolment, step)
         if not step.get("next"):
             return Outcome(finish="completed", outcome="goal reached",
@@ -198,19 +227,17 @@ def reached(run: Any, enrolment: Enrolment, step: dict[str, Any]) -> None:
 
 def _tag(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
          due: Any) -> Outcome:
-    if step["action"] == "add":
-        done = store.tag(enrolment.contact_id, [step["tag"]])
-        return Outcome(step.get("next"), f"tagged {step['tag']}" if done
-                       else f"already tagged {step['tag']}")
-    done = store.untag(enrolment.contact_id, [step["tag"]])
-    return Outcome(step.get("next"), f"removed tag {step['tag']}" if done
-                   else f"did not have tag {step['tag']}")
+    """Gathered for the round's one statement per tag (`runner.apply_pending`)."""
+    action = "tag" if step["action"] == "add" else "untag"
+    run.pending[(action, step["tag"])].add(enrolment.contact_id)
+    return Outcome(step.get("next"), f"tagged {step['tag']}" if action == "tag"
+                   else f"tag {step['tag']} removed")
 
 
 def _set_values(run: Any, enrolment: Enrolment, values: dict[str, Any]) -> str:
     contact = run.contact(enrolment.contact_id)
     try:
-        clean = contacts_service.clean_values(values)
+        clean = contacts_service.clean_values(values, run.custom_fields())
     except ContactError as exc:
         return f"not set: {exc}"
     changes = contacts_service.apply_values(contact, clean)
@@ -231,12 +258,10 @@ def _set_stage(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
 
 def _list(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
           due: Any) -> Outcome:
-    if step["action"] == "add":
-        store.subscribe(enrolment.contact_id, [step["list"]], source="workflow")
-        return Outcome(step.get("next"), f"added to {step['list']}")
-    left = store.unsubscribe(enrolment.contact_id, [step["list"]])
-    return Outcome(step.get("next"), f"removed from {step['list']}" if left
-                   else f"was not on {step['list']}")
+    action = "join" if step["action"] == "add" else "leave"
+    run.pending[(action, step["list"])].add(enrolment.contact_id)
+    return Outcome(step.get("next"), f"added to {step['list']}" if action == "join"
+                   else f"taken off {step['list']}")
 
 
 def _adjust_score(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],

@@ -97,17 +97,26 @@ def handle(batch: list[dict[str, Any]]) -> None:
     for workflow in workflows:
         run.workflows[workflow.id] = workflow
     run.load_contacts(sorted({e["contact_id"] for e in known}))
+    entering: dict[int, dict[int, str]] = defaultdict(dict)  # workflow -> {contact: why}
     for event in known:
-        _exits(run, workflows, event)
+        for workflow_id in _exits(run, workflows, event):  # an exit after the trigger wins
+            entering[workflow_id].pop(event["contact_id"], None)
         for workflow in workflows:
             if matches(workflow.trigger, event):
-                runner.enrol(run, workflow, event["contact_id"], describe_trigger(event))
+                entering[workflow.id].setdefault(event["contact_id"], describe_trigger(event))
+    for workflow in workflows:
+        if entering.get(workflow.id):
+            reasons = entering[workflow.id]
+            runner.enrol_many(run, workflow, list(reasons), "", reasons)
+    runner.start_all(run)
     _watched(run, workflows, known)
     dates.fields_changed(run, workflows, known)
     runner.flush(run)
 
 
-def _exits(run: runner.Run, workflows: list[Workflow], event: dict[str, Any]) -> None:
+def _exits(run: runner.Run, workflows: list[Workflow], event: dict[str, Any]) -> set[int]:
+    """End the contact's enrolments in the workflows this event makes them leave; returns
+    those workflows."""
     props = event.get("properties") or {}
     leaving = []
     for workflow in workflows:
@@ -118,13 +127,14 @@ def _exits(run: runner.Run, workflows: list[Workflow], event: dict[str, Any]) ->
               and props.get("segment_id") == rules["exit_segment_id"]):
             leaving.append((workflow.id, f"left the segment {props.get('segment', '')}"))
     if not leaving:
-        return
+        return set()
     reasons = dict(leaving)
     for enrolment in db.session.scalars(select(Enrolment).where(
             Enrolment.contact_id == event["contact_id"], Enrolment.status == "active",
             Enrolment.workflow_id.in_(list(reasons)))):
         _load_due(run, enrolment)
         runner.finish(run, enrolment, "exited", reasons[enrolment.workflow_id])
+    return set(reasons)
 
 
 def _load_due(run: runner.Run, enrolment: Enrolment) -> DueStep | None:
@@ -164,7 +174,7 @@ def _watched(run: runner.Run, workflows: list[Workflow], batch: list[dict[str, A
         if step is None or step["kind"] != "wait":
             continue  # goals waiting were handled above
         if _relevant(step["condition"], types_of[enrolment.contact_id]) and \
-                steps.condition_met(run, enrolment, step):
+                steps.condition_met(run, enrolment, row.step, step):
             row.waiting = False  # arriving afresh: the step sees the condition met
             runner.run_one(run, enrolment, row.step, None)
 
