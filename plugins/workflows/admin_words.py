@@ -18,6 +18,11 @@ from plugins.workflows.definition import STEP_KINDS
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+def stage_label(stage: Any) -> str:
+    """A stage as people read it: "sales_qualified" -> "Sales qualified"."""
+    return str(stage or "").replace("_", " ").capitalize()
+
+
 def duration(minutes: int) -> str:
     """1 day, 3 hours, 45 minutes: the largest unit that divides it."""
     for size, unit in ((1440, "day"), (60, "hour"), (1, "minute")):
@@ -56,7 +61,7 @@ def trigger(t: dict[str, Any]) -> str:
     if kind == "score_reached":
         return f"Reaches a {t.get('score')} score of {t.get('threshold')}"
     if kind == "stage_reached":
-        return f"Reaches the lifecycle stage {t.get('stage')}"
+        return f"Reaches the lifecycle stage {stage_label(t.get('stage'))}"
     if kind == "date_field":
         offset = int(t.get("offset_days", 0))
         when = "on" if not offset else f"{abs(offset)} day(s) {'before' if offset < 0 else 'after'}"
@@ -147,7 +152,7 @@ def step(s: dict[str, Any]) -> str:
     if kind == "set_field":
         return f"Set “{s.get('field')}” to “{s.get('value', '')}”"
     if kind == "set_stage":
-        return f"Set the lifecycle stage to {s.get('stage')}"
+        return f"Set the lifecycle stage to {stage_label(s.get('stage'))}"
     if kind == "list":
         return f"{'Add to' if s.get('action') == 'add' else 'Remove from'} the list " \
                f"“{s.get('list')}”"

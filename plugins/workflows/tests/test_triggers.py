@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from engine import events
 from engine.contacts import store
 from engine.contacts.models import Contact
 from engine.db import db, utcnow, write
@@ -263,3 +264,16 @@ def test_a_birthday_enrols_at_nine_in_the_contacts_zone_every_year(make_app, smt
     tick(app, clock, days=365)
     assert len(sends(app)) == 4  # a year on, both again
     assert enrolment(app, flow, ann).entered_at > start + timedelta(days=360)
+
+
+def test_an_unsubscribe_after_the_trigger_in_one_batch_keeps_the_contact_out(make_app,
+                                                                             smtp_server):
+    app = site(make_app, smtp_server)
+    flow = two_emails(app)
+    ann = person(app, "ann@example.com")
+    with app.app_context(), write():
+        store.tag(ann, ["trial"])
+        events.record("email_unsubscribed", contact_id=ann, properties={"how": "one-click"})
+    deliver_events(app)
+    assert enrolment(app, flow, ann) is None
+    assert sends(app) == []
