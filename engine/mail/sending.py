@@ -92,22 +92,7 @@ def enqueue(target: Mailing, contact_ids: Iterable[int], *, occurrence: str = ""
     """Queue `target` to these contacts (inside `write()`); returns how many were new. Contacts
     it was already queued to (for this occurrence) are left alone, sent or not. Refused at
     once (`SiteUrlMissing`) without `SITE_URL`: every copy carries links to the site."""
-    site_url()
-    ids = sorted({int(c) for c in contact_ids})
-    insert = dialect_insert(db.session.get_bind().dialect.name)
-    connection = db.session.connection()
-    now, queued = utcnow(), []
-    for start in range(0, len(ids), 1000):
-        rows = [{"mailing_id": target.id, "contact_id": cid, "occurrence": occurrence[:60],
-                 "email": "", "status": "queued", "message_id": "", "attempts": 0,
-                 "error": "", "created_at": now} for cid in ids[start:start + 1000]]
-        queued += connection.execute(insert(SENDS).values(rows).on_conflict_do_nothing(
-            index_elements=["mailing_id", "contact_id", "occurrence"])
-            .returning(SENDS.c.id)).scalars().all()
-    queued.sort()
-    for start in range(0, len(queued), BATCH):
-        outbox.add("mail.send_mailing", send_ids=queued[start:start + BATCH])
-    return len(queued)
+    return enqueue_each(target, ((c, occurrence) for c in contact_ids))
 
 
 def enqueue_each(target: Mailing, recipients: Iterable[tuple[int, str]]) -> int:
