@@ -379,6 +379,15 @@ def flush(run: Run) -> None:
         run.recorded.clear()
 
 
+def release(run: Run) -> None:
+    """Let go of the contacts the run read (their changes are written): the delivery's other
+    handlers, in the same session, then read them afresh rather than as this run saw them."""
+    db.session.flush()
+    for contact in run.contacts.values():
+        if contact in db.session:
+            db.session.expire(contact)
+
+
 def _claim(now: datetime, limit: int) -> list[DueStep]:
     active = select(Workflow.id).where(Workflow.status == "active")
     query = (select(DueStep).where(DueStep.due_at <= now, DueStep.workflow_id.in_(active))

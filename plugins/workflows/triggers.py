@@ -90,9 +90,9 @@ def _active() -> list[Workflow]:
 def handle(batch: list[dict[str, Any]]) -> None:
     """React to a delivered batch (inside the delivery's transaction)."""
     known = [e for e in batch if e.get("contact_id")]
-    if not known:
+    workflows = _active() if known else []
+    if not workflows:
         return
-    workflows = _active()
     run = runner.Run(now=utcnow())
     for workflow in workflows:
         run.workflows[workflow.id] = workflow
@@ -112,6 +112,7 @@ def handle(batch: list[dict[str, Any]]) -> None:
     _watched(run, workflows, known)
     dates.fields_changed(run, workflows, known)
     runner.flush(run)
+    runner.release(run)
 
 
 def _exits(run: runner.Run, workflows: list[Workflow], event: dict[str, Any]) -> set[int]:
