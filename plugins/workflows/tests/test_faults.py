@@ -174,7 +174,6 @@ def test_two_workers_run_each_step_once_and_send_each_email_once(make_app, smtp_
 
 
 @pytest.mark.slow
-@pytest.mark.both_backends
 def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_one(make_app,
                                                                           smtp_server):
     """A worker runs the steps, then is killed with SIGKILL while it sends (a slow server,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from engine.contacts.models import Contact
 from engine.db import db, utcnow
 from plugins.workflows.tests.support import (
@@ -20,6 +22,7 @@ OPENED_1 = {"match": "all", "conditions": [{"kind": "wf_email", "action": "opene
 PRICING = {"match": "any", "conditions": [{"kind": "wf_page", "path": "/pricing*"}]}
 
 
+@pytest.mark.both_backends
 def test_guide_nurture_as_the_readme_tells_it(make_app, smtp_server, clock, work):
     app = site(make_app, smtp_server)
     guide, case, reminder = (template(app, "Your guide"), template(app, "Case study"),

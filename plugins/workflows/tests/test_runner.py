@@ -1,6 +1,8 @@
 """Enrolment by events, steps run in order, waits by the clock, branches on what people did."""
 from __future__ import annotations
 
+import pytest
+
 from plugins.workflows.tests.support import (
     path,
     person,
@@ -27,6 +29,7 @@ def nurture(app, welcome, reminder):
         }})
 
 
+@pytest.mark.both_backends
 def test_a_form_submission_enrols_and_the_opened_branch_is_taken(make_app, smtp_server, clock,
                                                                  work):
     app = site(make_app, smtp_server)

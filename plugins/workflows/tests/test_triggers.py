@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from engine import events
@@ -100,6 +101,7 @@ def test_unsubscribing_or_leaving_the_exit_segment_ends_the_enrolment(make_app, 
     assert enrolment(app, flow, carl).exit_reason == "left the segment Trials"
 
 
+@pytest.mark.both_backends
 def test_a_goal_met_anywhere_pulls_the_contact_forward(make_app, smtp_server, clock):
     app = site(make_app, smtp_server)
     mail_id = template(app, "Reminder")
@@ -129,6 +131,7 @@ def test_a_goal_met_anywhere_pulls_the_contact_forward(make_app, smtp_server, cl
             "waiting": 0, "passed": 2, "converted": 1}
 
 
+@pytest.mark.both_backends
 def test_a_wait_on_a_condition_ends_when_it_is_met_or_takes_the_timeout(make_app,
                                                                         smtp_server, clock):
     app = site(make_app, smtp_server)
@@ -217,6 +220,7 @@ def test_publishing_a_version_that_removes_a_step_moves_its_contacts(make_app, s
     assert [s for s, _ in path(app, flow, ann)] == ["a", "b"]
 
 
+@pytest.mark.both_backends
 def test_manual_enrolment_of_contacts_respects_the_rules(make_app, smtp_server):
     app = site(make_app, smtp_server)
     flow = two_emails(app, trigger={"kind": "manual"})
