@@ -360,10 +360,9 @@ def tag_many(contact_ids: Iterable[int], name: str) -> list[int]:
     conn.execute(statements().insert_tags, [{"name": name}])
     tag_id = conn.execute(select(TAGS.c.id).where(TAGS.c.name == name)).scalar_one()
     insert = dialect_insert(db.session.get_bind().dialect.name)(CONTACT_TAGS)
-    added = sorted(conn.execute(insert.values([{"contact_id": c, "tag_id": tag_id}
-                                               for c in ids])
-                                .on_conflict_do_nothing()
-                                .returning(CONTACT_TAGS.c.contact_id)).scalars())
+    added = sorted(conn.execute(insert.on_conflict_do_nothing()
+                                .returning(CONTACT_TAGS.c.contact_id),
+                                [{"contact_id": c, "tag_id": tag_id} for c in ids]).scalars())
     events.defer([{"type": "tag_added", "contact_id": c, "properties": {"tag": name}}
                   for c in added])
     return added
