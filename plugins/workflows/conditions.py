@@ -28,7 +28,7 @@ from engine.db import UTCDateTime, db
 from engine.events.models import Activity
 from engine.segments.compiler import compile_condition
 from engine.segments.conditions import ConditionError
-from plugins.workflows.definition import WorkflowError
+from plugins.workflows.errors import WorkflowError
 from plugins.workflows.models import Enrolment
 
 ACTIVITY_KINDS = {

@@ -23,14 +23,12 @@ from datetime import date
 from typing import Any
 
 from engine.contacts.models import LIFECYCLE_STAGES
+from plugins.workflows import conditions
+from plugins.workflows.errors import WorkflowError
 
 MAX_STEPS = 100
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 STAGES = LIFECYCLE_STAGES
-
-
-class WorkflowError(ValueError):
-    """A workflow (or a part of it) that cannot be saved; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -244,8 +242,7 @@ def exits(step: dict[str, Any]) -> list[tuple[str, str]]:
 
 def check_condition(condition: Any) -> dict[str, Any]:
     """A condition as stored, every part compiling; WorkflowError otherwise."""
-    from plugins.workflows.conditions import check
-    return check(condition)
+    return conditions.check(condition)
 
 
 def check(definition: Any) -> dict[str, Any]:
