@@ -35,3 +35,12 @@ def external_url(endpoint: str, **values: Any) -> str:
     base = site_url()
     with current_app.test_request_context(base_url=base):
         return url_for(endpoint, _external=True, **values)
+
+
+def contact_admin_url(contact_id: int) -> str:
+    """A contact's admin page on the site's public address, for notifications sent to
+    colleagues ("" without `SITE_URL`: the email then simply has no link)."""
+    try:
+        return external_url("admin.contacts_show", contact_id=contact_id)
+    except SiteUrlMissing:
+        return ""

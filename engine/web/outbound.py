@@ -29,6 +29,8 @@ from flask import current_app
 
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "Magnet-Webhook/1.0"
+# Answers a receiver may recover from, so a webhook is tried again later: these and every 5xx.
+RETRIED_STATUSES = frozenset({408, 425, 429})
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -41,6 +43,11 @@ def _flag(name: str) -> bool:
     if isinstance(value, str):  # from the environment
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return bool(value)
+
+
+def worth_retrying(status: int) -> bool:
+    """Whether a webhook that got this HTTP answer should be tried again later."""
+    return status >= 500 or status in RETRIED_STATUSES
 
 
 def check_url(url: str) -> str:

@@ -23,8 +23,8 @@ from engine.contacts.store import ContactError
 from engine.content.service import site_name
 from engine.db import db, utcnow, write
 from engine.jobs import job, outbox
-from engine.web.links import SiteUrlMissing, external_url
-from engine.web.outbound import OutboundRefused, post_json
+from engine.web.links import contact_admin_url
+from engine.web.outbound import OutboundRefused, post_json, worth_retrying
 from plugins.scoring.explain import Explanation, explain
 from plugins.scoring.models import ContactScore, Handoff
 from plugins.scoring.sets import insert
@@ -35,7 +35,6 @@ log = logging.getLogger("magnet.scoring")
 POOR_FIT = "not handed off: poor fit"
 NO_RECIPIENT = "no recipient configured"
 H = Handoff.__table__
-RETRIED_STATUSES = frozenset({408, 425, 429})  # and every 5xx: the receiver may recover
 
 
 class WebhookFailed(RuntimeError):
@@ -133,14 +132,6 @@ def subject(contact: Contact, explanation: Explanation) -> str:
     return f"Sales-ready lead: {display_name(contact)[:200]} (score {explanation.combined})"
 
 
-def contact_link(contact_id: int) -> str:
-    """The contact's admin page on the site's public address ("" without `SITE_URL`)."""
-    try:
-        return external_url("admin.contacts_show", contact_id=contact_id)
-    except SiteUrlMissing:
-        return ""
-
-
 def body(contact: Contact, explanation: Explanation) -> str:
     """A short HTML email: who, why, the breakdown, the link. Everything a visitor typed is
     escaped."""
@@ -152,7 +143,7 @@ def body(contact: Contact, explanation: Explanation) -> str:
         who += Markup(", ") + escape(company)
     lines = [Markup("<li>{}: {:+d} ({})</li>").format(line.name, line.shown, line.kind)
              for line in explanation.fit_lines + explanation.engagement_lines if line.shown]
-    link = contact_link(contact.id)
+    link = contact_admin_url(contact.id)
     parts = [
         Markup("<p><strong>{}</strong> is ready for sales.</p>").format(who),
         Markup("<p>{}</p>").format(explanation.reason),
@@ -174,7 +165,7 @@ def payload(handoff: Handoff, contact: Contact, explanation: Explanation) -> dic
                         "stage": handoff.stage},
             "scores": {"fit": explanation.fit, "engagement": explanation.engagement,
                        "combined": explanation.combined},
-            "reason": explanation.reason, "url": contact_link(contact.id)}
+            "reason": explanation.reason, "url": contact_admin_url(contact.id)}
 
 
 @job("scoring.post_webhook")
@@ -196,7 +187,7 @@ def post_webhook(handoff_id: int) -> None:
         log.warning("hand-off %s: webhook refused: %s", handoff_id, exc)
         _note(handoff_id, "webhook refused (private address)")
         return
-    if status >= 500 or status in RETRIED_STATUSES:
+    if worth_retrying(status):
         raise WebhookFailed(f"the webhook answered HTTP {status}")
     if status >= 300:
         log.warning("hand-off %s: the webhook answered HTTP %s", handoff_id, status)

@@ -88,20 +88,19 @@ class Run:
         return self.workflows[workflow_id]
 
     def steps_of(self, enrolment: Enrolment) -> dict[str, Any]:
-        key = (enrolment.workflow_id, enrolment.version)
-        if key not in self.versions:
-            self.versions[key] = db.session.scalar(select(WorkflowVersion.definition).where(
-                WorkflowVersion.workflow_id == key[0], WorkflowVersion.version == key[1])) \
-                or {"start": "", "steps": {}}
-        return self.versions[key]
+        """The steps of the version this enrolment runs."""
+        return self._version(enrolment.workflow_id, enrolment.version)
 
     def steps_of_version(self, workflow: Workflow) -> dict[str, Any]:
         """The steps of the workflow's published version."""
-        key = (workflow.id, workflow.version)
+        return self._version(workflow.id, workflow.version)
+
+    def _version(self, workflow_id: int, version: int) -> dict[str, Any]:
+        key = (workflow_id, version)
         if key not in self.versions:
             self.versions[key] = db.session.scalar(select(WorkflowVersion.definition).where(
-                WorkflowVersion.workflow_id == key[0], WorkflowVersion.version == key[1])) \
-                or {"start": "", "steps": {}}
+                WorkflowVersion.workflow_id == workflow_id,
+                WorkflowVersion.version == version)) or {"start": "", "steps": {}}
         return self.versions[key]
 
     def custom_fields(self) -> dict[str, Any]:

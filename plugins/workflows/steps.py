@@ -26,13 +26,12 @@ from engine.db import db
 from engine.jobs import outbox
 from engine.mail import rendering
 from engine.mail.models import EmailTemplate
-from engine.web.links import SiteUrlMissing, external_url
-from engine.web.outbound import OutboundRefused, post_json
+from engine.web.links import contact_admin_url
+from engine.web.outbound import OutboundRefused, post_json, worth_retrying
 from plugins.workflows import conditions, timing
 from plugins.workflows.models import Enrolment, Workflow
 
 GOAL_WAIT = timedelta(days=365)  # a goal that waits gives up after a year
-RETRIED_STATUSES = frozenset({408, 425, 429})  # and every 5xx: the receiver may recover
 
 
 @dataclass
@@ -97,22 +96,20 @@ def _holds(run: Any, enrolment: Enrolment, key: str, condition: dict[str, Any]) 
 # --- email -------------------------------------------------------------------------------------
 
 def email_settings(run: Any, workflow_id: int, key: str) -> tuple[int, str]:
-    """(template id, subject override) of a workflow's email step, as the newest version has
-    it (a step keeps its key across versions, and its mailing with it)."""
-    workflow = run.workflow(workflow_id)
-    step = run.versions.get((workflow_id, workflow.version)) or {}
-    step = (step.get("steps") or {}).get(key)
-    if step is None:
-        for (wid, _version), definition in run.versions.items():
-            if wid == workflow_id and key in definition.get("steps", {}):
-                step = definition["steps"][key]
+    """(template id, subject override) of a workflow's email step. Publishing moves every
+    enrolment onto the newest version, so the step is read from it (a step keeps its key, and
+    its mailing, across versions); a version the batch ran is the fallback."""
+    versions = [run.steps_of_version(run.workflow(workflow_id))] + [
+        definition for (wid, _version), definition in run.versions.items()
+        if wid == workflow_id]
+    step = next(d["steps"][key] for d in versions if key in d.get("steps", {}))
     return int(step["template_id"]), str(step.get("subject") or "")
 
 
 def _send_email(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
                 due: Any) -> Outcome:
     contact = run.contact(enrolment.contact_id)
-    if not contact.email or contact.status != "active" and contact.status != "bounced":
+    if not contact.email or contact.status not in ("active", "bounced"):
         return Outcome(step.get("next"), "skipped: the contact cannot be emailed")
     workflow = run.workflow(enrolment.workflow_id)
     allowed = timing.sending_time(run.now, _zone(run, enrolment), workflow.rules)
@@ -125,8 +122,6 @@ def _send_email(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
         return Outcome(step.get("next"), f"test email sent to {enrolment.tester}")
     if step.get("list") and not _subscribed(contact.id, step["list"]):
         return Outcome(step.get("next"), f"skipped: not subscribed to {step['list']}")
-    run.steps_of(enrolment)  # the version is known to `email_settings`
-    run.workflow(enrolment.workflow_id)
     run.emails[(enrolment.workflow_id, key)].append((contact.id, f"e{enrolment.id}"))
     return Outcome(step.get("next"), "email queued")
 
@@ -275,13 +270,6 @@ def _adjust_score(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any]
 
 # --- telling people and systems ----------------------------------------------------------------
 
-def contact_link(contact_id: int) -> str:
-    try:
-        return external_url("admin.contacts_show", contact_id=contact_id)
-    except SiteUrlMissing:
-        return ""
-
-
 def _notify(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
             due: Any) -> Outcome:
     """An email to a colleague (transactional: it reaches them whatever their marketing
@@ -289,7 +277,7 @@ def _notify(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
     contact = run.contact(enrolment.contact_id)
     workflow = run.workflow(enrolment.workflow_id)
     to = enrolment.tester if enrolment.test else step["to"]
-    link = contact_link(contact.id)
+    link = contact_admin_url(contact.id)
     who = html.escape(f"{contact.name} <{contact.email}>" if contact.name else contact.email)
     body = (f"<p>{html.escape(step.get('message') or '')}</p>"
             f"<p>Contact: {who}"
@@ -331,13 +319,13 @@ def post_webhook(enrolment_id: int, step: str, url: str) -> None:
                            "first_name": contact.first_name, "last_name": contact.last_name,
                            "company": contact.company.name if contact.company else "",
                            "lifecycle_stage": contact.lifecycle_stage,
-                           "url": contact_link(contact.id)}}
+                           "url": contact_admin_url(contact.id)}}
     db.session.rollback()  # no read transaction held open across the network
     try:
         status = post_json(url, payload)
     except OutboundRefused:
         return
-    if status >= 500 or status in RETRIED_STATUSES:
+    if worth_retrying(status):
         raise WebhookFailed(f"the webhook answered HTTP {status}")
 
 

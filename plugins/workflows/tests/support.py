@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from engine import events
 from engine.contacts import service as contacts
-from engine.contacts import store
 from engine.db import db, write
 from engine.mail.models import EmailTemplate, MailSend
 from engine.testing import deliver_events
@@ -102,5 +101,3 @@ def get_workflow(app: Any, workflow_id: int) -> Workflow:
         db.session.expunge(found)
         return found
 
-
-__all__ = ["store"]
