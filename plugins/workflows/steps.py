@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import events, mail
+from engine import mail
 from engine.contacts import service as contacts_service
 from engine.contacts.models import Contact, Subscription
 from engine.contacts.store import ContactError
@@ -261,10 +261,13 @@ def _list(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
 
 def _adjust_score(run: Any, enrolment: Enrolment, key: str, step: dict[str, Any],
                   due: Any) -> Outcome:
-    """An event on the stream: a scoring plugin, when enabled, adds the points."""
+    """An event on the stream (written with the batch's others): Lead scoring, when enabled
+    and given a rule on it, adds the points."""
     workflow = run.workflow(enrolment.workflow_id)
-    events.record("score_adjusted", contact_id=enrolment.contact_id, occurred_at=run.now,
-                  properties={"points": step["points"], "reason": f"Workflow {workflow.name}"})
+    run.recorded.append({"enrolment": enrolment.id, "type": "score_adjusted",
+                         "contact_id": enrolment.contact_id, "occurred_at": run.now,
+                         "properties": {"points": step["points"],
+                                        "reason": f"Workflow {workflow.name}"}})
     return Outcome(step.get("next"), f"score {step['points']:+d}")
 
 
