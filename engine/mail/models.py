@@ -73,6 +73,7 @@ class Mailing(db.Model):
     template_id: Mapped[int | None] = mapped_column(
         ForeignKey("mail_templates.id", ondelete="SET NULL"), index=True)
     subject: Mapped[str] = mapped_column(String(400), default="")  # "" = the template's
+    preheader: Mapped[str] = mapped_column(String(300), default="", server_default="")  # ditto
     from_name: Mapped[str] = mapped_column(String(200), default="")
     list_slug: Mapped[str] = mapped_column(String(100), default="")  # List-Id, one-click target
     marketing: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -98,7 +99,8 @@ class MailSend(db.Model):
     contact_id: Mapped[int] = mapped_column(Integer, index=True)
     occurrence: Mapped[str] = mapped_column(String(60), default="")
     email: Mapped[str] = mapped_column(String(320), default="")  # the address it went to
-    # queued, sending, sent, failed (5xx), suppressed (not sent: on the suppression list)
+    # queued, sending, sent, failed (5xx), suppressed (not sent: on the suppression list),
+    # skipped (not sent: merged or erased contact, cancelled mailing), held (a paused mailing)
     status: Mapped[str] = mapped_column(String(12), default="queued")
     message_id: Mapped[str] = mapped_column(String(300), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

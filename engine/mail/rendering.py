@@ -449,20 +449,21 @@ class _Cache:
 
 
 def compiled(template: EmailTemplate, *, subject: str | None = None,
-             marketing: bool | None = None) -> CompiledEmail:
+             marketing: bool | None = None, preheader: str | None = None) -> CompiledEmail:
     """`template` compiled, from this app's cache when it has not changed since: a batch of
-    hundreds of recipients compiles it once. `subject` replaces the template's (a mailing's
-    own); `marketing` defaults to the template's kind."""
+    hundreds of recipients compiles it once. `subject` and `preheader` replace the template's
+    (a mailing's own); `marketing` defaults to the template's kind."""
     marketing = template.kind == "marketing" if marketing is None else marketing
     subject = template.subject if subject is None else subject
-    key = (template.id, template.updated_at, subject, marketing)
+    preheader = (template.preheader or "") if preheader is None else preheader
+    key = (template.id, template.updated_at, subject, marketing, preheader)
     cache = current_app.extensions.setdefault("magnet.mail.compiled", _Cache())
     with cache.lock:
         found = cache.entries.get(key)
         if found is not None:
             cache.entries.move_to_end(key)
             return found
-    email = compile_email(subject=subject, preheader=template.preheader or "",
+    email = compile_email(subject=subject, preheader=preheader,
                           body=template.body or "", format=template.format,
                           marketing=marketing)
     with cache.lock:

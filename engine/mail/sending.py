@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import selectinload
 
 from engine.contacts.models import Contact, Subscription
@@ -69,7 +69,7 @@ class MailingError(ValueError):
 
 def mailing(key: str, *, template_id: int, **fields: Any) -> Mailing:
     """The mailing with this key, created on first use (inside `write()`); `fields` are
-    `Mailing`'s columns (subject, list_slug, marketing, track_opens, track_clicks, utm,
+    `Mailing`'s columns (subject, preheader, list_slug, marketing, track_opens, track_clicks, utm,
     context, from_name) and update an existing one."""
     if db.session.get(EmailTemplate, template_id) is None:
         raise MailingError(f"no email template {template_id}")
@@ -160,7 +160,8 @@ def _send_mailing_rows(mailing_id: int, rows: list[Any], held: ledger.Claim) -> 
     if template is None:
         raise MailingError(f"mailing {target.key!r} has no template")
     compiled = rendering.compiled(template, subject=target.subject or None,
-                                  marketing=target.marketing)
+                                  marketing=target.marketing,
+                                  preheader=target.preheader or None)
     base = {**rendering.site_values(), **(target.context or {})}
     # From the mailing's own name, else the site's (never the engine's "Magnet"), as the
     # site's other emails are.
@@ -286,3 +287,32 @@ def _refused(target: Mailing, held: ledger.Claim, send_id: int, contact: Contact
             bounces.record_bounce(email=contact.email, kind="hard", source="smtp-5xx",
                                   diagnostic=error, send_id=send_id)
     log.warning("mailing %s: %s refused: %s", target.key, contact.email, error)
+
+
+# -- holding a mailing back ----------------------------------------------------------------------
+
+def hold(target: Mailing) -> int:
+    """Pause `target` (inside `write()`): its queued rows become `held`, so the batches already
+    queued claim nothing (a batch in flight finishes its few recipients). Returns how many."""
+    return db.session.connection().execute(update(SENDS).where(
+        SENDS.c.mailing_id == target.id, SENDS.c.status == "queued").values(
+        status="held")).rowcount
+
+
+def release(target: Mailing) -> int:
+    """Resume a held mailing (inside `write()`): its held rows are queued again, with new
+    batches. Returns how many."""
+    ids = sorted(db.session.connection().execute(update(SENDS).where(
+        SENDS.c.mailing_id == target.id, SENDS.c.status == "held").values(
+        status="queued").returning(SENDS.c.id)).scalars())
+    for start in range(0, len(ids), BATCH):
+        outbox.add("mail.send_mailing", send_ids=ids[start:start + BATCH])
+    return len(ids)
+
+
+def cancel(target: Mailing, reason: str) -> int:
+    """Stop `target` for good (inside `write()`): rows not yet sent are `skipped` with the
+    reason. Returns how many."""
+    return db.session.connection().execute(update(SENDS).where(
+        SENDS.c.mailing_id == target.id, SENDS.c.status.in_(("queued", "held"))).values(
+        status="skipped", error=reason[:2000])).rowcount

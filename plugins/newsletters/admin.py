@@ -1,0 +1,18 @@
+"""The campaigns admin: its pages' addresses.
+
+    /admin/campaigns/                     the campaigns, newest first, with a comparison
+    /admin/campaigns/<id>/report          a campaign's report (+ /report.csv)
+
+Views: `admin_campaigns` (list, editor, actions), `admin_report` (report, CSV).
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from plugins.newsletters import admin_campaigns, admin_report
+
+blueprint = Blueprint("newsletters_admin", __name__, template_folder="templates",
+                      static_folder="static", url_prefix="/admin/campaigns")
+
+admin_campaigns.register(blueprint)
+admin_report.register(blueprint)

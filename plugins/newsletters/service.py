@@ -1,0 +1,570 @@
+"""Campaigns from draft to sent: saving, scheduling, starting, releasing due recipients into the
+mail core's send ledger, pausing, resuming, cancelling, deciding A/B tests and finishing.
+
+Every state change is one conditional UPDATE on the campaign's status (`_move`), so two
+editors, or an editor and the tick, can never both act on one campaign: the second finds the
+status changed and is told so. Starting freezes the audience and gives every recipient a due
+time and a variant in the same transaction; the tick (`jobs.tick`) then releases due rows in
+chunks, each chunk in one transaction with its ledger rows and outbox batches, so a worker
+killed at any point leaves either a released chunk with its sends queued, or nothing.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from engine.db import db, utcnow, write
+from engine.events.models import Activity as Event
+from engine.mail import sending
+from engine.mail.models import EmailTemplate, Mailing, MailSend
+from engine.web.links import site_url
+from plugins.newsletters import abtest, audience, timing
+from plugins.newsletters.errors import CampaignError
+from plugins.newsletters.models import Campaign, Recipient
+
+RECIPIENTS = Recipient.__table__
+SENDS = MailSend.__table__
+RELEASE_CHUNK = 5_000  # due recipients released per transaction
+VARIANT_KEYS = ("a", "b", "c")
+AB_FIELDS = {"subject": "subject", "from_name": "from name", "content": "content"}
+EDITABLE = ("draft", "scheduled")
+UNFINISHED = ("queued", "sending", "held")  # ledger statuses still to be sent or settled
+
+
+# -- saving ------------------------------------------------------------------------------------
+
+def _text(values: dict[str, Any], name: str, limit: int) -> str:
+    return " ".join(str(values.get(name) or "").split())[:limit]
+
+
+def _int(values: dict[str, Any], name: str, default: int, low: int, high: int,
+         label: str) -> int:
+    raw = values.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        raise CampaignError(f"{label} must be a whole number.") from None
+    if not low <= number <= high:
+        raise CampaignError(f"{label} must be between {low} and {high}.")
+    return number
+
+
+def _template(template_id: Any, label: str = "The email") -> int | None:
+    if template_id in (None, "", 0, "0"):
+        return None
+    try:
+        found = db.session.get(EmailTemplate, int(template_id))
+    except (TypeError, ValueError):
+        found = None
+    if found is None:
+        raise CampaignError(f"{label}: there is no such email template.")
+    if found.kind != "marketing":
+        raise CampaignError(f"{label}: “{found.name}” is a transactional template; a campaign "
+                            "is marketing mail (with an unsubscribe link).")
+    return found.id
+
+
+def _ab(raw: Any, timing_kind: str) -> dict[str, Any]:
+    """An A/B test as stored, or {} for none."""
+    if not isinstance(raw, dict) or not raw.get("field"):
+        return {}
+    field = raw["field"]
+    if field not in AB_FIELDS:
+        raise CampaignError("Test the subject, the from name or the content.")
+    if timing_kind in ("local", "best"):
+        raise CampaignError("An A/B test sends its test group first and the winner later, "
+                            "so it cannot also send at each recipient's own hour. Choose "
+                            "“now” or a time.")
+    variants = []
+    for index, given in enumerate((raw.get("variants") or [])[:3]):
+        given = given if isinstance(given, dict) else {}
+        key = VARIANT_KEYS[index]
+        variant: dict[str, Any] = {"key": key}
+        if field == "subject":
+            variant["subject"] = _text(given, "subject", 400)
+            if not variant["subject"]:
+                raise CampaignError(f"Variant {key.upper()} needs a subject.")
+        elif field == "from_name":
+            variant["from_name"] = _text(given, "from_name", 200)
+            if not variant["from_name"]:
+                raise CampaignError(f"Variant {key.upper()} needs a from name.")
+        else:
+            variant["template_id"] = _template(given.get("template_id"),
+                                               f"Variant {key.upper()}")
+            if variant["template_id"] is None:
+                raise CampaignError(f"Variant {key.upper()} needs an email template.")
+        variants.append(variant)
+    if len(variants) < 2:
+        raise CampaignError("An A/B test needs two or three variants.")
+    metric = raw.get("metric") or "clicks"
+    if metric not in abtest.METRICS:
+        raise CampaignError("Pick the winner by clicks, opens or conversions.")
+    form = _text(raw, "form", 100)
+    if metric == "conversions" and not form:
+        raise CampaignError("Choose the form whose submissions count as conversions.")
+    fallback = str(raw.get("fallback") or "a")
+    if fallback not in [v["key"] for v in variants] + ["none"]:
+        raise CampaignError("The fallback is one of the variants, or sending nothing more.")
+    return {"field": field, "variants": variants,
+            "share": _int(raw, "share", 20, 2, 100, "The test share (%)"),
+            "metric": metric, "form": form,
+            "days": _int(raw, "days", 7, 1, 90, "Days for a conversion"),
+            "wait_hours": _int(raw, "wait_hours", 4, 0, 24 * 14, "The wait (hours)"),
+            "min_sample": _int(raw, "min_sample", 100, 1, 1_000_000, "The minimum sample"),
+            "fallback": fallback}
+
+
+def _moment(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise CampaignError("A time needs its time zone.")
+        return value
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise CampaignError("Give the time as YYYY-MM-DD HH:MM.") from None
+    if moment.tzinfo is None:
+        raise CampaignError("A time needs its time zone.")
+    return moment
+
+
+def clean(values: dict[str, Any]) -> dict[str, Any]:
+    """The campaign's fields as stored, from what an editor or a script gave; refused with
+    a message (`CampaignError`) when something is wrong, before anything is written."""
+    name = _text(values, "name", 200)
+    if not name:
+        raise CampaignError("Give the campaign a name.")
+    kind = values.get("timing") or "now"
+    if kind not in ("now", "at", "local", "best"):
+        raise CampaignError("Send now, at a time, at a local time or at each one's best time.")
+    local_time = str(values.get("local_time") or "09:00").strip()
+    timing.parse_local_time(local_time)
+    return {
+        "name": name,
+        "template_id": _template(values.get("template_id")),
+        "subject": _text(values, "subject", 400),
+        "preheader": _text(values, "preheader", 300),
+        "from_name": _text(values, "from_name", 200),
+        "audience": audience.clean(values.get("audience")),
+        "timing": kind,
+        "send_at": _moment(values.get("send_at")),
+        "local_time": f"{timing.parse_local_time(local_time):%H:%M}",
+        "window_hours": _int(values, "window_hours", 24, 1, 72, "The window (hours)"),
+        "ab": _ab(values.get("ab"), kind),
+        "conversion_form": _text(values, "conversion_form", 100),
+        "conversion_days": _int(values, "conversion_days", 7, 1, 90, "Days for a conversion"),
+        "public": bool(values.get("public")),
+        "utm_campaign": _text(values, "utm_campaign", 100),
+    }
+
+
+def save(values: dict[str, Any], campaign_id: int | None = None, *, by: str = "") -> Campaign:
+    """Create a draft, or change one that has not started."""
+    with write():
+        fields = clean(values)
+        if campaign_id is None:
+            campaign = Campaign(status="draft", created_at=utcnow())
+            db.session.add(campaign)
+        else:
+            campaign = get(campaign_id)
+            if campaign.status not in EDITABLE:
+                raise CampaignError(f"“{campaign.name}” is {campaign.status}: it can no "
+                                    "longer be changed. Duplicate it to send a new one.")
+        for name, value in fields.items():
+            setattr(campaign, name, value)
+        campaign.updated_at, campaign.updated_by = utcnow(), by
+        db.session.flush()
+        return campaign
+
+
+def get(campaign_id: int) -> Campaign:
+    found = db.session.get(Campaign, campaign_id)
+    if found is None:
+        raise CampaignError(f"There is no campaign {campaign_id}.")
+    return found
+
+
+def duplicate(campaign_id: int, *, by: str = "") -> Campaign:
+    """A new draft with the same email, audience, timing and test."""
+    with write():
+        source = get(campaign_id)
+        copy = Campaign(status="draft", created_at=utcnow(), updated_at=utcnow(), updated_by=by,
+                        name=f"{source.name} (copy)"[:200])
+        for name in ("template_id", "subject", "preheader", "from_name", "audience", "timing",
+                     "local_time", "window_hours", "ab", "conversion_form", "conversion_days",
+                     "public", "utm_campaign"):
+            setattr(copy, name, getattr(source, name))
+        db.session.add(copy)
+        db.session.flush()
+        return copy
+
+
+# -- state changes ------------------------------------------------------------------------------
+
+def _move(campaign_id: int, allowed: tuple[str, ...], to: str, **values: Any) -> Campaign:
+    """Change the status when it is one of `allowed` (inside `write()`), or say why not."""
+    table = Campaign.__table__
+    moved = db.session.execute(update(table).where(
+        table.c.id == campaign_id, table.c.status.in_(allowed)).values(
+        status=to, updated_at=utcnow(), **values)).rowcount
+    campaign = get(campaign_id)
+    db.session.refresh(campaign)
+    if not moved:
+        raise CampaignError(f"“{campaign.name}” is {campaign.status}; it cannot be "
+                            f"{_VERBS.get(to, to)} now.")
+    return campaign
+
+
+_VERBS = {"scheduled": "scheduled", "draft": "unscheduled", "paused": "paused",
+          "sending": "resumed", "cancelled": "cancelled"}
+
+
+def ready(campaign: Campaign) -> list[str]:
+    """What stops this campaign from being sent (empty when it can go)."""
+    problems = []
+    if campaign.template_id is None and not (
+            campaign.ab.get("field") == "content"):
+        problems.append("Choose the email (a marketing template).")
+    if audience.is_empty(campaign.audience):
+        problems.append("Choose at least one list or segment to send to.")
+    return problems
+
+
+def schedule(campaign_id: int, at: datetime | None = None, *, by: str = "") -> Campaign:
+    """Send now (`at` None) or at a time; the tick starts it when the time comes."""
+    site_url()  # every copy links to the site: refused at once without SITE_URL
+    with write():
+        campaign = get(campaign_id)
+        problems = ready(campaign)
+        if problems:
+            raise CampaignError(" ".join(problems))
+        if at is not None and at.tzinfo is None:
+            raise CampaignError("A time needs its time zone.")
+        when = at or utcnow()
+        timing_kind = campaign.timing
+        if at is not None and timing_kind == "now":
+            timing_kind = "at"
+        return _move(campaign_id, EDITABLE, "scheduled", send_at=when, timing=timing_kind,
+                     updated_by=by, error="")
+
+
+def unschedule(campaign_id: int, *, by: str = "") -> Campaign:
+    with write():
+        return _move(campaign_id, ("scheduled",), "draft", updated_by=by)
+
+
+def mailings(campaign: Campaign) -> list[Mailing]:
+    return list(db.session.scalars(select(Mailing).where(
+        Mailing.key.like(f"campaign:{campaign.id}:%")).order_by(Mailing.key)))
+
+
+def pause(campaign_id: int, *, by: str = "") -> Campaign:
+    """Stop releasing recipients and hold the sends already queued; `resume` goes on."""
+    with write():
+        campaign = _move(campaign_id, ("sending",), "paused", updated_by=by)
+        for target in mailings(campaign):
+            sending.hold(target)
+        return campaign
+
+
+def resume(campaign_id: int, *, by: str = "") -> Campaign:
+    with write():
+        campaign = _move(campaign_id, ("paused",), "sending", updated_by=by)
+        for target in mailings(campaign):
+            sending.release(target)
+        return campaign
+
+
+def cancel(campaign_id: int, *, by: str = "") -> Campaign:
+    """Stop for good: nobody not yet sent to gets it. A draft or a scheduled campaign that
+    never started is cancelled too (duplicate it to send it after all)."""
+    with write():
+        campaign = _move(campaign_id, ("draft", "scheduled", "sending", "paused"), "cancelled",
+                         updated_by=by, finished_at=utcnow())
+        db.session.execute(update(RECIPIENTS).where(
+            RECIPIENTS.c.campaign_id == campaign_id,
+            RECIPIENTS.c.status.in_(("waiting", "held"))).values(status="cancelled"))
+        for target in mailings(campaign):
+            sending.cancel(target, "the campaign was cancelled")
+        return campaign
+
+
+# -- starting -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    template_id: int | None
+    subject: str
+    from_name: str
+
+
+def variants(campaign: Campaign) -> list[Variant]:
+    """The versions of the email this campaign sends: one, or the A/B test's two or three."""
+    base = Variant("a", campaign.template_id, campaign.subject, campaign.from_name)
+    if not campaign.ab:
+        return [base]
+    return [Variant(v["key"], v.get("template_id") or base.template_id,
+                    v.get("subject") or base.subject, v.get("from_name") or base.from_name)
+            for v in campaign.ab["variants"]]
+
+
+def mailing_for(campaign: Campaign, variant: Variant) -> Mailing:
+    """The mail core's mailing of one variant (created on first use, inside `write()`)."""
+    lists = campaign.audience.get("lists") or []
+    only_list = lists[0] if len(lists) == 1 and not campaign.audience.get("segments") else ""
+    if variant.template_id is None:
+        raise CampaignError("Choose the email (a marketing template).")
+    return sending.mailing(
+        f"campaign:{campaign.id}:{variant.key}", template_id=variant.template_id,
+        subject=variant.subject, preheader=campaign.preheader, from_name=variant.from_name,
+        list_slug=only_list, marketing=True,
+        utm={"utm_source": "newsletter", "utm_medium": "email",
+             "utm_campaign": campaign.utm_campaign or f"campaign-{campaign.id}"},
+        context={})
+
+
+def start_due(now: datetime | None = None) -> int:
+    """Start every scheduled campaign whose time has come; returns how many started."""
+    now = now or utcnow()
+    due = list(db.session.scalars(select(Campaign.id).where(
+        Campaign.status == "scheduled", Campaign.send_at <= now).order_by(Campaign.send_at)))
+    started = 0
+    for campaign_id in due:
+        try:
+            started += start(campaign_id, now)
+        except CampaignError as exc:  # a template deleted meanwhile: said on the campaign
+            with write():
+                _move(campaign_id, ("scheduled",), "draft", error=str(exc)[:2000])
+    return started
+
+
+def start(campaign_id: int, now: datetime) -> int:
+    """Freeze the audience and give each recipient a variant and a due time, in one
+    transaction (1 when this call started it, 0 when another had or it must wait)."""
+    with write():
+        campaign = get(campaign_id)
+        waiting_for = audience.building(campaign.audience)
+        if waiting_for:  # freezing now would miss members: try again on the next tick
+            campaign.error = (f"Waiting for segment “{waiting_for[0]}” to finish building.")
+            return 0
+        try:
+            campaign = _move(campaign_id, ("scheduled",), "sending", started_at=now,
+                             error="")
+        except CampaignError:
+            return 0
+        for variant in variants(campaign):
+            mailing_for(campaign, variant)
+        start_time = max(campaign.send_at or now, now) if campaign.timing != "now" else now
+        if campaign.ab:
+            total = audience.freeze(campaign.id, campaign.audience, "held", None)
+            _pick_test_group(campaign, total, start_time)
+        elif campaign.timing in ("local", "best"):
+            total = audience.freeze(campaign.id, campaign.audience, "waiting", None)
+            _spread(campaign, start_time)
+        else:
+            total = audience.freeze(campaign.id, campaign.audience, "waiting", start_time)
+        campaign.recipients = total
+        return 1
+
+
+def _pick_test_group(campaign: Campaign, total: int, start_time: datetime) -> None:
+    """The test share, drawn at random (seeded by the campaign) and split evenly between the
+    variants; due now. The rest stay `held` until the winner is known."""
+    keys = [v["key"] for v in campaign.ab["variants"]]
+    ids = sorted(db.session.scalars(select(Recipient.id).where(
+        Recipient.campaign_id == campaign.id)))
+    size = min(total, max(len(keys), round(total * campaign.ab["share"] / 100)))
+    chosen = random.Random(campaign.id).sample(ids, size)
+    for index, key in enumerate(keys):
+        mine = sorted(chosen[index::len(keys)])
+        for start in range(0, len(mine), timing.CHUNK):
+            db.session.execute(update(RECIPIENTS).where(
+                RECIPIENTS.c.id.in_(mine[start:start + timing.CHUNK])).values(
+                variant=key, status="waiting", due_at=start_time))
+
+
+def _spread(campaign: Campaign, start_time: datetime) -> None:
+    if campaign.timing == "local":
+        by_due = timing.local_due(campaign.id, start_time,
+                                  timing.parse_local_time(campaign.local_time))
+        timing.write_due(campaign.id, by_due)
+        return
+    by_due, optimised = timing.best_due(campaign.id, start_time,
+                                        timedelta(hours=campaign.window_hours))
+    timing.write_due(campaign.id, by_due, optimised)
+    campaign.optimised = len(optimised)
+
+
+# -- releasing ----------------------------------------------------------------------------------
+
+def release_due(now: datetime | None = None, limit: int = RELEASE_CHUNK) -> int:
+    """Release one chunk of due recipients of sending campaigns into the send ledger, in one
+    transaction; returns how many rows it settled (0: none due)."""
+    now = now or utcnow()
+    with write():
+        rows = db.session.execute(
+            select(RECIPIENTS.c.id, RECIPIENTS.c.campaign_id, RECIPIENTS.c.contact_id,
+                   RECIPIENTS.c.variant)
+            .join(Campaign, Campaign.id == RECIPIENTS.c.campaign_id)
+            .where(RECIPIENTS.c.status == "waiting", RECIPIENTS.c.due_at <= now,
+                   Campaign.status == "sending")
+            .order_by(RECIPIENTS.c.due_at, RECIPIENTS.c.id).limit(limit)
+            .with_for_update(skip_locked=True, of=RECIPIENTS)).all()
+        if not rows:
+            return 0
+        for campaign_id in sorted({row.campaign_id for row in rows}):
+            _release(get(campaign_id), [row for row in rows if row.campaign_id == campaign_id])
+        return len(rows)
+
+
+def _release(campaign: Campaign, rows: list[Any]) -> None:
+    """Recipients who left the audience since the freeze (a list left, a segment exited, an
+    address suppressed) are skipped; the others' sends are queued, per variant."""
+    staying = audience.still_in(campaign.audience, [row.contact_id for row in rows])
+    gone = [row.id for row in rows if row.contact_id not in staying]
+    by_variant = {v.key: v for v in variants(campaign)}
+    for key in sorted({row.variant or "a" for row in rows}):
+        mine = [row for row in rows if (row.variant or "a") == key
+                and row.contact_id in staying]
+        if mine:
+            sending.enqueue(mailing_for(campaign, by_variant[key]),
+                            [row.contact_id for row in mine])
+    released = [row.id for row in rows if row.contact_id in staying]
+    for ids, status in ((released, "released"), (gone, "skipped")):
+        for start in range(0, len(ids), timing.CHUNK):
+            db.session.execute(update(RECIPIENTS).where(
+                RECIPIENTS.c.id.in_(ids[start:start + timing.CHUNK])).values(status=status))
+
+
+# -- A/B decisions ------------------------------------------------------------------------------
+
+def figures(campaign: Campaign) -> list[abtest.Figures]:
+    """Each variant's messages sent and successes by the test's metric, so far."""
+    metric = campaign.ab.get("metric", "clicks")
+    found = []
+    for variant in variants(campaign):
+        target = db.session.scalar(select(Mailing).where(
+            Mailing.key == f"campaign:{campaign.id}:{variant.key}"))
+        if target is None:
+            found.append(abtest.Figures(variant.key, 0, 0))
+            continue
+        sent_rows = select(SENDS.c.contact_id, SENDS.c.sent_at, SENDS.c.opened_at,
+                           SENDS.c.clicked_at).where(SENDS.c.mailing_id == target.id,
+                                                     SENDS.c.status == "sent")
+        rows = db.session.execute(sent_rows).all()
+        if metric == "clicks":
+            successes = sum(1 for r in rows if r.clicked_at is not None)
+        elif metric == "opens":
+            successes = sum(1 for r in rows if r.opened_at is not None)
+        else:
+            successes = len(converted(campaign.ab.get("form", ""), campaign.ab.get("days", 7),
+                                      {r.contact_id: r.sent_at for r in rows}))
+        found.append(abtest.Figures(variant.key, len(rows), successes))
+    return found
+
+
+def converted(form: str, days: int, sent: dict[int, datetime]) -> set[int]:
+    """Which of these recipients submitted `form` within `days` of their message."""
+    if not form or not sent:
+        return set()
+    earliest = min(sent.values())
+    hits: set[int] = set()
+    ids = sorted(sent)
+    for start in range(0, len(ids), timing.CHUNK):
+        for contact_id, when, properties in db.session.execute(
+                select(Event.contact_id, Event.occurred_at, Event.properties).where(
+                    Event.type == "form_submitted", Event.occurred_at >= earliest,
+                    Event.contact_id.in_(ids[start:start + timing.CHUNK]))):
+            at = sent.get(contact_id)
+            if (properties or {}).get("form") == form and at is not None and (
+                    at <= when <= at + timedelta(days=days)):
+                hits.add(contact_id)
+    return hits
+
+
+def decide_due(now: datetime | None = None) -> int:
+    """Decide every A/B test whose wait is over; the remainder gets the winner (or the
+    fallback) at once. Returns how many were decided."""
+    now = now or utcnow()
+    decided = 0
+    for campaign in db.session.scalars(select(Campaign).where(
+            Campaign.status == "sending", Campaign.started_at.is_not(None))).all():
+        if not campaign.ab or campaign.ab_result.get("decided_at"):
+            continue
+        if campaign.started_at + timedelta(hours=campaign.ab["wait_hours"]) > now:
+            continue
+        decided += decide(campaign.id, now)
+    return decided
+
+
+def decide(campaign_id: int, now: datetime) -> int:
+    with write():
+        campaign = get(campaign_id)
+        if campaign.status != "sending" or campaign.ab_result.get("decided_at"):
+            return 0
+        found = figures(campaign)
+        decision = abtest.decide(found, metric=campaign.ab["metric"],
+                                 min_sample=campaign.ab["min_sample"], seed=campaign.id)
+        send = decision.winner or campaign.ab["fallback"]
+        reason = decision.reason
+        if not decision.winner:
+            reason += (" Nothing more is sent." if send == "none" else
+                       f" The rest get the fallback, variant {send.upper()}.")
+        else:
+            reason += " The rest get it."
+        values: dict[str, Any] = {"status": "cancelled"} if send == "none" else {
+            "status": "waiting", "variant": send, "due_at": now}
+        rest = db.session.execute(update(RECIPIENTS).where(
+            RECIPIENTS.c.campaign_id == campaign.id, RECIPIENTS.c.status == "held").values(
+            **values)).rowcount
+        campaign.ab_result = {
+            "winner": decision.winner, "sent_to_rest": send, "reason": reason,
+            "decided_at": now.isoformat(), "rest": rest,
+            "variants": {f.key: {"sent": f.sent, "successes": f.successes,
+                                 "rate": round(f.rate, 4),
+                                 "p_best": round(decision.p_best.get(f.key, 0.0), 4)}
+                         for f in found}}
+        return 1
+
+
+# -- finishing ----------------------------------------------------------------------------------
+
+def finish_done(now: datetime | None = None) -> int:
+    """Mark sent every sending campaign with nobody left to release and no send unsettled."""
+    now = now or utcnow()
+    finished = 0
+    for campaign in db.session.scalars(select(Campaign).where(
+            Campaign.status == "sending")).all():
+        if campaign.ab and not campaign.ab_result.get("decided_at"):
+            continue
+        if db.session.scalar(select(func.count()).select_from(RECIPIENTS).where(
+                RECIPIENTS.c.campaign_id == campaign.id,
+                RECIPIENTS.c.status.in_(("waiting", "held")))):
+            continue
+        ids = [m.id for m in mailings(campaign)]
+        if ids and db.session.scalar(select(func.count()).select_from(SENDS).where(
+                SENDS.c.mailing_id.in_(ids), SENDS.c.status.in_(UNFINISHED))):
+            continue
+        with write():
+            try:
+                _move(campaign.id, ("sending",), "sent", finished_at=now)
+            except CampaignError:
+                continue
+        finished += 1
+    return finished
+
+
+def audience_count(campaign: Campaign) -> int:
+    """How many it would go to now, before sending (the frozen count once started)."""
+    if campaign.status not in EDITABLE:
+        return campaign.recipients
+    return audience.count(campaign.audience)

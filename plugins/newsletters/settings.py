@@ -1,0 +1,47 @@
+"""The plugin's settings (Admin → Plugins → Newsletters): whether new blog posts are emailed,
+to which lists, whole or as an excerpt."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import wtforms
+from wtforms import validators
+from wtforms.fields.choices import SelectChoice
+
+from engine.plugins import current
+
+SLUG = "newsletters"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+def list_slugs(text: str) -> list[str]:
+    return sorted({s for s in re.split(r"[,\s]+", (text or "").lower()) if s})
+
+
+def _lists(form: wtforms.Form, field: wtforms.Field) -> None:
+    bad = [s for s in list_slugs(field.data) if not _SLUG.match(s)]
+    if bad:
+        raise validators.ValidationError(f"“{bad[0]}” is not a list name (lower-case letters, "
+                                         "digits, hyphens).")
+    field.data = ", ".join(list_slugs(field.data))
+
+
+class NewsletterSettings(wtforms.Form):
+    post_enabled = wtforms.BooleanField(
+        "Email new blog posts", default=False,
+        description="Each post is emailed once, when it is first published; editing or "
+                    "publishing it again never sends it again. A post can opt out in its "
+                    "front matter (newsletter: false) or name its own lists.")
+    post_lists = wtforms.StringField(
+        "…to these lists", default="newsletter",
+        validators=[validators.Length(max=1000), _lists],
+        description="List names separated by commas, e.g. newsletter, product-news.")
+    post_content = wtforms.SelectField(
+        "What the email holds", default="full",
+        choices=[SelectChoice("full", "The whole post"),
+                 SelectChoice("excerpt", "The excerpt, with a link to the post")])
+
+
+def current_settings() -> dict[str, Any]:
+    return current().settings(SLUG)
