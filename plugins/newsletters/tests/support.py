@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from engine.contacts import service as contacts
 from engine.db import db, write
-from engine.mail.models import EmailTemplate, MailSend
+from engine.mail.models import EmailTemplate, Mailing, MailSend
 from engine.testing import run_jobs
 from plugins.newsletters import jobs, service
 from plugins.newsletters.models import Recipient
@@ -70,6 +70,8 @@ def statuses(app: Any, campaign_id: int) -> dict[str, int]:
 
 
 def sent_to(app: Any) -> list[str]:
+    """The addresses campaigns were sent to, sorted."""
     with app.app_context():
-        return sorted(db.session.scalars(select(MailSend.email).where(
-            MailSend.status == "sent")))
+        return sorted(db.session.scalars(select(MailSend.email).join(
+            Mailing, Mailing.id == MailSend.mailing_id).where(
+            MailSend.status == "sent", Mailing.key.like("campaign:%"))))
