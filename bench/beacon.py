@@ -83,7 +83,7 @@ def beacon_request(base_url: str) -> Request:
         raise SystemExit("the landing page has no tracking script tag: is the plugin enabled?")
     endpoint, token = tag.groups()
     event = {"k": token, "t": "page_view", "u": f"{base_url}/?visit={UNIQUE}", "r": "",
-             "l": "en-GB", "w": 0, "n": "Brightwater Studio"}
+             "l": "en-GB", "w": 0, "n": "Brightwater Studio", "z": "Europe/London"}
     return Request(endpoint, "POST", {"Content-Type": "text/plain;charset=UTF-8",
                                       "User-Agent": AGENT, "Origin": base_url,
                                       "Accept-Language": "en-GB,en;q=0.9"},

@@ -1,13 +1,17 @@
 """A contact's time zone: where "9:00" and "quiet hours" are measured for them.
 
-In order: the contact's `timezone` custom field when it names a zone ("Europe/Berlin"), else
-the main zone of their country (ISO code, from the tz database's `zone1970.tab`, shipped with
-the `tzdata` package so no system files are needed), else the site's own (`timezone` in the site
-settings, `content/site.yaml`; UTC when unset). Workflows' waits and sending hours and
-newsletters' local-time sending all ask here.
+In order: the contact's `timezone` custom field when it names a zone ("Europe/Berlin"): what
+they or the site owner said; else the zone their browser reported (`browser_timezone`, kept by
+the tracking plugin through `remember_browser_zones`): where they actually read, which beats a
+guess from the country for people abroad or in a country of several zones; else the main zone
+of their country (ISO code, from the tz database's `zone1970.tab`, shipped with the `tzdata`
+package so no system files are needed); else the site's own (`timezone` in the site settings,
+`content/site.yaml`; UTC when unset). Workflows' waits and sending hours and newsletters'
+local-time sending all ask here.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -15,11 +19,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select
 
+from engine.contacts import store
 from engine.content.models import SiteSetting
 from engine.db import db
 
 UTC = ZoneInfo("UTC")
 FIELD = "timezone"  # the custom field a contact's zone may be kept in
+BROWSER_FIELD = "browser_timezone"  # the custom field of the zone their browser last reported
 
 
 @lru_cache(maxsize=512)
@@ -64,10 +70,20 @@ def site_zone() -> ZoneInfo:
     return zone_named(str(value or "")) or UTC
 
 
+def remember_browser_zones(zones: Mapping[int, str]) -> list[int]:
+    """Keep the zone each contact's browser reports (`{contact id: IANA name}`) in their
+    `BROWSER_FIELD` (inside `write()`); names outside the tz database are ignored. Written
+    through `store.set_custom`, so a zone seen again writes nothing and fires no
+    `field_changed`. Returns the contacts whose zone changed."""
+    known = {cid: found.key for cid, name in zones.items() if (found := zone_named(name or ""))}
+    return store.set_custom(BROWSER_FIELD, known)
+
+
 def zone_of(contact: Any, site: ZoneInfo | None = None) -> ZoneInfo:
     """The zone to use for this contact (see the module's docstring). `site`: the site's zone,
     when the caller has it already (a batch asks once)."""
     custom = getattr(contact, "custom", None) or {}
     return (zone_named(str(custom.get(FIELD) or ""))
+            or zone_named(str(custom.get(BROWSER_FIELD) or ""))
             or zone_of_country(getattr(contact, "country", "") or "")
             or site or site_zone())

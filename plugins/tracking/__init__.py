@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.admin.menu import MenuItem
-from engine.contacts import identity
+from engine.contacts import identity, timezones
 from engine.db import write
 from engine.events import EventType, PropertyType
 from engine.plugins import hookimpl
@@ -86,11 +86,16 @@ def on_contact_erased(contact_ids: list[int], visitor_ids: list[str]) -> None:
 
 @hookimpl
 def on_form_submitted(submission: Any, contact: Any) -> None:
-    """A visitor just identified: their first and last touch come from their visits so far.
+    """A visitor just identified: their first and last touch come from their visits so far, and
+    their browser's time zone from the latest (later page views in that zone change nothing).
     Read first, outside any write: most new contacts' browsers have no visit yet to record."""
     if contact is None:
         return
     found = visits.first_and_last(identity.visitors_of(contact.id))
     if found is not None:
+        first, last = visits.as_touch(found[0]), visits.as_touch(found[1])
+        zone = found[1].time_zone
         with write():
-            visits.save_touches(contact.id, *found)
+            visits.save_touches(contact.id, first, last)
+            if zone:
+                timezones.remember_browser_zones({contact.id: zone})

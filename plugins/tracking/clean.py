@@ -4,7 +4,8 @@ Everything a browser sends is hostile until checked: the type must be known, URL
 http(s), short and free of control characters (PostgreSQL cannot store a NUL, even inside
 JSON), text is stripped of control characters and cut to size, query parameters that often carry
 personal data are dropped, paths that carry a secret (`engine.web.private_paths`) keep only the
-part before it, and the visitor id never comes from the payload (only from the signed cookie).
+part before it, a time zone is kept only when the tz database knows its name, and the visitor
+id never comes from the payload (only from the signed cookie).
 What is stored is rebuilt from the parsed parts, never the raw input.
 
 Each event gets its id here, at the edge: storing is idempotent on it (`ingest`), so an event
@@ -24,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import user_agents
 
+from engine.contacts.timezones import zone_named
 from engine.web import private_paths
 
 EVENT_TYPES = ("page_view", "click", "download", "form_view")
@@ -32,6 +34,7 @@ MAX_URL = 2000
 MAX_PATH = 500  # as the Traffic page stores and shows it (decoded)
 MAX_TITLE = 200
 MAX_LABEL = 100
+MAX_ZONE = 64  # the longest IANA name is 32 characters
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Query parameters that tend to carry personal data or secrets: never stored.
 PRIVATE_PARAMS = re.compile(r"^(e?mail|email_?address|token|password|passwd|pass|secret|key|"
@@ -166,6 +169,16 @@ def language_tag(value: Any) -> str:
     return tag if LANGUAGE.fullmatch(tag) else ""
 
 
+def time_zone(value: Any) -> str:
+    """The browser's IANA zone (`Europe/Berlin`) when the tz database knows it; "" for
+    anything else, which is dropped rather than refused: a browser with an odd zone is still
+    a page view."""
+    if not isinstance(value, str) or not value or len(value) > MAX_ZONE:
+        return ""
+    found = zone_named(value)
+    return found.key if found is not None else ""
+
+
 @lru_cache(maxsize=4096)
 def is_bot_agent(agent: str) -> bool:
     """Cached: the pattern takes tens of microseconds, and visitors share a few hundred agents."""
@@ -248,6 +261,9 @@ def event(payload: Any, *, hosts: frozenset[str], agent: str, ip: str, ip_mode: 
         cleaned["x"] = text(payload.get("x"), MAX_LABEL)
     if kind == "page_view":
         cleaned["n"] = text(payload.get("n"), MAX_TITLE)
+        zone = time_zone(payload.get("z"))
+        if zone:
+            cleaned["z"] = zone
     if kind == "form_view":
         cleaned["f"] = text(payload.get("f"), MAX_LABEL)
         if not cleaned["f"]:

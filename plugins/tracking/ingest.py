@@ -1,6 +1,7 @@
-"""Storing events: from the cleaned beacon form to timeline rows, visits, roll-ups and touches,
-all in one transaction per batch, recorded on the engine's event stream (`engine.events`),
-which delivers them to `on_event` with everything else contacts do.
+"""Storing events: from the cleaned beacon form to timeline rows, visits, roll-ups, touches and
+known contacts' browser time zones, all in one transaction per batch, recorded on the engine's
+event stream (`engine.events`), which delivers them to `on_event` with everything else
+contacts do.
 
 The same function serves the periodic drain of the Redis buffer (thousands of events at a time)
 and the hand-over's direct write when Redis is unreachable, so both paths store exactly the same
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.contacts import identity
+from engine.contacts import identity, timezones
 from engine.db import db, write
 from engine.events import record_many
 from plugins.tracking import clean, rollups, visits
@@ -47,7 +48,7 @@ def to_row(event: dict[str, Any], keep_bots: bool = False) -> dict[str, Any] | N
         props["noscript"] = True
     return {"type": event["t"], "visitor_id": event["v"], "url": event["u"], "properties": props,
             "occurred_at": datetime.fromtimestamp(float(event["ts"]), UTC),
-            "id": str(event.get("id") or "")[:32]}
+            "id": str(event.get("id") or "")[:32], "zone": str(event.get("z") or "")[:64]}
 
 
 def first_stores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,10 +96,13 @@ def store(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         known = identity.contacts_of({r["visitor_id"] for r in rows})
         for row in rows:
             row["contact_id"] = known.get(row["visitor_id"])
-        new_visits = visits.assign(rows, timeout)
+        new_visits, zones = visits.assign(rows, timeout)
         record_many(rows)  # on the timeline, and on their way to `on_event`
         identity.touch_many(visits.last_seen(rows))
         rollups.add(rows, new_visits)
         for contact_id in {known[v["visitor_id"]] for v in new_visits if v["visitor_id"] in known}:
             visits.update_touches(contact_id, identity.visitors_of(contact_id))
+        # Only zones new to their visit: a known browser in its usual zone costs nothing here.
+        timezones.remember_browser_zones({known[v]: zone for v, zone in zones.items()
+                                          if v in known})
     return rows

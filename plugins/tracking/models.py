@@ -48,6 +48,10 @@ class Visit(db.Model):
     campaign: Mapped[str] = mapped_column(String(200), default="")
     device: Mapped[str] = mapped_column(String(20), default="")
     browser: Mapped[str] = mapped_column(String(60), default="")
+    # The browser's IANA zone as its latest page view reported it ("" when unknown): kept on
+    # the visit, so a page view in the zone the visit already holds costs no write, and
+    # carried to the contact (`engine.contacts.timezones.BROWSER_FIELD`) when it changes.
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
     page_views: Mapped[int] = mapped_column(Integer, default=0)
     events: Mapped[int] = mapped_column(Integer, default=0)
 

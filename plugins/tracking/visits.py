@@ -4,12 +4,17 @@ A visit is a visitor's run of events with no idle gap longer than the timeout (3
 default); arriving from a new campaign also starts one, as analytics tools do. A visit's source,
 medium, campaign and landing page are what attribution calls a touch: a contact's first touch is
 their earliest visit, their last touch their latest.
+
+A visit also keeps the time zone its browser's page views report. Each batch compares the zone
+an event brings with the one its visit holds, so a browser seen again in the same zone costs
+nothing more; only a new visit or a changed zone is passed on, for a known contact's
+`browser_timezone` (`engine.contacts.timezones`).
 """
 from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,11 +24,21 @@ from plugins.tracking import clean
 from plugins.tracking.models import Seen, Touches, Visit
 
 VISIT_COLUMNS = ("id", "visitor_id", "started_at", "last_seen_at", "landing_url", "referrer",
-                 "source", "medium", "campaign", "device", "browser", "page_views", "events")
+                 "source", "medium", "campaign", "device", "browser", "time_zone", "page_views",
+                 "events")
 
 
-def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[dict[str, Any]]:
-    """Give each event (oldest first) its visit, opening new ones; returns the new visits.
+class Assigned(NamedTuple):
+    """What `assign` did: the visits it opened, and `{visitor id: zone}` for the browsers whose
+    zone is new to their visit (a new visit's, or a change within one)."""
+
+    new: list[dict[str, Any]]
+    zones: dict[str, str]
+
+
+def assign(events: list[dict[str, Any]], timeout: timedelta) -> Assigned:
+    """Give each event (oldest first) its visit, opening new ones; returns the new visits and
+    the zones new to their visit (see `Assigned`).
 
     Works on plain dicts and writes with two executemany statements (one INSERT, one UPDATE):
     a batch can open thousands of visits, and ORM objects would cost more than the SQL.
@@ -34,12 +49,13 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[dict[str, A
     current: dict[str, dict[str, Any]] = {}
     for row in db.session.execute(
             select(Visit.id, Visit.visitor_id, Visit.last_seen_at, Visit.source, Visit.medium,
-                   Visit.campaign)
+                   Visit.campaign, Visit.time_zone)
             .where(Visit.visitor_id.in_(visitor_ids), Visit.last_seen_at >= earliest - timeout)
             .order_by(Visit.last_seen_at)).mappings():
         current[row["visitor_id"]] = {**row, "page_views": 0, "events": 0, "new": False}
     new: list[dict[str, Any]] = []
     changed: dict[str, dict[str, Any]] = {}
+    zones: dict[str, str] = {}
     for e in events:
         visit = current.get(e["visitor_id"])
         props = e["properties"]
@@ -53,11 +69,14 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[dict[str, A
                      "landing_url": e["url"][:2000], "referrer": props.get("referrer", "")[:2000],
                      "source": source[:200], "medium": medium[:100], "campaign": campaign[:200],
                      "device": props.get("device", ""), "browser": props.get("browser", ""),
-                     "page_views": 0, "events": 0, "new": True}
+                     "time_zone": "", "page_views": 0, "events": 0, "new": True}
             current[e["visitor_id"]] = visit
             new.append(visit)
         elif not visit["new"]:
             changed[visit["id"]] = visit
+        zone = e.get("zone")
+        if zone and zone != visit["time_zone"]:
+            visit["time_zone"] = zones[e["visitor_id"]] = zone
         visit["last_seen_at"] = max(visit["last_seen_at"], e["occurred_at"])
         visit["events"] += 1
         visit["page_views"] += e["type"] == "page_view"
@@ -68,10 +87,10 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> list[dict[str, A
         db.session.execute(
             update(table).where(table.c.id == bindparam("visit_id")).values(
                 last_seen_at=bindparam("seen"), page_views=table.c.page_views + bindparam("views"),
-                events=table.c.events + bindparam("count")),
+                events=table.c.events + bindparam("count"), time_zone=bindparam("zone")),
             [{"visit_id": v["id"], "seen": v["last_seen_at"], "views": v["page_views"],
-              "count": v["events"]} for v in changed.values()])
-    return new
+              "count": v["events"], "zone": v["time_zone"]} for v in changed.values()])
+    return Assigned(new, zones)
 
 
 def as_touch(visit: Visit) -> dict[str, Any]:
@@ -80,14 +99,14 @@ def as_touch(visit: Visit) -> dict[str, Any]:
             "at": visit.started_at.isoformat()}
 
 
-def first_and_last(visitor_ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The touches of the earliest and the latest visit of these browsers; None without any."""
+def first_and_last(visitor_ids: list[str]) -> tuple[Visit, Visit] | None:
+    """The earliest and the latest visit of these browsers; None without any."""
     if not visitor_ids:
         return None
     ordered = select(Visit).where(Visit.visitor_id.in_(visitor_ids))
     first = db.session.scalar(ordered.order_by(Visit.started_at).limit(1))
     last = db.session.scalar(ordered.order_by(Visit.started_at.desc()).limit(1))
-    return None if first is None or last is None else (as_touch(first), as_touch(last))
+    return None if first is None or last is None else (first, last)
 
 
 def save_touches(contact_id: int, first: dict[str, Any], last: dict[str, Any]) -> None:
@@ -107,7 +126,7 @@ def update_touches(contact_id: int, visitor_ids: list[str]) -> None:
     identified later may bring an earlier first visit); inside `write()`."""
     found = first_and_last(visitor_ids)
     if found is not None:
-        save_touches(contact_id, *found)
+        save_touches(contact_id, as_touch(found[0]), as_touch(found[1]))
 
 
 def forget(contact_ids: list[int], visitor_ids: list[str]) -> None:

@@ -5,7 +5,8 @@ function go(p){var b=JSON.stringify(p);n.sendBeacon&&n.sendBeacon(o.e,b)||fetch(
 function t(k,x){var p={k:o.k,t:k,u:L.href,r:d.referrer,l:n.language,w:n.webdriver?1:0},i;for(i in x)p[i]=x[i];
 o.c!="1"||d.cookie.indexOf(C+"=yes")>=0?go(p):q.push(p)}
 w.magnetConsent=function(y){d.cookie=C+"="+(y?"yes":"no")+";path=/;max-age=31536000;samesite=lax";for(;y&&q.length;)go(q.shift());q=[]};
-t("page_view",{n:d.title});
+try{var z=Intl.DateTimeFormat().resolvedOptions().timeZone}catch(e){}
+t("page_view",{n:d.title,z:z});
 w.IntersectionObserver&&d.querySelectorAll("form[data-magnet-form]").forEach(function(f){var b=new IntersectionObserver(function(v){v[0].isIntersecting&&(b.disconnect(),t("form_view",{f:f.dataset.magnetForm}))});b.observe(f)});
 d.addEventListener("click",function(e){var a=e.target.closest&&e.target.closest("a[href]"),u,x;if(!a)return;
 u=new URL(a.href,L.href);if(!/^https?:$/.test(u.protocol))return;x={h:u.href,x:(a.dataset.cta||a.textContent||"").trim().slice(0,100)};

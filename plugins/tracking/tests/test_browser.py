@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from engine.contacts import activity
 from engine.contacts.models import Contact
+from engine.contacts.timezones import BROWSER_FIELD
 from engine.db import db
 from plugins.tracking import visits
 from plugins.tracking.tests.helpers import configure, drain, signed_in
@@ -51,6 +52,8 @@ def timeline_of(app, email, expected, timeout=10.0):
 @pytest.mark.slow
 def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, page, work):
     app.config["SITE_URL"] = live_server  # the beacon counts the site's own host only
+    zone = page.context.new_cdp_session(page)  # a visitor far from the machine running this
+    zone.send("Emulation.setTimezoneOverride", {"timezoneId": "America/Sao_Paulo"})
     page.goto(f"{live_server}/about")
     page.goto(f"{live_server}/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=june")
     with page.expect_response(lambda r: r.url.endswith("/t/event")):  # its page view is in,
@@ -97,3 +100,6 @@ def test_anonymous_visit_then_form_joins_the_whole_journey(app, live_server, pag
     assert touches["first_touch"]["source"] == "(direct)"
     assert (touches["last_touch"]["source"], touches["last_touch"]["medium"],
             touches["last_touch"]["campaign"]) == ("newsletter", "email", "june")
+    with app.app_context():  # where their browser is: for sending at their local time
+        contact = db.session.get(Contact, rows[0].contact_id)
+        assert contact.custom[BROWSER_FIELD] == "America/Sao_Paulo"
