@@ -56,3 +56,11 @@ def test_a_browsers_zone_is_written_only_when_it_changes(app):
             Activity.type == "field_changed")).all()
         assert [(e.contact_id, e.properties["old"], e.properties["new"]) for e in changes
                 if e.properties["field"] == "browser_timezone"] == [(ann, "", "Europe/Berlin")]
+
+
+def test_a_country_gives_the_zone_where_most_of_its_people_live() -> None:
+    from engine.contacts.timezones import zone_of_country
+    assert {code: str(zone_of_country(code)) for code in ("DE", "BR", "US", "JP", "AU")} == {
+        "DE": "Europe/Berlin", "BR": "America/Sao_Paulo", "US": "America/New_York",
+        "JP": "Asia/Tokyo", "AU": "Australia/Sydney"}
+    assert zone_of_country("XX") is None

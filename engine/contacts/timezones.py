@@ -4,8 +4,9 @@ In order: the contact's `timezone` custom field when it names a zone ("Europe/Be
 they or the site owner said; else the zone their browser reported (`browser_timezone`, kept by
 the tracking plugin through `remember_browser_zones`): where they actually read, which beats a
 guess from the country for people abroad or in a country of several zones; else the main zone
-of their country (ISO code, from the tz database's `zone1970.tab`, shipped with the `tzdata`
-package so no system files are needed); else the site's own (`timezone` in the site settings,
+of their country (ISO code: the country's own first zone in the tz database's `zone.tab`,
+shipped with the `tzdata` package so no system files are needed, except for the few countries
+where that first zone is not where most people live, named in `MOST_PEOPLE`); else the site's own (`timezone` in the site settings,
 `content/site.yaml`; UTC when unset). Workflows' waits and sending hours and newsletters'
 local-time sending all ask here.
 """
@@ -24,6 +25,10 @@ from engine.content.models import SiteSetting
 from engine.db import db
 
 UTC = ZoneInfo("UTC")
+# Countries of several zones whose first row in `zone.tab` is not where most people live.
+MOST_PEOPLE = {"AU": "Australia/Sydney", "BR": "America/Sao_Paulo", "CA": "America/Toronto",
+               "RU": "Europe/Moscow", "UA": "Europe/Kyiv", "UZ": "Asia/Tashkent",
+               "KI": "Pacific/Tarawa", "PS": "Asia/Hebron", "CY": "Asia/Nicosia"}
 FIELD = "timezone"  # the custom field a contact's zone may be kept in
 BROWSER_FIELD = "browser_timezone"  # the custom field of the zone their browser last reported
 
@@ -47,16 +52,17 @@ def _names() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _country_zones() -> dict[str, str]:
-    """ISO country code -> its first (most populous) zone in `zone1970.tab`."""
+    """ISO country code -> its main zone. `zone.tab` has one row per (country, zone), the
+    country's own (`zone1970.tab` would give Germany "Europe/Zurich", a zone it shares);
+    its first row is usually the capital's, and `MOST_PEOPLE` corrects the rest."""
     found: dict[str, str] = {}
-    text = resources.files("tzdata").joinpath("zoneinfo", "zone1970.tab").read_text("utf-8")
+    text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text("utf-8")
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        codes, _coordinates, zone = line.split("\t")[:3]
-        for code in codes.split(","):
-            found.setdefault(code.upper(), zone)
-    return found
+        code, _coordinates, zone = line.split("\t")[:3]
+        found.setdefault(code.upper(), zone)
+    return {**found, **MOST_PEOPLE}
 
 
 def zone_of_country(code: str) -> ZoneInfo | None:
