@@ -112,7 +112,8 @@ def building(audience: dict[str, Any]) -> list[str]:
 
 def freeze(campaign_id: int, audience: dict[str, Any], status: str, due: Any) -> int:
     """Write the audience as recipient rows (inside `write()`), with one INSERT ... SELECT;
-    returns how many. Rows already there (a retried start) are left as they were."""
+    returns how many rows the campaign has. Rows already there (a retried start) are left as
+    they were."""
     if is_empty(audience):
         return 0
     insert = dialect_insert(db.session.get_bind().dialect.name)
@@ -121,7 +122,11 @@ def freeze(campaign_id: int, audience: dict[str, Any], status: str, due: Any) ->
     statement = insert(Recipient.__table__).from_select(
         ["campaign_id", "contact_id", "variant", "status", "due_at", "optimised"], rows
     ).on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
-    return db.session.execute(statement).rowcount or 0
+    db.session.execute(statement)
+    # Counted rather than taken from the statement's rowcount, which not every driver gives
+    # for INSERT ... SELECT ... ON CONFLICT.
+    return db.session.scalar(select(func.count()).select_from(Recipient).where(
+        Recipient.campaign_id == campaign_id)) or 0
 
 
 def still_in(audience: dict[str, Any], contact_ids: list[int]) -> set[int]:

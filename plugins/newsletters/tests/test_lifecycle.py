@@ -146,6 +146,7 @@ AB = {"field": "subject", "variants": [{"subject": "Plain subject"},
       "share": 40, "metric": "clicks", "wait_hours": 2, "min_sample": 5, "fallback": "a"}
 
 
+@pytest.mark.both_backends
 def test_an_ab_test_sends_the_winner_to_the_rest(make_app, smtp_server, clock) -> None:
     app = site(make_app, smtp_server)
     people(app, 30)
