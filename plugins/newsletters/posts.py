@@ -26,7 +26,7 @@ from engine.content.models import ContentItem
 from engine.db import db, utcnow, write
 from engine.mail import rendering
 from engine.mail.models import EmailTemplate
-from engine.web.links import site_url
+from engine.web.links import SiteUrlMissing, site_url
 from plugins.newsletters import audience, service, settings
 from plugins.newsletters.errors import CampaignError
 from plugins.newsletters.models import Campaign
@@ -49,13 +49,21 @@ def on_published(item: ContentItem) -> None:
     lists = chosen if isinstance(chosen, list) else settings.list_slugs(config["post_lists"])
     if not lists:
         return
+    made = None
     try:
         made = campaign_from_post(item.id, lists=lists, content=config["post_content"],
                                   by="post to newsletter")
         if made is not None:
             service.schedule(made.id, by="post to newsletter")
-    except CampaignError as exc:
+    except (CampaignError, SiteUrlMissing) as exc:
+        # The publication stands; the campaign (if made) waits as a draft with the reason,
+        # for an editor to send from Admin -> Campaigns.
         log.warning("post %s was not emailed: %s", item.id, exc)
+        if made is not None:
+            with write():
+                found = db.session.get(Campaign, made.id)
+                if found is not None and found.status == "draft":
+                    found.error = str(exc)[:2000]
 
 
 def campaign_from_post(item_id: int, *, lists: list[str], content: str = "full",
