@@ -1,16 +1,20 @@
 """The admin blueprint at /admin: its layout, navigation and response headers."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BuildError
 
 from engine.admin.menu import MenuItem
 from engine.db import MAX_ROW_ID
 from engine.plugins import current as plugins
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -21,6 +25,7 @@ CORE_MENU = (
     MenuItem("Pages & posts", "admin.content_list", "editor"),
     MenuItem("Forms", "admin.forms_list", "viewer"),
     MenuItem("Contacts", "admin.contacts_list", "viewer"),
+    MenuItem("Lists", "admin.lists_list", "viewer"),
     MenuItem("Segments", "admin.segments_list", "viewer"),
     MenuItem("Email", "admin.mail_templates_list", "viewer"),
     MenuItem("Suppressions", "admin.suppressions_list", "viewer"),
@@ -103,3 +108,20 @@ def error_page(exc: Any) -> Any:
     code = getattr(exc, "code", 500) or 500
     return render_template("admin/error.html", code=code,
                            description=getattr(exc, "description", "")), code
+
+
+def when_too_large(answer: Callable[[], Any]) -> Callable[[View], View]:
+    """Mark an upload view (one with `engine.web.body_limit`) with the page that answers a body
+    over its limit: the form again, saying how large a file may be. (Put it below
+    `require_role`, whose wrapper keeps the mark.)"""
+    def mark(view: View) -> View:
+        view.magnet_too_large = answer  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    view = current_app.view_functions.get(request.endpoint or "")
+    answer = getattr(view, "magnet_too_large", None)
+    return answer() if answer is not None else exc

@@ -1,4 +1,5 @@
-"""`magnet contacts`: import, export, GDPR export and erase, merge and undo."""
+"""`magnet contacts`: import (optionally to lists), export, GDPR export and erase, merge and
+undo."""
 from __future__ import annotations
 
 import csv
@@ -32,18 +33,27 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--fill-only", is_flag=True, help="Only fill existing contacts' empty fields.")
 @click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the rejected rows' line numbers and reasons to this CSV.")
+@click.option("--list", "list_slugs", multiple=True, metavar="SLUG",
+              help="Subscribe everyone imported to this list (confirmed, the import recorded as "
+                   "their consent proof); those who unsubscribed from it are skipped. "
+                   "Repeatable.")
 def contacts_import(file: Path, maps: tuple[str, ...], dry_run: bool, fill_only: bool,
-                    errors_file: Path | None) -> None:
+                    errors_file: Path | None, list_slugs: tuple[str, ...]) -> None:
     """Import contacts from FILE.csv, deduplicated by email and merged into existing ones."""
+    from engine.contacts.lists import check_slug, import_plan
     from engine.contacts.service import ContactError
     from engine.contacts.transfer import BOM, import_csv
+    try:
+        plan = import_plan(file.name, map(check_slug, list_slugs), by="the command line")
+    except ContactError as exc:
+        raise click.BadParameter(str(exc), param_hint="--list") from exc
     with file.open(newline="", encoding="utf-8-sig") as fh:
         total = max(sum(1 for _ in fh) - 1, 0)
     with file.open(newline="", encoding="utf-8-sig") as stream, \
             click.progressbar(length=2 * total, label="Importing", file=sys.stderr) as bar:
         try:
             report = import_csv(stream, _mapping(maps), dry_run=dry_run, overwrite=not fill_only,
-                                progress=bar.update)
+                                progress=bar.update, to_lists=plan)
         except (ContactError, csv.Error, UnicodeDecodeError) as exc:
             raise click.ClickException(str(exc)) from exc
     for line, message in report.errors[:50]:
@@ -57,6 +67,19 @@ def contacts_import(file: Path, maps: tuple[str, ...], dry_run: bool, fill_only:
             writer = csv.writer(fh)
             writer.writerow(["line", "error"])
             writer.writerows(report.errors)
+    if plan is not None and not dry_run:
+        from engine import audit
+        for slug, outcome in report.lists.items():
+            audit.record("cli", "list.import", slug, {
+                "file": file.name, "rows": report.rows, "created": report.created,
+                "joined": outcome.joined, "skipped": len(outcome.refused),
+                "rejected": len(report.errors)})
+    for slug, outcome in report.lists.items():
+        for email in outcome.refused[:50]:
+            click.echo(f"skipped {email} on {slug}: unsubscribed from it or withdrew consent",
+                       err=True)
+        if len(outcome.refused) > 50:
+            click.echo(f"... and {len(outcome.refused) - 50} more skipped on {slug}", err=True)
     click.echo(report.summary(dry_run))
 
 

@@ -10,7 +10,8 @@ built once per database dialect and reused, and they write nothing that cannot c
   submissions of one address racing on PostgreSQL, without an error); a known one is read, and
   only the fields that change are updated;
 - `tag()`: one `INSERT … SELECT` for all of a form's tags, whether or not the contact has some;
-- `subscribe()`: one upsert per list that re-opens only what is not already subscribed.
+- `subscribe()`: one upsert per list that re-opens only what is not already subscribed;
+  `subscribe_confirmed()` puts many contacts on one list in one upsert (imports, editors).
 
 `engine.contacts.service` keeps the ORM-shaped functions (`upsert`, `add_tags`, `subscribe`)
 as thin layers over these, so each rule lives in one place.
@@ -294,6 +295,72 @@ def subscribe(contact_id: int, list_slugs: Iterable[str], *, source: str = "",
                     "properties": {"list": slug, "status": row[1]}} for row in rows]
     events.defer(joined)
     return [(int(id_), status_) for id_, status_ in opened]
+
+
+def subscribe_confirmed(contact_ids: Iterable[int], list_slug: str, *,
+                        source: str = "") -> tuple[list[int], list[int]]:
+    """Put many contacts on one list as confirmed subscribers (inside `write()`): people an
+    editor adds by hand or an import brings from another tool, where they subscribed already.
+
+    One INSERT … ON CONFLICT for all of them: a new or `pending` subscription becomes
+    `subscribed` (each a `list_joined` event, as `subscribe()` records); one already subscribed
+    stays as it is. Someone who said no is never put on it by others: an `unsubscribed`
+    subscription is not re-opened (only the person's own confirmed sign-up does that), and a
+    contact who withdrew consent is left off. Returns `(joined, refused)`: the contacts that
+    joined now, and those left off for either reason.
+    """
+    ids = sorted({int(c) for c in contact_ids})
+    conn, now, slug = connection(), utcnow(), list_slug
+    refused = withdrawn(ids)
+    said_no = set(refused)
+    wanted = [c for c in ids if c not in said_no]
+    if not wanted:
+        return [], refused
+    upsert = dialect_insert(db.session.get_bind().dialect.name)(SUBSCRIPTIONS)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["contact_id", "list_slug"],
+        set_={"status": "subscribed", "source": upsert.excluded.source,
+              "confirmed_at": upsert.excluded.confirmed_at},
+        where=SUBSCRIPTIONS.c.status == "pending").returning(SUBSCRIPTIONS.c.contact_id)
+    joined = sorted(conn.execute(statement, [
+        {"contact_id": c, "list_slug": slug, "status": "subscribed", "source": source[:120],
+         "created_at": now, "confirmed_at": now} for c in wanted]).scalars())
+    for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+        refused += conn.execute(select(SUBSCRIPTIONS.c.contact_id).where(
+            SUBSCRIPTIONS.c.list_slug == slug, SUBSCRIPTIONS.c.status == "unsubscribed",
+            SUBSCRIPTIONS.c.contact_id.in_(wanted[start:start + 900]))).scalars().all()
+    events.defer([{"type": "list_joined", "contact_id": c,
+                   "properties": {"list": slug, "status": "subscribed"}} for c in joined])
+    return joined, sorted(refused)
+
+
+def withdrawn(contact_ids: Iterable[int]) -> list[int]:
+    """Of these contacts, those who withdrew their consent."""
+    ids, found, conn = sorted({int(c) for c in contact_ids}), [], connection()
+    for start in range(0, len(ids), 900):
+        found += conn.execute(select(CONTACTS.c.id).where(
+            CONTACTS.c.id.in_(ids[start:start + 900]), CONTACTS.c.consent == "withdrawn")
+        ).scalars().all()
+    return sorted(found)
+
+
+def grant_consent_many(contact_ids: Iterable[int], consent: Mapping[str, Any]) -> list[int]:
+    """Record consent with its proof (`service.consent_values`) on many contacts at once
+    (inside `write()`), only where none is recorded: a consent already granted keeps its own
+    proof, and a withdrawal is never overwritten. Returns the contacts changed, each a
+    `field_changed` event."""
+    ids, granted = sorted({int(c) for c in contact_ids}), []
+    conn = connection()
+    for start in range(0, len(ids), 900):
+        granted += conn.execute(update(CONTACTS).where(
+            CONTACTS.c.id.in_(ids[start:start + 900]),
+            or_(CONTACTS.c.consent == "unknown", CONTACTS.c.consent == ""))
+            .values(**consent, updated_at=utcnow()).returning(CONTACTS.c.id)).scalars().all()
+    changed_to = _shown(consent.get("consent"))
+    events.defer([{"type": "field_changed", "contact_id": c,
+                   "properties": {"field": "consent", "old": "unknown", "new": changed_to}}
+                  for c in sorted(granted)])
+    return sorted(granted)
 
 
 def unsubscribe(contact_id: int, list_slugs: Iterable[str] | None = None) -> list[str]:

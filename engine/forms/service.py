@@ -58,6 +58,17 @@ def all_forms() -> list[Form]:
     return list(db.session.scalars(select(Form).order_by(Form.slug)))
 
 
+def lists_named() -> dict[str, list[str]]:
+    """`{list slug: [slugs of the forms that subscribe people to it]}`: a list a form names
+    exists before anyone is on it."""
+    named: dict[str, list[str]] = {}
+    for slug, definition in db.session.execute(select(Form.slug, Form.definition)
+                                               .order_by(Form.slug)):
+        for list_slug in (definition or {}).get("lists") or []:
+            named.setdefault(str(list_slug), []).append(slug)
+    return named
+
+
 def submissions_for(contact_ids: list[int]) -> list[dict[str, Any]]:
     """A person's submissions as JSON-ready data (for GDPR exports and the contact view)."""
     return [{"id": s.id, "form": s.form_slug, "values": s.raw, "ip": s.ip, "page": s.page_url,

@@ -8,6 +8,7 @@ from engine.admin.views import (  # noqa: F401
     dashboard,
     event_types,
     forms,
+    lists,
     mail_settings,
     mail_suppressions,
     mail_templates,

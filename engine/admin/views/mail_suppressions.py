@@ -23,10 +23,9 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import func, or_, select
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine import audit
-from engine.admin.blueprint import bp, row_id
+from engine.admin.blueprint import bp, row_id, when_too_large
 from engine.auth import require_role
 from engine.contacts.service import ContactError, normalise_email
 from engine.db import db, utcnow, write
@@ -123,9 +122,16 @@ def suppressions_remove(entry_id: int) -> Any:
     return redirect(url_for("admin.suppressions_list"))
 
 
+def _too_large() -> Any:
+    return _list_page(413, import_error=f"The file is larger than "
+                      f"{suppression_csv.MAX_BYTES // 1024 // 1024} MB: split it and import "
+                      "the parts. Nothing was changed.")
+
+
 @bp.post("/mail/suppressions/import")
 @require_role("editor")
 @body_limit(suppression_csv.UPLOAD_CONFIG)
+@when_too_large(_too_large)
 def suppressions_import() -> Any:
     """A dry run (`mode=check`) or the import itself; both read and check the whole file
     first, so a file that cannot be read changes nothing."""
@@ -155,15 +161,6 @@ def suppressions_import() -> Any:
                            default=default, default_reasons=suppression_csv.DEFAULT_REASONS,
                            bad=plan.bad[:suppression_csv.BAD_ROWS_SHOWN],
                            max_mb=suppression_csv.MAX_BYTES // 1024 // 1024)
-
-
-@bp.errorhandler(RequestEntityTooLarge)
-def _too_large(exc: RequestEntityTooLarge) -> Any:
-    if request.endpoint == "admin.suppressions_import":
-        return _list_page(413, import_error=f"The file is larger than "
-                          f"{suppression_csv.MAX_BYTES // 1024 // 1024} MB: split it and import "
-                          "the parts. Nothing was changed.")
-    return exc
 
 
 @bp.post("/mail/suppressions.csv")  # a POST: it writes to the audit log
