@@ -121,7 +121,10 @@ def freeze(campaign_id: int, audience: dict[str, Any], status: str, due: Any) ->
     statement = insert(Recipient.__table__).from_select(
         ["campaign_id", "contact_id", "variant", "status", "due_at", "optimised"], rows
     ).on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
-    return db.session.execute(statement).rowcount or 0
+    # SQLAlchemy keeps an INSERT's row count only when asked: without this, PostgreSQL's
+    # driver reports -1 (SQLite's happened to be kept).
+    return db.session.execute(statement, execution_options={"preserve_rowcount": True}
+                              ).rowcount or 0
 
 
 def still_in(audience: dict[str, Any], contact_ids: list[int]) -> set[int]:
