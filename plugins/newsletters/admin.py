@@ -12,7 +12,7 @@ from flask import Blueprint
 from plugins.newsletters import admin_campaigns, admin_report
 
 blueprint = Blueprint("newsletters_admin", __name__, template_folder="templates",
-                      static_folder="static", url_prefix="/admin/campaigns")
+                      url_prefix="/admin/campaigns")
 
 admin_campaigns.register(blueprint)
 admin_report.register(blueprint)
