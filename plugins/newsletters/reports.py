@@ -41,6 +41,7 @@ from engine.db import UTCDateTime, db
 from engine.events.models import Activity as Event
 from engine.mail.models import Bounce, EmailTemplate, Mailing, MailSend
 from plugins.newsletters import service
+from plugins.newsletters.fields import VARIANT_KEYS
 from plugins.newsletters.models import Campaign, Recipient
 
 SENDS = MailSend.__table__
@@ -374,7 +375,7 @@ def comparison(limit: int = 10) -> list[Compared]:
                                                   Campaign.id.desc()).limit(limit)))
     if not campaigns:
         return []
-    keys = {f"campaign:{c.id}:{v}": c.id for c in campaigns for v in service.VARIANT_KEYS}
+    keys = {f"campaign:{c.id}:{v}": c.id for c in campaigns for v in VARIANT_KEYS}
     owner = {mid: keys[key] for mid, key in db.session.execute(
         select(Mailing.id, Mailing.key).where(Mailing.key.in_(list(keys)))).all()}
     figures = {c.id: Figures() for c in campaigns}

@@ -20,151 +20,21 @@ from sqlalchemy import func, select, update
 from engine.db import db, utcnow, write
 from engine.events.models import Activity as Event
 from engine.mail import sending
-from engine.mail.models import EmailTemplate, Mailing, MailSend
+from engine.mail.models import Mailing, MailSend
 from engine.web.links import site_url
 from plugins.newsletters import abtest, audience, timing
 from plugins.newsletters.errors import CampaignError
+from plugins.newsletters.fields import clean
 from plugins.newsletters.models import Campaign, Recipient
 
 RECIPIENTS = Recipient.__table__
 SENDS = MailSend.__table__
 RELEASE_CHUNK = 5_000  # due recipients released per transaction
-VARIANT_KEYS = ("a", "b", "c")
-AB_FIELDS = {"subject": "subject", "from_name": "from name", "content": "content"}
 EDITABLE = ("draft", "scheduled")
 UNFINISHED = ("queued", "sending", "held")  # ledger statuses still to be sent or settled
 
 
 # -- saving ------------------------------------------------------------------------------------
-
-def _text(values: dict[str, Any], name: str, limit: int) -> str:
-    return " ".join(str(values.get(name) or "").split())[:limit]
-
-
-def _int(values: dict[str, Any], name: str, default: int, low: int, high: int,
-         label: str) -> int:
-    raw = values.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        number = int(raw)
-    except (TypeError, ValueError):
-        raise CampaignError(f"{label} must be a whole number.") from None
-    if not low <= number <= high:
-        raise CampaignError(f"{label} must be between {low} and {high}.")
-    return number
-
-
-def _template(template_id: Any, label: str = "The email") -> int | None:
-    if template_id in (None, "", 0, "0"):
-        return None
-    try:
-        found = db.session.get(EmailTemplate, int(template_id))
-    except (TypeError, ValueError):
-        found = None
-    if found is None:
-        raise CampaignError(f"{label}: there is no such email template.")
-    if found.kind != "marketing":
-        raise CampaignError(f"{label}: “{found.name}” is a transactional template; a campaign "
-                            "is marketing mail (with an unsubscribe link).")
-    return found.id
-
-
-def _ab(raw: Any, timing_kind: str) -> dict[str, Any]:
-    """An A/B test as stored, or {} for none."""
-    if not isinstance(raw, dict) or not raw.get("field"):
-        return {}
-    field = raw["field"]
-    if field not in AB_FIELDS:
-        raise CampaignError("Test the subject, the from name or the content.")
-    if timing_kind in ("local", "best"):
-        raise CampaignError("An A/B test sends its test group first and the winner later, "
-                            "so it cannot also send at each recipient's own hour. Choose "
-                            "“now” or a time.")
-    variants = []
-    for index, given in enumerate((raw.get("variants") or [])[:3]):
-        given = given if isinstance(given, dict) else {}
-        key = VARIANT_KEYS[index]
-        variant: dict[str, Any] = {"key": key}
-        if field == "subject":
-            variant["subject"] = _text(given, "subject", 400)
-            if not variant["subject"]:
-                raise CampaignError(f"Variant {key.upper()} needs a subject.")
-        elif field == "from_name":
-            variant["from_name"] = _text(given, "from_name", 200)
-            if not variant["from_name"]:
-                raise CampaignError(f"Variant {key.upper()} needs a from name.")
-        else:
-            variant["template_id"] = _template(given.get("template_id"),
-                                               f"Variant {key.upper()}")
-            if variant["template_id"] is None:
-                raise CampaignError(f"Variant {key.upper()} needs an email template.")
-        variants.append(variant)
-    if len(variants) < 2:
-        raise CampaignError("An A/B test needs two or three variants.")
-    metric = raw.get("metric") or "clicks"
-    if metric not in abtest.METRICS:
-        raise CampaignError("Pick the winner by clicks, opens or conversions.")
-    form = _text(raw, "form", 100)
-    if metric == "conversions" and not form:
-        raise CampaignError("Choose the form whose submissions count as conversions.")
-    fallback = str(raw.get("fallback") or "a")
-    if fallback not in [v["key"] for v in variants] + ["none"]:
-        raise CampaignError("The fallback is one of the variants, or sending nothing more.")
-    return {"field": field, "variants": variants,
-            "share": _int(raw, "share", 20, 2, 100, "The test share (%)"),
-            "metric": metric, "form": form,
-            "days": _int(raw, "days", 7, 1, 90, "Days for a conversion"),
-            "wait_hours": _int(raw, "wait_hours", 4, 0, 24 * 14, "The wait (hours)"),
-            "min_sample": _int(raw, "min_sample", 100, 1, 1_000_000, "The minimum sample"),
-            "fallback": fallback}
-
-
-def _moment(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise CampaignError("A time needs its time zone.")
-        return value
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise CampaignError("Give the time as YYYY-MM-DD HH:MM.") from None
-    if moment.tzinfo is None:
-        raise CampaignError("A time needs its time zone.")
-    return moment
-
-
-def clean(values: dict[str, Any]) -> dict[str, Any]:
-    """The campaign's fields as stored, from what an editor or a script gave; refused with
-    a message (`CampaignError`) when something is wrong, before anything is written."""
-    name = _text(values, "name", 200)
-    if not name:
-        raise CampaignError("Give the campaign a name.")
-    kind = values.get("timing") or "now"
-    if kind not in ("now", "at", "local", "best"):
-        raise CampaignError("Send now, at a time, at a local time or at each one's best time.")
-    local_time = str(values.get("local_time") or "09:00").strip()
-    timing.parse_local_time(local_time)
-    return {
-        "name": name,
-        "template_id": _template(values.get("template_id")),
-        "subject": _text(values, "subject", 400),
-        "preheader": _text(values, "preheader", 300),
-        "from_name": _text(values, "from_name", 200),
-        "audience": audience.clean(values.get("audience")),
-        "timing": kind,
-        "send_at": _moment(values.get("send_at")),
-        "local_time": f"{timing.parse_local_time(local_time):%H:%M}",
-        "window_hours": _int(values, "window_hours", 24, 1, 72, "The window (hours)"),
-        "ab": _ab(values.get("ab"), kind),
-        "conversion_form": _text(values, "conversion_form", 100),
-        "conversion_days": _int(values, "conversion_days", 7, 1, 90, "Days for a conversion"),
-        "public": bool(values.get("public")),
-        "utm_campaign": _text(values, "utm_campaign", 100),
-    }
-
 
 def save(values: dict[str, Any], campaign_id: int | None = None, *, by: str = "") -> Campaign:
     """Create a draft, or change one that has not started."""
