@@ -190,6 +190,8 @@ def test_send_now_then_pause_resume_and_cancel(shop, smtp_server):
     page = text_of(editor.get(f"/admin/campaigns/{cid}").text)
     assert "0 of 3 sent" in page and "Handed to the mailer 3" in page and "Queued 3" in page
     assert 'name="name"' not in editor.get(f"/admin/campaigns/{cid}").text  # no form now
+    card = editor.get(f"/admin/campaigns/{cid}/progress").text  # what the page refreshes
+    assert "0 of 3 sent" in text_of(card) and 'hx-trigger="every 5s"' in card
 
     def act(name: str) -> str:
         token = token_for(editor, f"/admin/campaigns/{campaign_id}")
