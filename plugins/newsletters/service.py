@@ -362,8 +362,8 @@ def converted(form: str, days: int, sent: dict[int, datetime]) -> set[int]:
 
 
 def decide_due(now: datetime | None = None) -> int:
-    """Decide every A/B test whose wait is over; the remainder gets the winner (or the
-    fallback) at once. Returns how many were decided."""
+    """Decide every A/B test whose wait is over and whose test group has its messages; the
+    remainder gets the winner (or the fallback) at once. Returns how many were decided."""
     now = now or utcnow()
     decided = 0
     for campaign in db.session.scalars(select(Campaign).where(
@@ -372,8 +372,23 @@ def decide_due(now: datetime | None = None) -> int:
             continue
         if campaign.started_at + timedelta(hours=campaign.ab["wait_hours"]) > now:
             continue
+        if _test_unsent(campaign):
+            continue
         decided += decide(campaign.id, now)
     return decided
+
+
+def _test_unsent(campaign: Campaign) -> bool:
+    """Whether some of the test group's messages are not sent yet (due, queued or being
+    sent): the figures would count them as failures, and a short wait (or none) would decide
+    before anyone could open the email."""
+    if db.session.scalar(select(RECIPIENTS.c.id).where(
+            RECIPIENTS.c.campaign_id == campaign.id,
+            RECIPIENTS.c.status == "waiting").limit(1)) is not None:
+        return True
+    ids = [m.id for m in mailings(campaign)]
+    return bool(ids) and db.session.scalar(select(SENDS.c.id).where(
+        SENDS.c.mailing_id.in_(ids), SENDS.c.status.in_(UNFINISHED)).limit(1)) is not None
 
 
 def decide(campaign_id: int, now: datetime) -> int:

@@ -181,7 +181,7 @@ def _page(template: EmailTemplate | None, draft: Draft, preview: Preview, typed:
                            custom_keys=sorted(custom_fields()),
                            used_by=_used_by(template.id) if template is not None else [])
     response = current_app.make_response((html, status))
-    _allow_preview_styles(response, preview.html)
+    allow_preview_styles(response, preview.html)
     return response
 
 
@@ -191,9 +191,10 @@ def _used_by(template_id: int) -> list[str]:
         Mailing.template_id == template_id).order_by(Mailing.id).limit(4)))
 
 
-def _allow_preview_styles(response: Any, html: str) -> None:
+def allow_preview_styles(response: Any, html: str) -> None:
     """Let the preview's own `<style>` blocks (by hash) apply inside its frame, which shares
-    this page's policy; everything else the policy forbids stays forbidden."""
+    this page's policy; everything else the policy forbids stays forbidden. (Public: any page
+    that previews an email, a plugin's included, does it the same way.)"""
     policy = current_app.config.get("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
     blocks = re.findall(r"<style[^>]*>(.*?)</style>", html, flags=re.S)
     if not policy or not blocks or "style-src 'self'" not in policy:

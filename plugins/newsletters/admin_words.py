@@ -1,0 +1,86 @@
+"""Campaigns in words, for the list, the editor and a campaign's page: its audience, when it
+goes and its A/B test each read as one plain line (never markup: templates escape them)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from engine.db import db
+from engine.segments.models import Segment
+from plugins.newsletters import abtest
+from plugins.newsletters.models import Campaign
+
+STATUS = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
+          "sent": "Sent", "cancelled": "Cancelled"}
+AB_FIELDS = {"subject": "Subject", "from_name": "From name", "content": "Content"}
+
+
+def segment_names(ids: Any = None) -> dict[int, str]:
+    """Segment names by id (all of them, or these), for many campaigns at once."""
+    query = select(Segment.id, Segment.name)
+    if ids is not None:
+        query = query.where(Segment.id.in_(list(ids)))
+    return dict(db.session.execute(query).all())
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _part(slugs: list[str], ids: list[int], names: dict[int, str]) -> str:
+    parts = []
+    if slugs:
+        parts.append(("list " if len(slugs) == 1 else "lists ") + _join(slugs))
+    if ids:
+        shown = [f"“{names[i]}”" if i in names else "a deleted segment" for i in ids]
+        parts.append(("segment " if len(ids) == 1 else "segments ") + _join(shown))
+    return " and ".join(parts)
+
+
+def audience(chosen: dict[str, Any], names: dict[int, str]) -> str:
+    """'lists news and offers, segment “UK VIPs”, except list staff'."""
+    wanted = _part(chosen.get("lists") or [], chosen.get("segments") or [], names)
+    if not wanted:
+        return "Nobody chosen yet"
+    left_out = _part(chosen.get("exclude_lists") or [], chosen.get("exclude_segments") or [],
+                     names)
+    return wanted[0].upper() + wanted[1:] + (f", except {left_out}" if left_out else "")
+
+
+def local(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A moment on the site's clock, with the zone named: '5 Dec 2025, 09:00 (Europe/Paris)'."""
+    if moment is None:
+        return "—"
+    return f"{moment.astimezone(zone):%-d %b %Y, %H:%M} ({zone.key})"
+
+
+def timing(campaign: Campaign, zone: ZoneInfo) -> str:
+    if campaign.timing == "at":
+        return f"At {local(campaign.send_at, zone)}" if campaign.send_at else "At a time"
+    if campaign.timing == "local":
+        return f"At {campaign.local_time} in each recipient's time zone, over 24 hours"
+    if campaign.timing == "best":
+        return (f"At each recipient's usual hour of reading, within {campaign.window_hours} "
+                "hours (others when it starts)")
+    return "As soon as it is sent"
+
+
+def ab(campaign: Campaign) -> str:
+    """'Subject test of 2 variants on 20% of the audience; after 4 hours the one with the
+    better click rate goes to the rest (with fewer than 100 sent to each, variant A does).'"""
+    test = campaign.ab or {}
+    if not test:
+        return "No A/B test"
+    metric = abtest.METRICS.get(test["metric"], test["metric"])
+    if test["metric"] == "conversions":
+        metric += f" (“{test['form']}” within {test['days']} days)"
+    fallback = ("nothing more is sent" if test["fallback"] == "none"
+                else f"variant {test['fallback'].upper()} does")
+    hours = test["wait_hours"]
+    return (f"{AB_FIELDS.get(test['field'], test['field'])} test of {len(test['variants'])} "
+            f"variants on {test['share']}% of the audience; after {hours} "
+            f"hour{'' if hours == 1 else 's'} the one with the better {metric} goes to the rest "
+            f"(with fewer than {test['min_sample']} sent to each, {fallback}).")
