@@ -22,8 +22,9 @@ from engine.db import db
 from engine.forms.models import Form
 from engine.mail.models import EmailTemplate
 from engine.segments.models import Segment, SegmentMember
-from plugins.newsletters import audience, service
+from plugins.newsletters import audience
 from plugins.newsletters.errors import CampaignError
+from plugins.newsletters.fields import VARIANT_KEYS
 from plugins.newsletters.models import Campaign
 
 Draft = dict[str, Any]
@@ -68,7 +69,7 @@ def read_local(text: str, zone: ZoneInfo) -> datetime | None:
 # -- the flat values ------------------------------------------------------------------------------
 
 def _blank_variants() -> list[dict[str, str]]:
-    return [dict.fromkeys(VARIANT_FIELDS, "") for _ in service.VARIANT_KEYS]
+    return [dict.fromkeys(VARIANT_FIELDS, "") for _ in VARIANT_KEYS]
 
 
 def defaults() -> Draft:
@@ -113,7 +114,7 @@ def posted(form: MultiDict[str, str]) -> Draft:
         draft[key] = {v for v in form.getlist(key) if v}
     draft["public"] = bool(form.get("public"))
     draft["variants"] = [{name: (form.get(f"ab_{key}_{name}") or "").strip()
-                          for name in VARIANT_FIELDS} for key in service.VARIANT_KEYS]
+                          for name in VARIANT_FIELDS} for key in VARIANT_KEYS]
     return draft
 
 
