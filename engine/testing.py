@@ -393,6 +393,25 @@ def stop_worker(worker: Any, kill: bool = False) -> str:
             pass
 
 
+def age_claims(app: Flask) -> None:
+    """Age a dead worker's send claims past `STALE_CLAIM` and its outbox leases, in the
+    database (another worker's clock is its own): what waiting that long would do."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from engine.db import utcnow, write
+    from engine.jobs.outbox import OutboxRow
+    from engine.mail.ledger import STALE_CLAIM
+    from engine.mail.models import MailSend
+    then = utcnow() - timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"]) - STALE_CLAIM
+    with app.app_context(), write() as session:
+        session.execute(update(MailSend).where(MailSend.status == "sending").values(
+            claimed_at=then))
+        session.execute(update(OutboxRow).where(OutboxRow.status == "running").values(
+            claimed_at=then))
+
+
 def wait_until(condition: Callable[[], Any], seconds: float = 60.0) -> bool:
     """Poll `condition` until it holds (True) or `seconds` pass (False): for work other
     processes do, never to let time pass."""

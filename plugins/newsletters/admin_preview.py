@@ -14,15 +14,13 @@ from typing import Any
 
 from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from engine import audit, mail
 from engine.auth import require_role
 from engine.contacts.models import Contact
-from engine.contacts.service import ContactError, find_by_email, normalise_email
 from engine.content.service import site_name
 from engine.db import db, write
-from engine.mail import rendering
+from engine.mail import previews, rendering
 from engine.mail.compose import named_sender
 from engine.mail.models import EmailTemplate
 from engine.mail.service import sender
@@ -32,8 +30,6 @@ from plugins.newsletters.admin_form import campaign_or_404
 from plugins.newsletters.models import Campaign
 
 TEST_LIMIT, TEST_WINDOW = 10, 600  # tests a person may send per window (seconds)
-RECENT_CONTACTS = 20
-SAMPLE = "a sample contact (Alex Example, with example values)"
 
 
 @dataclass
@@ -54,31 +50,7 @@ class Preview:
 
 def chosen_contact() -> tuple[Contact | None, str, str]:
     """(the contact asked for by email, the address as typed, a note if none was found)."""
-    typed = (request.values.get("contact") or "").strip()[:320]
-    if not typed:
-        return None, "", ""
-    try:
-        contact = find_by_email(normalise_email(typed))
-    except ContactError:
-        return None, typed, f"“{typed}” is not an email address: showing a sample contact."
-    if contact is None or contact.status != "active":
-        return None, typed, f"No contact has the address {typed}: showing a sample contact."
-    return contact, typed, ""
-
-
-def _recent_contacts() -> list[Contact]:
-    return list(db.session.scalars(select(Contact).where(Contact.status == "active")
-                                   .order_by(Contact.id.desc()).limit(RECENT_CONTACTS)))
-
-
-def _values(contact: Contact | None, links: str) -> tuple[dict[str, Any], str]:
-    if contact is not None:
-        found = rendering.contact_values(contact)
-        who = f"{contact.name} <{contact.email}>" if contact.name else contact.email
-    else:
-        found, who = rendering.sample_values(), SAMPLE
-    found |= rendering.site_values()
-    return found | {"unsubscribe_url": links, "preferences_url": links}, who
+    return previews.contact_asked_for(request.values.get("contact") or "")
 
 
 def _variant(campaign: Campaign, key: str) -> service.Variant:
@@ -105,12 +77,12 @@ def preview(campaign: Campaign) -> Preview:
     """The preview asked for in the request (`contact`, `variant`) of a stored campaign or of
     a draft's values (an unsaved `Campaign`)."""
     contact, typed, note = chosen_contact()
-    values, who = _values(contact, "#")
+    values, who = previews.values_for(contact, "#")
     decided = (campaign.ab_result or {}).get("sent_to_rest") or "a"  # the one most got
     chosen = _variant(campaign, request.values.get("variant") or decided)
     shown = Preview(who=who, typed=typed, note=note, variant=chosen.key,
                     variants=service.variants(campaign),
-                    contact_id=contact.id if contact else None, recent=_recent_contacts())
+                    contact_id=contact.id if contact else None, recent=previews.recent_contacts())
     try:
         rendered, shown.preheader, shown.sender = _render(campaign, chosen, values)
     except LookupError as exc:
@@ -141,7 +113,7 @@ def send_test(campaign_id: int) -> Any:
               "Try again in a few minutes.", "error")
         return back
     home = current_app.config.get("SITE_URL", "").rstrip("/")
-    values, who = _values(contact, f"{home}/#email-test" if home else "#")
+    values, who = previews.values_for(contact, f"{home}/#email-test" if home else "#")
     try:
         rendered, _preheader, from_header = _render(campaign, chosen, values)
     except LookupError as exc:

@@ -36,13 +36,10 @@ from engine.admin.blueprint import bp
 from engine.auth import require_role
 from engine.contacts.models import Contact
 from engine.contacts.service import (
-    ContactError,
     custom_fields,
-    find_by_email,
-    normalise_email,
 )
 from engine.db import db, write
-from engine.mail import rendering
+from engine.mail import previews, rendering
 from engine.mail.models import EmailTemplate, Mailing
 from engine.web import CONTENT_SECURITY_POLICY
 from engine.web.ratelimit import limiter
@@ -50,7 +47,6 @@ from engine.web.ratelimit import limiter
 KINDS = {"marketing": "Marketing", "transactional": "Transactional"}
 FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML"}
 TEST_LIMIT, TEST_WINDOW = 10, 600  # tests a person may send per window (seconds)
-RECENT_CONTACTS = 20
 NAME_MAX = 150
 STARTER = """# Hello {{ contact.first_name | default("there") }},
 
@@ -123,35 +119,12 @@ class Preview:
 
 
 def _chosen_contact() -> tuple[Contact | None, str, str]:
-    """(the contact asked for by email, the address as typed, a note if none was found)."""
-    typed = (request.values.get("contact") or "").strip()[:320]
-    if not typed:
-        return None, "", ""
-    try:
-        contact = find_by_email(normalise_email(typed))
-    except ContactError:
-        return None, typed, f"“{typed}” is not an email address: showing a sample contact."
-    if contact is None or contact.status != "active":
-        return None, typed, f"No contact has the address {typed}: showing a sample contact."
-    return contact, typed, ""
-
-
-def _values(contact: Contact | None, links: str) -> tuple[dict[str, Any], str]:
-    """The values a preview or test is rendered with, and whom they are for. Unsubscribe and
-    preference links go nowhere that acts (`links`: "#" or the site's home page)."""
-    if contact is not None:
-        values = rendering.contact_values(contact)
-        who = f"{contact.name} <{contact.email}>" if contact.name else contact.email
-    else:
-        values = rendering.sample_values()
-        who = "a sample contact (Alex Example, with example values)"
-    values |= rendering.site_values()
-    return values | {"unsubscribe_url": links, "preferences_url": links}, who
+    return previews.contact_asked_for(request.values.get("contact") or "")
 
 
 def _preview(email: rendering.CompiledEmail | None, contact: Contact | None, note: str,
              preheader: str = "") -> Preview:
-    values, who = _values(contact, "#")
+    values, who = previews.values_for(contact, "#")
     preview = Preview(who=who, note=note, contact_id=contact.id if contact else None)
     if email is None:
         return preview
@@ -167,16 +140,11 @@ def _preview(email: rendering.CompiledEmail | None, contact: Contact | None, not
     return preview
 
 
-def _recent_contacts() -> list[Contact]:
-    return list(db.session.scalars(select(Contact).where(Contact.status == "active")
-                                   .order_by(Contact.id.desc()).limit(RECENT_CONTACTS)))
-
-
 def _page(template: EmailTemplate | None, draft: Draft, preview: Preview, typed: str,
           *, unsaved: bool = False, status: int = 200) -> Any:
     html = render_template("admin/mail_template_edit.html", template=template, draft=draft,
                            preview=preview, contact_typed=typed, unsaved=unsaved,
-                           recent=_recent_contacts(), kinds=KINDS, formats=FORMAT_LABELS,
+                           recent=previews.recent_contacts(), kinds=KINDS, formats=FORMAT_LABELS,
                            can_edit=current_user.can("editor"), test_limit=TEST_LIMIT,
                            custom_keys=sorted(custom_fields()),
                            used_by=_used_by(template.id) if template is not None else [])
@@ -299,7 +267,7 @@ def mail_templates_test(template_id: int) -> Any:
               "Try again in a few minutes.", "error")
         return back
     home = current_app.config.get("SITE_URL", "").rstrip("/")
-    values, who = _values(contact, f"{home}/#email-test" if home else "#")
+    values, who = previews.values_for(contact, f"{home}/#email-test" if home else "#")
     try:
         rendered = rendering.compiled(template).render(values)
     except rendering.TemplateRenderError as exc:

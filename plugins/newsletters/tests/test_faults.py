@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from engine.db import db, utcnow, write
-from engine.jobs.outbox import OutboxRow
-from engine.mail.ledger import STALE_CLAIM
+from engine.db import db
 from engine.mail.models import MailSend
-from engine.testing import start_worker, stop_worker, wait_until
+from engine.testing import age_claims, start_worker, stop_worker, wait_until
 from plugins.newsletters import service
 from plugins.newsletters.models import Campaign
 from plugins.newsletters.tests.support import campaign, people, site, template
@@ -28,17 +25,6 @@ def _ledger(app: Any) -> dict[str, int]:
 def _status(app: Any, campaign_id: int) -> str:
     with app.app_context():
         return db.session.get(Campaign, campaign_id).status
-
-
-def _stale(app: Any) -> None:
-    """Age the dead worker's claims past `STALE_CLAIM` and the outbox lease, in the database
-    (the fresh worker's clock is its own): what waiting that long would do."""
-    then = utcnow() - timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"]) - STALE_CLAIM
-    with app.app_context(), write() as session:
-        session.execute(update(MailSend).where(MailSend.status == "sending").values(
-            claimed_at=then))
-        session.execute(update(OutboxRow).where(OutboxRow.status == "running").values(
-            claimed_at=then))
 
 
 def test_a_worker_killed_mid_send_loses_nobody(make_app, smtp_server) -> None:
@@ -57,7 +43,7 @@ def test_a_worker_killed_mid_send_loses_nobody(make_app, smtp_server) -> None:
     left = _ledger(app)
     assert left.get("sending", 0) > 0 and left.get("sent", 0) < count, left
     smtp_server.delay = 0.0
-    _stale(app)
+    age_claims(app)
     fresh = start_worker(app)
     try:
         done = wait_until(lambda: _status(app, cid) == "sent", 90)

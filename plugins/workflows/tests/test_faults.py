@@ -23,10 +23,8 @@ from engine.contacts.models import ContactTag, Tag
 from engine.db import db, utcnow, write
 from engine.events.models import Activity
 from engine.jobs.connection import connection
-from engine.jobs.outbox import OutboxRow
-from engine.mail.ledger import STALE_CLAIM
 from engine.mail.models import EmailTemplate, MailSend
-from engine.testing import start_worker, stop_worker, wait_until
+from engine.testing import age_claims, start_worker, stop_worker, wait_until
 from plugins.workflows import manual, runner
 from plugins.workflows.models import DueStep, Enrolment, StepRun, Workflow
 from plugins.workflows.tests.support import run_due, site, template, workflow
@@ -195,7 +193,7 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_one(make_a
     left = ledger(app)
     assert left["sending"] > 0 and left["sent"] < count, left  # the kill landed mid-send
     smtp_server.delay = 0.0
-    stale(app)
+    age_claims(app)
     fresh = start_worker(app)
     try:
         done = wait_until(lambda: ledger(app) == {"sent": count}
@@ -208,17 +206,6 @@ def test_a_worker_killed_mid_send_loses_nobody_and_duplicates_at_most_one(make_a
     assert sorted(got) == addresses(count)  # nobody lost
     assert sum(got.values()) - count <= 1  # at most the message in flight, once
     assert_each_ran_once(app, ids)
-
-
-def stale(app: Any) -> None:
-    """Age the dead worker's claims past `STALE_CLAIM` and the outbox lease, in the database
-    (the fresh worker's clock is its own): what waiting that long would do."""
-    then = utcnow() - timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"]) - STALE_CLAIM
-    with app.app_context(), write() as session:
-        session.execute(update(MailSend).where(MailSend.status == "sending").values(
-            claimed_at=then))
-        session.execute(update(OutboxRow).where(OutboxRow.status == "running").values(
-            claimed_at=then))
 
 
 # --- overlapping runs in one process -----------------------------------------------------------
