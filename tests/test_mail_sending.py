@@ -16,7 +16,7 @@ from engine.events.models import Activity
 from engine.jobs import outbox
 from engine.jobs.outbox import OutboxRow
 from engine.mail import sending, suppression, tokens
-from engine.mail.models import EmailTemplate, MailSend
+from engine.mail.models import Bounce, EmailTemplate, MailSend
 from engine.mail.ratelimit import Limiter, RateLimited
 from engine.testing import start_worker, stop_worker, wait_until
 
@@ -109,13 +109,14 @@ class Refusing:
     def __init__(self) -> None:
         self.messages: list[str] = []
         self.busy_once = True
+        self.busy_always = ""
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         if address == "p1@example.com":
             return "550 5.1.1 No such user"
         if address == "p4@example.com":
             return "554 5.7.1 Relaying denied"
-        if self.busy_once and address == "p2@example.com":
+        if address == self.busy_always or (self.busy_once and address == "p2@example.com"):
             self.busy_once = False
             return "451 4.3.0 Try again later"
         envelope.rcpt_tos.append(address)
@@ -160,6 +161,34 @@ def test_a_5xx_fails_one_recipient_a_4xx_retries_it_alone_and_only_a_dead_addres
     assert sorted(refusing_server.messages) == ["p0@example.com", "p2@example.com",
                                                  "p3@example.com"]
     assert statuses(app) == {"sent": 3, "failed": 2}
+
+
+def test_a_recipient_busy_for_hours_is_tried_less_and_less_often_then_given_up(
+        make_app, refusing_server, work, clock):
+    """451 every time: retried after 5, 10, 20… minutes (never more than 6 hours apart), and
+    after `GIVE_UP_AFTER` attempts failed with a soft bounce, so the mailing finishes."""
+    from engine.mail.ledger import GIVE_UP_AFTER
+    refusing_server.busy_once = False
+    refusing_server.busy_always = "p2@example.com"
+    app = make_app(MAIL_HOST="127.0.0.1", MAIL_PORT=refusing_server.port, SITE_URL=SITE)
+    ids = people(app, 3)
+    queue(app, ids)
+    work(app)
+    waits = []
+    for _ in range(GIVE_UP_AFTER - 1):
+        with app.app_context():
+            due = db.session.scalar(select(func.min(OutboxRow.available_at)).where(
+                OutboxRow.status == "pending"))
+            waits.append(round((due - clock.now()).total_seconds() / 60))
+        clock.advance(minutes=waits[-1] + 1)
+        retry(app, work)
+    assert waits == [5, 10, 20, 40, 80, 160, 320]
+    assert statuses(app) == {"sent": 1, "failed": 2}  # p1's address does not exist
+    with app.app_context():
+        busy = db.session.scalar(select(MailSend).where(MailSend.contact_id == ids[2]))
+        assert busy.attempts == GIVE_UP_AFTER and "given up after 8 attempts" in busy.error
+        assert db.session.scalar(select(func.count()).select_from(Bounce).where(
+            Bounce.kind == "soft", Bounce.email == "p2@example.com")) == 1
 
 
 def retry(app: Any, work: Any) -> None:

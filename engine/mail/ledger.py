@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, case, or_, select, update
 
 from engine import events
 from engine.db import db, locking, utcnow, write
@@ -19,10 +19,16 @@ from engine.jobs import outbox
 from engine.mail.models import EmailTemplate, Mailing, MailSend
 
 SENDS = MailSend.__table__
+MAILINGS = Mailing.__table__
 # A claim older than this belongs to a worker that died (the outbox's lease is longer); a batch
 # stops taking new recipients after half of it, so a live worker's claim never goes stale.
 STALE_CLAIM = timedelta(seconds=120)
 ANNOUNCE_EVERY = 50  # sends whose `email_sent` events are written together
+# A recipient whose server keeps saying "try later" (4xx) is tried again after 5 minutes, then
+# after twice as long each time (at most `LONGEST_WAIT`), and given up after `GIVE_UP_AFTER`
+# attempts, about ten hours: a mailing must finish, and a mailbox full for that long is full.
+GIVE_UP_AFTER = 8
+LONGEST_WAIT = timedelta(hours=6)
 
 
 @dataclass
@@ -92,29 +98,53 @@ def finish(held: Claim, send_ids: list[int], status: str, error: str,
         held.settle(send_id)
 
 
+def _returned() -> Any:
+    """What a row given back becomes: `queued` again, or `held` when its mailing was paused
+    meanwhile, or `skipped` when it was cancelled (`sending.hold`, `sending.cancel`), so a
+    batch that was running when the editor paused or cancelled sends nothing more."""
+    state = select(MAILINGS.c.state).where(MAILINGS.c.id == SENDS.c.mailing_id) \
+        .scalar_subquery()
+    return case((state == "held", "held"), (state == "cancelled", "skipped"), else_="queued")
+
+
+def stopped(mailing_id: int) -> bool:
+    """Whether the mailing was paused or cancelled (a running batch asks now and then, on a
+    connection of its own: the session's transaction may hold an older snapshot)."""
+    with db.engine.connect() as connection:
+        return bool(connection.execute(select(MAILINGS.c.state).where(
+            MAILINGS.c.id == mailing_id)).scalar())
+
+
 def give_back(held: Claim, send_ids: list[int] | None = None) -> None:
     """Rows not handed to the server go back to `queued` for the outbox's retry (all the
-    claim's unsettled rows when `send_ids` is None)."""
+    claim's unsettled rows when `send_ids` is None); see `_returned`."""
     ids = sorted(held.open if send_ids is None else set(send_ids) & held.open)
     if not ids:
         return
     with write() as session:
         session.connection().execute(update(SENDS).where(
             SENDS.c.id.in_(ids), SENDS.c.status == "sending", held.mine()).values(
-            status="queued"))
+            status=_returned()))
     for send_id in ids:
         held.settle(send_id)
 
 
-def retry_alone(held: Claim, send_id: int, error: str, delay: timedelta) -> None:
+def retry_alone(held: Claim, send_id: int, error: str, delay: timedelta) -> bool:
     """A recipient the server asked to try later (4xx): queued again with a batch of its own,
-    after `delay`, so it does not hold up the others."""
+    after `delay` (doubled for each earlier attempt), so it does not hold up the others.
+    False, leaving the row to the caller, when it was tried `GIVE_UP_AFTER` times."""
+    attempts = db.session.scalar(select(SENDS.c.attempts).where(SENDS.c.id == send_id)) or 1
+    if attempts >= GIVE_UP_AFTER:
+        return False
     with write() as session:
-        if session.connection().execute(update(SENDS).where(
-                SENDS.c.id == send_id, SENDS.c.status == "sending", held.mine()).values(
-                status="queued", error=error[:2000])).rowcount:
-            outbox.add("mail.send_mailing", delay=delay, send_ids=[send_id])
+        status = session.connection().execute(update(SENDS).where(
+            SENDS.c.id == send_id, SENDS.c.status == "sending", held.mine()).values(
+            status=_returned(), error=error[:2000]).returning(SENDS.c.status)).scalar()
+        if status == "queued":
+            outbox.add("mail.send_mailing", send_ids=[send_id],
+                       delay=min(delay * 2 ** (attempts - 1), LONGEST_WAIT))
     held.settle(send_id)
+    return True
 
 
 def announce(target: Mailing | None, sent: list[tuple[int, int, str, str]]) -> None:

@@ -55,7 +55,8 @@ class EmailTemplate(db.Model):
     format: Mapped[str] = mapped_column(String(10), default="markdown")  # or html
     body: Mapped[str] = mapped_column(Text, default="")
     # marketing mail carries unsubscribe headers and honours every suppression; transactional
-    # mail (receipts, opt-in links) reaches people who unsubscribed from marketing.
+    # mail (receipts, opt-in links) reaches people who unsubscribed from marketing; a
+    # snapshot is a frozen copy of a template as a campaign sent it (never edited, not listed).
     kind: Mapped[str] = mapped_column(String(15), default="marketing")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -81,6 +82,9 @@ class Mailing(db.Model):
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
     utm: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # appended to links if set
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # extra template values
+    # "" sending as queued, "held" (paused: nothing more goes out until released), "cancelled"
+    # (nothing more goes out); see `sending.hold`.
+    state: Mapped[str] = mapped_column(String(10), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

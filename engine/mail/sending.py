@@ -131,6 +131,8 @@ def send_batch(send_ids: list[int]) -> int:
         rows = [row for row in held.rows if row.mailing_id == mailing_id]
         try:
             sent += _send_mailing_rows(mailing_id, rows, held)
+        except MailingStopped:
+            ledger.give_back(held)  # they become `held` or `skipped` (`ledger._returned`)
         except BaseException:
             # Whatever failed - a template, the key file, the database, the server - the rows
             # not handed to the server go back, so the outbox's retry sends them.
@@ -139,6 +141,10 @@ def send_batch(send_ids: list[int]) -> int:
     if len(held.rows) < len(send_ids) and ledger.still_sending(send_ids):
         raise ClaimedElsewhere("sends of this batch are claimed by another worker")
     return sent
+
+
+class MailingStopped(Exception):
+    """The mailing was paused or cancelled while this batch ran: the rest is given back."""
 
 
 class ClaimedElsewhere(RuntimeError):
@@ -153,6 +159,8 @@ def _send_mailing_rows(mailing_id: int, rows: list[Any], held: ledger.Claim) -> 
         ledger.finish(held, [row.id for row in rows], "skipped", "the mailing was deleted")
         return 0
     db.session.expunge(target)  # read once; see `_recipients`
+    if target.state:  # paused or cancelled since these rows were queued
+        raise MailingStopped(target.state)
     recipients = _recipients(target, rows, held)
     if not recipients:
         return 0
@@ -187,10 +195,12 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled:
     """The per-recipient loop: render, track, sign, wait for the rate, send, mark."""
     deadline = held.at + ledger.STALE_CLAIM / 2
     refused_in_a_row = 0
-    for send_id, contact in recipients:
+    for number, (send_id, contact) in enumerate(recipients, 1):
         if utcnow() > deadline:  # hand the rest over before this claim could be taken over
             raise outbox.RetryLater("the batch's time is up; the rest goes on in a new run",
                                     timedelta(0))
+        if number % ledger.ANNOUNCE_EVERY == 0 and ledger.stopped(target.id):
+            raise MailingStopped(target.key)
         message_id = tokens.send_message_id(send_id)
         unsubscribe_url, preferences_url = tokens.recipient_urls(contact.id, send_id)
         values = {**base, **rendering.contact_values(contact),
@@ -220,7 +230,9 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Contact]], compiled:
             if outcome is refusals.Outcome.STOP:
                 raise
             if outcome is refusals.Outcome.LATER:
-                ledger.retry_alone(held, send_id, _said(exc), RETRY_LATER)
+                if ledger.retry_alone(held, send_id, _said(exc), RETRY_LATER):
+                    continue
+                _gave_up(target, held, send_id, contact, _said(exc))
                 continue
             _refused(target, held, send_id, contact, _said(exc), outcome)
             refused_in_a_row += 1
@@ -270,6 +282,18 @@ def _recipients(target: Mailing, rows: list[Any], held: ledger.Claim
     return [(row.id, contacts[row.contact_id]) for row in rows if row.id not in skip]
 
 
+def _gave_up(target: Mailing, held: ledger.Claim, send_id: int, contact: Contact,
+             error: str) -> None:
+    """A recipient still refused for now after `ledger.GIVE_UP_AFTER` attempts: failed, and a
+    soft bounce (enough of them suppress the address, by the bounce rules)."""
+    error = f"given up after {ledger.GIVE_UP_AFTER} attempts; the last: {error}"
+    with write():
+        ledger.finish(held, [send_id], "failed", error, contact.email)
+        bounces.record_bounce(email=contact.email, kind="soft", source="smtp-4xx",
+                              diagnostic=error, send_id=send_id)
+    log.warning("mailing %s: %s %s", target.key, contact.email, error)
+
+
 def _said(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return "; ".join(f"{code} {message.decode(errors='replace')}"
@@ -293,7 +317,10 @@ def _refused(target: Mailing, held: ledger.Claim, send_id: int, contact: Contact
 
 def hold(target: Mailing) -> int:
     """Pause `target` (inside `write()`): its queued rows become `held`, so the batches already
-    queued claim nothing (a batch in flight finishes its few recipients). Returns how many."""
+    queued claim nothing, and a batch in flight stops within `ledger.ANNOUNCE_EVERY` messages
+    and gives its rest back as `held`. Returns how many rows were held now."""
+    target.state = "held"
+    db.session.flush()
     return db.session.connection().execute(update(SENDS).where(
         SENDS.c.mailing_id == target.id, SENDS.c.status == "queued").values(
         status="held")).rowcount
@@ -302,6 +329,8 @@ def hold(target: Mailing) -> int:
 def release(target: Mailing) -> int:
     """Resume a held mailing (inside `write()`): its held rows are queued again, with new
     batches. Returns how many."""
+    target.state = ""
+    db.session.flush()
     ids = sorted(db.session.connection().execute(update(SENDS).where(
         SENDS.c.mailing_id == target.id, SENDS.c.status == "held").values(
         status="queued").returning(SENDS.c.id)).scalars())
@@ -312,7 +341,9 @@ def release(target: Mailing) -> int:
 
 def cancel(target: Mailing, reason: str) -> int:
     """Stop `target` for good (inside `write()`): rows not yet sent are `skipped` with the
-    reason. Returns how many."""
+    reason; a batch in flight stops as for `hold`. Returns how many rows were skipped now."""
+    target.state = "cancelled"
+    db.session.flush()
     return db.session.connection().execute(update(SENDS).where(
         SENDS.c.mailing_id == target.id, SENDS.c.status.in_(("queued", "held"))).values(
         status="skipped", error=reason[:2000])).rowcount

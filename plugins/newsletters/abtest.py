@@ -7,8 +7,10 @@ counting how often each comes out on top (the Beta-Binomial comparison used by B
 tools; exact enough at 20,000 draws, to about ±0.5 points). Draws are seeded by the campaign,
 so the stated evidence is the same each time it is computed.
 
-No winner is declared while any variant has fewer sends than the editor's minimum sample:
-the remainder then gets the editor's fallback.
+No winner is declared while any variant has fewer sends than the editor's minimum sample, nor
+when the best variant's probability of being the best is below the editor's confidence (90%
+unless changed): two variants that nobody has clicked yet are a coin toss, not a result. The
+remainder then gets the editor's fallback.
 """
 from __future__ import annotations
 
@@ -55,8 +57,10 @@ def probability_best(figures: list[Figures], seed: int = 0) -> dict[str, float]:
     return {key: count / DRAWS for key, count in wins.items()}
 
 
-def decide(figures: list[Figures], *, metric: str, min_sample: int, seed: int = 0) -> Decision:
-    """The winner by `metric`, or none below the minimum sample (see the module)."""
+def decide(figures: list[Figures], *, metric: str, min_sample: int, confidence: float = 0.9,
+           seed: int = 0) -> Decision:
+    """The winner by `metric`, or none below the minimum sample or the confidence (see the
+    module)."""
     label = METRICS.get(metric, metric)
     short = [f.key.upper() for f in figures if f.sent < min_sample]
     if short:
@@ -65,6 +69,12 @@ def decide(figures: list[Figures], *, metric: str, min_sample: int, seed: int = 
     chances = probability_best(figures, seed)
     winner = max(figures, key=lambda f: (chances[f.key], f.rate, -ord(f.key[0])))
     others = ", ".join(f"{f.key.upper()} {f.rate:.1%}" for f in figures if f is not winner)
+    if chances[winner.key] < confidence:
+        return Decision("", (
+            f"No winner: variant {winner.key.upper()} did best on {label} ({winner.rate:.1%}, "
+            f"{winner.successes} of {winner.sent}, against {others}), but the probability "
+            f"that it is the best is {chances[winner.key]:.0%}, below the {confidence:.0%} "
+            "asked for."), chances)
     return Decision(winner.key, (
         f"Variant {winner.key.upper()} won on {label}: {winner.rate:.1%} "
         f"({winner.successes} of {winner.sent}) against {others}; the probability that it "

@@ -33,9 +33,8 @@ def _test_split(campaign: Campaign, total: int) -> tuple[int, int]:
     """(how many get the test, how many each variant) - as `service` will draw them."""
     if not campaign.ab or not total:
         return 0, 0
-    keys = len(campaign.ab["variants"])
-    size = min(total, max(keys, round(total * campaign.ab["share"] / 100)))
-    return size, size // keys
+    size = service.test_group_size(campaign, total)
+    return size, size // len(campaign.ab["variants"])
 
 
 @require_role("editor")
@@ -155,3 +154,18 @@ def duplicate(campaign_id: int) -> Any:
         return _back(campaign.id)
     flash(f"“{copy.name}” is a new draft, a copy of “{campaign.name}”.")
     return _back(copy.id)
+
+
+@require_role("editor")
+def web_version(campaign_id: int) -> Any:
+    """Publish the web version in the archive, or take it down (`public` = 1 or 0)."""
+    campaign = campaign_or_404(campaign_id)
+    public = request.form.get("public") == "1"
+    with write():
+        saved = service.set_public(campaign.id, public, by=current_user.email)
+        audit.record(current_user, "newsletters.web_version", saved.name,
+                     {"id": saved.id, "public": public})
+    flash(f"“{saved.name}” is in the archive." if public and saved.status == "sent" else
+          f"“{saved.name}” will be in the archive once sent." if public else
+          f"“{saved.name}” is not in the archive.")
+    return _back(saved.id)

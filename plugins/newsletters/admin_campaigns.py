@@ -119,3 +119,5 @@ def register(blueprint: Blueprint) -> None:
     for name in ("unschedule", "pause", "resume", "duplicate"):
         rule(f"/<int:campaign_id>/{name}", name, getattr(admin_actions, name), methods=post)
     rule("/<int:campaign_id>/cancel", "cancel", admin_actions.cancel, methods=both)
+    rule("/<int:campaign_id>/web-version", "web_version", admin_actions.web_version,
+         methods=post)

@@ -31,10 +31,11 @@ Draft = dict[str, Any]
 TEXTS = ("name", "template_id", "subject", "preheader", "from_name", "timing", "send_at",
          "local_time", "window_hours", "conversion_form", "conversion_days", "utm_campaign",
          "ab_field", "ab_share", "ab_metric", "ab_form", "ab_days", "ab_wait_hours",
-         "ab_min_sample", "ab_fallback")
+         "ab_min_sample", "ab_confidence", "ab_fallback")
 VARIANT_FIELDS = ("subject", "from_name", "template_id")
 AB_DEFAULTS = {"ab_share": "20", "ab_metric": "clicks", "ab_form": "", "ab_days": "7",
-               "ab_wait_hours": "4", "ab_min_sample": "100", "ab_fallback": "a"}
+               "ab_wait_hours": "4", "ab_min_sample": "100", "ab_confidence": "90",
+               "ab_fallback": "a"}
 
 
 def campaign_or_404(campaign_id: int) -> Campaign:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template
 from flask_login import current_user
 
 from engine import audit
@@ -27,19 +27,13 @@ from engine.contacts.timezones import site_zone
 from engine.contacts.transfer import BOM
 from engine.db import db
 from plugins.newsletters import reports, service
+from plugins.newsletters.admin_form import campaign_or_404
 from plugins.newsletters.models import Campaign
-
-
-def _campaign_or_404(campaign_id: int) -> Campaign:
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is None:
-        abort(404)
-    return campaign
 
 
 @require_role("viewer")
 def report(campaign_id: int) -> Any:
-    campaign = _campaign_or_404(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     found = reports.report(campaign)
     zone = site_zone()
     chart = ""
@@ -58,7 +52,7 @@ def report(campaign_id: int) -> Any:
 
 @require_role("editor")
 def report_csv(campaign_id: int) -> Any:
-    campaign = _campaign_or_404(campaign_id)
+    campaign = campaign_or_404(campaign_id)
     audit.record(current_user, "campaign.export", campaign.name,
                  {"campaign_id": campaign.id})
     app = current_app._get_current_object()  # type: ignore[attr-defined]

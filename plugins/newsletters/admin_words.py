@@ -70,7 +70,8 @@ def timing(campaign: Campaign, zone: ZoneInfo) -> str:
 
 def ab(campaign: Campaign) -> str:
     """'Subject test of 2 variants on 20% of the audience; after 4 hours the one with the
-    better click rate goes to the rest (with fewer than 100 sent to each, variant A does).'"""
+    better click rate goes to the rest if it is the best with 90% probability (with fewer than
+    100 sent to each, or less certainty, variant A does).'"""
     test = campaign.ab or {}
     if not test:
         return "No A/B test"
@@ -83,4 +84,5 @@ def ab(campaign: Campaign) -> str:
     return (f"{AB_FIELDS.get(test['field'], test['field'])} test of {len(test['variants'])} "
             f"variants on {test['share']}% of the audience; after {hours} "
             f"hour{'' if hours == 1 else 's'} the one with the better {metric} goes to the rest "
-            f"(with fewer than {test['min_sample']} sent to each, {fallback}).")
+            f"if it is the best with {test.get('confidence', 90)}% probability (with fewer than "
+            f"{test['min_sample']} sent to each, or less certainty, {fallback}).")

@@ -21,7 +21,9 @@ from plugins.newsletters.errors import CampaignError
 from plugins.newsletters.models import Recipient
 
 KEYS = ("lists", "segments", "exclude_lists", "exclude_segments")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+# A list is named as forms and imports named it (forms allow any name): anything of 1 to 100
+# characters without spaces or commas, which separate names where several are typed.
+SLUG = re.compile(r"^[^\s,]{1,100}$")
 
 
 def clean(raw: Any) -> dict[str, list[Any]]:
@@ -34,11 +36,11 @@ def clean(raw: Any) -> dict[str, list[Any]]:
         if isinstance(values, str):
             values = [v for v in re.split(r"[,\s]+", values) if v]
         if key.endswith("lists"):
-            slugs = sorted({str(v).strip().lower() for v in values if str(v).strip()})
+            slugs = sorted({str(v).strip() for v in values if str(v).strip()})
             bad = [s for s in slugs if not SLUG.match(s)]
             if bad:
-                raise CampaignError(f"“{bad[0]}” is not a list name (lower-case letters, "
-                                    f"digits, hyphens).")
+                raise CampaignError(f"“{bad[0]}” is not a list name (no spaces or commas, "
+                                    "at most 100 characters).")
             found[key] = slugs
         else:
             try:

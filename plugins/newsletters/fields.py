@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.db import db
+from engine.mail import rendering
 from engine.mail.models import EmailTemplate
 from plugins.newsletters import abtest, audience, timing
 from plugins.newsletters.errors import CampaignError
@@ -16,6 +17,17 @@ AB_FIELDS = {"subject": "subject", "from_name": "from name", "content": "content
 
 def _text(values: dict[str, Any], name: str, limit: int) -> str:
     return " ".join(str(values.get(name) or "").split())[:limit]
+
+
+def _line(values: dict[str, Any], name: str, limit: int, label: str) -> str:
+    """A subject or preheader: one line, and a template that compiles (it may hold
+    `{{ contact.first_name }}`), checked now rather than failing every batch at send time."""
+    text = _text(values, name, limit)
+    if text:
+        problems = rendering.validate(subject=text, preheader="", body="-", format="markdown")
+        if problems:
+            raise CampaignError(f"{label}: {problems[0].message}")
+    return text
 
 
 def _int(values: dict[str, Any], name: str, default: int, low: int, high: int,
@@ -64,7 +76,7 @@ def _ab(raw: Any, timing_kind: str) -> dict[str, Any]:
         key = VARIANT_KEYS[index]
         variant: dict[str, Any] = {"key": key}
         if field == "subject":
-            variant["subject"] = _text(given, "subject", 400)
+            variant["subject"] = _line(given, "subject", 400, f"Variant {key.upper()}'s subject")
             if not variant["subject"]:
                 raise CampaignError(f"Variant {key.upper()} needs a subject.")
         elif field == "from_name":
@@ -94,6 +106,7 @@ def _ab(raw: Any, timing_kind: str) -> dict[str, Any]:
             "days": _int(raw, "days", 7, 1, 90, "Days for a conversion"),
             "wait_hours": _int(raw, "wait_hours", 4, 0, 24 * 14, "The wait (hours)"),
             "min_sample": _int(raw, "min_sample", 100, 1, 1_000_000, "The minimum sample"),
+            "confidence": _int(raw, "confidence", 90, 50, 99, "The confidence (%)"),
             "fallback": fallback}
 
 
@@ -127,8 +140,8 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "template_id": _template(values.get("template_id")),
-        "subject": _text(values, "subject", 400),
-        "preheader": _text(values, "preheader", 300),
+        "subject": _line(values, "subject", 400, "The subject"),
+        "preheader": _line(values, "preheader", 300, "The preheader"),
         "from_name": _text(values, "from_name", 200),
         "audience": audience.clean(values.get("audience")),
         "timing": kind,

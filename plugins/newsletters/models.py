@@ -59,6 +59,10 @@ class Campaign(db.Model):
     #  "template_id"}], "share": %, "metric": "clicks"|"opens"|"conversions", "form": slug,
     #  "days": n, "wait_hours": n, "min_sample": n, "fallback": key|"none"}; {} = no test
     ab: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The email as it was when the send started, one frozen copy per variant ({key: template
+    # id}, `service.freeze_templates`): editing the template afterwards changes neither what
+    # the rest of the audience gets nor the web version.
+    frozen: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The decision: {"winner", "reason", "decided_at", "variants": {key: figures}}
     ab_result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     conversion_form: Mapped[str] = mapped_column(String(100), default="")  # for the report

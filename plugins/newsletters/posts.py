@@ -44,9 +44,17 @@ def on_published(item: ContentItem) -> None:
         return
     chosen = (item.fields or {}).get("newsletter")
     config = settings.current_settings()
-    if chosen is False or (chosen is None and not config["post_enabled"]):
+    if chosen is False or (chosen in (None, True) and not config["post_enabled"]):
         return
-    lists = chosen if isinstance(chosen, list) else settings.list_slugs(config["post_lists"])
+    if isinstance(chosen, str):  # `newsletter: vip`: one list, or several with commas
+        lists = settings.list_slugs(chosen)
+    elif isinstance(chosen, list):
+        lists = [str(slug) for slug in chosen]
+    elif chosen in (None, True):
+        lists = settings.list_slugs(config["post_lists"])
+    else:
+        log.warning("post %s: `newsletter: %r` is not a list name: not emailed", item.id, chosen)
+        return
     if not lists:
         return
     made = None

@@ -10,6 +10,7 @@ killed at any point leaves either a released chunk with its sends queued, or not
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,13 +21,14 @@ from sqlalchemy import func, select, update
 from engine.db import db, utcnow, write
 from engine.events.models import Activity as Event
 from engine.mail import sending
-from engine.mail.models import Mailing, MailSend
+from engine.mail.models import EmailTemplate, Mailing, MailSend
 from engine.web.links import site_url
 from plugins.newsletters import abtest, audience, timing
 from plugins.newsletters.errors import CampaignError
 from plugins.newsletters.fields import clean
 from plugins.newsletters.models import Campaign, Recipient
 
+log = logging.getLogger("magnet.newsletters")
 RECIPIENTS = Recipient.__table__
 SENDS = MailSend.__table__
 RELEASE_CHUNK = 5_000  # due recipients released per transaction
@@ -44,7 +46,11 @@ def save(values: dict[str, Any], campaign_id: int | None = None, *, by: str = ""
             campaign = Campaign(status="draft", created_at=utcnow())
             db.session.add(campaign)
         else:
-            campaign = get(campaign_id)
+            # Locked (PostgreSQL), so a save racing the tick's start cannot change a campaign
+            # that has just started: one of them waits for the other and sees its status.
+            campaign = db.session.get(Campaign, campaign_id, with_for_update=True)
+            if campaign is None:
+                raise CampaignError(f"There is no campaign {campaign_id}.")
             if campaign.status not in EDITABLE:
                 raise CampaignError(f"“{campaign.name}” is {campaign.status}: it can no "
                                     "longer be changed. Duplicate it to send a new one.")
@@ -100,9 +106,11 @@ _VERBS = {"scheduled": "scheduled", "draft": "unscheduled", "paused": "paused",
 def ready(campaign: Campaign) -> list[str]:
     """What stops this campaign from being sent (empty when it can go)."""
     problems = []
-    if campaign.template_id is None and not (
-            campaign.ab.get("field") == "content"):
-        problems.append("Choose the email (a marketing template).")
+    if any(v.template_id is None or db.session.get(EmailTemplate, v.template_id) is None
+           for v in variants(campaign)):
+        problems.append("Choose the email (a marketing template)"
+                        + (" for every variant." if campaign.ab.get("field") == "content"
+                           else "."))
     if audience.is_empty(campaign.audience):
         problems.append("Choose at least one list or segment to send to.")
     return problems
@@ -129,6 +137,16 @@ def schedule(campaign_id: int, at: datetime | None = None, *, by: str = "") -> C
 def unschedule(campaign_id: int, *, by: str = "") -> Campaign:
     with write():
         return _move(campaign_id, ("scheduled",), "draft", updated_by=by)
+
+
+def set_public(campaign_id: int, public: bool, *, by: str = "") -> Campaign:
+    """Publish or withdraw the web version (in the archive once sent), at any time: a page
+    that was public can be taken down after the send."""
+    with write():
+        campaign = get(campaign_id)
+        campaign.public, campaign.updated_at, campaign.updated_by = public, utcnow(), by
+        db.session.flush()
+        return campaign
 
 
 def mailings(campaign: Campaign) -> list[Mailing]:
@@ -178,11 +196,15 @@ class Variant:
 
 
 def variants(campaign: Campaign) -> list[Variant]:
-    """The versions of the email this campaign sends: one, or the A/B test's two or three."""
-    base = Variant("a", campaign.template_id, campaign.subject, campaign.from_name)
+    """The versions of the email this campaign sends: one, or the A/B test's two or three;
+    once started, with the templates frozen then."""
+    frozen = campaign.frozen or {}
+    base = Variant("a", frozen.get("a", campaign.template_id), campaign.subject,
+                   campaign.from_name)
     if not campaign.ab:
         return [base]
-    return [Variant(v["key"], v.get("template_id") or base.template_id,
+    return [Variant(v["key"], frozen.get(v["key"]) or v.get("template_id")
+                    or campaign.template_id,
                     v.get("subject") or base.subject, v.get("from_name") or base.from_name)
             for v in campaign.ab["variants"]]
 
@@ -211,9 +233,16 @@ def start_due(now: datetime | None = None) -> int:
     for campaign_id in due:
         try:
             started += start(campaign_id, now)
-        except CampaignError as exc:  # a template deleted meanwhile: said on the campaign
+        except Exception as exc:  # noqa: BLE001 - one campaign's problem is not the others'
+            # A template deleted meanwhile, say: the campaign goes back to draft with the
+            # reason shown on its page, and the other campaigns start as planned.
+            log.warning("campaign %s could not start: %s", campaign_id, exc)
             with write():
-                _move(campaign_id, ("scheduled",), "draft", error=str(exc)[:2000])
+                try:
+                    _move(campaign_id, ("scheduled",), "draft",
+                          error=f"It could not start: {exc}"[:2000])
+                except CampaignError:
+                    pass
     return started
 
 
@@ -231,6 +260,10 @@ def start(campaign_id: int, now: datetime) -> int:
                              error="")
         except CampaignError:
             return 0
+        problems = ready(campaign)
+        if problems:
+            raise CampaignError(" ".join(problems))
+        freeze_templates(campaign)
         for variant in variants(campaign):
             mailing_for(campaign, variant)
         start_time = max(campaign.send_at or now, now) if campaign.timing != "now" else now
@@ -246,13 +279,37 @@ def start(campaign_id: int, now: datetime) -> int:
         return 1
 
 
+def freeze_templates(campaign: Campaign) -> None:
+    """Copy each variant's template as it is now (inside `write()`): what the rest of the
+    audience gets, hours later, and the web version, are what the send started with. The
+    copies are `snapshot` templates, kept out of the template pickers and the editor."""
+    copies: dict[str, int] = {}
+    for variant in variants(campaign):
+        source = db.session.get(EmailTemplate, variant.template_id)
+        copy = EmailTemplate(
+            name=f"{source.name} · campaign {campaign.id}{variant.key.upper()}"[:150],
+            subject=source.subject, preheader=source.preheader, format=source.format,
+            body=source.body, kind="snapshot", created_at=utcnow(), updated_at=utcnow(),
+            updated_by=f"campaign {campaign.id}")
+        db.session.add(copy)
+        db.session.flush()
+        copies[variant.key] = copy.id
+    campaign.frozen = copies
+
+
+def test_group_size(campaign: Campaign, total: int) -> int:
+    """How many of `total` recipients get the A/B test (split evenly between variants)."""
+    keys = len(campaign.ab["variants"])
+    return min(total, max(keys, round(total * campaign.ab["share"] / 100)))
+
+
 def _pick_test_group(campaign: Campaign, total: int, start_time: datetime) -> None:
     """The test share, drawn at random (seeded by the campaign) and split evenly between the
     variants; due now. The rest stay `held` until the winner is known."""
     keys = [v["key"] for v in campaign.ab["variants"]]
     ids = sorted(db.session.scalars(select(Recipient.id).where(
         Recipient.campaign_id == campaign.id)))
-    size = min(total, max(len(keys), round(total * campaign.ab["share"] / 100)))
+    size = test_group_size(campaign, total)
     chosen = random.Random(campaign.id).sample(ids, size)
     for index, key in enumerate(keys):
         mine = sorted(chosen[index::len(keys)])
@@ -292,7 +349,12 @@ def release_due(now: datetime | None = None, limit: int = RELEASE_CHUNK) -> int:
         if not rows:
             return 0
         for campaign_id in sorted({row.campaign_id for row in rows}):
-            _release(get(campaign_id), [row for row in rows if row.campaign_id == campaign_id])
+            # FOR SHARE (PostgreSQL): a pause or cancel committing meanwhile is seen here, and
+            # one that comes later waits for this chunk, so its hold sees these sends.
+            campaign = db.session.scalar(select(Campaign).where(Campaign.id == campaign_id)
+                                         .with_for_update(read=True))
+            if campaign is not None and campaign.status == "sending":
+                _release(campaign, [row for row in rows if row.campaign_id == campaign_id])
         return len(rows)
 
 
@@ -387,8 +449,11 @@ def _test_unsent(campaign: Campaign) -> bool:
             RECIPIENTS.c.status == "waiting").limit(1)) is not None:
         return True
     ids = [m.id for m in mailings(campaign)]
+    # A recipient whose server said "try later" is retried for hours: not waited for.
+    unsent = (SENDS.c.status == "sending") | (
+        (SENDS.c.status == "queued") & (SENDS.c.attempts == 0))
     return bool(ids) and db.session.scalar(select(SENDS.c.id).where(
-        SENDS.c.mailing_id.in_(ids), SENDS.c.status.in_(UNFINISHED)).limit(1)) is not None
+        SENDS.c.mailing_id.in_(ids), unsent).limit(1)) is not None
 
 
 def decide(campaign_id: int, now: datetime) -> int:
@@ -398,7 +463,9 @@ def decide(campaign_id: int, now: datetime) -> int:
             return 0
         found = figures(campaign)
         decision = abtest.decide(found, metric=campaign.ab["metric"],
-                                 min_sample=campaign.ab["min_sample"], seed=campaign.id)
+                                 min_sample=campaign.ab["min_sample"],
+                                 confidence=campaign.ab.get("confidence", 90) / 100,
+                                 seed=campaign.id)
         send = decision.winner or campaign.ab["fallback"]
         reason = decision.reason
         if not decision.winner:

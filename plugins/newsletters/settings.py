@@ -12,18 +12,15 @@ from wtforms.fields.choices import SelectChoice
 from engine.plugins import current
 
 SLUG = "newsletters"
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-
-
 def list_slugs(text: str) -> list[str]:
-    return sorted({s for s in re.split(r"[,\s]+", (text or "").lower()) if s})
+    """List names typed with commas or spaces between them (as `audience` reads them)."""
+    return sorted({s for s in re.split(r"[,\s]+", text or "") if s})
 
 
 def _lists(form: wtforms.Form, field: wtforms.Field) -> None:
-    bad = [s for s in list_slugs(field.data) if not _SLUG.match(s)]
+    bad = [s for s in list_slugs(field.data) if len(s) > 100]
     if bad:
-        raise validators.ValidationError(f"“{bad[0]}” is not a list name (lower-case letters, "
-                                         "digits, hyphens).")
+        raise validators.ValidationError(f"“{bad[0][:40]}…” is too long for a list name.")
     field.data = ", ".join(list_slugs(field.data))
 
 

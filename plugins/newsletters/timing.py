@@ -43,12 +43,17 @@ def parse_local_time(text: str) -> time:
 
 
 def next_local(start: datetime, at: time, zone: ZoneInfo) -> datetime:
-    """The first moment at or after `start` when the clock in `zone` shows `at`."""
-    local = start.astimezone(zone)
-    moment = datetime.combine(local.date(), at, tzinfo=zone)
-    if moment < local:
-        moment = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
-    return moment.astimezone(timezones.UTC)
+    """The first moment at or after `start` when the clock in `zone` shows `at`. Compared in
+    UTC: on the night clocks go back, a wall-clock time comes twice (`fold` 0, then 1), and
+    the second may be the next one."""
+    day = start.astimezone(zone).date()
+    for date_ in (day, day + timedelta(days=1)):
+        for fold in (0, 1):
+            moment = datetime.combine(date_, at, tzinfo=zone).replace(fold=fold) \
+                .astimezone(timezones.UTC)
+            if moment >= start:
+                return moment
+    raise AssertionError("unreachable: a wall-clock time comes round within two days")
 
 
 def _recipients(campaign_id: int) -> list[tuple[int, Any, str]]:

@@ -45,6 +45,7 @@ from engine.web import CONTENT_SECURITY_POLICY
 from engine.web.ratelimit import limiter
 
 KINDS = {"marketing": "Marketing", "transactional": "Transactional"}
+SNAPSHOT = "snapshot"  # a frozen copy (see engine.mail.models.EmailTemplate.kind)
 FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML"}
 TEST_LIMIT, TEST_WINDOW = 10, 600  # tests a person may send per window (seconds)
 NAME_MAX = 150
@@ -182,10 +183,20 @@ def _compile(draft: Draft) -> rendering.CompiledEmail | None:
                                    marketing=draft.kind != "transactional")
 
 
+def _editable_or_404(template_id: int) -> EmailTemplate:
+    """A template an editor may open: not a snapshot (the frozen copy of an email as a
+    campaign sent it, which must stay as it was)."""
+    template = db.get_or_404(EmailTemplate, template_id)
+    if template.kind == SNAPSHOT:
+        abort(404)
+    return template
+
+
 @bp.get("/mail/templates")
 @require_role("viewer")
 def mail_templates_list() -> Any:
-    templates = db.session.scalars(select(EmailTemplate).order_by(func.lower(EmailTemplate.name)))
+    templates = db.session.scalars(select(EmailTemplate).where(EmailTemplate.kind != SNAPSHOT)
+                                   .order_by(func.lower(EmailTemplate.name)))
     return render_template("admin/mail_templates.html", templates=list(templates), kinds=KINDS)
 
 
@@ -199,7 +210,7 @@ def mail_templates_new() -> Any:
 @bp.get("/mail/templates/<int:template_id>")
 @require_role("viewer")
 def mail_templates_edit(template_id: int) -> Any:
-    template = db.get_or_404(EmailTemplate, template_id)
+    template = _editable_or_404(template_id)
     contact, typed, note = _chosen_contact()
     return _page(template, Draft.of(template),
                  _preview(rendering.compiled(template), contact, note, template.preheader),
@@ -215,7 +226,7 @@ def mail_templates_create() -> Any:
 @bp.post("/mail/templates/<int:template_id>")
 @require_role("editor")
 def mail_templates_save(template_id: int) -> Any:
-    return _save(db.get_or_404(EmailTemplate, template_id))
+    return _save(_editable_or_404(template_id))
 
 
 def _save(template: EmailTemplate | None) -> Any:
@@ -258,7 +269,7 @@ def _save(template: EmailTemplate | None) -> Any:
 @require_role("editor")
 def mail_templates_test(template_id: int) -> Any:
     """The saved template, as the chosen contact (or the sample), to the signed-in person."""
-    template = db.get_or_404(EmailTemplate, template_id)
+    template = _editable_or_404(template_id)
     contact, typed, _note = _chosen_contact()
     back = redirect(url_for("admin.mail_templates_edit", template_id=template.id,
                             **({"contact": typed} if typed else {})))
@@ -287,7 +298,7 @@ def mail_templates_test(template_id: int) -> Any:
 @bp.post("/mail/templates/<int:template_id>/delete")
 @require_role("editor")
 def mail_templates_delete(template_id: int) -> Any:
-    template = db.get_or_404(EmailTemplate, template_id)
+    template = _editable_or_404(template_id)
     used = _used_by(template.id)
     if used:
         shown = ", ".join(used[:3]) + (" and more" if len(used) > 3 else "")

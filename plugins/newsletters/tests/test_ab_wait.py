@@ -26,8 +26,11 @@ def test_no_wait_still_waits_for_the_test_group_to_be_sent(make_app: Any,
         assert db.session.get(Campaign, cid).ab_result == {}
     assert statuses(app, cid) == {"released": 2, "held": 2}
     run_jobs(app)  # the test group's messages go out
-    tick(app)  # now it is decided: one each sent, nobody clicked - a winner by the odds
+    tick(app)  # now it is decided: one each sent, nobody clicked - no winner, a coin toss
     with app.app_context():
         result = db.session.get(Campaign, cid).ab_result
     assert {key: v["sent"] for key, v in result["variants"].items()} == {"a": 1, "b": 1}
-    assert result["reason"].startswith("Variant")
+    assert result["winner"] == ""
+    assert "the probability that it is the best is 50%, below the 90% asked for" in \
+        result["reason"]
+    assert statuses(app, cid) == {"released": 2, "cancelled": 2}  # the fallback: nothing more

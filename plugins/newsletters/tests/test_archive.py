@@ -47,3 +47,24 @@ def test_only_sent_public_campaigns_and_nothing_personal(make_app, smtp_server):
     for missing in (private, draft, 9999):
         assert client.get(f"/newsletters/{missing}").status_code == 404
     assert client.get("/newsletters/nope").status_code == 404
+
+
+def test_a_web_version_can_be_taken_down_after_the_send(make_app, smtp_server):
+    from tests.admin_helpers import signed_in, token_for
+    app = site(make_app, smtp_server)
+    people(app, 1)
+    shown = campaign(app, template(app), name="Shown", public=True)
+    with app.app_context():
+        service.schedule(shown)
+    send_all(app)
+    assert app.test_client().get(f"/newsletters/{shown}").status_code == 200
+    viewer, editor = signed_in(app, "viewer"), signed_in(app, "editor")
+    token = token_for(viewer, f"/admin/campaigns/{shown}")
+    assert viewer.post(f"/admin/campaigns/{shown}/web-version",
+                       data={"csrf_token": token, "public": "0"}).status_code == 403
+    token = token_for(editor, f"/admin/campaigns/{shown}")
+    answer = editor.post(f"/admin/campaigns/{shown}/web-version",
+                         data={"csrf_token": token, "public": "0"}, follow_redirects=True)
+    assert "“Shown” is not in the archive." in answer.get_data(as_text=True)
+    assert app.test_client().get(f"/newsletters/{shown}").status_code == 404
+    assert "Publish it" in answer.get_data(as_text=True)

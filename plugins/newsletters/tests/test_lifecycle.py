@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from engine.contacts import service as contacts
 from engine.contacts import store
 from engine.db import db, utcnow, write
-from engine.mail import suppression
+from engine.mail import ledger, suppression
 from engine.mail.models import MailSend
 from engine.segments import service as segments
 from engine.testing import run_jobs
@@ -204,7 +204,9 @@ def test_bad_campaigns_are_refused_and_nothing_is_saved(app) -> None:
                 ({"name": "x", "timing": "best", "ab": AB}, "cannot also send"),
                 ({"name": "x", "ab": {**AB, "variants": [{"subject": "one"}]}},
                  "two or three variants"),
-                ({"name": "x", "ab": {**AB, "share": 500}}, "between 2 and 100")):
+                ({"name": "x", "ab": {**AB, "share": 500}}, "between 2 and 100"),
+                ({"name": "x", "subject": "Hi {{ contact.first_name }"}, "The subject: "),
+                ({"name": "x", "preheader": "Issue {#12}"}, "The preheader: ")):
             with pytest.raises(CampaignError, match=message):
                 service.save({"template_id": tid, **values})
         assert db.session.scalar(select(Campaign.id)) is None
@@ -213,3 +215,71 @@ def test_bad_campaigns_are_refused_and_nothing_is_saved(app) -> None:
             service.schedule(draft.id)
         assert db.session.get(Campaign, draft.id).status == "draft"
         assert db.session.scalar(select(Recipient.id)) is None
+
+
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+def test_a_batch_running_when_paused_or_cancelled_sends_nothing_more(make_app, smtp_server,
+                                                                     action) -> None:
+    """A batch holding rows when the editor acts gives them back as held (pause) or skipped
+    (cancel), however it stops; the outbox's retry then claims nothing."""
+    app = site(make_app, smtp_server)
+    people(app, 6)
+    cid = campaign(app, template(app))
+    with app.app_context():
+        service.schedule(cid)
+    tick(app)
+    with app.app_context():
+        ids = sorted(db.session.scalars(select(MailSend.id)))
+        in_flight = ledger.claim(ids[:3])
+        getattr(service, action)(cid)
+        ledger.give_back(in_flight)  # its deadline, a rate limit, a dropped connection
+    run_jobs(app)
+    assert smtp_server.messages == []
+    with app.app_context():
+        left = sorted(db.session.scalars(select(MailSend.status)))
+    assert left == ["held"] * 6 if action == "pause" else ["skipped"] * 6
+    if action == "pause":
+        with app.app_context():
+            service.resume(cid)
+        send_all(app)
+        assert len(smtp_server.messages) == 6
+
+
+def test_one_campaign_that_cannot_start_does_not_hold_up_the_others(make_app,
+                                                                   smtp_server) -> None:
+    app = site(make_app, smtp_server)
+    people(app, 2)
+    doomed_template, good_template = template(app, "Doomed"), template(app, "Good")
+    doomed = campaign(app, good_template, name="Content test", ab={
+        **AB, "field": "content", "variants": [{"template_id": good_template},
+                                               {"template_id": doomed_template}]})
+    fine = campaign(app, good_template, name="Fine")
+    with app.app_context():
+        service.schedule(doomed)
+        service.schedule(fine)
+        with write():  # variant B's template is deleted while it waits to start
+            db.session.delete(db.session.get(service.EmailTemplate, doomed_template))
+    send_all(app)
+    assert len(smtp_server.messages) == 2
+    found = _campaign(app, doomed)
+    assert found.status == "draft" and "for every variant" in found.error
+    assert _campaign(app, fine).status == "sent"
+
+
+def test_the_email_is_frozen_when_the_send_starts(make_app, smtp_server, clock) -> None:
+    """The rest of an A/B test, hours later, get the email as it was at the start, whatever
+    the template became meanwhile."""
+    app = site(make_app, smtp_server)
+    people(app, 10)
+    tid = template(app, body="The original text.")
+    cid = campaign(app, tid, ab={**AB, "min_sample": 1, "confidence": 50})
+    with app.app_context():
+        service.schedule(cid)
+    send_all(app)
+    with app.app_context(), write():
+        db.session.get(service.EmailTemplate, tid).body = "Edited for next month."
+    clock.advance(hours=3)
+    send_all(app)
+    assert len(smtp_server.messages) == 10
+    bodies = {m.get_body(("plain",)).get_content().splitlines()[0] for m in smtp_server.messages}
+    assert bodies == {"The original text."}

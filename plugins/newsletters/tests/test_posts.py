@@ -77,11 +77,15 @@ def test_posts_choose_for_themselves_and_old_posts_are_not_sent(make_app, smtp_s
     assert "Read the whole post" in html and "/email/c/" in html  # a tracked link to the post
 
 
-def test_nothing_is_sent_while_the_setting_is_off(make_app, smtp_server) -> None:
+def test_with_the_setting_off_only_a_post_naming_its_lists_is_sent(make_app,
+                                                                   smtp_server) -> None:
     app = site(make_app, smtp_server)
     people(app, 1)
+    people(app, 1, list_slug="vip", prefix="v")
     with app.app_context():
         content.create_item("post", "Hello", body="Hi.", status="published",
                             published_at=utcnow())
+        content.create_item("post", "For VIPs", body="Hi VIPs.", status="published",
+                            published_at=utcnow(), fields={"newsletter": "vip"})
     send_all(app)
-    assert smtp_server.messages == []
+    assert sent_to(app) == ["v0@example.org"]

@@ -37,6 +37,10 @@ def test_nine_in_the_morning_across_the_clock_changes() -> None:
     assert timing.next_local(at_nine, nine, BERLIN) == at_nine
     assert timing.next_local(at_nine + timedelta(minutes=1), nine, BERLIN) == \
         at_nine + timedelta(days=1)
+    # 02:30 comes twice in Berlin on 25 October 2026 (00:30 and 01:30 UTC): started between
+    # the two, the second is the next one - not the first, which has passed.
+    assert timing.next_local(datetime(2026, 10, 25, 1, 15, tzinfo=UTC), time(2, 30), BERLIN) \
+        == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
     # 02:30 does not exist in Berlin on 29 March: the wall clock's 02:30 in the old offset.
     assert timing.next_local(saturday, time(2, 30), BERLIN) == \
         datetime(2026, 3, 29, 1, 30, tzinfo=UTC)

@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('local_time', sa.String(length=5), nullable=False),
     sa.Column('window_hours', sa.Integer(), nullable=False),
     sa.Column('ab', sa.JSON(), nullable=False),
+    sa.Column('frozen', sa.JSON(), nullable=False),
     sa.Column('ab_result', sa.JSON(), nullable=False),
     sa.Column('conversion_form', sa.String(length=100), nullable=False),
     sa.Column('conversion_days', sa.Integer(), nullable=False),
