@@ -145,6 +145,7 @@ def test_the_report_counts_people_not_machines(make_app, smtp_server, clock):
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "40.0%" in html and "2 people opened · 2 machine opens not counted" in html
+    assert "2 people clicked, 4 clicks" in html
     assert "1 hard · 1 soft" in html and "submitted “signup” within 7 days" in html
     assert '<svg class="chart line-chart"' in html and "https://shop.example.com/offer<" in html
     assert "Download CSV" not in html  # a viewer may read the report, not export addresses
