@@ -197,3 +197,22 @@ def test_signing_out_forgets_the_text_kept_in_this_browser(page, live_server, ap
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/auth/login**")
     assert "Notes nobody else" not in page.evaluate("JSON.stringify(localStorage)")
+
+
+def test_a_page_holding_a_form_can_be_saved_after_a_reload(page, live_server, app):
+    """The preview shows the page's form ([form newsletter], whose email is required) inside
+    the editor's own form: its fields must neither block saving nor be sent with it."""
+    sign_in(page, live_server, app, "editor")
+    page.get_by_role("link", name="Pages & posts").click()
+    page.get_by_role("button", name="New post").click()
+    page.wait_for_url("**/admin/content/*")
+    page.get_by_label("Title", exact=True).fill("Join us")
+    page.locator("#body").fill("Sign up below.\n\n[form newsletter]")
+    page.locator("#preview input[name=email]").wait_for()
+    page.get_by_role("button", name="Publish").click()
+    page.locator(".flashes").wait_for()
+    page.reload()  # the form is now in the page as served, not put in by the live preview
+    page.get_by_role("button", name="Unpublish").click()
+    flashes = page.locator(".flashes")
+    flashes.wait_for()
+    assert "Unpublished" in flashes.inner_text() or "draft" in flashes.inner_text().lower()
