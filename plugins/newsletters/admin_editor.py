@@ -19,7 +19,7 @@ from engine.admin.views.mail_templates import allow_preview_styles
 from engine.auth import require_role
 from engine.contacts.timezones import site_zone
 from engine.content.service import site_name
-from engine.db import write
+from engine.db import utcnow, write
 from engine.mail.service import sender
 from plugins.newsletters import (
     admin_form,
@@ -72,7 +72,11 @@ def new() -> Any:
 @require_role("viewer")
 def edit(campaign_id: int) -> Any:
     campaign = campaign_or_404(campaign_id)
-    if campaign.status not in service.EDITABLE:
+    # Sent, or starting: "Send now" (or a scheduled time that has come) is started by the
+    # workers within seconds; meanwhile its page shows it starting, not an editor.
+    if campaign.status not in service.EDITABLE or (
+            campaign.status == "scheduled" and campaign.send_at is not None
+            and campaign.send_at <= utcnow()):
         return admin_state.state(campaign)
     return page(campaign, admin_form.shown(campaign, site_zone()), campaign)
 

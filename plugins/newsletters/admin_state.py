@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, render_template
+from flask import current_app, make_response, render_template, request
 from sqlalchemy import func, select
 
 from engine.admin.views.mail_templates import allow_preview_styles
@@ -124,6 +124,12 @@ def state(campaign: Campaign) -> Any:
 
 @require_role("viewer")
 def progress_part(campaign_id: int) -> Any:
-    """The progress card alone, for the page to refresh while the campaign sends."""
-    return render_template("newsletters/_progress.html",
-                           **_progress_context(campaign_or_404(campaign_id)))
+    """The progress card alone, for the page to refresh while the campaign sends; the whole
+    page when the status changed since it was shown (started, finished, decided elsewhere),
+    so its heading and buttons follow."""
+    campaign = campaign_or_404(campaign_id)
+    response = make_response(render_template("newsletters/_progress.html",
+                                              **_progress_context(campaign)))
+    if request.args.get("was") not in (None, campaign.status):
+        response.headers["HX-Refresh"] = "true"
+    return response

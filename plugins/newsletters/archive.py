@@ -7,12 +7,13 @@ The web version is the email itself, as its readers got it, with a small header 
 to the archive and the site: the email's own layout (600px, fluid on phones) is what it was
 written for, where the theme's styles would fight it. It is rendered for nobody: blank contact
 values (`engine.mail.rendering.blank_values`, so "Hello {{ contact.first_name |
-default('there') }}" reads "Hello there"), the site's own values, the unsubscribe and
-preference links made a harmless "#", and no tracking at all (no click redirects, no UTM tags,
-no open pixel). An A/B-tested campaign shows the version its remainder got.
+default('there') }}" reads "Hello there"), the site's own values, without the marketing
+footer (its unsubscribe links, made a harmless "#" should a template use them in its body), and
+no tracking at all (no click redirects, no UTM tags, no open pixel). An A/B-tested campaign shows the version its remainder got.
 
 Anything not both sent and public is a 404, whether it exists or not. Pages are the same for
-everyone, so they may be cached publicly, for five minutes: unpublishing takes effect soon.
+everyone, so they may be cached publicly, for five minutes: taking one down (on the campaign's page) takes effect
+soon.
 The email's `<style>` block (its phone and dark-mode rules) is allowed by its hash in the
 page's Content-Security-Policy, nothing more (`_allow_styles`).
 """
@@ -92,7 +93,9 @@ def web_version(campaign: Campaign) -> str:
     template = db.session.get(EmailTemplate, variant.template_id or 0)
     if template is None:
         abort(404)
-    compiled = rendering.compiled(template, subject=variant.subject or None, marketing=True,
+    # Without the marketing footer: on a web page, "you receive this email because…" and its
+    # unsubscribe links say nothing true to the reader.
+    compiled = rendering.compiled(template, subject=variant.subject or None, marketing=False,
                                   preheader=campaign.preheader or None)
     try:
         return compiled.render(_values()).html

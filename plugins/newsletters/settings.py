@@ -9,6 +9,8 @@ import wtforms
 from wtforms import validators
 from wtforms.fields.choices import SelectChoice
 
+from engine.contacts import lists
+from engine.forms.service import lists_named
 from engine.plugins import current
 
 SLUG = "newsletters"
@@ -18,10 +20,21 @@ def list_slugs(text: str) -> list[str]:
 
 
 def _lists(form: wtforms.Form, field: wtforms.Field) -> None:
-    bad = [s for s in list_slugs(field.data) if len(s) > 100]
+    """Names of lists that exist (someone is on them, or a form names them) when posts are to
+    be emailed: a typo would email every new post to nobody, and say nothing."""
+    names = list_slugs(field.data)
+    bad = [s for s in names if len(s) > 100]
     if bad:
         raise validators.ValidationError(f"“{bad[0][:40]}…” is too long for a list name.")
-    field.data = ", ".join(list_slugs(field.data))
+    if form.post_enabled.data:
+        if not names:
+            raise validators.ValidationError("Name the lists new posts go to.")
+        known = set(lists.counts()) | set(lists_named())
+        unknown = [s for s in names if s not in known]
+        if unknown:
+            shown = ", ".join(sorted(known)) or "none yet"
+            raise validators.ValidationError(f"There is no list “{unknown[0]}”. Lists: {shown}.")
+    field.data = ", ".join(names)
 
 
 class NewsletterSettings(wtforms.Form):

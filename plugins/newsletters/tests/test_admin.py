@@ -179,10 +179,17 @@ def test_send_now_then_pause_resume_and_cancel(shop, smtp_server):
     sent = editor.post(f"/admin/campaigns/{cid}/send",
                        data={"csrf_token": token_for(editor, f"/admin/campaigns/{cid}/send")})
     assert sent.status_code == 302
-    assert "is sending: it starts within seconds" in editor.get(sent.headers["Location"]).text
+    starting = editor.get(sent.headers["Location"]).text
+    assert "is sending: it starts within seconds" in starting
+    assert "Starting: the audience is being counted" in starting  # no editor: it is going
+    assert 'name="name"' not in starting
     assert stored(shop, cid)["status"] == "scheduled"
+    waiting = editor.get(f"/admin/campaigns/{cid}/progress?was=scheduled")
+    assert "HX-Refresh" not in waiting.headers
 
     tick(shop)  # starts it: the audience is frozen, and released at once
+    started = editor.get(f"/admin/campaigns/{cid}/progress?was=scheduled")
+    assert started.headers["HX-Refresh"] == "true"  # the whole page follows the new status
     people(shop, 1, prefix="late")  # joins the list after the freeze: not included
     tick(shop)
     assert stored(shop, cid)["recipients"] == 3

@@ -89,3 +89,16 @@ def test_with_the_setting_off_only_a_post_naming_its_lists_is_sent(make_app,
                             published_at=utcnow(), fields={"newsletter": "vip"})
     send_all(app)
     assert sent_to(app) == ["v0@example.org"]
+
+
+def test_the_settings_refuse_a_list_that_does_not_exist(make_app, smtp_server) -> None:
+    app = site(make_app, smtp_server)
+    people(app, 1)
+    with app.app_context():
+        form, _ = current().save_settings("newsletters", MultiDict(
+            {"post_enabled": "y", "post_lists": "newsleter", "post_content": "full"}))
+        assert form.errors["post_lists"] == ["There is no list “newsleter”. Lists: news."]
+        assert current().settings("newsletters")["post_enabled"] is False  # nothing saved
+        form, _ = current().save_settings("newsletters", MultiDict(
+            {"post_lists": "not-yet-made", "post_content": "full"}))  # off: kept as typed
+        assert not form.errors
