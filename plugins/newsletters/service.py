@@ -88,9 +88,11 @@ def duplicate(campaign_id: int, *, by: str = "") -> Campaign:
 def _move(campaign_id: int, allowed: tuple[str, ...], to: str, **values: Any) -> Campaign:
     """Change the status when it is one of `allowed` (inside `write()`), or say why not."""
     table = Campaign.__table__
+    if "updated_by" in values:  # a person's change; the tick's own moves are not "changes"
+        values["updated_at"] = utcnow()
     moved = db.session.execute(update(table).where(
         table.c.id == campaign_id, table.c.status.in_(allowed)).values(
-        status=to, updated_at=utcnow(), **values)).rowcount
+        status=to, **values)).rowcount
     campaign = get(campaign_id)
     db.session.refresh(campaign)
     if not moved:
