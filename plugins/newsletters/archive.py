@@ -9,7 +9,8 @@ written for, where the theme's styles would fight it. It is rendered for nobody:
 values (`engine.mail.rendering.blank_values`, so "Hello {{ contact.first_name |
 default('there') }}" reads "Hello there"), the site's own values, without the marketing
 footer (its unsubscribe links, made a harmless "#" should a template use them in its body), and
-no tracking at all (no click redirects, no UTM tags, no open pixel). An A/B-tested campaign shows the version its remainder got.
+no tracking at all (no click redirects, no UTM tags, no open pixel). An A/B-tested campaign
+shows the version its remainder got.
 
 Anything not both sent and public is a 404, whether it exists or not. Pages are the same for
 everyone, so they may be cached publicly, for five minutes: taking one down (on the campaign's page) takes effect

@@ -37,7 +37,7 @@ from sqlalchemy import Integer, case, cast, func, literal, or_, select, true
 
 from engine.contacts.models import Contact
 from engine.contacts.transfer import spreadsheet_safe
-from engine.db import UTCDateTime, db
+from engine.db import UTCDateTime, db, utcnow
 from engine.events.models import Activity as Event
 from engine.mail.models import Bounce, EmailTemplate, Mailing, MailSend
 from plugins.newsletters import service
@@ -248,7 +248,8 @@ def _hour_of(column: Any, start: datetime) -> Any:
 
 
 def _hours(ids: list[int], start: datetime | None) -> list[Hour]:
-    """First human opens and clicks in each of the first `HOURS` hours from the start."""
+    """First human opens and clicks in each of the first `HOURS` hours from the start (those
+    begun so far)."""
     if start is None:
         return []
     end = start + timedelta(hours=HOURS)
@@ -259,8 +260,10 @@ def _hours(ids: list[int], start: datetime | None) -> list[Hour]:
             select(hour, func.count()).where(
                 SENDS.c.mailing_id.in_(ids), column >= start, column < end)
             .group_by(hour)).all()}
+    # Only the hours that have begun: those still to come are not zeros.
+    begun = min(HOURS, max(1, int((utcnow() - start).total_seconds() // 3600) + 1))
     return [Hour(start + timedelta(hours=h), counts["opens"].get(h, 0),
-                 counts["clicks"].get(h, 0)) for h in range(HOURS)]
+                 counts["clicks"].get(h, 0)) for h in range(begun)]
 
 
 def _conversions(campaign: Campaign, ids: dict[int, str]) -> dict[str, int]:
