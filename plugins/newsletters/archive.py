@@ -13,9 +13,8 @@ no tracking at all (no click redirects, no UTM tags, no open pixel). An A/B-test
 shows the version its remainder got.
 
 Anything not both sent and public is a 404, whether it exists or not. Pages are the same for
-everyone, so they may be cached publicly, for five minutes: taking one down (on the campaign's page) takes effect
-soon.
-The email's `<style>` block (its phone and dark-mode rules) is allowed by its hash in the
+everyone, so they may be cached publicly, for five minutes: taking one down (on the campaign's
+page) takes effect soon. The email's `<style>` block (its phone and dark-mode rules) is allowed by its hash in the
 page's Content-Security-Policy, nothing more (`_allow_styles`).
 """
 from __future__ import annotations
