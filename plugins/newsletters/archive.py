@@ -14,8 +14,8 @@ shows the version its remainder got.
 
 Anything not both sent and public is a 404, whether it exists or not. Pages are the same for
 everyone, so they may be cached publicly, for five minutes: taking one down (on the campaign's
-page) takes effect soon. The email's `<style>` block (its phone and dark-mode rules) is allowed by its hash in the
-page's Content-Security-Policy, nothing more (`_allow_styles`).
+page) takes effect soon. The email's `<style>` block (its phone and dark-mode rules) is allowed
+by its hash in the page's Content-Security-Policy, nothing more (`_allow_styles`).
 """
 from __future__ import annotations
 
