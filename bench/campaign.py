@@ -8,7 +8,8 @@ in a process of its own), with `magnet worker` processes as deployed:
   is sent now. The clock runs from the "send now" commit to the campaign marked sent: the
   tick's start (the audience frozen into recipient rows by one INSERT ... SELECT), the release
   of due rows into the send ledger, rendering and sending. Baseline: raw smtplib with
-  pre-rendered messages over one connection, run before and after and averaged (send.py's).
+  pre-rendered messages over one connection, run before and after and averaged (send.py's);
+  floor: the same messages DKIM-signed first, the least any signing sender does.
   Targets: >= 0.8x the baseline's messages per second; worker RSS < 300 MB.
 - `spread`: recipients due evenly over `--minutes` (100,000 over 24 hours is 69 a minute: the
   default is that rate for 10 minutes), as local-time and best-time sends are; each one's
@@ -103,6 +104,13 @@ def run_now(site: EngineSite, app: Any, port: int, options: Any, result: dict[st
     plain = _baseline(port, options.recipients, messages)
     print(f"  {options.recipients / plain['seconds']:,.0f} messages/s "
           f"({plain['seconds']:.1f} s)", flush=True)
+    print("floor: the same, each message DKIM-signed first (what every copy must cost)",
+          flush=True)
+    signed = _baseline(port, options.recipients, messages,
+                       site.instance / "dkim" / "bench.private")
+    floor = plain["seconds"] / signed["seconds"]
+    print(f"  {options.recipients / signed['seconds']:,.0f} messages/s "
+          f"({signed['seconds']:.1f} s); {floor:.2f}x the baseline", flush=True)
     print(f"magnet: {options.recipients:,} contacts, {options.workers} workers", flush=True)
     _contacts(app, options.recipients)
     campaign_id = _campaign(app)
@@ -131,6 +139,8 @@ def run_now(site: EngineSite, app: Any, port: int, options: Any, result: dict[st
     ratio = rate / base_rate
     result.update({
         "baseline": {"messages_per_s": round(base_rate, 1), "seconds": round(base_seconds, 2)},
+        "floor_dkim_signed": {"messages_per_s": round(options.recipients / signed["seconds"], 1),
+                              "ratio": round(floor, 3)},
         "magnet": {"messages_per_s": round(rate, 1), "seconds": round(seconds, 2),
                    "frozen": frozen, "started_at": str(started_at), "due": str(first_due),
                    "worker_peak_rss_mb": round(rss, 1)},

@@ -16,7 +16,7 @@ from engine.auth import require_role
 from engine.contacts.timezones import site_zone
 from engine.db import db
 from engine.mail.models import EmailTemplate, MailSend
-from plugins.newsletters import abtest, admin_preview, admin_words, service
+from plugins.newsletters import abtest, admin_preview, admin_words, decisions, service
 from plugins.newsletters.admin_form import campaign_or_404
 from plugins.newsletters.models import Campaign, Recipient
 
@@ -76,7 +76,7 @@ def variant_rows(campaign: Campaign) -> list[VariantRow]:
     if not test:
         return []
     decided = (campaign.ab_result or {}).get("variants") or {}
-    live = {} if decided else {f.key: f for f in service.figures(campaign)} \
+    live = {} if decided else {f.key: f for f in decisions.figures(campaign)} \
         if campaign.started_at else {}
     names = dict(db.session.execute(select(EmailTemplate.id, EmailTemplate.name)).all())
     rows = []

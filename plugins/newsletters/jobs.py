@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from engine.jobs import job
-from plugins.newsletters import service
+from plugins.newsletters import decisions, service
 
 RUN_SECONDS = 20.0  # a run hands over to the next tick after this long
 
@@ -16,7 +16,7 @@ def tick() -> int:
     recipient waits at most a few seconds for the send ledger (the mail workers then send
     batches as fast as the transport allows)."""
     service.start_due()
-    service.decide_due()
+    decisions.decide_due()
     deadline, released = time.monotonic() + RUN_SECONDS, 0
     while time.monotonic() < deadline:
         count = service.release_due()

@@ -4,7 +4,7 @@ by side; and a row per recipient for a spreadsheet.
 Everything is counted by the database, a handful of aggregate queries per report whatever the
 audience's size (the send ledger grouped by mailing, bounces grouped by kind, events grouped by
 type and machine flag, clicks grouped by link, first opens and clicks grouped by hour); Python
-only adds up a few rows per variant. Conversions are the exception: `service.converted` (the
+only adds up a few rows per variant. Conversions are the exception: `decisions.converted` (the
 same rule the A/B test decides by) checks each recipient's own window.
 
 Where the figures come from:
@@ -40,7 +40,7 @@ from engine.contacts.transfer import spreadsheet_safe
 from engine.db import UTCDateTime, db, utcnow
 from engine.events.models import Activity as Event
 from engine.mail.models import Bounce, EmailTemplate, Mailing, MailSend
-from plugins.newsletters import service
+from plugins.newsletters import decisions, service
 from plugins.newsletters.fields import VARIANT_KEYS
 from plugins.newsletters.models import Campaign, Recipient
 
@@ -276,7 +276,7 @@ def _conversions(campaign: Campaign, ids: dict[int, str]) -> dict[str, int]:
     sent = {r.contact_id: r.sent_at for r in rows}
     variant_of = {r.contact_id: ids[r.mailing_id] for r in rows}
     found: dict[str, int] = {}
-    for contact_id in service.converted(campaign.conversion_form, campaign.conversion_days,
+    for contact_id in decisions.converted(campaign.conversion_form, campaign.conversion_days,
                                         sent):
         key = variant_of[contact_id]
         found[key] = found.get(key, 0) + 1
