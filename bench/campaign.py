@@ -42,7 +42,6 @@ from bench.send import (
     _contacts,
     _peak_rss_mb,
     _sample_messages,
-    baseline_client,
 )
 from bench.site import EngineSite
 from engine import create_app
@@ -208,12 +207,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default="",
                         help="PostgreSQL URL (default: the embedded SQLite file)")
-    parser.add_argument("--baseline-client", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.baseline_client:
-        port, count, path, *key = options.baseline_client
-        baseline_client(int(port), int(count), path, *key)
-        return
     if not options.recipients:
         options.recipients = 100_000 if options.workload == "now" else 69 * options.minutes
 
