@@ -4,9 +4,9 @@ reports, and each new blog post emailed to its subscribers once.
 A campaign's audience is frozen into recipient rows when it starts (`audience`), each given a
 due time (`timing`) and, in an A/B test, a variant (`abtest`); the periodic tick (`jobs`)
 releases due rows into the mail core's exactly-once send ledger and marks campaigns sent
-(`service`), and decides A/B tests (`decisions`). What editors give is checked in `fields`. Editors work in the admin (`admin`), scripts with `magnet
-campaigns` (`commands`); `reports` counts what happened and `archive` serves web versions;
-`posts` emails new blog posts.
+(`service`), and decides A/B tests (`decisions`). What editors give is checked in `fields`.
+Editors work in the admin (`admin`), scripts with `magnet campaigns` (`commands`); `reports`
+counts what happened and `archive` serves web versions; `posts` emails new blog posts.
 """
 from __future__ import annotations
 
