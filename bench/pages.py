@@ -5,10 +5,19 @@ and bare Flask returning a short string (the WSGI ceiling). Targets: the engine'
 landing page at or above the first (aiming at 0.8x the second), p99 under 20 ms at 16
 connections.
 
+Smart content, in the same rounds: the landing page with a smart block placed
+(`bench/smart_setup.py`), (1) for anonymous visitors arriving from a LinkedIn campaign
+(`?utm_source=linkedin`, no cookie: each response sets the visit cookie) at or above the bare
+Flask page, and (2) for known contacts in a segment (200 trusted browsers in turn, each a
+profile read from Redis) at or above 0.7x it; p99 under 20 ms for both.
+
     python bench/pages.py [--duration S] [--connections N] [--rounds R]
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -27,21 +36,42 @@ from bench.harness import (
     settings,
     stop_on_sigterm,
 )
-from bench.site import EngineSite, fetch, first_post_path
+from bench.site import ROOT, EngineSite, fetch, first_post_path
 
 CEILING = "bare Flask: short string"
 BASELINE = "bare Flask: template + 1 query"
 LANDING = "magnet: landing page /"
+SMART_UTM = "magnet: smart page, anonymous, UTM"
+SMART_KNOWN = "magnet: smart page, known contact in a segment"
+
+
+def smart_subjects(site: EngineSite, engine: Gunicorn, sizes: dict[str, int]) -> list[Subject]:
+    """The two smart content runs (none, with a note, when the plugin is missing)."""
+    made = subprocess.run([sys.executable, "bench/smart_setup.py"], cwd=ROOT, text=True,
+                          capture_output=True, env={**os.environ, **site.env})
+    if made.returncode != 0:
+        site.notes.append(f"smart content not set up: {made.stderr.strip()[-300:]}")
+        return []
+    setup = json.loads(made.stdout.strip().splitlines()[-1])
+    utm_path = setup["path"] + "?utm_source=linkedin"
+    status, body = fetch(engine.url + utm_path)
+    if status != 200 or "Welcome, LinkedIn reader" not in body:
+        site.notes.append(f"smart page answers {status} without the LinkedIn variant")
+        return []
+    sizes[SMART_UTM] = len(body.encode())
+    return [Subject(SMART_UTM, engine, Request(utm_path)),
+            Subject(SMART_KNOWN, engine, Request(setup["path"],
+                                                 cookies=setup["known_cookies"]))]
 
 
 def main() -> None:
     options = arguments(__doc__.split("\n\n")[0])
     report = Report("pages", "anonymous page views, Magnet against bare Flask",
-                    settings(options, plugins_enabled=["tracking"]),
+                    settings(options, plugins_enabled=["tracking", "smart_content"]),
                     baselines=[BASELINE, CEILING])
     with stop_on_sigterm(), ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pages-"))
-        site = stack.enter_context(EngineSite(plugins=("tracking",)))
+        site = stack.enter_context(EngineSite(plugins=("tracking", "smart_content")))
         engine = site.serve()
         ceiling = stack.enter_context(Gunicorn("bench.baselines:string_app"))
         page = stack.enter_context(Gunicorn("bench.baselines:page_app()",
@@ -64,6 +94,7 @@ def main() -> None:
             sizes[label] = len(fetch(engine.url + post)[1].encode())
         else:
             site.notes.append("no blog post in /sitemap.xml yet: blog post not measured")
+        subjects += smart_subjects(site, engine, sizes)
         compare(report, subjects, options)
         report.extra["notes"] = site.notes
     report.extra["page_bytes"] = sizes
@@ -77,6 +108,14 @@ def main() -> None:
                       ceiling_ratio >= 0.8)
         report.target(f"landing page p99 ms at {options.connections} connections",
                       landing.p99_ms, "< 20 ms", landing.p99_ms < 20)
+    for label, target in ((SMART_UTM, 1.0), (SMART_KNOWN, 0.7)):
+        if any(run.label == label for run in report.runs):
+            ratio = report.ratio(label, BASELINE)
+            report.target(f"{label} req/s vs bare Flask page", ratio, f">= {target}x",
+                          ratio >= target)
+            p99 = report.figures(label).p99_ms
+            report.target(f"{label} p99 ms at {options.connections} connections", p99,
+                          "< 20 ms", p99 < 20)
     report.finish()
 
 

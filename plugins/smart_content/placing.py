@@ -1,0 +1,141 @@
+"""Where blocks meet the request: the cache variant, the `[smart slug]` shortcode, and what the
+response carries (the visit cookie, privacy headers, view and conversion counts).
+
+The page cache asks `filter_page_variant` before serving anything (a hit included). For a page
+that places smart blocks the plugin chooses each block's variant there, keeps the choices on
+`g` and returns them as the variant (`|sc:3=1,5=-1`): one cache entry per combination of matched
+variants, bounded by the blocks' variants whatever the traffic. The shortcode then renders
+exactly those choices, so a stored page always holds what its key says. A block the key did not
+account for (a page that became due since its blocks were read) renders its default in a
+cached render: the same for everyone, never one visitor's variant served to another.
+
+Editors (not cached) and "View as" (`g.smart_view_as`) choose in the shortcode itself.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+from markupsafe import escape
+from werkzeug.http import dump_cookie
+
+from engine import plugins
+from engine.contacts import visitors
+from engine.content.render import render_markdown
+from plugins.smart_content import blocks, context, counters, profiles, visit
+from plugins.smart_content.rules import Context, choose
+
+SLUG = "smart_content"
+# Kinds that read the visit cookie: while no block uses one, pages without blocks leave it be.
+VISIT_KINDS = frozenset({"utm_source", "utm_medium", "utm_campaign", "first_utm_source",
+                         "first_utm_medium", "first_utm_campaign", "referrer_type",
+                         "referrer_domain", "visitor", "pages_seen"})
+PRIVATE = "private, max-age=0, must-revalidate"
+
+
+def _choose_for_page(page_blocks: list[blocks.Block]) -> dict[int, int]:
+    kinds = frozenset().union(*(b.kinds for b in page_blocks))
+    ctx = context.build(kinds, any(b.needs_profile for b in page_blocks))
+    return {b.id: choose(list(b.variants), ctx) for b in page_blocks}
+
+
+def page_variant(variant: str, req: Any) -> str:
+    """`filter_page_variant`: the matched variant of each block on this page."""
+    page_blocks = blocks.on_this_page()
+    if not page_blocks:
+        return variant
+    choices = _choose_for_page(page_blocks)
+    g.smart_choices = choices
+    return f"{variant}|sc:" + ",".join(f"{b}={v}" for b, v in choices.items())
+
+
+def content_of(block: blocks.Block, index: int) -> str:
+    if 0 <= index < len(block.variants):
+        return str(block.variants[index].get("content", ""))
+    return block.default
+
+
+def render_block(block: blocks.Block, index: int, ctx: dict[str, Any]) -> str:
+    html = render_markdown(content_of(block, index), ctx,
+                           cache_key=("smart", block.stamp, index))
+    name = "default" if index < 0 else f"variant-{index + 1}"
+    return (f'<div class="smart-block" data-smart="{escape(block.slug)}" '
+            f'data-smart-variant="{name}">{html}</div>')
+
+
+def shortcode(args: dict[str, str], ctx: dict[str, Any]) -> str:
+    """`[smart slug]`: the block's matched variant, else its default."""
+    slug = args.get("0", "")
+    block = blocks.all_blocks().get(slug)
+    if block is None:
+        return (f'<span class="shortcode-hint" role="note">[smart {escape(slug)}] '
+                f'<small>(no smart block with this name)</small></span>')
+    forced: Context | None = g.get("smart_view_as")
+    choices: dict[int, int] = g.setdefault("smart_choices", {})
+    if forced is not None:
+        index = choose(list(block.variants), forced)
+    elif block.id in choices:
+        index = choices[block.id]
+    elif g.get("magnet_cache_key") is not None:
+        index = -1  # a cached render the key did not account for: see the module docstring
+    else:
+        index = choices[block.id] = _choose_for_page([block])[block.id]
+    return render_block(block, index, ctx)
+
+
+def _cookie(state: dict[str, Any]) -> str:
+    secure = request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return dump_cookie(visit.COOKIE, visit.encode(state), max_age=visit.MAX_AGE, httponly=True,
+                       samesite="Lax", secure=secure, path="/")
+
+
+def _page_response(response: Any) -> Any:
+    choices: dict[int, int] = g.get("smart_choices") or {}
+    if not choices and not VISIT_KINDS & blocks.kinds_in_use():
+        return response  # no rule reads the visit: nothing to remember, headers as they were
+    state, _ = context.state()
+    state = dict(state)
+    for block_id, index in choices.items():
+        visit.saw(state, block_id, index)
+        counters.add("v", block_id, index)
+    if state != g.get("smart_state_old"):
+        response.headers.add("Set-Cookie", _cookie(state))
+        response.headers["Cache-Control"] = PRIVATE  # a CDN must never hand one cookie around
+    if choices:
+        response.headers["Cache-Control"] = PRIVATE
+        response.vary.add("Cookie")
+    return response
+
+
+def _form_response(response: Any) -> Any:
+    ok = response.status_code == 303 or (
+        response.status_code == 200 and response.is_json and
+        bool((response.get_json(silent=True) or {}).get("ok")))
+    if not ok:
+        return response
+    for block_id, index in visit.seen_in_visit(visit.read(request.cookies.get(visit.COOKIE))):
+        counters.add("c", block_id, index)
+    vid = visitors.visitor_id(request)
+    if vid:
+        profiles.forget(vid)  # they may be trusted now: read their profile afresh
+    return response
+
+
+def after_request(response: Any) -> Any:
+    """Every response (registered app-wide by the plugin's blueprint); acts only while the
+    plugin is enabled and at least one block exists."""
+    endpoint = request.endpoint or ""
+    if not (endpoint.startswith("content.") or endpoint == "forms.submit"):
+        return response
+    if not plugins.current().is_enabled(SLUG) or g.get("smart_view_as") is not None:
+        return response
+    try:
+        if not blocks.all_blocks():
+            return response
+        if endpoint == "forms.submit":
+            return _form_response(response)
+        if request.method in ("GET", "HEAD") and response.status_code in (200, 304):
+            return _page_response(response)
+    except Exception:  # counting or a cookie must never cost the visitor the page
+        current_app.logger.exception("smart content: response hook failed")
+    return response
