@@ -32,6 +32,13 @@ def filter_page_variant(variant, request):
 
 
 @hookimpl
+def filter_section(html, name, item, request):
+    if name in item.fields.get("probe", ()):
+        return '<p class="probe-section">%s of %s, by the probe</p>' % (name, item.slug)
+    return html
+
+
+@hookimpl
 def register_shortcodes():
     def greet(args, context):
         return '<strong class="greet">Hello %s on %s</strong>' % (args.get("0", "you"),
@@ -101,6 +108,25 @@ def test_hook_filter_page_variant(probe_app):
     client.set_cookie("segment", "a")
     again = client.get(item.path)
     assert again.headers["X-Magnet-Cache"] == "hit" and "for a</p>" in again.get_data(as_text=True)
+
+
+def test_hook_filter_section(probe_app):
+    from engine.content import service as content
+    with probe_app.app_context():
+        for slug, probe in (("plain", []), ("replaced", ["hero", "form"])):
+            content.create_item("page", slug.title(), slug=slug, status="published",
+                                template="landing", body="The body text.",
+                                fields={"headline": "Theme headline", "probe": probe})
+    client = probe_app.test_client()
+    plain = client.get("/plain").get_data(as_text=True)
+    assert "Theme headline" in plain and "The body text." in plain
+    assert 'aria-labelledby="hero-heading"' in plain and "probe-section" not in plain
+    replaced = client.get("/replaced").get_data(as_text=True)
+    assert '<p class="probe-section">hero of replaced, by the probe</p>' in replaced
+    assert '<p class="probe-section">form of replaced, by the probe</p>' in replaced
+    assert "Theme headline" not in replaced and "<p>The body text." not in replaced
+    assert 'aria-labelledby="hero-heading"' not in replaced  # no such heading any more
+    assert '<section class="hero">' in replaced  # the theme's section keeps its look
 
 
 def test_hook_register_shortcodes(probe_app):

@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, request
+from markupsafe import Markup
 from werkzeug.local import LocalProxy
 
+from engine import plugins
 from engine.content import cache, models  # noqa: F401  (models: tables known to migrations)
 from engine.content.cli import content_group
 from engine.content.hooks import safe_url
@@ -23,6 +25,15 @@ from engine.web import generation
 def human_date(moment: datetime | None) -> str:
     """`3 November 2026`: unambiguous in every English-speaking country."""
     return f"{moment.day} {moment:%B %Y}" if moment else ""
+
+
+def section(html: Markup, name: str, item: Any) -> Markup:
+    """`{% filter section("hero", item) %}…{% endfilter %}` in a theme: the content of a named
+    section, which a plugin may replace (`filter_section`: the smart content plugin shows a
+    block's variant there). Themes name their sections, so a plugin never needs to know a
+    theme's markup, and a child theme that keeps the filter keeps the feature."""
+    return Markup(plugins.current().filter("filter_section", str(html), name=name, item=item,
+                                           request=request))
 
 
 def _per_request(name: str, load: Any) -> Any:
@@ -52,4 +63,5 @@ def init_app(app: Flask) -> None:
     app.context_processor(_site_context)
     app.add_template_filter(human_date)
     app.add_template_filter(safe_url)
+    app.add_template_filter(section)
     app.cli.add_command(content_group)

@@ -169,6 +169,12 @@ def filter_page_variant(variant: str, request: Any) -> str:
     """The cache variant of an anonymous page view; plugins that personalise add to it."""
 
 
+@hookspec
+def filter_section(html: str, name: str, item: Any, request: Any) -> str:
+    """The HTML inside a named section of a page (`hero`, `form`) as the theme renders it;
+    return other HTML to replace the section's content."""
+
+
 # --- tpl_*: template slots --------------------------------------------------------------------
 
 @hookspec

@@ -1,7 +1,8 @@
 """Smart content: blocks that show each visitor the variant that fits them, chosen on the server.
 
 An editor defines a block (a default and ordered variants with rules, `rules`) and places it in
-Markdown with `[smart slug]`. The variant is chosen from the request, the plugin's visit cookie
+Markdown with `[smart slug]`, or hands it a theme's section in front matter
+(`smart: {hero: slug}`). The variant is chosen from the request, the plugin's visit cookie
 (`visit`) and, for a trusted browser, the contact's profile in Redis (`profiles`), never with
 JavaScript; the page cache keeps one copy per combination of matched variants (`placing`).
 Views and conversions are counted in memory and Redis, stored by a job (`counters`, `jobs`).
@@ -44,6 +45,11 @@ def register_shortcodes() -> dict[str, Any]:
 @hookimpl
 def filter_page_variant(variant: str, request: Any) -> str:
     return placing.page_variant(variant, request)
+
+
+@hookimpl
+def filter_section(html: str, name: str, item: Any, request: Any) -> str:
+    return placing.section(html, name, item, request)
 
 
 @hookimpl

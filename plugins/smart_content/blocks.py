@@ -2,7 +2,9 @@
 
 Saving a block moves the site's generation (`engine.content.cache.invalidate`), so every process
 reloads them (one query) and every cached page is rendered again. Which blocks a page uses is
-found from its body and fields once per page and generation, so a cache hit costs no query.
+found from its body (`[smart slug]`) and its front matter (`smart: {hero: slug}`) once per page
+and generation, so a cache hit costs no query, and the cache key covers a replaced section as
+it covers a shortcode.
 """
 from __future__ import annotations
 
@@ -87,6 +89,21 @@ def slugs_in(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(SHORTCODE.findall(text or "")))
 
 
+def sections_of(item: Any) -> dict[str, str]:
+    """`{section: slug}` from the page's front matter (`smart: {hero: pricing-hero}`): the
+    theme's sections whose content a block replaces. Anything malformed is left out (the
+    section then shows the theme's own content)."""
+    named = (getattr(item, "fields", None) or {}).get("smart")
+    if not isinstance(named, dict):
+        return {}
+    return {str(k): v.strip() for k, v in named.items() if isinstance(v, str) and v.strip()}
+
+
+def slugs_of(item: Any) -> tuple[str, ...]:
+    """Every block the page uses: placed in its body and named for its sections, each once."""
+    return tuple(dict.fromkeys((*slugs_in(item.body), *sections_of(item).values())))
+
+
 def _item_of_request() -> Any:
     endpoint, args = request.endpoint or "", request.view_args or {}
     if endpoint == "content.home":
@@ -109,7 +126,7 @@ def on_this_page() -> list[Block]:
     hit = kept.pages.get(key)
     if hit is None or now - hit[0] > PAGE_TTL:
         item = _item_of_request()
-        slugs = slugs_in(item.body) if item is not None else ()
+        slugs = slugs_of(item) if item is not None else ()
         with kept.lock:
             if len(kept.pages) >= PAGES_KEPT:
                 kept.pages.clear()

@@ -1,15 +1,16 @@
-"""Where blocks meet the request: the cache variant, the `[smart slug]` shortcode, and what the
-response carries (the visit cookie, privacy headers, view and conversion counts).
+"""Where blocks meet the request: the cache variant, the `[smart slug]` shortcode, the theme
+sections a page hands to a block (`filter_section`), and what the response carries (the visit
+cookie, privacy headers, view and conversion counts).
 
 The page cache asks `filter_page_variant` before serving anything (a hit included). For a page
 that places smart blocks the plugin chooses each block's variant there, keeps the choices on
 `g` and returns them as the variant (`|sc:3=1,5=-1`): one cache entry per combination of matched
-variants, bounded by the blocks' variants whatever the traffic. The shortcode then renders
-exactly those choices, so a stored page always holds what its key says. A block the key did not
-account for (a page that became due since its blocks were read) renders its default in a
-cached render: the same for everyone, never one visitor's variant served to another.
+variants, bounded by the blocks' variants whatever the traffic. The shortcode and the sections
+then render exactly those choices, so a stored page always holds what its key says. A block the
+key did not account for (a page that became due since its blocks were read) renders its default
+in a cached render: the same for everyone, never one visitor's variant served to another.
 
-Editors (not cached) and "View as" (`g.smart_view_as`) choose in the shortcode itself.
+Editors (not cached) and "View as" (`g.smart_view_as`) choose as the block renders.
 """
 from __future__ import annotations
 
@@ -55,12 +56,28 @@ def content_of(block: blocks.Block, index: int) -> str:
     return block.default
 
 
-def render_block(block: blocks.Block, index: int, ctx: dict[str, Any]) -> str:
+def render_block(block: blocks.Block, index: int, ctx: dict[str, Any],
+                 section: str = "") -> str:
     html = render_markdown(content_of(block, index), ctx,
                            cache_key=("smart", block.stamp, index))
     name = "default" if index < 0 else f"variant-{index + 1}"
+    where = f' data-smart-section="{escape(section)}"' if section else ""
     return (f'<div class="smart-block" data-smart="{escape(block.slug)}" '
-            f'data-smart-variant="{name}">{html}</div>')
+            f'data-smart-variant="{name}"{where}>{html}</div>')
+
+
+def _index(block: blocks.Block) -> int:
+    """The variant this render shows: the one the cache key holds, else chosen now."""
+    forced: Context | None = g.get("smart_view_as")
+    choices: dict[int, int] = g.setdefault("smart_choices", {})
+    if forced is not None:
+        return choose(list(block.variants), forced)
+    if block.id in choices:
+        return choices[block.id]
+    if g.get("magnet_cache_key") is not None:
+        return -1  # a cached render the key did not account for: see the module docstring
+    choices[block.id] = _choose_for_page([block])[block.id]
+    return choices[block.id]
 
 
 def shortcode(args: dict[str, str], ctx: dict[str, Any]) -> str:
@@ -70,17 +87,18 @@ def shortcode(args: dict[str, str], ctx: dict[str, Any]) -> str:
     if block is None:
         return (f'<span class="shortcode-hint" role="note">[smart {escape(slug)}] '
                 f'<small>(no smart block with this name)</small></span>')
-    forced: Context | None = g.get("smart_view_as")
-    choices: dict[int, int] = g.setdefault("smart_choices", {})
-    if forced is not None:
-        index = choose(list(block.variants), forced)
-    elif block.id in choices:
-        index = choices[block.id]
-    elif g.get("magnet_cache_key") is not None:
-        index = -1  # a cached render the key did not account for: see the module docstring
-    else:
-        index = choices[block.id] = _choose_for_page([block])[block.id]
-    return render_block(block, index, ctx)
+    return render_block(block, _index(block), ctx)
+
+
+def section(html: str, name: str, item: Any, req: Any) -> str:
+    """`filter_section`: a section named in the page's `smart:` front matter shows the block's
+    matched variant (or its default) instead of the theme's content. A name without a block
+    (a typo, a deleted block) keeps the theme's content: the page never loses its hero."""
+    slug = blocks.sections_of(item).get(name)
+    block = blocks.all_blocks().get(slug or "")
+    if block is None:
+        return html
+    return render_block(block, _index(block), {"request": req, "item": item}, section=name)
 
 
 def _cookie(state: dict[str, Any]) -> str:

@@ -101,7 +101,7 @@ def summary(asked: Asked) -> dict[str, Any] | None:
     ctx, note = context(asked)
     known = blocks.all_blocks()
     shown = []
-    for slug in blocks.slugs_in(item.body):
+    for slug in blocks.slugs_of(item):
         block = known.get(slug)
         if block is None:
             shown.append({"slug": slug, "name": "(no such block)", "variant": "—", "text": ""})
