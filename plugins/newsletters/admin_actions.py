@@ -1,5 +1,6 @@
 """What an editor does to a campaign, each a POST: send now or schedule (after a page that
-says how many it goes to and how), unschedule, pause, resume, cancel (after asking), duplicate.
+says what goes out, to how many, and how), unschedule, pause, resume, cancel (after asking),
+duplicate, delete a campaign that never started (after asking).
 
 Each goes through one `service` call; a campaign whose status changed meanwhile (another
 editor, or the tick) is refused with the service's sentence, shown as it is. Every change is
@@ -16,7 +17,9 @@ from flask_login import current_user
 from engine import audit
 from engine.auth import require_role
 from engine.contacts.timezones import site_zone
+from engine.content.service import site_name
 from engine.db import utcnow, write
+from engine.mail.service import sender
 from engine.web.links import SiteUrlMissing
 from plugins.newsletters import admin_words, service
 from plugins.newsletters.admin_form import campaign_or_404, local_input, read_local
@@ -39,7 +42,8 @@ def _test_split(campaign: Campaign, total: int) -> tuple[int, int]:
 
 @require_role("editor")
 def confirm(campaign_id: int) -> Any:
-    """How many it goes to and how, with "Send now" and "Schedule"."""
+    """What goes out (email, subject, from, preheader), to whom and how many, when and with
+    which test - repeated before an irreversible send - with "Send now" and "Schedule"."""
     campaign = campaign_or_404(campaign_id)
     if campaign.status not in service.EDITABLE:
         return _back(campaign.id)
@@ -50,7 +54,10 @@ def confirm(campaign_id: int) -> Any:
         "newsletters/confirm.html", campaign=campaign, total=total,
         problems=service.ready(campaign), split=_test_split(campaign, total), zone=zone,
         send_at=local_input(later, zone), timing=admin_words.timing(campaign, zone),
-        ab=admin_words.ab(campaign))
+        ab=admin_words.ab(campaign), outgoing=admin_words.outgoing(campaign, sender(site_name())),
+        audience=admin_words.audience(campaign.audience, admin_words.segment_names(
+            (campaign.audience.get("segments") or [])
+            + (campaign.audience.get("exclude_segments") or []))))
 
 
 def _start(campaign_id: int, at: Any, action: str) -> Campaign:
@@ -169,3 +176,23 @@ def web_version(campaign_id: int) -> Any:
           f"“{saved.name}” will be in the archive once sent." if public else
           f"“{saved.name}” is not in the archive.")
     return _back(saved.id)
+
+
+@require_role("editor")
+def delete(campaign_id: int) -> Any:
+    """GET: what deleting removes, and a button; POST: delete (only a campaign that never
+    started: `service.delete` refuses the others, whose figures must stay)."""
+    campaign = campaign_or_404(campaign_id)
+    if request.method == "GET":
+        return render_template("newsletters/delete.html", campaign=campaign,
+                               deletable=service.deletable(campaign))
+    try:
+        with write():
+            gone = service.delete(campaign.id, by=current_user.email)
+            audit.record(current_user, "newsletters.delete", gone.name,
+                         {"id": gone.id, "status": gone.status, "post_id": gone.post_id})
+    except CampaignError as exc:
+        flash(f"Not deleted: {exc}", "error")
+        return _back(campaign.id)
+    flash(f"“{gone.name}” deleted.")
+    return redirect(url_for("newsletters_admin.index"))

@@ -12,6 +12,7 @@ but the report's (`register`).
     /admin/campaigns/<id>/schedule           POST: send at a time
     /admin/campaigns/<id>/unschedule|pause|resume|duplicate   (POST)
     /admin/campaigns/<id>/cancel             what cancelling does; POST cancels
+    /admin/campaigns/<id>/delete             what deleting removes; POST deletes (never started)
 
 Views: here (list, from a post), `admin_editor` (form, count), `admin_preview` (preview,
 test), `admin_actions`, `admin_state` (a started campaign); words in `admin_words`, the form's
@@ -119,5 +120,6 @@ def register(blueprint: Blueprint) -> None:
     for name in ("unschedule", "pause", "resume", "duplicate"):
         rule(f"/<int:campaign_id>/{name}", name, getattr(admin_actions, name), methods=post)
     rule("/<int:campaign_id>/cancel", "cancel", admin_actions.cancel, methods=both)
+    rule("/<int:campaign_id>/delete", "delete", admin_actions.delete, methods=both)
     rule("/<int:campaign_id>/web-version", "web_version", admin_actions.web_version,
          methods=post)

@@ -1,5 +1,6 @@
-"""Campaigns in words, for the list, the editor and a campaign's page: its audience, when it
-goes and its A/B test each read as one plain line (never markup: templates escape them)."""
+"""Campaigns in words, for the list, the editor, the send confirmation and a campaign's page:
+its audience, when it goes, its A/B test and what goes out each read as plain lines (never
+markup: templates escape them)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,8 +10,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from engine.db import db
+from engine.mail.compose import named_sender
+from engine.mail.models import EmailTemplate
 from engine.segments.models import Segment
-from plugins.newsletters import abtest
+from plugins.newsletters import abtest, service
 from plugins.newsletters.models import Campaign
 
 STATUS = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
@@ -86,3 +89,26 @@ def ab(campaign: Campaign) -> str:
             f"hour{'' if hours == 1 else 's'} the one with the better {metric} goes to the rest "
             f"if it is the best with {test.get('confidence', 90)}% probability (with fewer than "
             f"{test['min_sample']} sent to each, or less certainty, {fallback}).")
+
+
+def outgoing(campaign: Campaign, site_sender: str) -> list[tuple[str, list[str]]]:
+    """What goes out, as (label, lines): the email, subject, from name and preheader, each
+    once when every variant shares it, else one line per variant ('Variant B: …'); blanks
+    read as the template's or the site's, and the sender as its From header will be."""
+    rows: dict[str, list[tuple[str, str]]] = {"Email": [], "Subject": [], "From": []}
+    for variant in service.variants(campaign):
+        template = (db.session.get(EmailTemplate, variant.template_id)
+                    if variant.template_id else None)
+        rows["Email"].append((variant.key, template.name if template else "none chosen"))
+        rows["Subject"].append((variant.key, variant.subject or (
+            f"{template.subject} (the template's)" if template else "the template's")))
+        rows["From"].append((variant.key, named_sender(variant.from_name)
+                             if variant.from_name else site_sender))
+    first = db.session.get(EmailTemplate, campaign.template_id) if campaign.template_id \
+        else None
+    preheader = campaign.preheader or (
+        f"{first.preheader} (the template's)" if first and first.preheader else "None")
+    shown = [(label, [text for _, text in pairs][:1] if len({t for _, t in pairs}) == 1
+              else [f"Variant {key.upper()}: {text}" for key, text in pairs])
+             for label, pairs in rows.items()]
+    return shown + [("Preheader", [preheader])]

@@ -28,7 +28,8 @@ SLUG = re.compile(r"^[^\s,]{1,100}$")
 
 def clean(raw: Any) -> dict[str, list[Any]]:
     """An audience as stored: known keys only, slugs and segment ids checked; refused with a
-    clear message when it names nobody or something unknown."""
+    clear message when it names something unknown, or the same list or segment both in and
+    left out."""
     raw = raw if isinstance(raw, dict) else {}
     found: dict[str, list[Any]] = {}
     for key in KEYS:
@@ -52,7 +53,22 @@ def clean(raw: Any) -> dict[str, list[Any]]:
             if missing:
                 raise CampaignError(f"There is no segment {missing[0]}.")
             found[key] = ids
+    _refuse_both(found)
     return found
+
+
+def _refuse_both(found: dict[str, list[Any]]) -> None:
+    """A list or segment both in and left out would reach nobody from it: almost surely a
+    slip of the mouse, so it is refused rather than silently meaning "left out"."""
+    lists = sorted(set(found["lists"]) & set(found["exclude_lists"]))
+    if lists:
+        raise CampaignError(f"“{lists[0]}” is both in the audience and left out: it would "
+                            "reach nobody from it. Untick it on one side.")
+    ids = sorted(set(found["segments"]) & set(found["exclude_segments"]))
+    if ids:
+        name = db.session.scalar(select(Segment.name).where(Segment.id == ids[0]))
+        raise CampaignError(f"Segment “{name}” is both in the audience and left out: it "
+                            "would reach nobody from it. Untick it on one side.")
 
 
 def is_empty(audience: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select, update
 
 from engine.db import db, utcnow, write
@@ -184,6 +185,34 @@ def cancel(campaign_id: int, *, by: str = "") -> Campaign:
             RECIPIENTS.c.status.in_(("waiting", "held"))).values(status="cancelled"))
         for target in mailings(campaign):
             sending.cancel(target, "the campaign was cancelled")
+        return campaign
+
+
+def deletable(campaign: Campaign) -> bool:
+    """Whether `delete` would take it: it never started, and is a draft or cancelled."""
+    return campaign.started_at is None and campaign.status in ("draft", "cancelled")
+
+
+def delete(campaign_id: int, *, by: str = "") -> Campaign:
+    """Delete a campaign that never started (a draft, or one cancelled before it started):
+    it sent nothing, so nothing is lost. One that started is refused - its figures, sends and
+    report stay. A campaign made from a post frees the post (`post_id` is unique) to be made
+    into a campaign again. Returns the campaign as it was (detached), for the audit log."""
+    with write():
+        campaign = get(campaign_id)
+        table = Campaign.__table__
+        gone = db.session.execute(sql_delete(table).where(
+            table.c.id == campaign_id, table.c.status.in_(("draft", "cancelled")),
+            table.c.started_at.is_(None))).rowcount
+        if not gone:
+            db.session.refresh(campaign)
+            if campaign.started_at is not None:
+                raise CampaignError(f"“{campaign.name}” has started: it cannot be deleted, "
+                                    "so that what it sent and its report stay.")
+            raise CampaignError(f"“{campaign.name}” is {campaign.status}: only a draft can "
+                                "be deleted. Unschedule it first.")
+        db.session.expunge(campaign)
+        log.info("campaign %s deleted by %s", campaign_id, by or "a script")
         return campaign
 
 

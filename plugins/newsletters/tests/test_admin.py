@@ -1,7 +1,8 @@
 """Admin → Campaigns through its pages, as an editor would use them: a campaign written with an
 A/B test and a time, saved unchanged without a change, bad input refused with nothing stored,
-the live count, sending (the audience frozen by the tick), pause, resume, cancel, duplicate,
-a campaign from a blog post, the preview and "send a test to me", and what a viewer may do."""
+the live count, the send page repeating what goes out, sending (the audience frozen by the
+tick), pause, resume, cancel, duplicate, deleting a campaign that never started, a campaign
+from a blog post, the preview and "send a test to me", and what a viewer may do."""
 from __future__ import annotations
 
 import html
@@ -133,6 +134,8 @@ def test_an_editor_writes_a_campaign_and_saving_it_unchanged_changes_nothing(sho
     ({"send_at": "next tuesday"}, "Give the time as a date and a time of day"),
     ({"lists": "News Letter"}, "is not a list name"),
     ({"ab_share": "lots"}, "The test share (%) must be a whole number."),
+    ({"exclude_lists": "news"}, "“news” is both in the audience and left out: it would reach "
+                                "nobody from it."),
 ])
 def test_bad_input_is_refused_on_the_form_and_nothing_is_saved(shop, changes, message):
     editor = signed_in(shop, "editor")
@@ -166,6 +169,8 @@ def test_the_recipient_count_follows_the_form(shop):
     assert count(lists=["staff"], segments=[str(shop.french)]) == "3 people would get it now"
     assert count() == "Choose lists or segments: how many people they reach shows here."
     assert count(segments=["999"]) == "There is no segment 999."
+    assert count(segments=[str(shop.french)], exclude_segments=[str(shop.french)]).startswith(
+        "Segment “French speakers” is both in the audience and left out")
 
 
 def test_send_now_then_pause_resume_and_cancel(shop, smtp_server):
@@ -174,8 +179,11 @@ def test_send_now_then_pause_resume_and_cancel(shop, smtp_server):
                   exclude_lists=None, action="send")
     assert made.status_code == 302 and made.headers["Location"].endswith("/send")
     cid = campaign_id = int(made.headers["Location"].split("/")[-2])
-    confirm = editor.get(made.headers["Location"]).text
-    assert "3 people would get it now." in text_of(confirm)
+    confirm = text_of(editor.get(made.headers["Location"]).text)
+    assert "3 people would get it now." in confirm
+    assert ("Email Monthly news Subject Spring is here From Ada at Acme <hello@acme.example> "
+            "Preheader 20% off this week Audience List news When As soon as it is sent "
+            "A/B test No A/B test") in confirm
     sent = editor.post(f"/admin/campaigns/{cid}/send",
                        data={"csrf_token": token_for(editor, f"/admin/campaigns/{cid}/send")})
     assert sent.status_code == 302
@@ -218,6 +226,20 @@ def test_send_now_then_pause_resume_and_cancel(shop, smtp_server):
     assert actions(shop) == ["newsletters.create", "newsletters.send", "newsletters.pause",
                              "newsletters.resume", "newsletters.cancel"]
     assert smtp_server.messages == []
+
+
+def test_the_send_page_repeats_each_variant_the_audience_and_the_split(shop):
+    editor = signed_in(shop, "editor")
+    cid = int(create(editor, shop, subject="", from_name="", preheader="").headers[
+        "Location"].split("/")[-1])
+    confirm = text_of(editor.get(f"/admin/campaigns/{cid}/send").text)
+    assert ("Email Monthly news Subject Variant A: Spring is here Variant B: 20% off, this "
+            "week only From Acme <hello@acme.example> Preheader None Audience List news and "
+            "segment “French speakers”, except list staff When At 31 Mar 2030, 09:30 "
+            "(Europe/Paris)") in confirm
+    assert "The test group: 2 people, drawn at random (1 or so per variant); the other 2 get " \
+        "the winner." in confirm
+    assert "Send now to 4" in confirm and "Schedule" in confirm
 
 
 def test_schedule_and_unschedule(shop):
@@ -329,3 +351,48 @@ def test_a_campaign_from_a_blog_post_is_made_once(shop):
     again = editor.post("/admin/campaigns/from-post", data=data)
     assert again.headers["Location"].endswith(f"/admin/campaigns/{cid}")
     assert campaigns(shop) == 1
+
+    # Deleted, the draft frees its post: it can be made into a campaign again.
+    asked = text_of(editor.get(f"/admin/campaigns/{cid}/delete").text)
+    assert "Its blog post can then be made into a campaign again." in asked
+    editor.post(f"/admin/campaigns/{cid}/delete", data={"csrf_token": token})
+    assert campaigns(shop) == 0
+    remade = editor.post("/admin/campaigns/from-post", data=data)
+    assert "is a new draft" in editor.get(remade.headers["Location"]).text
+    assert stored(shop, int(remade.headers["Location"].split("/")[-1]))["post_id"] == item.id
+
+
+def test_a_campaign_that_never_started_is_deleted_after_asking_and_others_are_not(shop):
+    editor = signed_in(shop, "editor")
+    cid = int(create(editor, shop, ab_field="").headers["Location"].split("/")[-1])
+    assert "Delete this draft…" in editor.get(f"/admin/campaigns/{cid}").text
+    asked = text_of(editor.get(f"/admin/campaigns/{cid}/delete").text)
+    assert "Delete “Spring sale”? It was never sent to anybody." in asked
+    token = token_for(editor, f"/admin/campaigns/{cid}/delete")
+    done = editor.post(f"/admin/campaigns/{cid}/delete", data={"csrf_token": token})
+    assert done.headers["Location"].endswith("/admin/campaigns/")
+    assert "“Spring sale” deleted." in editor.get(done.headers["Location"]).text
+    assert campaigns(shop) == 0 and editor.get(f"/admin/campaigns/{cid}").status_code == 404
+
+    # Cancelled before it started: nothing was sent, so it can go too.
+    cancelled = int(create(editor, shop, ab_field="").headers["Location"].split("/")[-1])
+    editor.post(f"/admin/campaigns/{cancelled}/cancel", data={"csrf_token": token})
+    assert "Delete…" in editor.get(f"/admin/campaigns/{cancelled}").text
+    editor.post(f"/admin/campaigns/{cancelled}/delete", data={"csrf_token": token})
+    assert campaigns(shop) == 0
+
+    # Started: its sends and figures stay.
+    sent = int(create(editor, shop, ab_field="", timing="now", send_at="").headers[
+        "Location"].split("/")[-1])
+    editor.post(f"/admin/campaigns/{sent}/send", data={"csrf_token": token})
+    tick(shop)
+    assert "Delete" not in editor.get(f"/admin/campaigns/{sent}").text
+    refused = editor.post(f"/admin/campaigns/{sent}/delete", data={"csrf_token": token})
+    assert "Not deleted: “Spring sale” has started: it cannot be deleted" in text_of(
+        editor.get(refused.headers["Location"]).text)
+    assert campaigns(shop) == 1 and stored(shop, sent)["status"] == "sending"
+    assert actions(shop).count("newsletters.delete") == 2
+    viewer = signed_in(shop, "viewer")
+    assert viewer.post(f"/admin/campaigns/{sent}/delete",
+                       data={"csrf_token": token_for(viewer, "/admin/campaigns/")}
+                       ).status_code == 403
