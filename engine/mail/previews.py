@@ -48,3 +48,9 @@ def values_for(contact: Contact | None, links: str) -> tuple[dict[str, Any], str
 def recent_contacts() -> list[Contact]:
     return list(db.session.scalars(select(Contact).where(Contact.status == "active")
                                    .order_by(Contact.id.desc()).limit(RECENT_CONTACTS)))
+
+
+def framed(html: str) -> str:
+    """A rendered email for a preview frame: its links open in a new tab (the sandboxed
+    frame may not navigate itself)."""
+    return html.replace("<head>", '<head><base target="_blank">', 1)

@@ -92,8 +92,7 @@ def preview(campaign: Campaign) -> Preview:
         shown.note = f"This contact's values cannot be used in this email: {exc}"
         return shown
     shown.subject, shown.text = rendered.subject, rendered.text
-    # Links in the preview open in a new tab (the frame may not navigate itself).
-    shown.html = rendered.html.replace("<head>", '<head><base target="_blank">', 1)
+    shown.html = previews.framed(rendered.html)
     return shown
 
 

@@ -136,8 +136,7 @@ def _preview(email: rendering.CompiledEmail | None, contact: Contact | None, not
         preview.note = f"This contact's values cannot be used in this template: {exc}"
         return preview
     preview.subject, preview.text = rendered.subject, rendered.text
-    # Links in the preview open in a new tab (the frame may not navigate itself).
-    preview.html = rendered.html.replace("<head>", '<head><base target="_blank">', 1)
+    preview.html = previews.framed(rendered.html)
     return preview
 
 
