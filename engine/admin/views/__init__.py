@@ -12,6 +12,7 @@ from engine.admin.views import (  # noqa: F401
     mail_settings,
     mail_suppressions,
     mail_templates,
+    media,
     plugins,
     segment_builder,
     segments,
