@@ -139,6 +139,9 @@ def test_alt_text_edit_and_delete_are_audited_and_delete_warns_when_used(app, ed
     (edit,) = _audit(app, "media.edit")
     assert edit.details == {"old": {"alt_text": "", "title": "cat"},
                             "new": {"alt_text": "A grey cat", "title": "Cat"}}
+    editor.post(f"/admin/media/{item.id}", data={"csrf_token": token, "alt": "A grey cat",
+                                                 "title": "Cat"})  # saved unchanged
+    assert len(_audit(app, "media.edit")) == 1
     page = editor.get("/admin/media?q=grey").get_data(as_text=True)
     assert "No alt text" not in page and 'value="A grey cat"' in page
     assert "Nothing matches" in editor.get("/admin/media?q=dog").get_data(as_text=True)
@@ -186,3 +189,20 @@ def test_the_s3_backend_stores_and_serves_files(make_app):
         assert Image.open(io.BytesIO(served.data)).size == (500, 400)
         assert editor.get("/media/" + "1" * 32 + ".png").status_code == 404
         assert _stored(app) == {}
+
+
+def test_the_picker_uploads_and_lists_as_json(app, editor):
+    headers = {"X-Requested-With": "fetch"}
+    token = token_for(editor, "/admin/media")
+    answer = editor.post("/admin/media/upload", headers=headers, data={
+        "csrf_token": token, "alt": "Blue square",
+        "files": [(io.BytesIO(png()), "square.png"), (io.BytesIO(b"<svg/>"), "x.svg")]},
+        content_type="multipart/form-data").get_json()
+    assert [i["title"] for i in answer["uploaded"]] == ["square"]
+    assert answer["uploaded"][0]["alt"] == ""  # alt text from the form is for one file only
+    assert answer["errors"][0]["name"] == "x.svg"
+    upload(editor, ("brochure.pdf", pdf()))
+    images = editor.get("/admin/media/library.json", headers=headers).get_json()["items"]
+    everything = editor.get("/admin/media/library.json?kind=any&q=r").get_json()["items"]
+    assert [i["kind"] for i in images] == ["image"]
+    assert [i["title"] for i in everything] == ["brochure", "square"]

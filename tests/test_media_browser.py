@@ -10,7 +10,8 @@ from tests.media_helpers import jpeg
 pytestmark = pytest.mark.browser
 
 
-def test_editor_uploads_then_picks_a_feature_image_that_visitors_see(page, live_server, app):
+def test_editor_uploads_then_picks_a_feature_image_that_visitors_see(page, live_server, app,
+                                                                   shots):
     problems: list[str] = []
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     make_user(app, "editor@example.com", "editor")
@@ -29,12 +30,16 @@ def test_editor_uploads_then_picks_a_feature_image_that_visitors_see(page, live_
     card.get_by_role("button", name="Save").click()
     page.get_by_text("Saved “bicycle”.").wait_for()
     assert page.locator(".media-card .badge-off").count() == 0
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    shots(page, "media-library")
 
     page.goto(f"{live_server}/admin/content")
     page.get_by_role("button", name="New post").click()
     page.wait_for_url("**/admin/content/*")
     page.get_by_label("Title", exact=True).fill("Cycling to work")
     page.get_by_role("button", name="Choose from library: Feature image URL").click()
+    shots(page, "media-picker")
     page.get_by_role("dialog").get_by_role("button", name="bicycle").click()
     assert page.locator("#feature_image").input_value().startswith("/media/")
     page.locator("#body").fill("Our new bike shed.\n\n")
@@ -52,4 +57,5 @@ def test_editor_uploads_then_picks_a_feature_image_that_visitors_see(page, live_
     assert page.evaluate("document.querySelector('.feature-image img').naturalWidth") > 0
     assert page.locator(".prose picture img").get_attribute("alt") == \
         "A red bicycle against a wall"
+    shots(page, "media-post")
     assert problems == []

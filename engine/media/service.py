@@ -3,8 +3,9 @@
 An upload is judged by its content (`checks`), images are re-encoded (`processing`), the files
 are written under generated names (`storage`), then the row is stored; a failure after the
 files were written removes them again. Processing runs in the request: a 12-megapixel photo
-takes well under a second (see docs/media.md for the figure), and the editor wants the image
-in the library, with its widths, the moment the upload answers.
+takes about a second of CPU (`bench/media_processing.py`), and the editor wants the image in
+the library, with its widths, the moment the upload answers; a queued job would only add a
+state in which an image is in the library without its sizes.
 """
 from __future__ import annotations
 
