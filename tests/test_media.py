@@ -146,14 +146,19 @@ def test_alt_text_edit_and_delete_are_audited_and_delete_warns_when_used(app, ed
     assert "No alt text" not in page and 'value="A grey cat"' in page
     assert "Nothing matches" in editor.get("/admin/media?q=dog").get_data(as_text=True)
 
-    post(app, "Cats", feature_image=item.url)
+    post(app, "Cats", slug="cats", feature_image=item.url)
+    visitor = app.test_client()
+    assert 'alt="A grey cat"' in visitor.get("/blog/cats").get_data(as_text=True)
+    editor.post(f"/admin/media/{item.id}", data={"csrf_token": token, "alt": "A sleepy cat",
+                                                 "title": "Cat"})
+    assert 'alt="A sleepy cat"' in visitor.get("/blog/cats").get_data(as_text=True)
     refused = editor.post(f"/admin/media/{item.id}/delete", data={"csrf_token": token})
     assert refused.status_code == 409 and "post “Cats”" in refused.get_data(as_text=True)
     assert len(_items(app)) == 1
     editor.post(f"/admin/media/{item.id}/delete", data={"csrf_token": token, "confirm": "yes"})
     assert _items(app) == [] and _stored(app) == {}
     (deleted,) = _audit(app, "media.delete")
-    assert deleted.details["alt"] == "A grey cat" and deleted.details["used_by"]
+    assert deleted.details["alt"] == "A sleepy cat" and deleted.details["used_by"]
 
 
 def test_posts_show_library_images_with_srcset_and_alt(app, editor):

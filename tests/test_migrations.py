@@ -91,3 +91,23 @@ def test_content_items_learn_the_file_they_came_from_with_data(make_app):
     with app.app_context(), db.engine.connect() as connection:
         paths = dict(connection.execute(text("SELECT slug, source_path FROM content_item")).all())
     assert paths == {"about-us": "pages/about.md", "sale": ""}
+
+
+@pytest.mark.both_backends
+def test_content_items_get_an_empty_feature_image_with_data(make_app):
+    from sqlalchemy import text
+    app = make_app(fresh_db=True)
+    _at_revision(app, "9b2f4c6d8e01", "content")
+    now = "2026-01-01 00:00:00+00:00"
+    with app.app_context(), locking(), db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO content_item (id, kind, slug, title, body, summary, seo_title,"
+            " seo_description, social_image, canonical_url, template, author, categories,"
+            " fields, status, created_at, updated_at, source_hash, source_path)"
+            " VALUES (1, 'post', 'kept', 'Kept', 'Text', '', '', '', '/x.png', '', '', '',"
+            " '[]', '{}', 'draft', :now, :now, '', '')"), {"now": now})
+    migrate.upgrade(app)
+    with app.app_context(), db.engine.connect() as connection:
+        row = connection.execute(text(
+            "SELECT body, social_image, feature_image FROM content_item")).one()
+    assert tuple(row) == ("Text", "/x.png", "")

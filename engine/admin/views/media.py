@@ -16,6 +16,7 @@ from sqlalchemy import String, cast, or_, select
 from engine import audit
 from engine.admin.blueprint import bp, when_too_large
 from engine.auth import require_role
+from engine.content import cache
 from engine.content.models import ContentItem, SiteSetting
 from engine.db import db
 from engine.media import service
@@ -122,6 +123,8 @@ def media_update(item_id: int) -> Any:
     if old:
         audit.record(current_user, "media.edit", f"media {item.id} {item.url}",
                      {"old": old, "new": {key: getattr(item, key) for key in old}})
+        if _uses(item):
+            cache.invalidate()  # pages showing it carry its alt text
         flash(f"Saved “{item.title}”.")
     else:
         flash(f"Nothing changed for “{item.title}”.")
@@ -149,6 +152,8 @@ def media_delete(item_id: int) -> Any:
     if uses and request.form.get("confirm") != "yes":
         return render_template("admin/media_delete.html", item=item, uses=uses), 409
     service.delete(item.id)
+    if uses:
+        cache.invalidate()
     audit.record(current_user, "media.delete", f"media {item.id} {item.url}",
                  {"name": item.original_name, "title": item.title, "alt": item.alt_text,
                   "used_by": uses})
