@@ -39,6 +39,7 @@ CONCERNS = (
     "engine.mail",
     "engine.forms",
     "engine.themes",
+    "engine.media",
     "engine.content",
     "engine.auth",
     "engine.api",

@@ -119,3 +119,23 @@ def test_menus_are_set_up_from_the_pages_navigation_with_data(make_app):
     assert [tuple(r) for r in rows] == [("footer", 2, ""), ("footer", 1, "About"),
                                         ("main", 2, ""), ("main", 1, "About")]
     assert {(bool(n), d) for n, d in flags} == {(False, None)}
+
+
+@pytest.mark.both_backends
+def test_content_items_get_an_empty_feature_image_with_data(make_app):
+    from sqlalchemy import text
+    app = make_app(fresh_db=True)
+    _at_revision(app, "9b2f4c6d8e01", "content")
+    now = "2026-01-01 00:00:00+00:00"
+    with app.app_context(), locking(), db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO content_item (id, kind, slug, title, body, summary, seo_title,"
+            " seo_description, social_image, canonical_url, template, author, categories,"
+            " fields, status, created_at, updated_at, source_hash, source_path)"
+            " VALUES (1, 'post', 'kept', 'Kept', 'Text', '', '', '', '/x.png', '', '', '',"
+            " '[]', '{}', 'draft', :now, :now, '', '')"), {"now": now})
+    migrate.upgrade(app)
+    with app.app_context(), db.engine.connect() as connection:
+        row = connection.execute(text(
+            "SELECT body, social_image, feature_image FROM content_item")).one()
+    assert tuple(row) == ("Text", "/x.png", "")

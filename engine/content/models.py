@@ -41,6 +41,8 @@ class ContentItem(db.Model):
     seo_title: Mapped[str] = mapped_column(String(300), default="")
     seo_description: Mapped[str] = mapped_column(String(500), default="")
     social_image: Mapped[str] = mapped_column(String(500), default="")
+    # A post's picture on its page and its cards (and its social image when none is set).
+    feature_image: Mapped[str] = mapped_column(String(500), default="", server_default="")
     canonical_url: Mapped[str] = mapped_column(String(500), default="")
     template: Mapped[str] = mapped_column(String(100), default="")
     author: Mapped[str] = mapped_column(String(200), default="")

@@ -8,6 +8,8 @@ where HTML may stand, in text content: a placeholder that ended up inside a tag 
 such as `title`, `alt` or a link's `href`) is found by parsing the sanitised HTML and gets the
 shortcode's own text, escaped, so a shortcode's markup can never open or close an attribute.
 
+Images from the media library (`/media/...`) become responsive pictures after sanitising
+(`engine.media.html.responsive_images`: the `srcset` is the library's, never the editor's).
 The sanitised HTML of an item is cached per revision; shortcodes run per render because their
 output may depend on the request (the page cache then keeps the whole page).
 
@@ -34,6 +36,7 @@ from flask import current_app
 from markupsafe import Markup, escape
 
 from engine import plugins
+from engine.media.html import responsive_images
 
 Renderer = Callable[[dict[str, str], dict[str, Any]], str]
 
@@ -230,7 +233,7 @@ def _cached_html(key: Any, text: str, nonce: str) -> tuple[str, list[Any]]:
     if hit is not None:
         return hit
     prepared, calls = _extract(text, nonce)
-    value = (markdown_to_html(prepared), calls)
+    value = (responsive_images(markdown_to_html(prepared)), calls)
     store.put(key, value)
     return value
 
@@ -243,7 +246,7 @@ def render_markdown(text: str, context: dict[str, Any], cache_key: Any = None) -
     if cache_key is None:
         nonce = secrets.token_hex(6)
         prepared, calls = _extract(text, nonce)
-        html = markdown_to_html(prepared)
+        html = responsive_images(markdown_to_html(prepared))
     else:
         nonce = _nonce_for(cache_key)
         html, calls = _cached_html((nonce, cache_key), text, nonce)

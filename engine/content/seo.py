@@ -49,7 +49,8 @@ def iso(moment: datetime | None) -> str:
 def meta(site_info: dict[str, Any], *, title: str, description: str, path: str,
          item: Any = None, og_type: str = "website", noindex: bool = False) -> dict[str, Any]:
     """Everything the theme's `<head>` needs, already made absolute."""
-    image = absolute(getattr(item, "social_image", "") or site_info.get("logo") or "")
+    image = absolute(getattr(item, "social_image", "") or getattr(item, "feature_image", "")
+                     or site_info.get("logo") or "")
     canonical = (getattr(item, "canonical_url", "") or "") or absolute(path)
     data = {
         "title": title, "description": description[:300], "canonical": canonical,
@@ -91,8 +92,8 @@ def blog_posting(item: Any, site_info: dict[str, Any], word_count: int) -> dict[
         data["author"] = {"@type": "Person", "name": item.author}
     if item.tags:
         data["keywords"] = ", ".join(item.tags)
-    if item.social_image:
-        data["image"] = absolute(item.social_image)
+    if item.social_image or item.feature_image:
+        data["image"] = absolute(item.social_image or item.feature_image)
     return data
 
 

@@ -35,8 +35,8 @@ from engine.content.models import (
 from engine.db import db, utcnow, write
 
 EDITABLE = ("title", "slug", "body", "summary", "seo_title", "seo_description", "social_image",
-            "canonical_url", "template", "author", "categories", "fields", "menu_order", "tags",
-            "noindex")
+            "feature_image", "canonical_url", "template", "author", "categories", "fields",
+            "menu_order", "tags", "noindex")
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Page slugs that would hide an engine URL.
 RESERVED_PAGE_SLUGS = {"blog", "admin", "themes", "plugins", "static", "healthz", "feed.xml",
@@ -263,8 +263,8 @@ def create_item(kind: str, title: str, *, slug: str | None = None, status: str =
         item = ContentItem(kind=kind, title=title, slug=slug or slugify(title), status=status,
                            published_at=published_at, created_at=now, updated_at=now,
                            body="", summary="", seo_title="", seo_description="",
-                           social_image="", canonical_url="", template="", author="",
-                           categories=[], fields={})
+                           social_image="", feature_image="", canonical_url="", template="",
+                           author="", categories=[], fields={})
         _apply(item, fields)
         _validate(item)
         session.add(item)

@@ -113,6 +113,7 @@ def parse_file(path: Path, kind: str) -> dict[str, Any]:
         "seo_title": str(meta.get("seo_title") or ""),
         "seo_description": str(meta.get("description") or ""),
         "social_image": str(meta.get("image") or ""),
+        "feature_image": str(meta.get("feature_image") or ""),
         "canonical_url": str(meta.get("canonical") or ""),
         "template": str(meta.get("template") or ""), "author": str(meta.get("author") or ""),
         "tags": [str(t) for t in meta.get("tags") or []],
@@ -269,6 +270,7 @@ def to_text(item: ContentItem) -> str:
         meta["slug"] = item.slug
     optional = {"summary": item.summary, "description": item.seo_description,
                 "seo_title": item.seo_title, "image": item.social_image,
+                "feature_image": item.feature_image,
                 "canonical": item.canonical_url, "template": item.template,
                 "author": item.author, "tags": item.tags, "categories": item.categories,
                 "nav": item.menu_order, "noindex": item.noindex or None}

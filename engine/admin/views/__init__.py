@@ -13,6 +13,7 @@ from engine.admin.views import (  # noqa: F401
     mail_settings,
     mail_suppressions,
     mail_templates,
+    media,
     menus,
     plugins,
     segment_builder,

@@ -39,7 +39,7 @@ PER_PAGE = 50
 SORTS = {"updated": ContentItem.updated_at.desc(), "title": func.lower(ContentItem.title),
          "published": ContentItem.published_at.desc(), "created": ContentItem.created_at.desc()}
 TEXT_FIELDS = ("title", "slug", "body", "summary", "seo_title", "seo_description",
-               "social_image", "canonical_url", "author", "template")
+               "social_image", "feature_image", "canonical_url", "author", "template")
 PREVIEW_LIFETIME = timedelta(days=7)
 
 
