@@ -18,6 +18,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
@@ -87,9 +88,10 @@ def _is_behind(config: Config, label: str) -> bool:
     A head another branch `depends_on` is applied without being listed in the version table,
     which keeps only the newest revisions: it counts as applied when an applied one descends
     from it."""
+    script = _script(config)  # a broken migration file raises here, never "up to date"
     try:
-        script, head = _script(config), _head(config, label)
-    except Exception:  # a branch folder with no revisions yet
+        head = _head(config, label)
+    except CommandError:  # a branch folder with no revisions yet
         return False
     if head is None:
         return False

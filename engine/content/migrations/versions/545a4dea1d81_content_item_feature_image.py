@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '545a4dea1d81'
-down_revision: Union[str, Sequence[str], None] = "c4d7e2a9f310"
+down_revision = "c4d7e2a9f310"
 branch_labels = None
 depends_on = None
 
