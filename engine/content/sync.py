@@ -5,7 +5,7 @@ folders other concerns keep (`forms/`, through `register_content_folders`). Fron
 title, slug (default: the file name), summary, description (SEO), seo_title, image (social),
 canonical, template, tags, categories, author, status (draft | published, default published), date
 (publication time; a future date schedules the item), nav (position in the navigation). Any other
-key is kept in the item's `fields` for templates (a landing page's hero, benefits, testimonials...).
+key is kept in the item's `fields` for templates (a landing page's `sections`, its `nav_label`...).
 
 Sync is idempotent: each item remembers the file it came from (`pages/about.md`), the file's
 hash and the revision that import made, and a file is matched to its item by that path first,
