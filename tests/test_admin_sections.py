@@ -7,6 +7,7 @@ import re
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from engine import audit
 from engine.content import service
 from tests.admin_helpers import PASSWORD, form_as_shown, make_user, signed_in
 from tests.content_helpers import load_demo
@@ -49,6 +50,10 @@ def test_editor_shows_sections_saves_unchanged_as_is_and_refuses_bad_input(app):
         stored = service.get_item("page", "home")
         assert stored.fields["sections"][0]["headline"] == "A <new> headline"
         assert service.list_revisions(stored.id)[0].snapshot["fields"] == stored.fields
+        entry = audit.recent(1, action="content.sections")[0]
+        assert entry.actor == "editor@example.com" and entry.details["changes"] == [
+            {"section": 1, "field": "headline", "old": "Emails your customers actually open",
+             "new": "A <new> headline"}]
     assert "A &lt;new&gt; headline" in app.test_client().get("/").get_data(as_text=True)
 
 

@@ -165,6 +165,7 @@ def content_save(item_id: int) -> Any:
     item = db.get_or_404(ContentItem, item_id)
     action = request.form.get("action", "save")
     values = _form_values()
+    sections_before = content_sections.current(item)
     values.update(content_sections.changes(item, request.form))
     if values.get("slug", "").startswith("draft-") and values.get("title"):
         values["slug"] = service.slugify(values["title"])  # a first real title names the page
@@ -189,6 +190,9 @@ def content_save(item_id: int) -> Any:
     autosave.discard(item.id, current_user.id)
     audit.record(current_user, f"content.{action}", f"{item.kind} {item.id} {item.slug}",
                  {"published_at": item.published_at.isoformat() if item.published_at else None})
+    if "fields" in values:
+        audit.record(current_user, "content.sections", f"{item.kind} {item.id} {item.slug}",
+                     content_sections.audit_details(sections_before, values["fields"]["sections"]))
     messages = {"publish": "Published.", "unpublish": "Back to draft: it is off the site."}
     if action == "schedule" and item.published_at:
         messages["schedule"] = f"Scheduled for {item.published_at:%d %b %Y %H:%M} UTC."

@@ -10,7 +10,9 @@ save, so a bad section is refused with the other errors of the page.
 """
 from __future__ import annotations
 
+import json
 import re
+from itertools import zip_longest
 from types import SimpleNamespace
 from typing import Any
 
@@ -93,6 +95,29 @@ def changes(item: ContentItem, form: MultiDict) -> dict[str, Any]:
     fields = sections.without_legacy(dict(item.fields or {}))
     fields["sections"] = posted
     return {"fields": fields}
+
+
+def current(item: ContentItem) -> list[dict[str, Any]]:
+    """The sections the editor showed before a save (for the audit log's old values)."""
+    return sections.editable_sections(item) if applies(item) else []
+
+
+def _short(value: Any) -> Any:
+    text = value if isinstance(value, str) or value is None else json.dumps(value)
+    return text if text is None or len(text) <= 300 else text[:300] + "…"
+
+
+def audit_details(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """The audit log's old and new values: the order of types, and each field that changed
+    (by position; long values cut)."""
+    changed = []
+    for number, (old, new) in enumerate(zip_longest(before, after, fillvalue={}), 1):
+        for name in dict.fromkeys([*old, *new]):
+            if old.get(name) != new.get(name):
+                changed.append({"section": number, "field": name,
+                                "old": _short(old.get(name)), "new": _short(new.get(name))})
+    return {"types": {"old": [s.get("type") for s in before],
+                      "new": [s.get("type") for s in after]}, "changes": changed[:40]}
 
 
 def preview(form: MultiDict, item: ContentItem | None) -> Markup | None:
