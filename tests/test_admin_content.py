@@ -65,7 +65,7 @@ def test_save_makes_a_revision_and_clears_the_autosave(app):
     assert [r.number for r in revisions] == [3, 2, 1]
     first_saved = revisions[1]
     diff = editor.get(f"{url}/revisions/{first_saved.id}").get_data(as_text=True)
-    assert "<del>- Version one</del>" in diff and "<ins>+ Version two</ins>" in diff
+    assert "<del>Version one</del>" in diff and "<ins>Version two</ins>" in diff
     editor.post(f"{url}/revisions/{first_saved.id}/restore", data={"csrf_token": token})
     assert _item(app, item_id).body == "Version one"
 

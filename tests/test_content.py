@@ -177,7 +177,7 @@ def test_feeds_are_valid_and_list_every_published_post_with_full_content(app, cl
 
 
 @pytest.mark.both_backends
-def test_sitemap_is_valid_xml_with_every_published_page_and_post(app, client):
+def test_sitemap_is_valid_xml_with_every_indexable_published_page_and_post(app, client):
     load_demo(app)
     post(app, "Draft", status="draft")
     root = ET.fromstring(client.get("/sitemap.xml").data)
@@ -188,9 +188,13 @@ def test_sitemap_is_valid_xml_with_every_published_page_and_post(app, client):
     with app.app_context():
         from engine.db import db
         expected = {i.path for kind in ("page", "post")
-                    for i in db.session.scalars(service.visible_query(kind))}
+                    for i in db.session.scalars(service.visible_query(kind)) if not i.noindex}
     paths = {u.replace("http://localhost", "") for u in urls}
     assert expected <= paths and "/blog/draft" not in paths
+    assert "/thank-you" not in paths  # the demo's thank-you page is `noindex: true`
+    thanks = client.get("/thank-you").get_data(as_text=True)
+    assert '<meta name="robots" content="noindex">' in thanks
+    assert 'name="robots"' not in client.get("/about").get_data(as_text=True)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", m) for m in urls.values() if m)
     robots = client.get("/robots.txt").get_data(as_text=True)
     assert "Sitemap: http://localhost/sitemap.xml" in robots

@@ -91,3 +91,31 @@ def test_content_items_learn_the_file_they_came_from_with_data(make_app):
     with app.app_context(), db.engine.connect() as connection:
         paths = dict(connection.execute(text("SELECT slug, source_path FROM content_item")).all())
     assert paths == {"about-us": "pages/about.md", "sale": ""}
+
+
+@pytest.mark.both_backends
+def test_menus_are_set_up_from_the_pages_navigation_with_data(make_app):
+    """A site with pages before menus existed keeps its navigation: both menus list the pages
+    that had a `menu_order`, in order, labelled with their `nav_label`."""
+    from sqlalchemy import text
+    app = make_app(fresh_db=True)
+    _at_revision(app, "9b2f4c6d8e01", "content")
+    now = "2026-01-01 00:00:00+00:00"
+    with app.app_context(), locking(), db.engine.begin() as connection:
+        for item_id, slug, order, fields in ((1, "about", 3, '{"nav_label": "About"}'),
+                                             (2, "pricing", 1, "{}"), (3, "thanks", None, "{}")):
+            connection.execute(text(
+                "INSERT INTO content_item (id, kind, slug, title, body, summary, seo_title,"
+                " seo_description, social_image, canonical_url, template, author, categories,"
+                " fields, menu_order, status, created_at, updated_at, source_hash)"
+                " VALUES (:id, 'page', :slug, :slug, '', '', '', '', '', '', '', '', '[]',"
+                " :fields, :order, 'published', :now, :now, '')"),
+                {"id": item_id, "slug": slug, "now": now, "fields": fields, "order": order})
+    migrate.upgrade(app)
+    with app.app_context(), db.engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT menu, item_id, label FROM content_menu_item ORDER BY menu, position")).all()
+        flags = connection.execute(text("SELECT noindex, deleted_at FROM content_item")).all()
+    assert [tuple(r) for r in rows] == [("footer", 2, ""), ("footer", 1, "About"),
+                                        ("main", 2, ""), ("main", 1, "About")]
+    assert {(bool(n), d) for n, d in flags} == {(False, None)}

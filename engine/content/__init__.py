@@ -1,7 +1,9 @@
 """Content: landing pages and blog posts in Markdown, their public URLs, feeds and sitemap.
 
 Services for the admin and plugins:
-- `engine.content.service`: create/update/publish/schedule/unpublish items, revisions, restore;
+- `engine.content.service`: create/update/publish/schedule/unpublish items, revisions, restore,
+  the trash;
+- `engine.content.menus`: the main and footer menus (`entries(name)` for what visitors see);
 - `engine.content.render.render_markdown(text, context)`: the sanitising pipeline (previews);
 - `engine.content.sections`: a landing page's section types, their validation, `page_sections`;
 - `engine.content.cache.invalidate()`: make every process re-render its cached pages.
@@ -52,11 +54,13 @@ def _per_request(name: str, load: Any) -> Any:
 
 
 def _site_context() -> dict[str, Any]:
-    """`site` and `nav` for every template that extends the theme (a form's page, say), loaded
-    only when a template reads them."""
-    from engine.content import seo, service
+    """`site`, `menus` (`menus.main`, `menus.footer`) and `nav` (the main menu) for every
+    template that extends the theme (a form's page, say), loaded only when a template reads
+    them."""
+    from engine.content import menus, seo
     return {"site": _per_request("magnet_site", seo.site),
-            "nav": _per_request("magnet_nav", service.navigation)}
+            "menus": _per_request("magnet_menus", menus.all_entries),
+            "nav": _per_request("magnet_nav", lambda: menus.entries("main"))}
 
 
 def init_app(app: Flask) -> None:

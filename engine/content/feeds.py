@@ -110,8 +110,10 @@ def sitemap() -> bytes:
             _sub(url, "lastmod", iso(modified))
 
     from engine.db import db
-    pages = list(db.session.scalars(service.visible_query("page")))
-    posts = list(db.session.scalars(service.visible_query("post").order_by(
+    pages = list(db.session.scalars(service.visible_query("page").where(
+        service.ContentItem.noindex.is_(False))))
+    posts = list(db.session.scalars(service.visible_query("post").where(
+        service.ContentItem.noindex.is_(False)).order_by(
         service.ContentItem.published_at.desc())))
     if not any(page.slug == "home" for page in pages):
         add("/", max((p.published_at for p in posts), default=None))

@@ -1,5 +1,5 @@
-"""Content's own hook implementations: the `[cta]` shortcode, the scheduled-publishing job, and
-the page cache following plugins' settings."""
+"""Content's own hook implementations: the `[cta]` shortcode, the scheduled-publishing and
+trash-emptying jobs, and the page cache following plugins' settings."""
 from __future__ import annotations
 
 from typing import Any
@@ -36,6 +36,12 @@ def publish_due() -> int:
     return len(service.publish_due())
 
 
+@job("content.purge_trash", every=3600)
+def purge_trash() -> int:
+    from engine.content import service
+    return len(service.purge_trash())
+
+
 @hookimpl
 def register_shortcodes() -> dict[str, Any]:
     return {"cta": cta}
@@ -43,7 +49,7 @@ def register_shortcodes() -> dict[str, Any]:
 
 @hookimpl
 def register_jobs() -> list[Any]:
-    return [publish_due]
+    return [publish_due, purge_trash]
 
 
 @hookimpl

@@ -1,11 +1,22 @@
-"""Tables owned by content: pages and posts, their revisions, tags, old-URL redirects and site
-settings. (The site's generation, made by this branch's migrations, is `engine.web.generation`.)"""
+"""Tables owned by content: pages and posts, their revisions, tags, old-URL redirects, menus and
+site settings. (The site's generation, made by this branch's migrations, is
+`engine.web.generation`.)"""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import UTCDateTime, db, utcnow
@@ -50,6 +61,11 @@ class ContentItem(db.Model):
     source_path: Mapped[str] = mapped_column(String(300), default="", server_default="")
     source_hash: Mapped[str] = mapped_column(String(64), default="")
     source_revision_id: Mapped[int | None] = mapped_column(Integer)
+    # Asks search engines not to index it (a robots meta tag; left out of the sitemap).
+    noindex: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # In the trash since then: hidden everywhere, its slug still taken, purged after
+    # `service.TRASH_DAYS` days.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tag_rows: Mapped[list[ContentTag]] = relationship(
         back_populates="item", cascade="all, delete-orphan", order_by="ContentTag.position",
@@ -66,9 +82,9 @@ class ContentItem(db.Model):
         return "/" if self.slug == "home" else f"/{self.slug}"
 
     def is_visible(self, now: datetime | None = None) -> bool:
-        """Published, or scheduled and its time has come."""
-        return (self.status in ("published", "scheduled") and self.published_at is not None
-                and self.published_at <= (now or utcnow()))
+        """Published, or scheduled and its time has come (and not in the trash)."""
+        return (self.deleted_at is None and self.status in ("published", "scheduled")
+                and self.published_at is not None and self.published_at <= (now or utcnow()))
 
 
 class ContentTag(db.Model):
@@ -116,3 +132,37 @@ class SiteSetting(db.Model):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+MENUS = ("main", "footer")
+MENU_KINDS = ("page", "post", "tag", "link")
+
+
+class Menu(db.Model):
+    """One of the site's menus (`MENUS`); its row exists once the menu has been set up, so a
+    first sync knows whether to fill it from the pages' `nav:` positions."""
+
+    __tablename__ = "content_menu"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MenuItem(db.Model):
+    """A link in a menu: to a page, a post, a tag archive or an external URL; a top-level item
+    may have children (one level)."""
+
+    __tablename__ = "content_menu_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    menu: Mapped[str] = mapped_column(ForeignKey("content_menu.name", ondelete="CASCADE"),
+                                      index=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("content_menu_item.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(10))
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("content_item.id", ondelete="CASCADE"), index=True)
+    tag: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    url: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    label: Mapped[str] = mapped_column(String(200), default="", server_default="")  # "": title

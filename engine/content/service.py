@@ -5,11 +5,16 @@ does is lost and any revision can be restored. Changes that alter what visitors 
 the page cache in that transaction; an item that becomes visible fires `on_content_published`
 after the commit (a scheduled item fires it when its time comes, from the `content.publish_due`
 periodic job).
+
+Deleting moves an item to the trash (`deleted_at`): it leaves the site, feeds, sitemap, menus
+and lists at once but keeps its slug, so restoring it can never collide with a page made since
+(the slug is refused to anyone else while it is there, naming the trash). It is deleted for
+good by hand or, after `TRASH_DAYS`, by the `content.purge_trash` periodic job.
 """
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -24,16 +29,19 @@ from engine.content.models import (
     ContentRedirect,
     ContentRevision,
     ContentTag,
+    MenuItem,
     SiteSetting,
 )
 from engine.db import db, utcnow, write
 
 EDITABLE = ("title", "slug", "body", "summary", "seo_title", "seo_description", "social_image",
-            "canonical_url", "template", "author", "categories", "fields", "menu_order", "tags")
+            "canonical_url", "template", "author", "categories", "fields", "menu_order", "tags",
+            "noindex")
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Page slugs that would hide an engine URL.
 RESERVED_PAGE_SLUGS = {"blog", "admin", "themes", "plugins", "static", "healthz", "feed.xml",
                        "atom.xml", "sitemap.xml", "robots.txt", "forms", "auth", "t", "api"}
+TRASH_DAYS = 30
 
 
 class ContentError(ValueError):
@@ -56,7 +64,8 @@ def visible_query(kind: str, now: datetime | None = None) -> Any:
     """Items visitors may see: published, or scheduled and due."""
     now = now or utcnow()
     return (select(ContentItem)
-            .where(ContentItem.kind == kind, ContentItem.status.in_(("published", "scheduled")),
+            .where(ContentItem.kind == kind, ContentItem.deleted_at.is_(None),
+                   ContentItem.status.in_(("published", "scheduled")),
                    ContentItem.published_at.is_not(None), ContentItem.published_at <= now))
 
 
@@ -98,18 +107,12 @@ def related_posts(item: ContentItem, limit: int = 3) -> list[ContentItem]:
     return found[:limit]
 
 
-def navigation() -> list[ContentItem]:
-    """Visible pages with a menu position, in order (the theme adds the blog link)."""
-    query = (visible_query("page").where(ContentItem.menu_order.is_not(None))
-             .order_by(ContentItem.menu_order, ContentItem.title))
-    return list(db.session.scalars(query))
-
-
 def next_scheduled_at(now: datetime | None = None) -> datetime | None:
     """When the next scheduled item becomes visible (page-cache entries expire then)."""
     now = now or utcnow()
     return db.session.scalar(select(func.min(ContentItem.published_at)).where(
-        ContentItem.status == "scheduled", ContentItem.published_at > now))
+        ContentItem.status == "scheduled", ContentItem.published_at > now,
+        ContentItem.deleted_at.is_(None)))
 
 
 def all_tags() -> list[tuple[str, int]]:
@@ -158,7 +161,8 @@ def list_revisions(item_id: int) -> list[ContentRevision]:
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _snapshot(item: ContentItem) -> dict[str, Any]:
+def snapshot(item: ContentItem) -> dict[str, Any]:
+    """The editable fields as a revision keeps them (and as the revision page compares)."""
     data = {name: getattr(item, name) for name in EDITABLE}
     data["tags"] = list(item.tags)
     data["categories"] = list(item.categories or [])
@@ -189,7 +193,10 @@ def _validate(item: ContentItem) -> None:
             ContentItem.kind == item.kind, ContentItem.slug == item.slug,
             ContentItem.id != (item.id or 0)))
     if clash:
-        raise ContentError(f"another {item.kind} already uses the slug {item.slug!r}")
+        in_trash = db.session.get(ContentItem, clash).deleted_at is not None
+        raise ContentError(f"another {item.kind} already uses the slug {item.slug!r}"
+                           + (" (it is in the trash: restore it or delete it for good)"
+                              if in_trash else ""))
 
 
 def _set_tags(item: ContentItem, tags: list[str]) -> None:
@@ -227,7 +234,7 @@ def _add_revision(item: ContentItem, actor: str, note: str) -> ContentRevision:
     session.flush()
     number = (session.scalar(select(func.max(ContentRevision.number)).where(
         ContentRevision.item_id == item.id)) or 0) + 1
-    revision = ContentRevision(item_id=item.id, number=number, snapshot=_snapshot(item),
+    revision = ContentRevision(item_id=item.id, number=number, snapshot=snapshot(item),
                                actor=actor, note=note, created_at=utcnow())
     session.add(revision)
     session.flush()
@@ -274,12 +281,19 @@ def create_item(kind: str, title: str, *, slug: str | None = None, status: str =
     return item
 
 
+def _live(session: Any, item_id: int) -> ContentItem:
+    item = session.get(ContentItem, item_id)
+    if item is None:
+        raise ContentError(f"no content item {item_id}")
+    if item.deleted_at is not None:
+        raise ContentError("it is in the trash: restore it first")
+    return item
+
+
 def update_item(item_id: int, *, actor: str = "", note: str = "", **changes: Any) -> ContentItem:
     """Save changes as a new revision; a new slug leaves a 301 from the old URL."""
     with write() as session:
-        item = session.get(ContentItem, item_id)
-        if item is None:
-            raise ContentError(f"no content item {item_id}")
+        item = _live(session, item_id)
         old_path, was_visible = item.path, item.is_visible()
         _apply(item, changes)
         _validate(item)
@@ -297,9 +311,7 @@ def publish(item_id: int, at: datetime | None = None, *, actor: str = "") -> Con
     now = utcnow()
     when = at or now
     with write() as session:
-        item = session.get(ContentItem, item_id)
-        if item is None:
-            raise ContentError(f"no content item {item_id}")
+        item = _live(session, item_id)
         was_visible = item.is_visible(now)
         if at is None and item.status == "published" and item.published_at:
             when = item.published_at  # re-publishing keeps the original date
@@ -340,14 +352,58 @@ def restore_revision(revision_id: int, *, actor: str = "") -> ContentItem:
                        note=f"restored revision {revision.number}", **changes)
 
 
+def trash_item(item_id: int, *, now: datetime | None = None) -> ContentItem:
+    """Move to the trash: off the site at once, restorable for `TRASH_DAYS` days."""
+    with write() as session:
+        item = session.get(ContentItem, item_id)
+        if item is None:
+            raise ContentError(f"no content item {item_id}")
+        if item.deleted_at is None:
+            item.deleted_at = now or utcnow()
+            cache.invalidate()
+    return item
+
+
+def restore_item(item_id: int) -> ContentItem:
+    """Out of the trash, as it was (published again if it was published). Its slug was kept
+    for it, so this never collides."""
+    with write() as session:
+        item = session.get(ContentItem, item_id)
+        if item is None or item.deleted_at is None:
+            raise ContentError("that item is not in the trash")
+        item.deleted_at = None
+        cache.invalidate()
+    return item
+
+
+def trashed_items() -> list[ContentItem]:
+    return list(db.session.scalars(select(ContentItem).where(ContentItem.deleted_at.is_not(None))
+                                   .order_by(ContentItem.deleted_at.desc(), ContentItem.id)))
+
+
 def delete_item(item_id: int) -> None:
+    """Delete for good, with its revisions, redirects and menu entries."""
     with write() as session:
         item = session.get(ContentItem, item_id)
         if item is not None:
             session.query(ContentRevision).filter(ContentRevision.item_id == item_id).delete()
             session.query(ContentRedirect).filter(ContentRedirect.item_id == item_id).delete()
+            session.query(MenuItem).filter(MenuItem.parent_id.in_(
+                select(MenuItem.id).where(MenuItem.item_id == item_id))).delete(
+                    synchronize_session=False)
+            session.query(MenuItem).filter(MenuItem.item_id == item_id).delete()
             session.delete(item)
             cache.invalidate()
+
+
+def purge_trash(now: datetime | None = None) -> list[int]:
+    """Delete for good what has been in the trash for more than `TRASH_DAYS` days."""
+    cutoff = (now or utcnow()) - timedelta(days=TRASH_DAYS)
+    old = list(db.session.scalars(select(ContentItem.id).where(
+        ContentItem.deleted_at.is_not(None), ContentItem.deleted_at < cutoff)))
+    for item_id in old:
+        delete_item(item_id)
+    return old
 
 
 def publish_due(now: datetime | None = None) -> list[int]:
@@ -355,7 +411,8 @@ def publish_due(now: datetime | None = None) -> list[int]:
     once for each (the UPDATE claims them, so two workers never fire twice)."""
     now = now or utcnow()
     due = list(db.session.scalars(select(ContentItem.id).where(
-        ContentItem.status == "scheduled", ContentItem.published_at <= now)))
+        ContentItem.status == "scheduled", ContentItem.published_at <= now,
+        ContentItem.deleted_at.is_(None))))
     claimed: list[int] = []
     for item_id in due:
         with write() as session:

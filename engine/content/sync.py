@@ -4,8 +4,11 @@ Layout: `pages/<slug>.md`, `posts/<slug>.md`, `site.yaml` (name, tagline, organi
 folders other concerns keep (`forms/`, through `register_content_folders`). Front matter keys:
 title, slug (default: the file name), summary, description (SEO), seo_title, image (social),
 canonical, template, tags, categories, author, status (draft | published, default published), date
-(publication time; a future date schedules the item), nav (position in the navigation). Any other
-key is kept in the item's `fields` for templates (a landing page's `sections`, its `nav_label`...).
+(publication time; a future date schedules the item), nav (a position in the main menu: a
+site's first sync fills the main and footer menus with these pages in that order, and a page
+imported later with `nav:` joins the main menu if no menu links to it yet; `nav_label` is its
+label there), noindex (true: a robots `noindex` meta tag, left out of the sitemap). Any other
+key is kept in the item's `fields` for templates (a landing page's `sections`...).
 
 Sync is idempotent: each item remembers the file it came from (`pages/about.md`), the file's
 hash and the revision that import made, and a file is matched to its item by that path first,
@@ -15,7 +18,9 @@ one the sync made). A file whose item was renamed elsewhere (its slug changed in
 or whose slug is taken by an item from another file or made in the admin, is a conflict too,
 changed or not: importing it would make a second page at the old address. Conflicts are
 reported with the file and the page, and left alone unless `force` is given (the file's
-version wins, a new slug leaving a redirect as any rename does).
+version wins, a new slug leaving a redirect as any rename does). An item in the trash is a
+conflict even with `force`: it is restored or deleted for good in the admin, never recreated
+beside itself.
 """
 from __future__ import annotations
 
@@ -31,13 +36,13 @@ import yaml
 from sqlalchemy import select
 
 from engine import plugins
-from engine.content import service
+from engine.content import menus, service
 from engine.content.models import ContentItem
 from engine.db import db, write
 
 FOLDERS = {"page": "pages", "post": "posts"}
 KNOWN_KEYS = {"title", "slug", "summary", "description", "seo_title", "image", "canonical",
-              "template", "tags", "categories", "author", "status", "date", "nav"}
+              "template", "tags", "categories", "author", "status", "date", "nav", "noindex"}
 
 
 @dataclass
@@ -113,6 +118,7 @@ def parse_file(path: Path, kind: str) -> dict[str, Any]:
         "tags": [str(t) for t in meta.get("tags") or []],
         "categories": [str(c) for c in meta.get("categories") or []],
         "menu_order": int(menu) if menu is not None else None,
+        "noindex": meta.get("noindex") is True,
         "fields": _jsonable({k: v for k, v in meta.items() if k not in KNOWN_KEYS}),
         "status": "draft" if status == "draft" else "published",
         "published_at": _when(meta.get("date")),
@@ -149,6 +155,9 @@ def _conflict(item: ContentItem, folder: Path, source: str, slug: str,
     item whose own file is gone from the folder is taken by the file now holding its slug:
     the file was moved.)"""
     edited = item.source_revision_id is None or item.revision_id != item.source_revision_id
+    if item.deleted_at is not None:
+        return (f"{item.kind} {item.slug!r} is in the trash (restore it or delete it for good "
+                "in the admin first)")
     if item.source_path and item.source_path != source and (folder / item.source_path).exists():
         return f"its slug {slug!r} belongs to {item.source_path}"
     if not item.source_path and item.source_revision_id is None:
@@ -173,12 +182,13 @@ def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: 
                                        actor="content sync", note=f"imported from {path.name}",
                                        **data)
             _mark_synced(item.id, source, digest)
+            menus.add_from_nav(item.id)
         report.created.append(f"{kind} {data['slug']}")
         return
     name = f"{kind} {item.slug}"
     changed = item.source_hash != digest
     why = _conflict(item, path.parent.parent, source, data["slug"], changed)
-    if why and not force:
+    if why and (not force or item.deleted_at is not None):
         report.conflict(name, source, why)
         return
     if not changed and not why:
@@ -189,6 +199,7 @@ def _sync_item(path: Path, kind: str, report: SyncReport, dry_run: bool, force: 
                             **data)
         _apply_status(item, status, published_at)
         _mark_synced(item.id, source, digest)
+        menus.add_from_nav(item.id)
     report.updated.append(name)
 
 
@@ -245,6 +256,8 @@ def sync(folder: str | Path, *, dry_run: bool = False, force: bool = False) -> S
             except (ValueError, yaml.YAMLError, service.ContentError) as exc:
                 db.session.rollback()
                 report.errors.append(f"{path}: {exc}")
+    if not dry_run:
+        report.created.extend(f"menu {name}" for name in menus.seed_from_nav())
     _sync_folders(folder, dry_run, report)
     return report
 
@@ -258,7 +271,7 @@ def to_text(item: ContentItem) -> str:
                 "seo_title": item.seo_title, "image": item.social_image,
                 "canonical": item.canonical_url, "template": item.template,
                 "author": item.author, "tags": item.tags, "categories": item.categories,
-                "nav": item.menu_order}
+                "nav": item.menu_order, "noindex": item.noindex or None}
     meta.update({k: v for k, v in optional.items() if v not in (None, "", [])})
     meta["status"] = "draft" if item.status == "draft" else "published"
     if item.published_at:
@@ -273,8 +286,8 @@ def export(folder: str | Path) -> list[str]:
     what it wrote."""
     folder = Path(folder)
     written = []
-    items = list(db.session.scalars(select(ContentItem).order_by(ContentItem.kind,
-                                                                  ContentItem.slug)))
+    items = list(db.session.scalars(select(ContentItem).where(ContentItem.deleted_at.is_(None))
+                                    .order_by(ContentItem.kind, ContentItem.slug)))
     for item in items:
         path = folder / FOLDERS[item.kind] / f"{item.slug}.md"
         path.parent.mkdir(parents=True, exist_ok=True)

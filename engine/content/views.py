@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from markupsafe import Markup
 
 from engine import plugins
-from engine.content import feeds, render, seo, service
+from engine.content import feeds, menus, render, seo, service
 from engine.content.cache import cached
 from engine.content.models import ContentItem
 
@@ -31,9 +31,10 @@ def hierarchy(item: ContentItem) -> list[str]:
 
 
 def _render(templates: list[str], **context: Any) -> str:
-    """Render with what every public template may use: site, navigation, SEO."""
+    """Render with what every public template may use: site, menus, SEO."""
     context.setdefault("site", seo.site())
-    context.setdefault("nav", service.navigation())
+    context.setdefault("menus", menus.all_entries())
+    context.setdefault("nav", context["menus"]["main"])
     g.cache_expires_at = service.next_scheduled_at()
     return render_template(templates, **context)
 
@@ -42,7 +43,9 @@ def _reading_minutes(text: str) -> int:
     return max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE))
 
 
-def show_item(item: ContentItem) -> str:
+def show_item(item: ContentItem, *, preview: bool = False) -> str:
+    """The page or post as visitors see it; `preview` (a shared draft link) asks search
+    engines to stay away whatever the item says."""
     site_info = seo.site()
     body = render.render_item(item, request)
     body = Markup(plugins.current().filter("filter_page_html", str(body), item=item,
@@ -52,7 +55,8 @@ def show_item(item: ContentItem) -> str:
     title = item.seo_title or (site_info["name"] if item.slug == "home" and item.kind == "page"
                                else f"{item.title} · {site_info['name']}")
     page_meta = seo.meta(site_info, title=title, description=description, path=item.path,
-                         item=item, og_type="article" if item.kind == "post" else "website")
+                         item=item, og_type="article" if item.kind == "post" else "website",
+                         noindex=preview or bool(item.noindex))
     structured = []
     if item.kind == "page" and item.slug == "home":
         structured.append(seo.json_ld(seo.organization(site_info)))
@@ -215,7 +219,8 @@ def server_error(error: Any) -> Any:
         site_info = seo.site()
         page_meta = seo.meta(site_info, title=f"Something went wrong · {site_info['name']}",
                              description="", path=request.path, noindex=True)
-        return render_template(["500.html"], seo=page_meta, site=site_info, nav=[]), 500
+        return render_template(["500.html"], seo=page_meta, site=site_info, nav=[],
+                               menus={"main": [], "footer": []}), 500
     except Exception:  # the theme itself is broken or the database is down: stay readable
         return Response("Something went wrong on our side. Please try again in a minute.",
                         status=500, mimetype="text/plain")

@@ -31,7 +31,6 @@ from sqlalchemy import select
 
 from engine.contacts.timezones import site_zone
 from engine.content import seo
-from engine.content import service as content
 from engine.db import db
 from engine.mail import rendering
 from engine.mail.models import EmailTemplate
@@ -151,7 +150,7 @@ def index() -> Any:
                          path=url_for(".index"))
     html = render_template("newsletters/archive.html", campaigns=[
         (c, subject_of(c), _date(c.started_at)) for c in campaigns], seo=page_meta,
-        site=site_info, nav=content.navigation())
+        site=site_info)
     return _cacheable(Response(html, mimetype="text/html"))
 
 

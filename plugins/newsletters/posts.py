@@ -138,9 +138,11 @@ def _template_for(item: ContentItem, content: str) -> EmailTemplate:
 
 
 def recent_posts(limit: int = 30) -> list[tuple[ContentItem, Any]]:
-    """Published posts, newest first, with the campaign each was sent as (if any)."""
+    """Published posts (not in the trash), newest first, with the campaign each was sent as
+    (if any)."""
     posts = list(db.session.scalars(select(ContentItem).where(
-        ContentItem.kind == "post", ContentItem.status == "published")
+        ContentItem.kind == "post", ContentItem.status == "published",
+        ContentItem.deleted_at.is_(None))
         .order_by(ContentItem.published_at.desc()).limit(limit)))
     sent = dict(db.session.execute(select(Campaign.post_id, Campaign.id).where(
         Campaign.post_id.in_([p.id for p in posts]))).all())

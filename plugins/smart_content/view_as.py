@@ -117,7 +117,8 @@ def summary(asked: Asked) -> dict[str, Any] | None:
 def choices() -> dict[str, Any]:
     """What the form's menus offer."""
     pages = db.session.execute(select(ContentItem.kind, ContentItem.slug, ContentItem.title)
-                               .where(ContentItem.kind.in_(("page", "post")))
+                               .where(ContentItem.kind.in_(("page", "post")),
+                                      ContentItem.deleted_at.is_(None))
                                .order_by(ContentItem.kind, ContentItem.title)).all()
     return {"pages": [(f"{k}:{s}", f"{t} ({'/' if s == 'home' else s})") for k, s, t in pages],
             "stages": LIFECYCLE_STAGES,

@@ -1,12 +1,13 @@
-"""Pages and posts: lists, the Markdown editor (live preview, autosave, revisions with diffs,
-restore), publishing and scheduling, and signed preview links for drafts.
+"""Pages and posts: lists, the Markdown editor (live preview, autosave, revisions compared side
+by side, restore), publishing and scheduling, the template and `noindex` choices, and signed
+preview links for drafts. (The trash is `content_trash`, menus are `menus`.)
 
 All changes go through `engine.content.service`, which keeps a revision per save, leaves a
 redirect when a slug changes and invalidates the page cache.
 """
 from __future__ import annotations
 
-import difflib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,11 +27,11 @@ from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
 from engine import audit
-from engine.admin import autosave
+from engine.admin import autosave, revision_diff
 from engine.admin.blueprint import bp
 from engine.admin.views import content_sections
 from engine.auth import require_role
-from engine.content import render, service
+from engine.content import menus, render, service, templates
 from engine.content.models import KINDS, STATUSES, ContentItem, ContentRevision
 from engine.db import db
 from engine.web import is_row_id, signing
@@ -45,19 +46,30 @@ PREVIEW_LIFETIME = timedelta(days=7)
 
 def _form_values() -> dict[str, Any]:
     """The editor's fields as the content service takes them (lengths bounded here)."""
-    values: dict[str, Any] = {
-        name: (request.form.get(name) or "")[:200_000 if name == "body" else 500]
+    values: dict[str, Any] = {  # browsers send a textarea's line breaks as CRLF
+        name: (request.form.get(name) or "").replace("\r\n", "\n")[
+            :200_000 if name == "body" else 500]
         for name in TEXT_FIELDS if name in request.form}
     if "tags" in request.form:
         values["tags"] = [t.strip() for t in request.form["tags"].split(",") if t.strip()][:50]
     if "slug" in values:
         values["slug"] = values["slug"].strip().lower()
+    if "noindex_shown" in request.form:  # an unticked box sends nothing
+        values["noindex"] = request.form.get("noindex") == "1"
     return values
+
+
+def _check_template(item: ContentItem, values: dict[str, Any]) -> None:
+    """Only the theme's own templates (or the one the item has already)."""
+    name = values.get("template", item.template)
+    if name and name != item.template and name not in templates.choices(item.kind):
+        raise service.ContentError(f"the theme has no {item.kind} template {name!r}")
 
 
 def _editor_state(item: ContentItem) -> dict[str, Any]:
     state = {name: getattr(item, name) or "" for name in TEXT_FIELDS}
     state["tags"] = ", ".join(item.tags)
+    state["noindex"] = bool(item.noindex)
     return state
 
 
@@ -87,7 +99,7 @@ def content_list() -> Any:
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "updated"
     q = (request.args.get("q") or "").strip()[:200]
     page = max(1, request.args.get("page", 1, type=int))
-    query = select(ContentItem)
+    query = select(ContentItem).where(ContentItem.deleted_at.is_(None))
     if kind:
         query = query.where(ContentItem.kind == kind)
     if status:
@@ -128,6 +140,8 @@ def content_edit(item_id: int) -> Any:
         restored = draft.saved_at
     return render_template("admin/content_edit.html", item=item, state=state, restored=restored,
                            revisions=service.list_revisions(item.id)[:20],
+                           template_choices=templates.choices(item.kind),
+                           in_menus=menus.menus_holding(item.id),
                            sections_editor=content_sections.editor(
                                item, draft.data if restored else None),
                            preview=render.render_markdown(state["body"], {"request": request,
@@ -171,6 +185,7 @@ def content_save(item_id: int) -> Any:
         values["slug"] = service.slugify(values["title"])  # a first real title names the page
     try:
         note = (request.form.get("note") or "")[:300]
+        _check_template(item, values)
         item = service.update_item(item.id, actor=_actor(), note=note, **values)
         if action == "publish":
             item = service.publish(item.id, actor=_actor())
@@ -212,33 +227,17 @@ def content_discard_autosave(item_id: int) -> Any:
 @bp.post("/content/<int:item_id>/delete")
 @require_role("editor")
 def content_delete(item_id: int) -> Any:
+    """Into the trash (restorable; see `content_trash`)."""
     item = db.get_or_404(ContentItem, item_id)
-    label = f"{item.kind} {item.id} {item.slug}"
-    service.delete_item(item.id)
-    audit.record(current_user, "content.delete", label)
-    flash(f"Deleted “{item.title}”.")
+    service.trash_item(item.id)
+    audit.record(current_user, "content.trash", f"{item.kind} {item.id} {item.slug}",
+                 {"old": {"deleted_at": None}, "new": {"deleted_at": item.deleted_at.isoformat()}})
+    flash(f"“{item.title}” is in the trash; restore it from there within "
+          f"{service.TRASH_DAYS} days.")
     return redirect(url_for("admin.content_list"))
 
 
 # --- revisions ------------------------------------------------------------------------------
-
-def _diff(old: str, new: str) -> Markup:
-    lines = []
-    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), "before", "after",
-                                     lineterm="", n=2):
-        if line.startswith(("---", "+++")):
-            continue
-        text = Markup.escape(line[1:] if line[:1] in "+- " else line)
-        if line.startswith("+"):
-            lines.append(Markup("<ins>+ {}</ins>").format(text))
-        elif line.startswith("-"):
-            lines.append(Markup("<del>- {}</del>").format(text))
-        elif line.startswith("@@"):
-            lines.append(Markup('<span class="muted">{}</span>').format(line))
-        else:
-            lines.append(Markup("  {}").format(text))
-    return Markup("\n").join(lines)
-
 
 def _revision_or_404(item_id: int, revision_id: int) -> tuple[ContentItem, ContentRevision]:
     item = db.get_or_404(ContentItem, item_id)
@@ -251,16 +250,14 @@ def _revision_or_404(item_id: int, revision_id: int) -> tuple[ContentItem, Conte
 @bp.get("/content/<int:item_id>/revisions/<int:revision_id>")
 @require_role("editor")
 def content_revision(item_id: int, revision_id: int) -> Any:
+    """A revision beside the current text (or beside another revision: `?against=<id>`)."""
     item, revision = _revision_or_404(item_id, revision_id)
-    current = _editor_state(item)
-    changes = []
-    for name in ("title", "slug", "summary", "body", "seo_title", "seo_description", "tags"):
-        old = revision.snapshot.get(name) or ""
-        old = ", ".join(old) if isinstance(old, list) else str(old)
-        if old != str(current.get(name) or ""):
-            changes.append((name, _diff(old, str(current.get(name) or ""))))
+    against = request.args.get("against", type=int)
+    other = _revision_or_404(item_id, against)[1] if against else None
+    right = other.snapshot if other is not None else service.snapshot(item)
     return render_template("admin/content_revision.html", item=item, revision=revision,
-                           changes=changes)
+                           other=other, revisions=service.list_revisions(item.id),
+                           changes=revision_diff.compare(revision.snapshot, right))
 
 
 @bp.post("/content/<int:item_id>/revisions/<int:revision_id>/restore")
@@ -304,8 +301,14 @@ def content_shared_preview(token: str) -> Any:
         abort(404)
     item_id = data.get("i") if isinstance(data, dict) else None
     item = db.session.get(ContentItem, item_id) if is_row_id(item_id) else None
-    if item is None:
+    if item is None or item.deleted_at is not None:
         abort(404)
-    response = current_app.make_response(show_item(item))
+    html = show_item(item, preview=True)
+    banner = Markup('<p class="preview-banner" role="status">Preview: {}</p>').format(
+        "published, as visitors see it" if item.is_visible() else "not published yet")
+    # After the opening <body> tag, whatever the theme's markup: a preview always says so.
+    html = re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + banner, html, count=1)
+    response = current_app.make_response(html)
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Cache-Control"] = "no-store"
     return response
