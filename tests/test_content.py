@@ -377,7 +377,7 @@ def test_export_writes_files_that_sync_back_unchanged(app, tmp_path):
         report = sync.sync(out)
         assert report.created == report.updated == report.conflicts == []
         text = (out / "pages" / "home.md").read_text()
-        assert "template: landing" in text and "[form ebook]" in text
+        assert "template: landing" in text and "form: ebook" in text  # the form section
 
 
 def test_revisions_are_kept_and_restorable(app):

@@ -84,15 +84,15 @@ def test_a_cookie_named_session_is_not_a_signed_in_editor(app):
 
 
 def _page_with_form(app) -> str:
-    """The demo's e-book landing page, which embeds the e-book form with a shortcode."""
+    """The demo's e-book landing page, which places the e-book form (in its form section)."""
     with app.app_context():
         from sqlalchemy import select
 
+        from engine.content import sections
         from engine.content.models import ContentItem
         from engine.db import db
-        item = db.session.scalar(select(ContentItem)
-                                 .where(ContentItem.body.contains("[form ebook")))
-        return item.path
+        return next(item.path for item in db.session.scalars(select(ContentItem))
+                    if any(s.get("form") == "ebook" for s in sections.page_sections(item)))
 
 
 def test_cached_pages_hand_each_visitor_a_fresh_single_use_token(make_app):

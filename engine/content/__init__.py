@@ -5,6 +5,7 @@ Services for the admin and plugins:
   the trash;
 - `engine.content.menus`: the main and footer menus (`entries(name)` for what visitors see);
 - `engine.content.render.render_markdown(text, context)`: the sanitising pipeline (previews);
+- `engine.content.sections`: a landing page's section types, their validation, `page_sections`;
 - `engine.content.cache.invalidate()`: make every process re-render its cached pages.
 """
 from __future__ import annotations
@@ -17,10 +18,10 @@ from markupsafe import Markup
 from werkzeug.local import LocalProxy
 
 from engine import plugins
-from engine.content import cache, models  # noqa: F401  (models: tables known to migrations)
+from engine.content import cache, models, sections  # noqa: F401  (models: tables for migrations)
 from engine.content.cli import content_group
 from engine.content.hooks import safe_url
-from engine.content.render import RenderedHTML
+from engine.content.render import RenderedHTML, render_fragment
 from engine.web import generation
 
 
@@ -36,6 +37,12 @@ def section(html: Markup, name: str, item: Any) -> Markup:
     theme's markup, and a child theme that keeps the filter keeps the feature."""
     return Markup(plugins.current().filter("filter_section", str(html), name=name, item=item,
                                            request=request))
+
+
+def section_markdown(text: str, item: Any) -> Markup:
+    """`{{ section_markdown(section.body, item) }}` in a section template: Markdown, sanitised,
+    with shortcodes, as page bodies are."""
+    return render_fragment(text or "", item, request)
 
 
 def _per_request(name: str, load: Any) -> Any:
@@ -68,4 +75,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(human_date)
     app.add_template_filter(safe_url)
     app.add_template_filter(section)
+    app.add_template_global(section_markdown)
+    app.add_template_global(sections.page_sections)
     app.cli.add_command(content_group)

@@ -47,7 +47,7 @@ class ContentItem(db.Model):
     template: Mapped[str] = mapped_column(String(100), default="")
     author: Mapped[str] = mapped_column(String(200), default="")
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # Template-specific data from front matter (hero, benefits, testimonials...), like
+    # Template-specific data from front matter (a landing page's `sections`...), like
     # WordPress's custom fields; templates read it, Markdown never sees it.
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     menu_order: Mapped[int | None] = mapped_column(Integer)  # shown in the navigation when set

@@ -269,6 +269,15 @@ def render_item(item: Any, request: Any) -> Markup:
     return render_markdown(body, {"request": request, "item": item}, cache_key=key)
 
 
+def render_fragment(text: str, item: Any, request: Any) -> Markup:
+    """Markdown kept outside the body (a landing page section's text), through the same
+    pipeline; cached per revision and text like a body."""
+    revision = getattr(item, "revision_id", None)
+    key = ("fragment", revision,
+           hashlib.blake2b(text.encode(), digest_size=16).hexdigest()) if revision else None
+    return render_markdown(text, {"request": request, "item": item}, cache_key=key)
+
+
 def plain_text(html: str) -> str:
     """Text of some HTML, for reading time and descriptions."""
     return re.sub(r"\s+", " ", nh3.clean(html, tags=set())).strip()

@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from engine import plugins
-from engine.content import cache
+from engine.content import cache, sections
 from engine.content.models import (
     KINDS,
     STATUSES,
@@ -183,6 +183,11 @@ def _validate(item: ContentItem) -> None:
         raise ContentError(f"slug {item.slug!r} is used by the engine; choose another")
     if item.status in ("scheduled", "published") and item.published_at is None:
         raise ContentError("a published or scheduled item needs a publication time")
+    if "sections" in (item.fields or {}):
+        try:
+            sections.validate(item.fields["sections"])
+        except sections.SectionError as exc:
+            raise ContentError(str(exc)) from exc
     with db.session.no_autoflush:
         clash = db.session.scalar(select(ContentItem.id).where(
             ContentItem.kind == item.kind, ContentItem.slug == item.slug,

@@ -8,7 +8,7 @@ canonical, template, tags, categories, author, status (draft | published, defaul
 site's first sync fills the main and footer menus with these pages in that order, and a page
 imported later with `nav:` joins the main menu if no menu links to it yet; `nav_label` is its
 label there), noindex (true: a robots `noindex` meta tag, left out of the sitemap). Any other
-key is kept in the item's `fields` for templates (a landing page's hero, benefits, testimonials...).
+key is kept in the item's `fields` for templates (a landing page's `sections`...).
 
 Sync is idempotent: each item remembers the file it came from (`pages/about.md`), the file's
 hash and the revision that import made, and a file is matched to its item by that path first,

@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app, request
 from sqlalchemy import select
 
+from engine.content import sections as landing_sections
 from engine.content import service as content
 from engine.db import db
 from engine.web import generation
@@ -100,8 +101,10 @@ def sections_of(item: Any) -> dict[str, str]:
 
 
 def slugs_of(item: Any) -> tuple[str, ...]:
-    """Every block the page uses: placed in its body and named for its sections, each once."""
-    return tuple(dict.fromkeys((*slugs_in(item.body), *sections_of(item).values())))
+    """Every block the page uses: placed in its body or a landing section's text, and named
+    for its theme sections, each once."""
+    return tuple(dict.fromkeys((*slugs_in(landing_sections.markdown_of(item)),
+                                *sections_of(item).values())))
 
 
 def _item_of_request() -> Any:

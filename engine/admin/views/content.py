@@ -29,6 +29,7 @@ from sqlalchemy import func, or_, select
 from engine import audit
 from engine.admin import autosave, revision_diff
 from engine.admin.blueprint import bp
+from engine.admin.views import content_sections
 from engine.auth import require_role
 from engine.content import menus, render, service, templates
 from engine.content.models import KINDS, STATUSES, ContentItem, ContentRevision
@@ -141,6 +142,8 @@ def content_edit(item_id: int) -> Any:
                            revisions=service.list_revisions(item.id)[:20],
                            template_choices=templates.choices(item.kind),
                            in_menus=menus.menus_holding(item.id),
+                           sections_editor=content_sections.editor(
+                               item, draft.data if restored else None),
                            preview=render.render_markdown(state["body"], {"request": request,
                                                                           "item": item}))
 
@@ -151,6 +154,7 @@ def content_autosave(item_id: int) -> Any:
     item = db.get_or_404(ContentItem, item_id)
     values = _form_values()
     values["tags"] = request.form.get("tags", "")[:2000]
+    values["sections"] = content_sections.submitted(request.form)
     row = autosave.save(item.id, current_user.id, values)
     return jsonify(ok=True, saved_at=row.saved_at.isoformat(),
                    message=f"Draft autosaved at {row.saved_at.strftime('%H:%M:%S')} UTC")
@@ -161,6 +165,9 @@ def content_autosave(item_id: int) -> Any:
 def content_preview() -> Any:
     """The live preview: the same Markdown, sanitising and shortcode pipeline as the site."""
     item = db.session.get(ContentItem, request.form.get("item_id", type=int) or 0)
+    sections_html = content_sections.preview(request.form, item)
+    if sections_html is not None:
+        return sections_html
     html = render.render_markdown((request.form.get("body") or "")[:200_000],
                                   {"request": request, "item": item})
     return Markup(html)
@@ -172,6 +179,8 @@ def content_save(item_id: int) -> Any:
     item = db.get_or_404(ContentItem, item_id)
     action = request.form.get("action", "save")
     values = _form_values()
+    sections_before = content_sections.current(item)
+    values.update(content_sections.changes(item, request.form))
     if values.get("slug", "").startswith("draft-") and values.get("title"):
         values["slug"] = service.slugify(values["title"])  # a first real title names the page
     try:
@@ -196,6 +205,9 @@ def content_save(item_id: int) -> Any:
     autosave.discard(item.id, current_user.id)
     audit.record(current_user, f"content.{action}", f"{item.kind} {item.id} {item.slug}",
                  {"published_at": item.published_at.isoformat() if item.published_at else None})
+    if "fields" in values:
+        audit.record(current_user, "content.sections", f"{item.kind} {item.id} {item.slug}",
+                     content_sections.audit_details(sections_before, values["fields"]["sections"]))
     messages = {"publish": "Published.", "unpublish": "Back to draft: it is off the site."}
     if action == "schedule" and item.published_at:
         messages["schedule"] = f"Scheduled for {item.published_at:%d %b %Y %H:%M} UTC."

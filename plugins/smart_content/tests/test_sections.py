@@ -80,3 +80,15 @@ def test_a_child_theme_keeps_the_sections(site):
         site.extensions["magnet.themes"].use("editorial")  # ships no landing template of its own
     response = get(site.test_client(), "/pricing?utm_source=linkedin")
     assert sections(response) == {"hero": "variant-1", "form": "variant-1"}
+
+
+def test_a_block_placed_in_a_rich_text_section_shows_each_visitor_their_variant(site):
+    with site.app_context():
+        content.create_item("page", "Sectioned", slug="sectioned", status="published",
+                            template="landing", fields={"sections": [
+                                {"type": "hero", "headline": "Sectioned"},
+                                {"type": "rich_text", "body": "[smart pricing-form]"}]})
+    linkedin = get(site.test_client(), "/sectioned?utm_source=linkedin").get_data(as_text=True)
+    assert "Book a call instead." in linkedin
+    plain = get(site.test_client(), "/sectioned?utm_source=google").get_data(as_text=True)
+    assert "Fill in the form." in plain and "Book a call" not in plain

@@ -1,0 +1,114 @@
+"""The section editor of a landing page in the admin: what it shows, saving, refusing, and (in a
+real browser) editing a hero, moving a section and seeing the result on the public site."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from engine import audit
+from engine.content import service
+from tests.admin_helpers import PASSWORD, form_as_shown, make_user, signed_in
+from tests.content_helpers import load_demo
+
+
+def _editor(app, client, slug="home"):
+    with app.app_context():
+        item = service.get_item("page", slug)
+    path = f"/admin/content/{item.id}"
+    return item, path, client.get(path).get_data(as_text=True)
+
+
+def _set(fields, name, value):
+    """The form as shown, with one field changed (as a browser posts it)."""
+    return MultiDict([(k, value if k == name else v) for k, v in fields])
+
+
+def test_editor_shows_sections_saves_unchanged_as_is_and_refuses_bad_input(app):
+    load_demo(app)
+    client = signed_in(app, "editor")
+    item, path, html = _editor(app, client)
+    assert 'value="Emails your customers actually open"' in html
+    assert re.search(r'<input type="text" id="s1-image" name="s1-image" value=""[^>]*'
+                     r"data-media-picker", html)
+    fields = form_as_shown(html, path)
+    assert client.post(path, data=MultiDict(fields)).status_code == 302  # saved untouched
+    with app.app_context():
+        assert service.get_item("page", "home").fields == item.fields
+
+    bad = _set(fields, "s1-cta_url", "javascript:alert(1)")
+    shown = client.post(path, data=bad, follow_redirects=True).get_data(as_text=True)
+    assert "Not saved: Section 1 (Hero), primary button url" in shown
+    assert 'value="javascript:alert(1)"' in shown  # what was typed is kept to be corrected
+    with app.app_context():
+        assert service.get_item("page", "home").fields == item.fields
+
+    good = _set(fields, "s1-headline", "A <new> headline")
+    client.post(path, data=good)
+    with app.app_context():
+        stored = service.get_item("page", "home")
+        assert stored.fields["sections"][0]["headline"] == "A <new> headline"
+        assert service.list_revisions(stored.id)[0].snapshot["fields"] == stored.fields
+        entry = audit.recent(1, action="content.sections")[0]
+        assert entry.actor == "editor@example.com" and entry.details["changes"] == [
+            {"section": 1, "field": "headline", "old": "Emails your customers actually open",
+             "new": "A <new> headline"}]
+    assert "A &lt;new&gt; headline" in app.test_client().get("/").get_data(as_text=True)
+
+
+def test_old_landing_page_gets_its_sections_on_first_change(app):
+    with app.app_context():
+        service.create_item("page", "Old", status="published", template="landing",
+                            body="Body with [form ebook]", fields={"headline": "Old headline"})
+    client = signed_in(app, "editor")
+    item, path, html = _editor(app, client, "old")
+    assert 'value="Old headline"' in html and ">Body with [form ebook]</textarea>" in html
+    fields = form_as_shown(html, path)
+    client.post(path, data=MultiDict(fields))
+    with app.app_context():
+        assert service.get_item("page", "old").fields == {"headline": "Old headline"}
+    client.post(path, data=_set(fields, "s1-headline", "New headline"))
+    with app.app_context():
+        assert service.get_item("page", "old").fields == {"sections": [
+            {"type": "hero", "headline": "New headline"},
+            {"type": "form", "intro": "Body with [form ebook]", "anchor": "get-it"}]}
+
+
+def test_preview_renders_sections_through_the_theme(app):
+    load_demo(app)
+    client = signed_in(app, "editor")
+    item, path, html = _editor(app, client)
+    fields = _set(form_as_shown(html, path), "s1-headline", "Previewed **headline**")
+    preview = client.post("/admin/content/preview", data=fields).get_data(as_text=True)
+    assert '<h1 id="hero-heading">Previewed **headline**</h1>' in preview
+    assert "Trusted by owners" in preview
+
+
+@pytest.mark.browser
+def test_editor_edits_the_hero_moves_a_section_and_the_site_shows_it(app, live_server, page):
+    load_demo(app)
+    make_user(app, "editor@example.com", "editor")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{live_server}/admin/")
+    page.get_by_label("Email").fill("editor@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server}/admin/")
+    with app.app_context():
+        home = service.get_item("page", "home")
+    page.goto(f"{live_server}/admin/content/{home.id}")
+    page.locator("#preview h1#hero-heading").wait_for()  # the live preview shows the sections
+    page.get_by_label("Headline (required)").fill("Emails people are glad to get")
+    page.locator("#preview h1", has_text="Emails people are glad to get").wait_for()
+    page.get_by_role("button", name="Move up Testimonials").click()
+    assert page.locator("[data-section-status]").inner_text() == (
+        "Testimonials section moved to position 3.")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Saved.").wait_for()
+    public = page.context.browser.new_context().new_page()
+    public.goto(f"{live_server}/")
+    assert public.locator("h1").inner_text() == "Emails people are glad to get"
+    html = public.content()
+    assert html.index("Priya Raman") < html.index("4,800+")  # quotes now come before the stats
+    public.close()
