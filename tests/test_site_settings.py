@@ -92,7 +92,7 @@ def test_bad_input_and_poor_contrast_save_nothing(seeded):
             ({"logo": "javascript:alert(1)"}, "an https:// address"),
             ({"same_as": "https://ok.example\nhttp://plain.example"}, "is not an https://"),
             ({"language": "english please"}, "a language tag"),
-            ({"name": ""}, "cannot be empty")):
+            ({"name": "Two\nlines"}, "one line")):
         answer = owner.post(PAGE, data=_fields(html, tagline="Changed too", **bad))
         page = answer.get_data(as_text=True)
         assert answer.status_code == 400 and "Nothing was saved" in page

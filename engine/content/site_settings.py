@@ -46,7 +46,7 @@ class Field:
 
 
 FIELDS = (
-    Field("name", "Site name", "line", 200, required=True),
+    Field("name", "Site name", "line", 200),
     Field("tagline", "Tagline", "line", 300),
     Field("description", "Description", "text", 1000),
     Field("logo", "Logo", "url", 1000),
