@@ -30,7 +30,10 @@ def test_owner_changes_the_brand_colour_and_visitors_see_it(page, live_server, a
     page.get_by_role("link", name="Site settings").click()
     page.get_by_label("Primary colour").fill("#ffd000")
     page.get_by_role("button", name="Save site settings").click()
-    assert "contrast 1.4" in page.get_by_role("alert").all_inner_texts()[-1]  # refused
+    assert "contrast 1.47:1" in page.get_by_role("alert").all_inner_texts()[-1]  # refused
+    assert refused == ["Failed to load resource: the server responded with a status of 400 "
+                       "(BAD REQUEST)"]  # the refusal's own status, and nothing else
+    refused.clear()
     page.get_by_label("Primary colour").fill("#7a1fa2")
     page.get_by_role("button", name="Save site settings").click()
     page.get_by_text("Site settings saved: primary colour.").wait_for()
