@@ -37,6 +37,7 @@ FIELDS = ("host", "port", "security", "username", "password", "from", "rate_per_
           "rate_per_hour", "warmup", "warmup_start")
 _WARMUP_STEP = re.compile(r"^\s*(?:day\s*)?(\d{1,4})\s*[:=]\s*(\d{1,9})\s*$", re.I)
 _CACHE = "_magnet_mail_transport"
+ENGINE_NAME = "Magnet"  # the display name of the default MAIL_FROM, which means nothing to readers
 
 
 class SettingsError(ValueError):
@@ -213,13 +214,16 @@ def configured_sender(stored: dict[str, Any] | None = None) -> str:
 
 def site_sender(fallback: str) -> str:
     """The From of every email the site sends: the site settings' sender name and address,
-    each one `fallback`'s when not set there."""
+    each one `fallback`'s when not set there (a name-less or engine-named fallback gives the
+    site's name, which is what readers know)."""
     rows = db.session.scalars(select(SiteSetting).where(
-        SiteSetting.key.in_(("sender_name", "sender_email"))))
+        SiteSetting.key.in_(("sender_name", "sender_email", "name"))))
     chosen = {row.key: " ".join(str(row.value or "").split()) for row in rows}
-    if not any(chosen.values()):
+    if not (chosen.get("sender_name") or chosen.get("sender_email")):
         return fallback
     name, address = parseaddr(fallback)
+    if not name or name == ENGINE_NAME:
+        name = chosen.get("name") or str(current_app.config.get("SITE_NAME") or name)
     return formataddr((chosen.get("sender_name") or name, chosen.get("sender_email") or address),
                       charset="utf-8")
 
