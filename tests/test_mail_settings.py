@@ -98,7 +98,7 @@ def test_a_bad_value_saves_nothing(make_app):
     app = make_app(**CONFIG)
     owner = signed_in(app, "owner")
     html = owner.get(PAGE).get_data(as_text=True)
-    for bad in ({"port": "70000"}, {"warmup": "1:500, 2:100"}, {"from": "nobody"},
+    for bad in ({"port": "70000"}, {"warmup": "1:500, 2:100"},
                 {"host": "https://smtp.example.com"}, {"username": "a\r\nb"}):
         answer = owner.post(PAGE, data=_fields(html, **{"host": "other.example.com", **bad}))
         assert answer.status_code == 400

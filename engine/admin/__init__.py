@@ -18,6 +18,8 @@ __all__ = ["ContactColumn", "MenuItem", "init_app"]
 def init_app(app: Flask) -> None:
     from engine.admin import views  # noqa: F401  (registers the areas' routes)
     from engine.admin.blueprint import bp, never_cache
+    from engine.admin.times import site_time
 
     app.register_blueprint(bp)
     app.after_request(never_cache)
+    app.add_template_filter(site_time)

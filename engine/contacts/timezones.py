@@ -7,7 +7,8 @@ guess from the country for people abroad or in a country of several zones; else 
 of their country (ISO code: the country's own first zone in the tz database's `zone.tab`,
 shipped with the `tzdata` package so no system files are needed, except for the few countries
 where that first zone is not where most people live, named in `MOST_PEOPLE`); else the site's
-own (`timezone` in the site settings, `content/site.yaml`; UTC when unset). Workflows' waits
+own (`timezone` in the site settings: Admin → Site settings, seeded from `content/site.yaml`;
+UTC when unset), the one site zone the admin's times are shown in too. Workflows' waits
 and sending hours and newsletters' local-time sending all ask here.
 """
 from __future__ import annotations

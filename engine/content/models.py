@@ -128,12 +128,15 @@ class ContentRedirect(db.Model):
 
 
 class SiteSetting(db.Model):
-    """Site-wide facts the theme and SEO need (name, tagline, organisation)."""
+    """Site-wide facts the theme, SEO and emails need (name, tagline, colours, time zone...).
+    `set_in` says where the value was last set: "file" (`site.yaml`, by `magnet content sync`)
+    or "admin" (the Site settings page), so a sync never overwrites an owner's choice."""
 
     __tablename__ = "content_site_setting"
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+    set_in: Mapped[str] = mapped_column(String(10), default="file", server_default="file")
 
 
 MENUS = ("main", "footer")

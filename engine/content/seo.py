@@ -9,12 +9,15 @@ from flask import current_app, request
 from markupsafe import Markup
 
 from engine.content import service
+from engine.content.site_settings import brand_style
 
 SITE_DEFAULTS: dict[str, Any] = {
     "name": "",
     "tagline": "",
     "description": "",
     "logo": "",
+    "favicon": "",
+    "social_image": "",
     "locale": "en_GB",
     "language": "en",
     "twitter": "",
@@ -37,8 +40,11 @@ def absolute(path_or_url: str) -> str:
 
 
 def site() -> dict[str, Any]:
+    """The site settings for templates; `brand_style` is the brand colours as CSS custom
+    properties (hex values only) for the theme's `<html style>`."""
     values = {**SITE_DEFAULTS, **service.site_settings()}
     values["name"] = str(values["name"] or "").strip() or current_app.config["SITE_NAME"]
+    values["brand_style"] = brand_style(values)
     return values
 
 
@@ -50,6 +56,7 @@ def meta(site_info: dict[str, Any], *, title: str, description: str, path: str,
          item: Any = None, og_type: str = "website", noindex: bool = False) -> dict[str, Any]:
     """Everything the theme's `<head>` needs, already made absolute."""
     image = absolute(getattr(item, "social_image", "") or getattr(item, "feature_image", "")
+                     or site_info.get("social_image")
                      or site_info.get("logo") or "")
     canonical = (getattr(item, "canonical_url", "") or "") or absolute(path)
     data = {

@@ -146,10 +146,13 @@ def site_name() -> str:
 
 
 def set_site_settings(values: dict[str, Any]) -> None:
+    """Store values from the content files (`site.yaml`); the admin's page has its own
+    (`engine.content.site_settings.store`), which marks them as set there."""
     with write() as session:
         for key, value in values.items():
             row = session.get(SiteSetting, key) or SiteSetting(key=key)
             row.value = value
+            row.set_in = "file"
             session.add(row)
         cache.invalidate()
 

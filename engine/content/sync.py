@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from engine import plugins
 from engine.content import menus, service
-from engine.content.models import ContentItem
+from engine.content.models import ContentItem, SiteSetting
 from engine.db import db, write
 
 FOLDERS = {"page": "pages", "post": "posts"}
@@ -233,6 +233,27 @@ def _sync_folders(folder: Path, dry_run: bool, report: SyncReport) -> None:
         report.notes.extend(f"{kept.name}: {line}" for line in lines or [])
 
 
+def _sync_site(values: dict[str, Any], report: SyncReport, dry_run: bool, force: bool) -> None:
+    """`site.yaml` seeds the site settings: a key it changes is written unless an owner set
+    that key on the Site settings page, which is a conflict (the admin's value is kept; with
+    `force` the file's wins). The file's other keys are still written."""
+    rows = {row.key: row for row in db.session.scalars(select(SiteSetting))}
+    changed = {key: value for key, value in values.items()
+               if key not in rows or rows[key].value != value}
+    kept = sorted(key for key in changed if rows.get(key) is not None
+                  and rows[key].set_in == "admin" and not force)
+    written = {key: value for key, value in changed.items() if key not in kept}
+    if kept:
+        report.conflict("site settings " + ", ".join(kept), "site.yaml",
+                        "set in the admin (Site settings) since")
+    if written:
+        (report.updated if rows else report.created).append("site settings")
+        if not dry_run:
+            service.set_site_settings(written)
+    elif not kept:
+        report.unchanged.append("site settings")
+
+
 def sync(folder: str | Path, *, dry_run: bool = False, force: bool = False) -> SyncReport:
     """Import `folder` into the database (see the module docstring for the rules)."""
     folder = Path(folder)
@@ -242,14 +263,8 @@ def sync(folder: str | Path, *, dry_run: bool = False, force: bool = False) -> S
         return report
     site_file = folder / "site.yaml"
     if site_file.exists():
-        values = yaml.safe_load(site_file.read_text(encoding="utf-8")) or {}
-        current = service.site_settings()
-        if any(current.get(k) != v for k, v in values.items()):
-            (report.updated if current else report.created).append("site settings")
-            if not dry_run:
-                service.set_site_settings(values)
-        else:
-            report.unchanged.append("site settings")
+        _sync_site(yaml.safe_load(site_file.read_text(encoding="utf-8")) or {}, report,
+                   dry_run, force)
     for kind, sub in FOLDERS.items():
         for path in sorted((folder / sub).glob("*.md")):
             try:

@@ -4,22 +4,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, render_template, url_for
+from flask import current_app, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from engine import mail, plugins
+from engine import plugins
 from engine.contacts import store
 from engine.contacts.gdpr import PersonalData
 from engine.contacts.identity import resolve
 from engine.contacts.models import Subscription
-from engine.content.service import site_name
 from engine.content.sync import ContentFolder
 from engine.db import db, write
 from engine.forms import security, service
 from engine.forms.models import Submission
 from engine.forms.sync import export_forms, sync_forms
 from engine.jobs import job
+from engine.mail import system_emails
 from engine.plugins import hookimpl
 from engine.web.links import external_url, site_url
 
@@ -83,20 +83,20 @@ def answers(definition: Any, submission: Submission) -> list[tuple[str, str]]:
 
 
 def _notify_owner(definition: Any, submission: Submission, contact: Any) -> None:
-    """The owner's email: every answer under its label, and a link to the contact's page."""
-    context = dict(definition=definition, contact=contact, submission=submission,
-                   answers=answers(definition, submission), site=site_name(),
-                   contact_url=external_url("admin.contacts_show", contact_id=contact.id))
-    html = render_template("forms/email/notify.html", **context)
-    text = render_template("forms/email/notify.txt", **context)
+    """The owner's email (the "Form submission notice" system email, editable in Admin →
+    Email): every answer under its label, and a link to the contact's page."""
+    contact_url = external_url("admin.contacts_show", contact_id=contact.id)
     for address in definition.notify:
-        mail.send(address, f"New submission of {definition.title} on {context['site']}", html,
-                  text=text, headers={"Reply-To": contact.email, "From": mail.sender(
-                      context["site"])}, contact_id=contact.id)
+        system_emails.send_system(
+            system_emails.SUBMISSION_NOTICE, address, contact,
+            answers=answers(definition, submission), headers={"Reply-To": contact.email},
+            form_title=definition.title, contact_url=contact_url,
+            page_url=submission.page_url or "")
 
 
 def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
-    """The double opt-in email with its signed link, for the subscriptions that have had none
+    """The double opt-in email with its signed link (the "Subscription confirmation" system
+    email, editable in Admin → Email), for the subscriptions that have had none
     within `FORM_CONFIRMATION_RESEND_SECONDS`: a visitor who sends the form again and again
     (or two browsers at once) gets one email, and another only once that much time has passed.
     Claimed in the transaction that queues the email (see `store.claim_confirmations`)."""
@@ -108,11 +108,9 @@ def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
                                    .order_by(Subscription.id)))
     token = security.sign("confirm", [s.id for s in subs])
     link = external_url("forms.confirm", token=token)
-    site = site_name()
-    html = render_template("forms/email/confirm.html", contact=contact, link=link, site=site,
-                           lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
-    mail.send(contact.email, f"Please confirm your subscription to {site}", html,
-              headers={"From": mail.sender(site)}, contact_id=contact.id)
+    system_emails.send_system(
+        system_emails.CONFIRMATION, contact.email, contact, confirm_url=link,
+        lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
 
 
 def form_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:

@@ -58,6 +58,9 @@ class EmailTemplate(db.Model):
     # mail (receipts, opt-in links) reaches people who unsubscribed from marketing; a
     # snapshot is a frozen copy of a template as a campaign sent it (never edited, not listed).
     kind: Mapped[str] = mapped_column(String(15), default="marketing")
+    # The slug of a system email (`engine.mail.system_emails`: "system-confirmation"...), which
+    # the engine sends itself and which cannot be deleted; "" for an editor's own template.
+    system: Mapped[str] = mapped_column(String(40), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str] = mapped_column(String(320), default="")

@@ -13,10 +13,9 @@ import nh3
 from engine.db import db
 from engine.jobs import outbox
 from engine.mail.models import MailMessage
-from engine.mail.settings import transport_config
+from engine.mail.settings import ENGINE_NAME, transport_config
 from engine.mail.tokens import domain_of
 
-ENGINE_NAME = "Magnet"  # the display name of the default MAIL_FROM
 BATCH = 200  # messages per `mail.send` job: one SMTP connection serves the whole batch
 _inliner = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 

@@ -1,6 +1,10 @@
 """Transport settings: the configuration's `MAIL_*` values, overridden by what an owner saved in
 the admin (`MailSetting` rows, one per field that was changed there).
 
+The sender (`MAIL_FROM`) has one place in the admin: the sender name and address of the site
+settings (Admin → Site settings), each falling back to the configuration's (or to a From saved
+on the Mail settings page before the site settings had one) when left empty.
+
 A field never saved in the admin keeps following the configuration, so a deployment that sets
 `MAGNET_MAIL_HOST` still controls the host until someone changes it on the page. The SMTP
 password is stored encrypted with a key derived from `SECRET_KEY` (a database dump alone does
@@ -15,13 +19,14 @@ import hashlib
 import logging
 import re
 from datetime import date, datetime
-from email.utils import parseaddr
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app, g
 from sqlalchemy import select
 
+from engine.content.models import SiteSetting
 from engine.db import db
 from engine.mail.models import MailSetting
 
@@ -32,6 +37,7 @@ FIELDS = ("host", "port", "security", "username", "password", "from", "rate_per_
           "rate_per_hour", "warmup", "warmup_start")
 _WARMUP_STEP = re.compile(r"^\s*(?:day\s*)?(\d{1,4})\s*[:=]\s*(\d{1,9})\s*$", re.I)
 _CACHE = "_magnet_mail_transport"
+ENGINE_NAME = "Magnet"  # the display name of the default MAIL_FROM, which means nothing to readers
 
 
 class SettingsError(ValueError):
@@ -199,12 +205,37 @@ def saved() -> dict[str, Any]:
     return {row.key: row.value for row in rows}
 
 
+def configured_sender(stored: dict[str, Any] | None = None) -> str:
+    """The From the site's sender falls back to: one saved on the Mail settings page by an
+    earlier version, else `MAIL_FROM` as configured."""
+    stored = saved() if stored is None else stored
+    return str(stored.get("from") or current_app.config.get("MAIL_FROM") or "")
+
+
+def site_sender(fallback: str) -> str:
+    """The From of every email the site sends: the site settings' sender name and address,
+    each one `fallback`'s when not set there (a name-less or engine-named fallback gives the
+    site's name, which is what readers know)."""
+    rows = db.session.scalars(select(SiteSetting).where(
+        SiteSetting.key.in_(("sender_name", "sender_email", "name"))))
+    chosen = {row.key: " ".join(str(row.value or "").split()) for row in rows}
+    if not (chosen.get("sender_name") or chosen.get("sender_email")):
+        return fallback
+    name, address = parseaddr(fallback)
+    if not name or name == ENGINE_NAME:
+        name = chosen.get("name") or str(current_app.config.get("SITE_NAME") or name)
+    return formataddr((chosen.get("sender_name") or name, chosen.get("sender_email") or address),
+                      charset="utf-8")
+
+
 def effective() -> dict[str, Any]:
-    """Every field: saved in the admin, else from the configuration (password in clear)."""
+    """Every field: saved in the admin, else from the configuration (password in clear); the
+    From is the site's sender (`site_sender`)."""
     values = from_config(current_app.config)
     stored = saved()
     for key, value in stored.items():
         values[key] = decrypt(value) if key == "password" else value
+    values["from"] = site_sender(configured_sender(stored))
     return values
 
 

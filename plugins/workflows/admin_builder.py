@@ -63,7 +63,8 @@ def _choices(workflow: Workflow, draft: dict[str, Any]) -> dict[str, Any]:
         "kinds": STEP_KINDS, "wait_modes": WAIT_LABELS, "units": UNITS, "stages": STAGES,
         "unmet": dict(zip(GOAL_UNMET, ("wait until it is", "go on", "exit"), strict=True)),
         "templates": list(db.session.execute(select(EmailTemplate.id, EmailTemplate.name)
-                                             .where(EmailTemplate.kind != "snapshot")
+                                             .where(EmailTemplate.kind != "snapshot",
+                                                    EmailTemplate.system == "")
                                              .order_by(EmailTemplate.name))),
         "email_steps": [(k, admin_words.step(s)) for k, s in steps.items()
                         if s["kind"] == "send_email"],

@@ -18,6 +18,7 @@ from engine.admin.views import (  # noqa: F401
     plugins,
     segment_builder,
     segments,
+    site_settings,
     themes,
     users,
 )

@@ -1,6 +1,6 @@
-"""Mail settings (owners only): the SMTP server, its security and credentials, the From
-address, sending rates and a warm-up schedule, saved over the configuration's `MAIL_*`
-values (`engine.mail.settings`), and a button that sends a test email with them.
+"""Mail settings (owners only): the SMTP server, its security and credentials, sending rates
+and a warm-up schedule, saved over the configuration's `MAIL_*` values (`engine.mail.settings`),
+and a button that sends a test email with them. The sender is set under Site settings.
 
 Only the fields an owner changes are stored, so saving the page untouched changes nothing and
 a field never changed here keeps following the configuration. The password is never shown:
@@ -26,7 +26,8 @@ from engine.mail import settings as mail_settings
 from engine.mail.settings import FIELDS, SettingsError, clean
 
 TEST_TIMEOUT = 10  # seconds to connect and talk to the SMTP server
-SHOWN = tuple(f for f in FIELDS if f != "password")
+# The sender is set in the site settings (one place for it), not here.
+SHOWN = tuple(f for f in FIELDS if f not in ("password", "from"))
 
 
 def _shown(values: dict[str, Any]) -> dict[str, str]:
@@ -43,7 +44,7 @@ def _page(values: dict[str, str], errors: dict[str, str] | None = None,
           status: int = 200) -> Any:
     current = mail_settings.effective()
     return render_template("admin/mail_settings.html", values=values, errors=errors or {},
-                           has_password=bool(current["password"]),
+                           has_password=bool(current["password"]), sender=current["from"],
                            saved=mail_settings.saved(), me=current_user.email), status
 
 

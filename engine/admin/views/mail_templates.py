@@ -39,7 +39,7 @@ from engine.contacts.service import (
     custom_fields,
 )
 from engine.db import db, write
-from engine.mail import previews, rendering
+from engine.mail import previews, rendering, system_emails
 from engine.mail.models import EmailTemplate, Mailing
 from engine.web import CONTENT_SECURITY_POLICY
 from engine.web.ratelimit import limiter
@@ -85,8 +85,13 @@ class Draft:
                    format=form.get("format") or "",
                    body=(form.get("body") or "").replace("\r\n", "\n"))
 
-    def check(self, template_id: int | None) -> bool:
-        """Fill `errors`; True when the draft can be saved."""
+    def check(self, template: EmailTemplate | None) -> bool:
+        """Fill `errors`; True when the draft can be saved. A system email keeps its kind
+        (transactional), knows its own names and must use the required ones."""
+        template_id = template.id if template is not None else None
+        system = system_emails.spec(template)
+        if system is not None:
+            self.kind = "transactional"
         errors: dict[str, list[str]] = {}
         if not self.name:
             errors["name"] = ["Give the template a name."]
@@ -102,8 +107,13 @@ class Draft:
             errors["format"] = ["Choose Markdown or HTML."]
         else:
             for problem in rendering.validate(subject=self.subject, preheader=self.preheader,
-                                              body=self.body, format=self.format):
+                                              body=self.body, format=self.format,
+                                              extra_names=system.names if system else ()):
                 errors.setdefault(problem.field, []).append(str(problem))
+        for name in system_emails.missing_required(system, self.subject, self.body) \
+                if system else []:
+            errors.setdefault("body", []).append(
+                f"this email must contain {{{{ {name} }}}}: {system.names[name]}")
         self.errors = errors
         return not errors
 
@@ -124,13 +134,17 @@ def _chosen_contact() -> tuple[Contact | None, str, str]:
 
 
 def _preview(email: rendering.CompiledEmail | None, contact: Contact | None, note: str,
-             preheader: str = "") -> Preview:
+             preheader: str = "", template: EmailTemplate | None = None) -> Preview:
     values, who = previews.values_for(contact, "#")
     preview = Preview(who=who, note=note, contact_id=contact.id if contact else None)
     if email is None:
         return preview
+    html_extra, text_extra = system_emails.preview_values(template)
     try:
-        rendered = email.render(values)
+        rendered = email.render(values | html_extra)
+        if text_extra is not html_extra:
+            rendered = rendering.RenderedEmail(rendered.subject, rendered.html,
+                                               email.render(values | text_extra).text)
         preview.preheader = rendering.render_line(preheader, values)
     except rendering.TemplateRenderError as exc:
         preview.note = f"This contact's values cannot be used in this template: {exc}"
@@ -145,6 +159,7 @@ def _page(template: EmailTemplate | None, draft: Draft, preview: Preview, typed:
     html = render_template("admin/mail_template_edit.html", template=template, draft=draft,
                            preview=preview, contact_typed=typed, unsaved=unsaved,
                            recent=previews.recent_contacts(), kinds=KINDS, formats=FORMAT_LABELS,
+                           system=system_emails.spec(template),
                            can_edit=current_user.can("editor"), test_limit=TEST_LIMIT,
                            custom_keys=sorted(custom_fields()),
                            used_by=_used_by(template.id) if template is not None else [])
@@ -212,8 +227,8 @@ def mail_templates_edit(template_id: int) -> Any:
     template = _editable_or_404(template_id)
     contact, typed, note = _chosen_contact()
     return _page(template, Draft.of(template),
-                 _preview(rendering.compiled(template), contact, note, template.preheader),
-                 typed)
+                 _preview(rendering.compiled(template), contact, note, template.preheader,
+                          template), typed)
 
 
 @bp.post("/mail/templates/new")
@@ -232,9 +247,9 @@ def _save(template: EmailTemplate | None) -> Any:
     """Save (then redirect), or show the draft's preview without saving ("Preview")."""
     draft = Draft.posted()
     contact, typed, note = _chosen_contact()
-    valid = draft.check(template.id if template else None)
+    valid = draft.check(template)
     if request.form.get("action") == "preview" or not valid:
-        preview = _preview(_compile(draft), contact, note, draft.preheader)
+        preview = _preview(_compile(draft), contact, note, draft.preheader, template)
         if not valid:
             flash("Fix what is marked below." if request.form.get("action") == "preview"
                   else "Not saved: fix what is marked below.", "error")
@@ -279,7 +294,8 @@ def mail_templates_test(template_id: int) -> Any:
     home = current_app.config.get("SITE_URL", "").rstrip("/")
     values, who = previews.values_for(contact, f"{home}/#email-test" if home else "#")
     try:
-        rendered = rendering.compiled(template).render(values)
+        rendered = system_emails.render(template, values,
+                                        *system_emails.preview_values(template))
     except rendering.TemplateRenderError as exc:
         flash(f"Not sent: this contact's values cannot be used in this template ({exc}).",
               "error")
@@ -298,6 +314,10 @@ def mail_templates_test(template_id: int) -> Any:
 @require_role("editor")
 def mail_templates_delete(template_id: int) -> Any:
     template = _editable_or_404(template_id)
+    if template.system:
+        flash(f"Not deleted: “{template.name}” is a system email the site sends itself. "
+              "Reset it to undo your changes.", "error")
+        return redirect(url_for("admin.mail_templates_edit", template_id=template.id))
     used = _used_by(template.id)
     if used:
         shown = ", ".join(used[:3]) + (" and more" if len(used) > 3 else "")
@@ -310,3 +330,21 @@ def mail_templates_delete(template_id: int) -> Any:
         audit.record(current_user, "mail_template.delete", name, {"id": template_id})
     flash(f"Template “{name}” deleted.")
     return redirect(url_for("admin.mail_templates_list"))
+
+
+@bp.post("/mail/templates/<int:template_id>/reset")
+@require_role("editor")
+def mail_templates_reset(template_id: int) -> Any:
+    """A system email back to the engine's text (its subject and body)."""
+    template = _editable_or_404(template_id)
+    if not template.system:
+        abort(404)
+    with write():
+        old = {"subject": template.subject, "body": template.body}
+        system_emails.reset(template)
+        template.updated_by = current_user.email
+        audit.record(current_user, "mail_template.reset", template.name,
+                     {"id": template.id, "old": old,
+                      "new": {"subject": template.subject, "body": template.body}})
+    flash(f"“{template.name}” is back to the default text.")
+    return redirect(url_for("admin.mail_templates_edit", template_id=template.id))
