@@ -1,7 +1,7 @@
 """A post's feature image
 
 Revision ID: 545a4dea1d81
-Revises: 9b2f4c6d8e01
+Revises: c4d7e2a9f310
 Create Date: 2026-12-02 19:10:00
 """
 import sqlalchemy as sa

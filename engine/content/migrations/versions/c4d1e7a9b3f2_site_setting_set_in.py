@@ -1,7 +1,7 @@
 """Where each site setting was last set: the content files or the admin
 
 Revision ID: c4d1e7a9b3f2
-Revises: c4d7e2a9f310
+Revises: 545a4dea1d81
 Create Date: 2026-12-02 19:15:00
 """
 import sqlalchemy as sa
