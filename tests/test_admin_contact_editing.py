@@ -124,9 +124,16 @@ def test_bad_values_are_refused_by_type_and_duplicates_link_to_the_contact(app):
                     "Topics: choose among the options", "VIP must be yes or no",
                     "Renewal must be a date"):
         assert message in html, message
+    response = _submit(editor, "/admin/contacts/new", {"email": "n@example.com",
+                                                       "new_list": "Not a slug!"})
+    assert response.status_code == 400 and "lowercase letters" in response.get_data(as_text=True)
     assert _counts(app) == before
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Contact)) == 1
+    viewer = signed_in(app, "viewer")
+    assert viewer.get("/admin/contacts/new").status_code == 403
+    assert viewer.post("/admin/contacts/1/edit", data={"csrf_token": token_for(viewer)}
+                       ).status_code == 403
     # The import checks the same way, with the same words.
     with app.app_context():
         report = import_csv(io.StringIO("email,team_size,vip\nx@example.com,lots,maybe\n"))
@@ -199,6 +206,15 @@ def test_notes_are_on_the_timeline_and_only_their_author_or_an_owner_changes_the
                                                  .order_by(AuditEntry.id))
                    if a.startswith("contact.note")]
         assert actions == ["contact.note.add", "contact.note.edit", "contact.note.delete"]
+    # Erasure (GDPR) deletes the notes and the values the audit log kept of them.
+    editor.post(f"/admin/contacts/{contact.id}/notes",
+                data={"csrf_token": token, "body": "Zqsecret plans"})
+    editor.post(f"/admin/contacts/{contact.id}/erase",
+                data={"csrf_token": token, "confirm": "erase"})
+    with app.app_context():
+        assert db.session.scalars(select(ContactNote)).all() == []
+        assert not [e for e in db.session.scalars(select(AuditEntry))
+                    if "Zqsecret" in str(e.details) or "Demo booked" in str(e.details)]
 
 
 def test_company_pages_and_matching_by_domain(app):
@@ -219,6 +235,7 @@ def test_company_pages_and_matching_by_domain(app):
     assert gmail.status_code == 302
     page = viewer.get(f"/admin/companies/{acme_id}").get_data(as_text=True)
     assert "acme.com" in page and f'href="/admin/contacts/{dee.id}"' in page
+    assert viewer.get(f"/admin/companies/{acme_id}/edit").status_code == 403
     assert "contact created" in page  # the activity of its contacts
 
     # Off (the default): a new contact at acme.com is not linked.
@@ -248,3 +265,23 @@ def test_company_pages_and_matching_by_domain(app):
         assert db.session.get(Company, acme_id) is None
         assert db.session.scalar(select(func.count()).select_from(Contact).where(
             Contact.email.like("%@acme.com"), Contact.company_id.is_(None))) == 4
+
+
+def test_segments_read_yes_no_and_several_choice_fields(app):
+    from engine.segments.service import count_matching
+    _fields(app)
+    with app.app_context(), write():
+        for email, values in (("a@example.com", {"vip": "yes", "topics": "seo;ads"}),
+                              ("b@example.com", {"vip": "no", "topics": "email"}),
+                              ("c@example.com", {})):
+            service.upsert(email, values)
+
+    def count(**condition):
+        definition = {"match": "all", "groups": [{"match": "all", "conditions": [
+            {"kind": "field", **condition}]}]}
+        with app.app_context():
+            return count_matching(definition)
+    assert count(field="vip", op="equals", value="true") == 1
+    assert count(field="vip", op="equals", value="false") == 1
+    assert count(field="vip", op="is_empty") == 1
+    assert count(field="topics", op="contains", value="ads") == 1

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
-from engine import events, plugins
+from engine import audit, events, plugins
 from engine.contacts.merge import merges_of
 from engine.contacts.models import (
     Contact,
@@ -147,6 +147,8 @@ def erase_contact(contact_id: int, actor: str) -> int:
         session.execute(delete(Visitor).where(Visitor.contact_id.in_(ids)))
         session.execute(delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
         session.execute(delete(ContactNote).where(ContactNote.contact_id.in_(ids)))
+        # The admin's edits and notes were audited with their values: those go too.
+        audit.forget_values([f"contact {i}" for i in ids])
         session.execute(update(Subscription).where(Subscription.contact_id.in_(ids))
                         .values(status="unsubscribed", source=""))
         # What the merges kept to undo them is personal data too; erased, they cannot be undone.

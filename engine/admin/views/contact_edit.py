@@ -114,6 +114,15 @@ def _page(contact: Contact | None, values: dict[str, Any], errors: dict[str, str
         lists=_known_lists(contact.id if contact else None)), status
 
 
+def _check_new_list(slug: str) -> None:
+    """A list typed in "Subscribe to a new list": one that exists keeps its slug."""
+    if slug and slug not in _known_lists(None):
+        try:
+            lists.check_slug(slug)
+        except ContactError as exc:
+            raise editing.Invalid({"new_list": str(exc)}) from None
+
+
 def _editable(contact_id: int) -> Contact:
     contact = db.get_or_404(Contact, contact_id)
     if contact.status in ("merged", "erased"):
@@ -132,8 +141,7 @@ def contacts_new() -> Any:
 def contacts_create() -> Any:
     edit, values = _posted(None)
     try:
-        if values["new_list"]:
-            lists.check_slug(values["new_list"])
+        _check_new_list(values["new_list"])
         contact = editing.create(edit, current_user, _owners())
     except editing.Invalid as exc:
         return _page(None, values, exc.errors, exc.existing, 400)
@@ -156,8 +164,7 @@ def contacts_update(contact_id: int) -> Any:
     contact = _editable(contact_id)
     edit, values = _posted(contact)
     try:
-        if values["new_list"]:
-            lists.check_slug(values["new_list"])
+        _check_new_list(values["new_list"])
         changes = editing.update(contact, edit, current_user, _owners())
     except editing.Invalid as exc:
         return _page(contact, values, exc.errors, exc.existing, 400)

@@ -112,6 +112,8 @@ class Builder:
 
     def choices_of(self, name: str) -> list[str]:
         defined = self.custom.get(name)
+        if defined is not None and defined.type == "boolean":
+            return ["true", "false"]
         return list(defined.choices or []) if defined is not None else []
 
     def properties(self, event: str) -> list[tuple[str, str]]:
