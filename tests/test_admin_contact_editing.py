@@ -52,14 +52,16 @@ def test_an_editor_adds_and_edits_a_contact_with_events_audit_and_no_invented_co
     response = _submit(editor, "/admin/contacts/new", {
         "email": " Ann@Example.COM ", "first_name": "Ann", "last_name": "Lee",
         "company": "Acme Ltd", "lifecycle_stage": "lead", "custom.team_size": "12",
-        "custom.topics": ["seo", "ads"], "custom.vip": "yes", "tags": "vip, trade-fair",
+        "custom.topics": ["seo", "ads"], "custom.vip": "yes", "custom.plan": "pro",
+        "tags": "vip, trade-fair",
         "new_list": "newsletter", "owner_id": "1"})
     assert response.status_code == 302, response.get_data(as_text=True)
     with app.app_context():
         ann = db.session.scalar(select(Contact).where(Contact.email == "ann@example.com"))
         assert (ann.first_name, ann.company.name, ann.lifecycle_stage, ann.owner_id) == \
             ("Ann", "Acme Ltd", "lead", 1)
-        assert ann.custom == {"team_size": 12, "topics": ["seo", "ads"], "vip": True}
+        assert ann.custom == {"team_size": 12, "topics": ["seo", "ads"], "vip": True,
+                              "plan": "pro"}
         assert ann.consent == "unknown" and ann.consent_at is None  # nobody said they agreed
         assert sorted(t.name for t in ann.tags) == ["trade-fair", "vip"]
         assert db.session.scalar(select(Subscription.status).where(
@@ -77,6 +79,10 @@ def test_an_editor_adds_and_edits_a_contact_with_events_audit_and_no_invented_co
     response = _submit(editor, f"/admin/contacts/{contact_id}/edit", {})
     assert response.status_code == 302
     assert "Nothing changed" in editor.get(response.location).get_data(as_text=True)
+    assert _counts(app) == before
+    with app.app_context(), write():  # "pro" is no longer offered: a value kept stays
+        service.define_field("plan", "Plan", "choice", ["free", "team"])
+    assert _submit(editor, f"/admin/contacts/{contact_id}/edit", {}).status_code == 302
     assert _counts(app) == before
 
     # A real edit: stage, a cleared field, a tag removed, the list left, consent vouched for.

@@ -46,6 +46,9 @@ class Edit:
     lists: dict[str, str] = field(default_factory=dict)  # slug: status, "" for not on it
     owner_id: int | None = None
     consent_text: str | None = None  # how the person agreed, when the editor says they did
+    # Custom values submitted as they were shown: kept as stored, not checked again (a choice
+    # since taken off the field's options stays until someone changes it).
+    kept: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +76,9 @@ def check(edit: Edit, contact: Contact | None, owners: dict[int, str]) -> Clean:
     values: dict[str, Any] = {}
     for key, value in edit.values.items():
         if key not in EDITED and key != "company" and key not in fields:
+            continue
+        if key in edit.kept and key in fields:
+            values[key] = edit.kept[key]
             continue
         try:
             values.update(clean_values({key: value}, fields))

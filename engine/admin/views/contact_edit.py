@@ -73,13 +73,15 @@ def _posted(contact: Contact | None) -> tuple[editing.Edit, dict[str, Any]]:
     fields = active_fields()
     values: dict[str, Any] = {key: (form.get(key) or "")[:2000] for key in EDITED}
     typed: dict[str, Any] = {key: values[key] for key in EDITED if key != "email"}
+    kept: dict[str, Any] = {}
     for key, field in fields.items():
         name = f"custom.{key}"
         raw: Any = form.getlist(name) if field.type == "multi_choice" else form.get(name, "")
         values[name] = raw
+        typed[key] = raw
         current = (contact.custom or {}).get(key) if contact is not None else None
-        # A value kept as it was is not checked again (an option since removed stays).
-        typed[key] = current if contact is not None and raw == shown(current, field) else raw
+        if contact is not None and raw == shown(current, field):
+            kept[key] = current
     values["tags"] = (form.get("tags") or "")[:5000]
     tags = [t for t in values["tags"].replace(";", ",").split(",")]
     owner = form.get("owner_id") or ""
@@ -96,7 +98,7 @@ def _posted(contact: Contact | None) -> tuple[editing.Edit, dict[str, Any]]:
     values["consent_text"] = (form.get("consent_text") or "")[:500]
     edit = editing.Edit(email=values["email"], values=typed, tags=tags, lists=wanted,
                         owner_id=int(owner) if owner.isdigit() else None,
-                        consent_text=values["consent_text"] if agreed else None)
+                        consent_text=values["consent_text"] if agreed else None, kept=kept)
     return edit, values
 
 
