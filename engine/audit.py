@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, Integer, String, select
+from sqlalchemy import JSON, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow, write
@@ -52,6 +52,18 @@ def record(actor: Any, action: str, target: Any = "",
     with write() as session:
         session.add(entry)
     return entry
+
+
+def forget_values(targets: list[str]) -> int:
+    """Empty the details of the entries about these targets, inside the caller's `write()`:
+    a person erased (GDPR) leaves no old or new values of theirs here, while who did what,
+    and when, stays. Returns how many entries were emptied."""
+    if not targets:
+        return 0
+    with write() as session:
+        result = session.execute(update(AuditEntry).where(AuditEntry.target.in_(targets))
+                                 .values(details={"erased": True}))
+    return int(result.rowcount or 0)
 
 
 def recent(limit: int = 100, before_id: int | None = None,

@@ -139,3 +139,34 @@ def test_content_items_get_an_empty_feature_image_with_data(make_app):
         row = connection.execute(text(
             "SELECT body, social_image, feature_image FROM content_item")).one()
     assert tuple(row) == ("Text", "/x.png", "")
+
+
+@pytest.mark.both_backends
+def test_fields_become_the_contacts_own_and_contacts_keep_their_lists(make_app):
+    """Adding owners, notes and typed fields of companies keeps every contact's lists and tags
+    (a rebuilt `contacts` table on SQLite would have deleted them) and makes the fields defined
+    so far the contacts' own."""
+    from sqlalchemy import text
+    app = make_app(fresh_db=True)
+    _at_revision(app, "7d3e9a1c2b45")
+    now = "2026-01-01 00:00:00+00:00"
+    with app.app_context(), locking(), db.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO contacts (id, email, first_name, last_name, phone, job_title, country,"
+            " lifecycle_stage, custom, consent, consent_proof, first_touch, last_touch, status,"
+            " created_at, updated_at) VALUES (1, 'a@example.com', '', '', '', '', '',"
+            " 'subscriber', '{\"plan\": \"pro\"}', 'unknown', '{}', '{}', '{}', 'active', :now,"
+            " :now)"), {"now": now})
+        connection.execute(text(
+            "INSERT INTO list_subscriptions (id, contact_id, list_slug, status, source,"
+            " created_at) VALUES (1, 1, 'news', 'subscribed', 'form:news', :now)"), {"now": now})
+        connection.execute(text("INSERT INTO contact_fields (key, label, type, choices) VALUES"
+                                " ('plan', 'Plan', 'choice', '[\"free\", \"pro\"]')"))
+    migrate.upgrade(app)
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.execute(text("SELECT status FROM list_subscriptions")).scalar_one() \
+            == "subscribed"
+        assert tuple(connection.execute(text(
+            "SELECT entity, key, label, position, retired FROM contact_fields")).one()) \
+            in (("contact", "plan", "Plan", 0, False), ("contact", "plan", "Plan", 0, 0))
+        assert connection.execute(text("SELECT owner_id FROM contacts")).scalar_one() is None

@@ -110,7 +110,7 @@ def field_type(name: str) -> str:
     if name in STANDARD_FIELDS:
         return STANDARD_FIELDS[name]
     defined = custom_fields().get(name)
-    return {"number": "number", "date": "date", "choice": "choice"}.get(
+    return {"number": "number", "date": "date", "choice": "choice", "boolean": "choice"}.get(
         defined.type if defined else "", "text")
 
 

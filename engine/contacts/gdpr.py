@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
-from engine import events, plugins
+from engine import audit, events, plugins
 from engine.contacts.merge import merges_of
 from engine.contacts.models import (
     Contact,
     ContactMerge,
+    ContactNote,
     ContactTag,
     Subscription,
     Visitor,
@@ -55,7 +56,7 @@ def _places() -> list[PersonalData]:
 
 
 def _person(contact_id: int) -> Person:
-    ids = _merged_ids(contact_id)
+    ids = merged_ids(contact_id)
     people = list(db.session.execute(select(Contact.email).where(Contact.id.in_(ids))).scalars())
     browsers = list(db.session.scalars(select(Visitor.id).where(Visitor.contact_id.in_(ids))))
     return Person(contact_ids=ids, visitor_ids=browsers, emails=people)
@@ -65,7 +66,7 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _merged_ids(contact_id: int) -> list[int]:
+def merged_ids(contact_id: int) -> list[int]:
     """The contact and every contact merged into it, so their data comes along."""
     ids, frontier = [contact_id], [contact_id]
     while frontier:
@@ -99,6 +100,10 @@ def export_contact(contact_id: int) -> dict[str, Any]:
                      for a in db.session.scalars(select(Activity)
                                                  .where(Activity.contact_id.in_(ids))
                                                  .order_by(Activity.occurred_at))],
+        "notes": [{"by": n.author, "at": _iso(n.created_at), "text": n.body}
+                  for n in db.session.scalars(select(ContactNote)
+                                              .where(ContactNote.contact_id.in_(ids))
+                                              .order_by(ContactNote.created_at))],
         "merges": [{"winner": m.winner_id, "loser": m.loser_id, "by": m.actor,
                     "at": _iso(m.created_at), "undone_at": _iso(m.undone_at)}
                    for m in merges_of(contact_id)],
@@ -141,6 +146,9 @@ def erase_contact(contact_id: int, actor: str) -> int:
         browsers = list(session.scalars(select(Visitor.id).where(Visitor.contact_id.in_(ids))))
         session.execute(delete(Visitor).where(Visitor.contact_id.in_(ids)))
         session.execute(delete(ContactTag).where(ContactTag.contact_id.in_(ids)))
+        session.execute(delete(ContactNote).where(ContactNote.contact_id.in_(ids)))
+        # The admin's edits and notes were audited with their values: those go too.
+        audit.forget_values([f"contact {i}" for i in ids])
         session.execute(update(Subscription).where(Subscription.contact_id.in_(ids))
                         .values(status="unsubscribed", source=""))
         # What the merges kept to undo them is personal data too; erased, they cannot be undone.

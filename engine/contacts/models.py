@@ -10,12 +10,15 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -25,6 +28,8 @@ from engine.db import UTCDateTime, db, utcnow
 LIFECYCLE_STAGES = ("subscriber", "lead", "marketing_qualified", "sales_qualified",
                     "opportunity", "customer", "evangelist", "other")
 CONSENT_STATES = ("unknown", "granted", "withdrawn")
+FIELD_TYPES = ("text", "number", "date", "choice", "multi_choice", "boolean")
+FIELD_ENTITIES = ("contact", "company")
 
 
 
@@ -71,6 +76,11 @@ class Contact(db.Model):
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"),
                                                    index=True)
     lifecycle_stage: Mapped[str] = mapped_column(String(30), default="subscriber")
+    # The admin user responsible for this person: a `users.id` of the auth concern, kept as a
+    # plain integer like `audit_log.actor_id` (accounts are deactivated, never deleted, so it
+    # cannot dangle). A database reference would need `contacts` rebuilt on SQLite, and
+    # dropping the old table there deletes every subscription and tag (ON DELETE CASCADE).
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
     custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     consent: Mapped[str] = mapped_column(String(10), default="unknown")
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -107,14 +117,47 @@ Index("ix_contacts_stage_id", Contact.lifecycle_stage, Contact.id)
 
 
 class CustomField(db.Model):
-    """A typed custom field; values live in `Contact.custom` and are validated against this."""
+    """A typed custom field of contacts or companies; values live in `Contact.custom` /
+    `Company.custom` and are checked against this wherever they are written.
+
+    The key is what the data is stored under, so it never changes; the label does. A retired
+    field is hidden from forms and editing, while the values stored under it stay (it can be
+    restored)."""
 
     __tablename__ = "contact_fields"
 
+    entity: Mapped[str] = mapped_column(String(10), primary_key=True, default="contact")
     key: Mapped[str] = mapped_column(String(60), primary_key=True)
     label: Mapped[str] = mapped_column(String(150))
-    type: Mapped[str] = mapped_column(String(10), default="text")  # text, number, date, choice
+    type: Mapped[str] = mapped_column(String(20), default="text")  # see FIELD_TYPES
     choices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retired: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ContactNote(db.Model):
+    """A note an admin user wrote on a contact. The author's email is copied so the note
+    outlives the account; only its author or an owner may change it."""
+
+    __tablename__ = "contact_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author: Mapped[str] = mapped_column(String(254), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ContactSetting(db.Model):
+    """The contact store's own settings, set by owners (e.g. matching companies by domain)."""
+
+    __tablename__ = "contact_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
 
 
 class Subscription(db.Model):

@@ -16,12 +16,14 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import events
 from engine.contacts import store
 from engine.contacts.identity import resolve
 from engine.contacts.models import (
+    FIELD_ENTITIES,
+    FIELD_TYPES,
     LIFECYCLE_STAGES,
     Company,
     Contact,
@@ -75,16 +77,23 @@ def _checked_domain(domain: str) -> str:
         return f"!{exc}"
 
 
+BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "on": True, "y": True,
+                 "false": False, "no": False, "0": False, "off": False, "n": False}
+
+
 def coerce_custom(field: CustomField, value: Any) -> Any:
-    """A custom field's value in its stored form, or a ContactError saying what is wrong."""
-    if value is None or value == "":
+    """A custom field's value in its stored form, or a ContactError saying what is wrong.
+
+    The one check of a custom value by its type, wherever it is written: the admin's forms,
+    imports, public forms and the workflows' steps."""
+    if value is None or value == "" or value == []:
         return None
     if field.type == "number":
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
             raise ContactError(f"{field.label} must be a number.", field.key) from None
-        if not number.is_finite():
+        if not number.is_finite() or abs(number) >= Decimal("1e15"):
             raise ContactError(f"{field.label} must be a number.", field.key)
         return int(number) if number == number.to_integral_value() else float(number)
     if field.type == "date":
@@ -98,6 +107,20 @@ def coerce_custom(field: CustomField, value: Any) -> Any:
         if str(value) not in field.choices:
             raise ContactError(f"{field.label}: choose one of the options offered.", field.key)
         return str(value)
+    if field.type == "multi_choice":
+        # A list from a form's checkboxes; "a;b" from a CSV cell (as the export writes lists).
+        items = value if isinstance(value, (list, tuple)) else str(value).split(";")
+        chosen = {str(item).strip() for item in items if str(item).strip()}
+        if chosen - set(field.choices):
+            raise ContactError(f"{field.label}: choose among the options offered.", field.key)
+        return [choice for choice in field.choices if choice in chosen] or None
+    if field.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        word = BOOLEAN_WORDS.get(str(value).strip().lower())
+        if word is None:
+            raise ContactError(f"{field.label} must be yes or no.", field.key)
+        return word
     text = str(value).strip()
     if len(text) > CUSTOM_VALUE_MAX:
         raise ContactError(f"{field.label} is too long.", field.key)
@@ -107,28 +130,51 @@ def coerce_custom(field: CustomField, value: Any) -> Any:
 FIELDS_CACHE_SECONDS = 2.0
 
 
-def custom_fields() -> dict[str, CustomField]:
-    """The custom field definitions, kept per process for a moment (read by every submission);
-    `define_field()` clears this process's copy at once."""
+def _definitions() -> dict[str, dict[str, CustomField]]:
+    """Every field definition by entity, kept per process for a moment (read by every
+    submission); `forget_fields()` clears this process's copy at once."""
     cache = current_app.extensions.setdefault("magnet.contacts.fields", {})
     now = time.monotonic()
     if now - cache.get("at", -FIELDS_CACHE_SECONDS) >= FIELDS_CACHE_SECONDS:
-        fields = {f.key: f for f in db.session.scalars(select(CustomField))}
-        for field in fields.values():
+        found: dict[str, dict[str, CustomField]] = {entity: {} for entity in FIELD_ENTITIES}
+        query = select(CustomField).order_by(CustomField.position, CustomField.label)
+        for field in db.session.scalars(query):
             db.session.expunge(field)
-        cache.update(at=now, fields=fields)
+            found.setdefault(field.entity, {})[field.key] = field
+        cache.update(at=now, fields=found)
     return cache["fields"]
 
 
+def forget_fields() -> None:
+    current_app.extensions.pop("magnet.contacts.fields", None)
+
+
+def custom_fields(entity: str = "contact") -> dict[str, CustomField]:
+    """The custom fields of contacts (or companies), retired ones included, in their order:
+    values stored under a retired field are still checked, shown and usable in segments."""
+    return _definitions().get(entity, {})
+
+
+def active_fields(entity: str = "contact") -> dict[str, CustomField]:
+    """The fields that forms and editing offer: those not retired, in their order."""
+    return {key: f for key, f in custom_fields(entity).items() if not f.retired}
+
+
 def define_field(key: str, label: str, type: str = "text",
-                 choices: list[str] | None = None) -> CustomField:
-    """Create or change a custom field definition (inside `write()`)."""
-    if type not in ("text", "number", "date", "choice"):
+                 choices: list[str] | None = None, *, entity: str = "contact") -> CustomField:
+    """Create or change a custom field definition (inside `write()`). A new one goes last."""
+    if type not in FIELD_TYPES:
         raise ContactError(f"unknown custom field type {type!r}")
-    field = db.session.get(CustomField, key) or CustomField(key=key)
+    if entity not in FIELD_ENTITIES:
+        raise ContactError(f"unknown entity {entity!r}")
+    field = db.session.get(CustomField, (entity, key))
+    if field is None:
+        last = db.session.scalar(select(func.max(CustomField.position))
+                                 .where(CustomField.entity == entity))
+        field = CustomField(entity=entity, key=key, position=(last or 0) + 1, retired=False)
     field.label, field.type, field.choices = label, type, list(choices or [])
     db.session.add(field)
-    current_app.extensions.pop("magnet.contacts.fields", None)
+    forget_fields()
     return field
 
 

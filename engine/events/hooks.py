@@ -25,6 +25,7 @@ ENGINE_TYPES = [
     EventType("list_joined", "Joined a list", {"list": S, "status": S}),
     EventType("list_left", "Left a list", {"list": S, "status": S}),
     EventType("stage_changed", "Changed lifecycle stage", {"old": S, "new": S}),
+    EventType("note_added", "Had a note written about them", {"note_id": N, "by": S}),
     EventType("contact_merged", "Had a duplicate merged in", {"merged": N, "by": S}),
     EventType("merge_undone", "Had a merge undone", {"restored": N, "by": S}),
     EventType("visitor_identified", "Was recognised on a browser", {"events": N}),

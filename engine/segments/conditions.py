@@ -136,6 +136,9 @@ def field_type(name: str) -> tuple[str, Any]:
     defined = custom_fields().get(name)
     if defined is None:
         raise ConditionError(f"There is no contact field “{name}”.")
+    if defined.type == "boolean":  # a choice of "true" or "false", read as JSON says it
+        return "choice", json_boolean(C.custom[name])
+    # A multi-choice field compares as the text of its JSON list ("contains" an option).
     kind = {"number": "number", "date": "date", "choice": "choice"}.get(defined.type, "text")
     value = C.custom[name]
     return kind, (value.as_float() if kind == "number" else value.as_string())

@@ -20,7 +20,8 @@ from engine import audit, plugins
 from engine.admin.blueprint import bp, row_id
 from engine.admin.columns import ContactColumn
 from engine.auth import require_role
-from engine.contacts import activity, gdpr, query
+from engine.auth.models import User
+from engine.contacts import activity, gdpr, notes, query
 from engine.contacts import merge as merging
 from engine.contacts.models import LIFECYCLE_STAGES, Contact, ContactMerge, Tag
 from engine.db import db
@@ -96,7 +97,10 @@ def contacts_show(contact_id: int) -> Any:
                            timeline=events[:TIMELINE_PER_PAGE], older=older,
                            paged=before is not None,
                            submissions=submissions_for([contact.id])[-50:],
-                           merges=merging.merges_of(contact.id))
+                           merges=merging.merges_of(contact.id),
+                           owner=db.session.get(User, contact.owner_id)
+                           if contact.owner_id else None,
+                           notes=notes.of(gdpr.merged_ids(contact.id)))
 
 
 @bp.post("/contacts/<int:contact_id>/merge")

@@ -57,7 +57,8 @@ class Builder:
 
     @cached_property
     def fields(self) -> list[tuple[str, str]]:
-        custom = sorted(((k, f.label) for k, f in self.custom.items()),
+        # A retired field is offered no more; a condition already on one keeps working.
+        custom = sorted(((k, f.label) for k, f in self.custom.items() if not f.retired),
                         key=lambda pair: pair[1].lower())
         return list(describe.FIELD_LABELS.items()) + custom
 
@@ -111,6 +112,8 @@ class Builder:
 
     def choices_of(self, name: str) -> list[str]:
         defined = self.custom.get(name)
+        if defined is not None and defined.type == "boolean":
+            return ["true", "false"]
         return list(defined.choices or []) if defined is not None else []
 
     def properties(self, event: str) -> list[tuple[str, str]]:
