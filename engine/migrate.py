@@ -18,9 +18,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.util import CommandError
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import Flask
 
 from engine.db import db, locking

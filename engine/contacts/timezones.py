@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from engine.contacts import store
 from engine.content.models import SiteSetting
 from engine.db import db
+from engine.zones import zone_named
 
 UTC = ZoneInfo("UTC")
 # Countries of several zones whose first row in `zone.tab` is not where most people live.
@@ -32,23 +33,6 @@ MOST_PEOPLE = {"AU": "Australia/Sydney", "BR": "America/Sao_Paulo", "CA": "Ameri
                "KI": "Pacific/Tarawa", "PS": "Asia/Hebron", "CY": "Asia/Nicosia"}
 FIELD = "timezone"  # the custom field a contact's zone may be kept in
 BROWSER_FIELD = "browser_timezone"  # the custom field of the zone their browser last reported
-
-
-@lru_cache(maxsize=512)
-def zone_named(name: str) -> ZoneInfo | None:
-    """The zone of this IANA name, or None when it is not one."""
-    name = (name or "").strip()
-    if not name or name not in _names():
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-@lru_cache(maxsize=1)
-def _names() -> frozenset[str]:
-    return frozenset(available_timezones())
 
 
 @lru_cache(maxsize=1)

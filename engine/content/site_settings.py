@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from engine.contacts.timezones import zone_named
 from engine.content import cache
 from engine.content.models import SiteSetting
 from engine.db import db
+from engine.zones import zone_named
 
 HEX = re.compile(r"#(?:[0-9a-f]{3}|[0-9a-f]{6})")
 LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z]{4})?(?:-(?:[a-z]{2}|[0-9]{3}))?"

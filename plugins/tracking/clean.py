@@ -25,8 +25,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import user_agents
 
-from engine.contacts.timezones import zone_named
 from engine.web import private_paths
+from engine.zones import zone_named
 
 EVENT_TYPES = ("page_view", "click", "download", "form_view")
 MAX_BODY = 4096
