@@ -123,9 +123,10 @@ def test_forms_imports_and_merges_keep_one_first_and_last_touch(app):
                 "page": "https://site.test/offer?utm_source=newsletter&utm_medium=email"
                         "&utm_campaign=spring", "referrer": "https://mail.example/"})
             store.save("jan@example.com", {}, source={"page": "https://site.test/pricing"})
+            store.save("jan@example.com", {}, source={"source": "api"})  # a shop's event
         jan = db.session.scalar(select(Contact).where(Contact.email == "jan@example.com"))
         jan_id = jan.id
-        assert jan.first_touch["channel"] == jan.last_touch["channel"] == "Email"  # direct
+        assert jan.first_touch["channel"] == jan.last_touch["channel"] == "Email"  # direct, API
         assert jan.first_touch["campaign"] == "spring"  # never hides a known source
         import_csv(io.StringIO("email,first_name\nold@example.com,Old\n"))
         old = db.session.scalar(select(Contact).where(Contact.email == "old@example.com"))

@@ -90,8 +90,8 @@ def heading(info: dict[str, Any]) -> str:
 
 
 def types_of(contact_id: int) -> list[tuple[str, str]]:
-    """`[(type, label)]` of the events this contact has, for the filter (most frequent types
-    first would reorder as events arrive; by label reads better)."""
+    """`[(type, label)]` of the kinds of event this contact has, for the filter: the most
+    frequent ones (at most `MAX_TYPES_LISTED`), in the order of their labels."""
     declared = all_types()
     names = db.session.scalars(select(Activity.type).where(Activity.contact_id == contact_id)
                                .group_by(Activity.type).order_by(func.count().desc())

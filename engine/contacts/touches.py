@@ -6,11 +6,13 @@ the referrer (a search engine is `organic`, a social site `social`, another site
 none or the site itself `(direct)` / `(none)`), and the channel groups them as analytics tools'
 default channel grouping does (Organic search, Paid search, Email, …).
 
-This module owns `contacts.first_touch` and `contacts.last_touch`: forms, imports, the events
-API (through `engine.contacts.store`), merges and the tracking plugin's visits all write through
-`remember`, so the earliest touch stays the first and a later one becomes the last — except
-that arriving directly never hides a known source (the "last non-direct touch" of analytics
-tools): a person who came from a newsletter and later typed the address keeps the newsletter.
+This module owns `contacts.first_touch` and `contacts.last_touch`, and its rules decide every
+write: forms and the events API (`engine.contacts.store.save` with `from_source` and
+`later_last`), imports (`from_source`), merges (`earlier_first`) and the tracking plugin's
+visits (`remember`). The earliest touch is the first, a later one becomes the last — except that
+arriving directly, or being imported or sent by the API, never hides a known source (the "last
+non-direct touch" of analytics tools): a person who came from a newsletter and later typed the
+address keeps the newsletter.
 """
 from __future__ import annotations
 
@@ -175,8 +177,12 @@ def from_source(source: Mapping[str, Any] | None, *, at: datetime | None = None
 
 
 def is_direct(touch: Mapping[str, Any]) -> bool:
-    return not touch or (touch.get("source", "(direct)"), touch.get("medium", "(none)")) in (
-        DIRECT, ("", ""), ("(direct)", ""))
+    """Whether a touch says nothing of where a person came from: a direct arrival, or a
+    contact reached without a visit (an import, an API call), which must not hide a campaign
+    as the latest source either."""
+    source, medium = touch.get("source", "(direct)"), touch.get("medium", "(none)")
+    return not touch or (source, medium) in (DIRECT, ("", ""), ("(direct)", "")) or (
+        str(source).lower() in OFFLINE and not medium)
 
 
 def _at(touch: Mapping[str, Any]) -> str:
