@@ -47,10 +47,10 @@ ENGINE_TYPES = [
     # Reported by the receiving side: an ESP's webhook, a bounce or a complaint (engine/mail).
     EventType("email_delivered", "Had an email delivered", {"mailing": S, "mailing_id": N}),
     EventType("email_opened", "Opened an email",
-              {"mailing": S, "mailing_id": N, "machine": B},
+              {"mailing": S, "mailing_id": N, "subject": S, "machine": B},
               sentence="Opened “{subject|mailing}” email"),
     EventType("email_clicked", "Clicked a link in an email",
-              {"mailing": S, "mailing_id": N, "url": S, "machine": B},
+              {"mailing": S, "mailing_id": N, "subject": S, "url": S, "machine": B},
               sentence="Clicked a link in “{subject|mailing}”"),
     EventType("email_bounced", "Had an email bounce",
               {"mailing": S, "mailing_id": N, "kind": S, "diagnostic": S}),
