@@ -27,6 +27,14 @@ from engine.db import db, locking
 
 ENGINE_DIR = Path(__file__).resolve().parent
 CORE_VERSION_TABLE = "alembic_version"
+# Search structures no model maps, made by the contacts' search migration (e4b7c2a9f813):
+# SQLite's FTS5 table `contacts_search` (and its shadow tables `contacts_search_*`), and
+# PostgreSQL's trigram indexes. Autogenerate must neither drop them nor report them.
+UNMAPPED = ("contacts_search", "ix_contacts_search_trgm", "ix_companies_name_trgm")
+
+
+def is_unmapped(name: str | None) -> bool:
+    return bool(name) and any(name == n or name.startswith(n + "_") for n in UNMAPPED)
 
 
 def branches(app: Flask) -> dict[str, Path]:

@@ -191,8 +191,8 @@ def test_the_hot_path_follows_merges_and_reopens_only_what_is_not_subscribed(app
                                                             {"job_title": ("", "CTO")})
         db.session.expire_all()
         kept = db.session.get(Contact, winner.id)
-        assert (kept.first_name, kept.job_title, kept.last_touch) == ("Keep", "CTO",
-                                                                      {"page": "/pricing"})
+        assert (kept.first_name, kept.job_title, kept.last_touch["landing_page"]) == (
+            "Keep", "CTO", "/pricing")
         assert db.session.get(Contact, loser.id).job_title == ""
 
         with write():

@@ -71,7 +71,8 @@ def test_a_submission_stores_contact_activity_identity_and_follow_ups_at_once(si
         assert submission.raw["email"] == "Jane@Example.com"  # as sent
         contact = db.session.get(Contact, submission.contact_id)
         assert contact.email == "jane@example.com" and contact.custom["role"] == "owner"
-        assert contact.first_touch["utm_campaign"] == "spring"
+        assert (contact.first_touch["source"], contact.first_touch["campaign"]) == ("news",
+                                                                                  "spring")
         assert contact.consent == "granted" and contact.consent_proof["form"] == "ebook"
         assert contact.consent_proof["text"].startswith("Send me the playbook")
         assert sorted(a.type for a in activity.timeline(contact.id)) == [

@@ -125,7 +125,7 @@ def test_click_redirects_only_to_the_signed_url(app, client):
 
 
 def test_the_pixel_is_always_a_gif_and_only_human_opens_count(app, client):
-    send_id, _ = _send(app)
+    send_id, _ = _send(app, subject="Welcome")
     with app.app_context():
         path = tokens.open_url(send_id).removeprefix("http://localhost")
     bad = client.get("/email/o/123.forged.gif")
@@ -141,6 +141,7 @@ def test_the_pixel_is_always_a_gif_and_only_human_opens_count(app, client):
     client.get(path, headers={"User-Agent": BROWSER})
     assert _row(app, send_id).opened_at == first  # the first human open is kept
     assert [e["machine"] for e in _events(app, "email_opened")] == [True, False, False]
+    assert {e["subject"] for e in _events(app, "email_opened")} == {"Welcome"}  # for people
 
 
 @pytest.mark.parametrize("how", ["scanner", "too_soon", "honeypot", "head"])

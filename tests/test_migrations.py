@@ -16,7 +16,9 @@ def test_every_branch_upgrades_an_empty_database_and_matches_the_models(make_app
     with app.app_context(), db.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = [d for d in compare_metadata(context, db.metadata)
-                       if not (d[0] == "remove_table" and d[1].name.startswith("alembic_version"))]
+                       if not (d[0] in ("remove_table", "remove_index") and (
+                           d[1].name.startswith("alembic_version")
+                           or migrate.is_unmapped(d[1].name)))]
     assert differences == [], "models and migrations differ; run `magnet db revision <label>`"
 
 

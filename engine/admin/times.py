@@ -16,8 +16,14 @@ def _zone() -> ZoneInfo:
     return g.magnet_site_zone
 
 
-def site_time(moment: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
-    """`moment` (UTC; a naive one is taken as UTC) in the site's zone, with the zone's name."""
+def site_time(moment: datetime | str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """`moment` (UTC; a naive one is taken as UTC; an ISO 8601 text as JSON columns keep it)
+    in the site's zone, with the zone's name."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
     if moment is None:
         return "—"
     if moment.tzinfo is None:

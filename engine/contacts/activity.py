@@ -11,17 +11,22 @@ from engine.db import db, delete_in_chunks
 from engine.events.models import Activity
 
 
-def timeline(contact_id: int, limit: int = 200, before: int | None = None) -> list[Activity]:
-    """A contact's events, newest first (merged contacts' events moved here are included).
+def timeline(contact_id: int, limit: int = 200, before: int | None = None,
+             types: Iterable[str] = ()) -> list[Activity]:
+    """A contact's events, newest first (merged contacts' events moved here are included);
+    only those of `types` when given.
 
     `before` is the id of the oldest event already shown: the page continues strictly after
     it in (occurred_at, id) order, a keyset on the (contact_id, occurred_at) index, so the
     thousandth page of a busy contact costs what the first does.
     """
     query = select(Activity).where(Activity.contact_id == contact_id)
+    wanted = list(types)
+    if wanted:
+        query = query.where(Activity.type.in_(wanted))
     if before is not None:
         edge = db.session.get(Activity, before)
-        if edge is None:
+        if edge is None or edge.contact_id != contact_id:
             return []
         query = query.where(or_(Activity.occurred_at < edge.occurred_at,
                                 and_(Activity.occurred_at == edge.occurred_at,

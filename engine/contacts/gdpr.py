@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 
 from engine import audit, events, plugins
+from engine.contacts import touches
 from engine.contacts.merge import merges_of
 from engine.contacts.models import (
     Contact,
@@ -135,10 +136,8 @@ def erase_contact(contact_id: int, actor: str) -> int:
             person.country = ""
             person.custom, person.consent_proof = {}, {}
             person.consent, person.consent_at = "withdrawn", None
-            person.first_touch = {k: v for k, v in (person.first_touch or {}).items()
-                                  if k.startswith("utm_")}
-            person.last_touch = {k: v for k, v in (person.last_touch or {}).items()
-                                 if k.startswith("utm_")}
+            person.first_touch = touches.erased(person.first_touch or {})
+            person.last_touch = touches.erased(person.last_touch or {})
             person.status, person.company_id = "erased", None
             person.updated_at = utcnow()
         session.execute(update(Activity).where(Activity.contact_id.in_(ids))

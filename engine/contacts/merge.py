@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from engine import events
+from engine.contacts import touches
 from engine.contacts.identity import FIRST_CLAIM, LINKED
 from engine.contacts.models import (
     Contact,
@@ -55,7 +56,7 @@ def merge(winner_id: int, loser_id: int, actor: str) -> ContactMerge:
             winner.consent, winner.consent_at = loser.consent, loser.consent_at
             winner.consent_proof = dict(loser.consent_proof or {})
             won["consent"] = "granted"
-        if loser.created_at < winner.created_at and loser.first_touch:
+        if _came_first(loser, winner):
             winner.first_touch = dict(loser.first_touch)
             won["first_touch"] = dict(loser.first_touch)
 
@@ -164,3 +165,14 @@ def merges_of(contact_id: int) -> list[ContactMerge]:
     return list(db.session.scalars(select(ContactMerge).where(
         (ContactMerge.winner_id == contact_id) | (ContactMerge.loser_id == contact_id))
         .order_by(ContactMerge.id.desc())))
+
+
+def _came_first(loser: Contact, winner: Contact) -> bool:
+    """Whether the loser's first touch is the earlier one (the merged contact keeps the earliest
+    first touch); touches stored without a time compare by when each contact was made."""
+    theirs, ours = loser.first_touch or {}, winner.first_touch or {}
+    if not theirs:
+        return False
+    if theirs.get("at") and ours.get("at"):
+        return touches.earlier_first(ours, theirs)
+    return not ours or loser.created_at < winner.created_at

@@ -1,4 +1,5 @@
-"""Finding contacts: prefix search, filters (the core's and plugins'), and keyset pages.
+"""Finding contacts: search anywhere in name, email and company, filters (the core's and
+plugins'), and keyset pages.
 
 One service for every screen and concern that lists contacts (the admin's list, segments'
 pickers), so that "contacts tagged vip, in segment X, named Jan…" means the same everywhere.
@@ -17,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Integer, Select, and_, column, false, func, literal_column, or_, select
+from sqlalchemy import text as text_clause
 
 from engine import plugins
 from engine.contacts.models import LIFECYCLE_STAGES, Company, Contact, ContactTag, Tag
@@ -119,13 +121,15 @@ def prefix(column: Any, start: str) -> Any:
     return and_(column >= start, column < start + "\U0010ffff")  # SQLite compares bytes
 
 
+MIN_ANYWHERE = 3  # a trigram: shorter pieces are matched at the start of each word instead
+
+
 def name_or_email_search(low: str) -> Any:
     """Prefix search: an email, a first or last name, or "first last" (a prefix of each).
 
-    Only prefixes, because "contains" cannot use an index and would scan every contact.
     Emails are stored lower-case and ranged on their unique index; names through the
-    lower(name) indexes of the contacts-at-scale migration (abd2df493efc).
-    """
+    lower(name) indexes of the contacts-at-scale migration (abd2df493efc). It answers queries
+    too short for a trigram (`search`)."""
     first, last = func.lower(Contact.first_name), func.lower(Contact.last_name)
     email = and_(Contact.email >= low, Contact.email < low + "\U0010ffff")
     if "@" in low or "." in low:
@@ -136,13 +140,63 @@ def name_or_email_search(low: str) -> Any:
     return or_(email, prefix(first, low), prefix(last, low))
 
 
+def search(text: str) -> Any:
+    """Contacts whose name, email or company contains `text` anywhere, in any case.
+
+    Served by the search migration's structures (e4b7c2a9f813): trigram GIN indexes on
+    PostgreSQL, the FTS5 trigram table `contacts_search` on SQLite. A trigram needs three
+    characters, so a shorter query matches the start of an email, a name or a company name
+    (indexed ranges), which is what one or two typed letters usually mean."""
+    low = " ".join(text.lower().split())
+    if len(low) < MIN_ANYWHERE:
+        return _or_company(name_or_email_search(low), prefix(func.lower(Company.name), low))
+    if db.engine.dialect.name == "sqlite" and search_ready():
+        phrase = '"' + low.replace('"', '""') + '"'
+        return Contact.id.in_(text_clause(
+            "SELECT rowid FROM contacts_search WHERE contacts_search MATCH :phrase"
+        ).bindparams(phrase=phrase).columns(column("rowid", Integer)))
+    pattern = "%" + low.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _or_company(SEARCH_TEXT.like(pattern, escape="\\"),
+                       func.lower(Company.name).like(pattern, escape="\\"))
+
+
+def _or_company(found: Any, company_matches: Any) -> Any:
+    """`found`, or a contact of a company whose name matches. The companies are looked up
+    first: a short list of ids lets PostgreSQL combine the indexes (a BitmapOr with the
+    company_id index) where a subquery would make it walk every contact. A piece common to more
+    companies matches so many contacts that walking the newest finds a page at once, so the
+    subquery does as well there."""
+    named = select(Company.id).where(company_matches)
+    companies = list(db.session.scalars(named.limit(MAX_COMPANIES + 1)))
+    if not companies:
+        return found
+    return or_(found, Contact.company_id.in_(
+        companies if len(companies) <= MAX_COMPANIES else named))
+
+
+# The expression PostgreSQL's trigram index is built on, spelled as the index spells it (a
+# literal separator, not a bound parameter, or the planner would not match the two).
+SEARCH_TEXT = func.lower(Contact.first_name.op("||")(literal_column("' '"))
+                         .op("||")(Contact.last_name).op("||")(literal_column("' '"))
+                         .op("||")(Contact.email))
+MAX_COMPANIES = 1000
+
+
+def search_ready() -> bool:
+    """Whether this SQLite database has the search table (an SQLite older than 3.34 cannot
+    make it; the search then scans, slower but with the same answers). One look at the
+    schema, cheaper than remembering it per database."""
+    return db.session.scalar(text_clause(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'contacts_search'")) == 1
+
+
 def filtered(query: ContactQuery) -> Select[Any]:
     """`select(Contact)` narrowed to what `query` asks for, plugins' filters included."""
     statement = select(Contact)
     if query.status != "all":
         statement = statement.where(Contact.status == (query.status or "active"))
     if query.q:
-        statement = statement.where(name_or_email_search(query.q.lower()))
+        statement = statement.where(search(query.q))
     if query.stage in LIFECYCLE_STAGES:
         statement = statement.where(Contact.lifecycle_stage == query.stage)
     if query.tag:

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Integer, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import events
+from engine.contacts import touches
 from engine.contacts.models import Company, Contact, ContactTag, Subscription, Tag
 from engine.db import db, utcnow
 
@@ -77,7 +78,7 @@ def dialect_insert(name: str) -> Any:
 def _statements(dialect: str) -> SimpleNamespace:
     upsert = dialect_insert(dialect)
     known = select(CONTACTS.c.id, CONTACTS.c.merged_into_id, CONTACTS.c.status, CONTACTS.c.custom,
-                   CONTACTS.c.consent,
+                   CONTACTS.c.consent, CONTACTS.c.last_touch,
                    *(CONTACTS.c[k] for k in BLANK if k != "company"),
                    COMPANIES.c.name.label("company")).outerjoin(
         COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id)
@@ -190,8 +191,10 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
          overwrite: bool | Callable[[int], bool] = True, origin: str = "") -> Saved:
     """Create or update the contact with this normalised email (inside `write()`).
 
-    `clean` comes from `service.clean_values`; `source` becomes a new contact's first touch and
-    every contact's last touch; `consent` (from `service.consent_values`) is recorded as given.
+    `clean` comes from `service.clean_values`; `source` (a form's page, referrer and UTM tags,
+    or `{"source": "api"}`) becomes a new contact's first touch and, unless it is a direct
+    arrival hiding a known source, every contact's last touch (`engine.contacts.touches`);
+    `consent` (from `service.consent_values`) is recorded as given.
     A merged contact's address updates the contact it was merged into. `overwrite`: whether new
     values replace known ones, or only fill gaps; a callable decides from the existing
     contact's id (a form replaces them only for the browser trusted as that contact). A new
@@ -199,7 +202,7 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     one `field_changed` per field.
     """
     sql, conn, now = statements(), connection(), utcnow()
-    touch = dict(source or {})
+    touch = touches.from_source(source)
     company = company_id(clean["company"]) if clean.get("company") else None
     changes = changed_values(BLANK, {}, clean)
     custom: dict[str, Any] = {}
@@ -235,7 +238,7 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
         changes["consent"] = (current["consent"] or "", own["consent"])
     if custom != (current["custom"] or {}):
         values["custom"] = custom
-    if touch:
+    if touch and touches.later_last(current["last_touch"] or {}, touch):
         values["last_touch"] = touch
     conn.execute(update(CONTACTS).where(CONTACTS.c.id == current["id"]).values(**values))
     changed(int(current["id"]), changes)

@@ -21,6 +21,7 @@ from sqlalchemy import Select, insert, select
 
 from engine import events
 from engine.contacts import lists as contact_lists
+from engine.contacts import touches
 from engine.contacts.models import Company, Contact, ContactTag, Tag
 from engine.contacts.service import (
     STANDARD_FIELDS,
@@ -200,6 +201,7 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
         company_ids = _companies({v["company"] for _, v, _ in chunk if v.get("company")})
         tag_ids = _tag_ids({t for _, _, tags in chunk for t in tags})
         now = utcnow()
+        imported = touches.from_source({"source": "import"}, at=now)
         new_rows, tag_pairs = [], []
         for email, values, tags in chunk:
             contact = existing.get(email)
@@ -210,8 +212,8 @@ def _write_chunk(chunk: list[tuple[str, dict[str, Any], list[str]]], report: Imp
                            custom={k: v for k, v in values.items()
                                    if k not in STANDARD_FIELDS and k != "company"
                                    and v not in (None, "")},
-                           consent="unknown", consent_proof={}, first_touch={"source": "import"},
-                           last_touch={"source": "import"}, status="active", created_at=now,
+                           consent="unknown", consent_proof={}, first_touch=imported,
+                           last_touch=imported, status="active", created_at=now,
                            updated_at=now)
                 if to_lists is not None and to_lists.consent is not None:
                     row.update(to_lists.consent)

@@ -42,7 +42,13 @@ class EventType:
     """`name` (lower_snake_case), `label` for people, `properties` {name: PropertyType}.
 
     `external`: whether it may be recorded from outside (the API, the CLI); the engine's and
-    plugins' own types (a form submission, a page view) are recorded only by their code."""
+    plugins' own types (a form submission, a page view) are recorded only by their code.
+
+    `sentence`: how the contact page's timeline words one event, e.g. "Viewed {title|path}":
+    `{a|b}` is the first of these properties that has a value (`url` is the event's page),
+    `{name:file}` a file name made readable, `{name:host}` an address's host. Without it, or
+    when a property it needs is empty, the timeline shows the label. `links_page`: the
+    sentence's first value links to the event's page (`engine.events.wording`)."""
 
     name: str
     label: str
@@ -50,6 +56,8 @@ class EventType:
     description: str = ""
     external: bool = False
     source: str = ""  # the concern or plugin that declared it, or "custom"
+    sentence: str = ""
+    links_page: bool = False
 
 
 def all_types() -> dict[str, EventType]:

@@ -6,6 +6,7 @@ migrations always use the app's own database settings.
 from alembic import context
 
 from engine.db import db
+from engine.migrate import is_unmapped
 
 config = context.config
 connection = config.attributes["connection"]
@@ -17,6 +18,8 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
     """When writing one branch's revision, compare only the tables that branch owns."""
     table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
     if table and table.startswith("alembic_version"):  # other branches' version tables
+        return False
+    if is_unmapped(name if type_ in ("table", "index") else None):
         return False
     return table is None or include_table is None or include_table(table)
 

@@ -175,6 +175,14 @@ def filter_section(html: str, name: str, item: Any, request: Any) -> str:
     return other HTML to replace the section's content."""
 
 
+@hookspec
+def filter_timeline_visits(visits: dict[str, dict[str, Any]], contact_id: int
+                           ) -> dict[str, dict[str, Any]]:
+    """The visits (sessions) a contact's timeline groups events by, `{visit id: {}}` as events
+    name them in their `visit` property; a plugin that knows them fills in `source`, `medium`,
+    `campaign`, `referrer`, `started_at` and `page_views` for the visit's heading."""
+
+
 # --- tpl_*: template slots --------------------------------------------------------------------
 
 @hookspec

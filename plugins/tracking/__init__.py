@@ -11,6 +11,7 @@ from engine.plugins import hookimpl
 from engine.web.edge import EdgeRoute
 from plugins.tracking import admin, beacon, commands, handover, jobs, visits
 from plugins.tracking.settings import TrackingSettings
+from plugins.tracking.visits import described
 
 __version__ = "1.0.0"
 TITLE = "Behaviour tracking"
@@ -39,11 +40,22 @@ _SEEN = {"path": PropertyType.STRING, "title": PropertyType.STRING,
 
 @hookimpl
 def register_event_types() -> list[Any]:
-    return [EventType("page_view", "Viewed a page", _SEEN),
+    return [EventType("page_view", "Viewed a page", _SEEN, sentence="Viewed {title|path|url}",
+                      links_page=True),
             EventType("click", "Clicked a link", {**_SEEN, "href": PropertyType.STRING,
-                                                  "label": PropertyType.STRING}),
-            EventType("download", "Downloaded a file", {**_SEEN, "href": PropertyType.STRING}),
-            EventType("form_view", "Saw a form", {**_SEEN, "form": PropertyType.STRING})]
+                                                  "label": PropertyType.STRING},
+                      sentence="Clicked “{label|href}” on {title|path}"),
+            EventType("download", "Downloaded a file", {**_SEEN, "href": PropertyType.STRING},
+                      sentence="Downloaded {label|href:file}"),
+            EventType("form_view", "Saw a form", {**_SEEN, "form": PropertyType.STRING},
+                      sentence="Saw the {form:file} form on {title|path}")]
+
+
+@hookimpl
+def filter_timeline_visits(visits: dict[str, dict[str, Any]], contact_id: int
+                           ) -> dict[str, dict[str, Any]]:
+    """Where each visit on a contact's timeline came from, and how many pages it saw."""
+    return {**visits, **described(list(visits))}
 
 
 @hookimpl

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import user_agents
 
+from engine.contacts import touches
 from engine.web import private_paths
 from engine.zones import zone_named
 
@@ -47,13 +48,6 @@ BOT_AGENTS = re.compile(r"bot\b|bot/|crawl|spider|slurp|headless|phantomjs|puppe
                         r"playwright|selenium|webdriver|lighthouse|python|curl/|wget|"
                         r"go-http|java/|httpclient|okhttp|scrapy|facebookexternalhit|"
                         r"preview|monitor|pingdom|uptime|axios|node-fetch", re.I)
-SEARCH_ENGINES = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "ecosia.org", "baidu.com",
-                  "yandex.", "qwant.com", "startpage.com", "search.brave.com")
-SOCIAL_SITES = ("facebook.com", "t.co", "twitter.com", "x.com", "linkedin.com", "lnkd.in",
-                "instagram.com", "reddit.com", "youtube.com", "pinterest.", "mastodon.",
-                "threads.net", "news.ycombinator.com")
-
-
 class BadEvent(ValueError):
     """The input cannot become an event; the message is safe to send back."""
 
@@ -213,30 +207,8 @@ def device(agent: str) -> tuple[str, str, str, bool]:
 
 
 def source_of(referrer: str, campaign: dict[str, str], host: str) -> tuple[str, str, str]:
-    """(source, medium, campaign) of a visit, the way analytics tools classify traffic."""
-    if campaign.get("utm_source") or campaign.get("utm_campaign"):
-        return (campaign.get("utm_source", "(not set)"), campaign.get("utm_medium", "(not set)"),
-                campaign.get("utm_campaign", ""))
-    ref_host = (urlsplit(referrer).hostname or "").lower() if referrer else ""
-    if not ref_host or ref_host == host.split(":")[0].lower():
-        return "(direct)", "(none)", ""
-    bare = ref_host[4:] if ref_host.startswith("www.") else ref_host
-    if _listed(bare, SEARCH_ENGINES):
-        return bare, "organic", ""
-    if _listed(bare, SOCIAL_SITES):
-        return bare, "social", ""
-    return bare, "referral", ""
-
-
-def _listed(host: str, names: tuple[str, ...]) -> bool:
-    """`example.com` matches it and its subdomains; `google.` matches any of Google's domains."""
-    for name in names:
-        if name.endswith("."):
-            if f".{name}" in f".{host}":
-                return True
-        elif host == name or host.endswith("." + name):
-            return True
-    return False
+    """(source, medium, campaign) of a visit, classified as the core's touches are."""
+    return touches.source_of(referrer, campaign, host)
 
 
 def event(payload: Any, *, hosts: frozenset[str], agent: str, ip: str, ip_mode: str,

@@ -1,5 +1,6 @@
-"""The tracking plugin's own tables: the ids of stored events, visits (sessions), daily roll-ups
-for the Traffic page, and each contact's first and last touch.
+"""The tracking plugin's own tables: the ids of stored events, visits (sessions) and daily
+roll-ups for the Traffic page. (A contact's first and last touch are the core's, on the contact:
+`engine.contacts.touches`.)
 
 The events themselves live in the core's activity timeline; these tables hold only what the
 timeline cannot answer quickly. The roll-ups are counters updated by every ingest batch, so the
@@ -8,9 +9,8 @@ Traffic page reads a few hundred rows whatever the number of events.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import JSON, Date, Index, Integer, String
+from sqlalchemy import Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import UTCDateTime, db, utcnow
@@ -109,14 +109,3 @@ class DailySource(db.Model):
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     name: Mapped[str] = mapped_column(String(400), primary_key=True)
     visits: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class Touches(db.Model):
-    """A contact's first and last touch (source, medium, campaign, landing page, referrer)."""
-
-    __tablename__ = "tracking_touches"
-
-    contact_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    first_touch: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    last_touch: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

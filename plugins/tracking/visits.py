@@ -1,9 +1,10 @@
-"""Visits (sessions) and first/last touch.
+"""Visits (sessions), and the touches they give contacts.
 
 A visit is a visitor's run of events with no idle gap longer than the timeout (30 minutes by
 default); arriving from a new campaign also starts one, as analytics tools do. A visit's source,
-medium, campaign and landing page are what attribution calls a touch: a contact's first touch is
-their earliest visit, their last touch their latest.
+medium, campaign and landing page are what attribution calls a touch. The contact's first and
+last touch are the core's (`engine.contacts.touches`): visits are offered to it, with forms and
+imports, and it keeps the earliest and the latest.
 
 A visit also keeps the time zone its browser's page views report. Each batch compares the zone
 an event brings with the one its visit holds, so a browser seen again in the same zone costs
@@ -17,11 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from engine.db import db, utcnow
+from engine.contacts import touches as core_touches
+from engine.db import db
 from plugins.tracking import clean
-from plugins.tracking.models import Seen, Touches, Visit
+from plugins.tracking.models import Seen, Visit
 
 VISIT_COLUMNS = ("id", "visitor_id", "started_at", "last_seen_at", "landing_url", "referrer",
                  "source", "medium", "campaign", "device", "browser", "time_zone", "page_views",
@@ -94,9 +95,10 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> Assigned:
 
 
 def as_touch(visit: Visit) -> dict[str, Any]:
-    return {"source": visit.source, "medium": visit.medium, "campaign": visit.campaign,
-            "landing_page": visit.landing_url, "referrer": visit.referrer,
-            "at": visit.started_at.isoformat()}
+    """A visit as the core's touch (its channel worked out there)."""
+    return core_touches.make(source=visit.source, medium=visit.medium, campaign=visit.campaign,
+                             landing_page=visit.landing_url, referrer=visit.referrer,
+                             at=visit.started_at)
 
 
 def first_and_last(visitor_ids: list[str]) -> tuple[Visit, Visit] | None:
@@ -110,30 +112,21 @@ def first_and_last(visitor_ids: list[str]) -> tuple[Visit, Visit] | None:
 
 
 def save_touches(contact_id: int, first: dict[str, Any], last: dict[str, Any]) -> None:
-    """Store a contact's first and last touch (inside `write()`)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    stmt = insert(Touches).values(contact_id=contact_id, first_touch=first, last_touch=last,
-                                  updated_at=utcnow())
-    db.session.execute(stmt.on_conflict_do_update(
-        index_elements=["contact_id"],
-        set_={"first_touch": stmt.excluded.first_touch, "last_touch": stmt.excluded.last_touch,
-              "updated_at": stmt.excluded.updated_at}))
+    """Offer a contact's first and last visit to the core's touches (inside `write()`)."""
+    core_touches.remember(contact_id, [first, last])
 
 
 def update_touches(contact_id: int, visitor_ids: list[str]) -> None:
-    """Set a contact's first and last touch from the visits of all their browsers (a browser
-    identified later may bring an earlier first visit); inside `write()`."""
+    """Offer the first and last visit of all a contact's browsers to the core's touches (a
+    browser identified later may bring an earlier first visit); inside `write()`."""
     found = first_and_last(visitor_ids)
     if found is not None:
         save_touches(contact_id, as_touch(found[0]), as_touch(found[1]))
 
 
 def forget(contact_ids: list[int], visitor_ids: list[str]) -> None:
-    """Delete erased people's touches and their browsers' visits (inside the erasure's write).
-    Their "active on" rows stay for the unique counts, under a random name of their own."""
-    if contact_ids:
-        db.session.execute(delete(Touches).where(Touches.contact_id.in_(contact_ids)))
+    """Delete erased people's browsers' visits (inside the erasure's write; the core trims
+    their touches). Their "active on" rows stay for the unique counts, under a random name."""
     for start in range(0, len(visitor_ids), 500):
         db.session.execute(delete(Visit)
                            .where(Visit.visitor_id.in_(visitor_ids[start:start + 500])))
@@ -143,11 +136,18 @@ def forget(contact_ids: list[int], visitor_ids: list[str]) -> None:
                            .values(subject=secrets.token_hex(16)))
 
 
-def touches(contact_id: int) -> dict[str, Any]:
-    """`{"first_touch": ..., "last_touch": ...}` of a contact; empty dicts when unknown."""
-    row = db.session.get(Touches, contact_id)
-    return {"first_touch": dict(row.first_touch or {}) if row else {},
-            "last_touch": dict(row.last_touch or {}) if row else {}}
+def described(visit_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What the contact page's timeline says of these visits: where each came from and how
+    many pages it saw (`filter_timeline_visits`)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(visit_ids), 500):
+        for visit in db.session.scalars(select(Visit).where(
+                Visit.id.in_(visit_ids[start:start + 500]))):
+            found[visit.id] = {"source": visit.source, "medium": visit.medium,
+                               "campaign": visit.campaign, "referrer": visit.referrer,
+                               "started_at": visit.started_at, "page_views": visit.page_views,
+                               "device": visit.device, "browser": visit.browser}
+    return found
 
 
 def last_seen(events: list[dict[str, Any]]) -> dict[str, datetime]:

@@ -12,7 +12,16 @@ import dataclasses
 import json
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -21,12 +30,13 @@ from engine.admin.blueprint import bp, row_id
 from engine.admin.columns import ContactColumn
 from engine.auth import require_role
 from engine.auth.models import User
-from engine.contacts import activity, gdpr, notes, query
+from engine.contacts import duplicates, gdpr, notes, query, timeline, touches
 from engine.contacts import merge as merging
 from engine.contacts.models import LIFECYCLE_STAGES, Contact, ContactMerge, Tag
 from engine.db import db
+from engine.events.types import NAME
 
-TIMELINE_PER_PAGE = 100
+MAX_TYPE_FILTERS = 60
 
 
 @bp.get("/contacts")
@@ -90,17 +100,45 @@ def contacts_show(contact_id: int) -> Any:
     if contact.status == "merged" and contact.merged_into_id:
         flash("This contact was merged into another one; you see the merged contact.")
         return redirect(url_for("admin.contacts_show", contact_id=contact.merged_into_id))
-    before = request.args.get("before", type=row_id)
-    events = activity.timeline(contact.id, limit=TIMELINE_PER_PAGE + 1, before=before)
-    older = events[TIMELINE_PER_PAGE - 1].id if len(events) > TIMELINE_PER_PAGE else None
-    return render_template("admin/contact.html", contact=contact,
-                           timeline=events[:TIMELINE_PER_PAGE], older=older,
-                           paged=before is not None,
+    return render_template("admin/contact.html", contact=contact, **_timeline(contact),
+                           sources=_sources(contact),
+                           duplicates=duplicates.suggestions(contact)
+                           if contact.status == "active" else [],
                            submissions=submissions_for([contact.id])[-50:],
                            merges=merging.merges_of(contact.id),
                            owner=db.session.get(User, contact.owner_id)
                            if contact.owner_id else None,
                            notes=notes.of(gdpr.merged_ids(contact.id)))
+
+
+@bp.get("/contacts/<int:contact_id>/timeline")
+@require_role("viewer")
+def contacts_timeline(contact_id: int) -> Any:
+    """The timeline alone, for the filter's and pager's in-page updates (htmx)."""
+    contact = db.get_or_404(Contact, contact_id)
+    found = _timeline(contact)
+    response = make_response(render_template("admin/_contact_timeline.html", contact=contact,
+                                             **found))
+    response.headers["HX-Push-Url"] = url_for(  # the address that shows this again, whole
+        "admin.contacts_show", contact_id=contact.id, type=found["chosen_types"],
+        before=request.args.get("before", type=row_id))
+    return response
+
+
+def _timeline(contact: Contact) -> dict[str, Any]:
+    """The timeline page asked for: `?type=` (repeated) filters, `?before=` pages on."""
+    before = request.args.get("before", type=row_id)
+    asked = [t for t in request.args.getlist("type")[:MAX_TYPE_FILTERS] if NAME.fullmatch(t)]
+    found = timeline.page(contact.id, types=asked, before=before)
+    return {"timeline": found.groups, "older": found.older, "paged": before is not None,
+            "event_types": timeline.types_of(contact.id), "chosen_types": asked}
+
+
+def _sources(contact: Contact) -> list[tuple[str, dict[str, str]]]:
+    """Original and latest source, as the profile shows them."""
+    return [(title, shown) for title, touch in (("Original source", contact.first_touch),
+                                                ("Latest source", contact.last_touch))
+            if (shown := touches.shown(touch or {}))]
 
 
 @bp.post("/contacts/<int:contact_id>/merge")

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from engine.db import db, utcnow, write
 from engine.events import record
 from engine.mail import tokens
-from engine.mail.models import Mailing, MailSend
+from engine.mail.models import EmailTemplate, Mailing, MailSend
 from engine.mail.tracking import machine_click, machine_open
 from engine.mail.views import blueprint
 from engine.web.ratelimit import limiter
@@ -36,8 +36,16 @@ def _pixel() -> Response:
 
 
 def _properties(send: MailSend, **extra: Any) -> dict[str, Any]:
+    """The event's properties: which mailing, and its subject as written (the contact page's
+    timeline says "Opened “Welcome” email" with it)."""
     mailing = db.session.get(Mailing, send.mailing_id)
-    return {"mailing": mailing.key if mailing else "", "mailing_id": send.mailing_id, **extra}
+    subject = ""
+    if mailing is not None:
+        template = db.session.get(EmailTemplate, mailing.template_id) \
+            if mailing.template_id else None
+        subject = mailing.subject or (template.subject if template else "")
+    return {"mailing": mailing.key if mailing else "", "mailing_id": send.mailing_id,
+            **({"subject": subject[:200]} if subject else {}), **extra}
 
 
 def _mark(column: Any, send_id: int, now: Any) -> None:

@@ -14,7 +14,7 @@ from engine.contacts.visitors import COOKIE
 from engine.db import db, write
 from engine.jobs.embedded import EmbeddedRedis
 from plugins.tracking import clean
-from plugins.tracking.models import Touches, Visit
+from plugins.tracking.models import Visit
 from plugins.tracking.tests.helpers import (
     CHROME,
     IPHONE,
@@ -303,8 +303,9 @@ def test_identity_joins_anonymous_history_and_sets_touches(app, client):
         contact_id = contact.id
         from plugins.tracking import on_form_submitted
         on_form_submitted(submission=None, contact=contact)
-        touches = db.session.get(Touches, contact_id)
+        touches = db.session.get(Contact, contact_id, populate_existing=True)
         assert touches.first_touch["campaign"] == "launch"
+        assert touches.first_touch["channel"] == "Email"
         assert touches.first_touch["landing_page"].startswith("http://localhost/?utm_source")
     send(client, app, "click", url="http://localhost/guide", h="https://example.org/", x="More")
     drain(app)
@@ -328,13 +329,16 @@ def test_hook_on_contact_erased(app, client):
     with app.app_context():
         contact, _ = _identified("ada@example.com", visitor_id)
         on_form_submitted(submission=None, contact=contact)
-        assert db.session.get(Touches, contact.id) is not None
+        assert db.session.get(Contact, contact.id, populate_existing=True).first_touch[
+            "landing_page"]
         days_before = db.session.scalar(select(func.count()).select_from(Daily))
         seen_before = db.session.scalar(select(func.count()).select_from(Seen))
         assert db.session.scalar(select(func.count()).select_from(Seen).where(
             Seen.subject == visitor_id)) > 0
         gdpr.erase_contact(contact.id, actor="owner")
-        assert db.session.get(Touches, contact.id) is None
+        kept = db.session.get(Contact, contact.id, populate_existing=True)
+        assert kept.first_touch == {"channel": "Email", "source": "newsletter",
+                                    "medium": "(not set)", "campaign": "launch"}
         left = list(db.session.scalars(select(Visit.visitor_id)))
         assert visitor_id not in left and len(left) == 1  # the other visitor's visit stays
         assert db.session.scalar(select(func.count()).select_from(Daily)) == days_before

@@ -6,13 +6,13 @@ import json
 
 import pytest
 from alembic import command
-from sqlalchemy import column, insert, select, table
+from sqlalchemy import JSON, column, insert, select, table
 
 from engine import migrate
 from engine.contacts.models import Contact
 from engine.db import UTCDateTime, db, locking, utcnow, write
 from engine.events.models import Activity
-from plugins.tracking.models import DailyPage, Touches, Visit
+from plugins.tracking.models import DailyPage, Visit
 from plugins.tracking.tests.helpers import (
     CHROME,
     drain,
@@ -23,6 +23,8 @@ from plugins.tracking.tests.helpers import (
     signed_in,
 )
 
+OLD_TOUCHES = table("tracking_touches", column("contact_id"), column("first_touch", JSON),
+                    column("last_touch", JSON), column("updated_at", UTCDateTime))
 OLD_VISITS = table("tracking_visits", column("id"), column("visitor_id"),
                    column("started_at", UTCDateTime), column("last_seen_at", UTCDateTime),
                    *map(column, ("landing_url", "referrer", "source", "medium", "campaign",
@@ -37,8 +39,8 @@ def everything_stored(app) -> str:
     with app.app_context():
         parts = [json.dumps([a.url, a.properties]) for a in db.session.scalars(select(Activity))]
         parts += [v.landing_url + " " + v.referrer for v in db.session.scalars(select(Visit))]
-        parts += [json.dumps([t.first_touch, t.last_touch])
-                  for t in db.session.scalars(select(Touches))]
+        parts += [json.dumps([c.first_touch, c.last_touch])
+                  for c in db.session.scalars(select(Contact))]
         parts += list(db.session.scalars(select(DailyPage.path)))
     return "\n".join(parts)
 
@@ -93,13 +95,17 @@ def test_the_upgrade_cuts_secrets_out_of_what_was_stored_before(app):
                      properties={"href": asset}),
             Activity(type="asset_downloaded", visitor_id="a" * 32, url=PRIVATE[2],
                      occurred_at=now, properties={}),  # the core's own: not the plugin's to change
-            Touches(contact_id=1, first_touch={"landing_page": confirm, "referrer": ""},
-                    last_touch={"landing_page": "http://localhost/", "referrer": asset},
-                    updated_at=now),
+            Contact(id=1, email="ada@example.com", custom={}, consent_proof={},
+                    first_touch={}, last_touch={}),
             DailyPage(day=now.date(), path=PRIVATE[0], views=2),
             DailyPage(day=now.date(), path="/forms/confirm/other", views=3),
             DailyPage(day=now.date(), path="/pricing", views=5),
         ])
+        session.flush()
+        session.execute(insert(OLD_TOUCHES), {  # a touch the plugin kept itself then
+            "contact_id": 1, "first_touch": {"landing_page": confirm, "referrer": ""},
+            "last_touch": {"landing_page": "http://localhost/", "referrer": asset},
+            "updated_at": now})
         session.execute(insert(OLD_VISITS), {  # the columns visits had then
             "id": "v" * 32, "visitor_id": "a" * 32, "started_at": now, "last_seen_at": now,
             "landing_url": confirm, "referrer": asset, "source": "", "medium": "", "campaign": "",
@@ -116,8 +122,8 @@ def test_the_upgrade_cuts_secrets_out_of_what_was_stored_before(app):
         assert (visit.landing_url, visit.referrer) == ("http://localhost/forms/confirm/{token}",
                                                        "http://localhost/assets/{token}")
         assert visit.time_zone == ""  # added by a later revision: unknown for earlier visits
-        touches = db.session.get(Touches, 1)
-        assert touches.first_touch["landing_page"] == "http://localhost/forms/confirm/{token}"
-        assert touches.last_touch["referrer"] == "http://localhost/assets/{token}"
+        contact = db.session.get(Contact, 1)  # the plugin's touches moved to the contact
+        assert contact.first_touch["landing_page"] == "http://localhost/forms/confirm/{token}"
+        assert contact.last_touch["referrer"] == "http://localhost/assets/{token}"
         assert sorted((p.path, p.views) for p in db.session.scalars(select(DailyPage))) == [
             ("/forms/confirm/{token}", 5), ("/pricing", 5)]
