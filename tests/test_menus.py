@@ -119,6 +119,27 @@ def test_a_menu_change_that_changes_nothing_is_not_audited(app):
             AuditEntry.action.startswith("menu."))).all()
 
 
+def test_every_menu_a_page_shows_costs_the_same_few_queries(app):
+    from sqlalchemy import event
+
+    from engine.content import menus
+    from engine.db import db
+    load_demo(app)
+    with app.app_context():
+        statements = []
+
+        def seen(*args):
+            if args[2].lstrip().upper().startswith("SELECT"):
+                statements.append(args[2])
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            shown = menus.all_entries()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert [e.label for e in shown["main"]] == ["Pricing", "Webinar", "About"]
+        assert len(statements) == 2  # the items of every menu, then the pages they link
+
+
 def test_a_published_page_in_no_menu_is_offered_for_the_main_menu(app):
     load_demo(app)
     editor = signed_in(app, "editor")
