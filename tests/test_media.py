@@ -177,6 +177,30 @@ def test_posts_show_library_images_with_srcset_and_alt(app, editor):
     assert "srcset" in editor.get("/blog").get_data(as_text=True)  # the post's card
 
 
+def test_a_list_of_post_cards_looks_up_its_feature_images_in_one_query(app, editor):
+    from sqlalchemy import event
+
+    from engine.db import db
+    upload(editor, ("a.jpg", jpeg(400, 300, gps=False)), ("b.png", png(400, 300)),
+           ("c.png", png(300, 200)))
+    for number, item in enumerate(_items(app)):
+        post(app, f"Post {number}", slug=f"post-{number}", feature_image=item.url)
+    statements = []
+
+    def seen(*args):
+        if "FROM media_item" in args[2]:
+            statements.append(args[2])
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        html = editor.get("/blog").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert html.count('<div class="card-image"><picture>') == 3
+    assert len(statements) == 1
+
+
 def test_the_s3_backend_stores_and_serves_files(make_app):
     moto = pytest.importorskip("moto")
     with moto.mock_aws():
