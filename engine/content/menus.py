@@ -41,9 +41,15 @@ class MenuEntry:
     children: list[MenuEntry] = field(default_factory=list)
     external: bool = False
 
+    # Themes written for the old navigation (a list of pages) read `entry.path` and
+    # `entry.title`: they keep working.
     @property
-    def path(self) -> str:  # themes written for the old navigation read `entry.path`
+    def path(self) -> str:
         return self.url
+
+    @property
+    def title(self) -> str:
+        return self.label
 
 
 def external_url(url: str) -> str:
