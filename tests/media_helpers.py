@@ -67,3 +67,13 @@ def upload(client: Any, *files: tuple[str, bytes], **form: str) -> Any:
     data: dict[str, Any] = {"csrf_token": token_for(client, "/admin/media"), **form,
                             "files": [(io.BytesIO(body), name) for name, body in files]}
     return client.post("/admin/media/upload", data=data, content_type="multipart/form-data")
+
+
+def pdf_with_streams(*streams: bytes) -> bytes:
+    """A PDF holding these Flate-compressed stream bodies as they are (objects 4, 5...)."""
+    body = pdf()
+    header, rest = body.split(b"\n", 1)
+    objects = b"".join(b"%d 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n%s\n"
+                       b"endstream\nendobj\n" % (number, len(data), data)
+                       for number, data in enumerate(streams, 4))
+    return header + b"\n" + objects + rest

@@ -279,6 +279,8 @@ def test_unknown_pages_get_the_themes_404_and_errors_the_themes_500(app, client)
     html = response.get_data(as_text=True)
     assert "We couldn’t find that page" in html and '<meta name="robots" content="noindex">' in html
     assert 'href="/blog/seo-basics-for-small-business-blogs"' in html  # recent posts to go to
+    ways_back = html.split('<ul class="link-list">')[1].split("</ul>")[0]
+    assert '<a href="/pricing">Pricing</a>' in ways_back  # and the main menu, named
     error = client.get("/boom")
     assert error.status_code == 500 and "Something went wrong on our side" in error.get_data(
         as_text=True)

@@ -66,6 +66,23 @@ def test_trash_hides_keeps_the_slug_restores_and_is_purged_after_30_days(app, cl
         assert service.create_item("page", "About", slug="about").slug == "about"
 
 
+def test_deleting_a_page_for_good_keeps_the_menu_items_under_it(app):
+    from engine.content import menus, service
+    load_demo(app)
+    with app.app_context():
+        pricing = service.get_item("page", "pricing").id
+        top = {r.shown_label: r.row.id for r in menus.editor_rows("main")}
+        menus.add("main", "link", url="https://partners.example/", label="Partners",
+                  parent_id=top["Pricing"])
+        menus.add("main", "link", url="https://jobs.example/", label="Jobs",
+                  parent_id=top["Pricing"])
+        service.trash_item(pricing)
+        service.delete_item(pricing)
+        shown = [(r.shown_label, [c.shown_label for c in r.children])
+                 for r in menus.editor_rows("main")]
+    assert shown == [("Partners", []), ("Jobs", []), ("Webinar", []), ("About", [])]
+
+
 def _entries(app):
     from engine.content import menus
     with app.app_context():

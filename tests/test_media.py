@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy import select
 
 from tests.admin_helpers import signed_in, token_for
 from tests.content_helpers import post
-from tests.media_helpers import GPS_IFD, jpeg, pdf, png, png_bomb, upload
+from tests.media_helpers import GPS_IFD, jpeg, pdf, pdf_with_streams, png, png_bomb, upload
 
 
 def _items(app):
@@ -175,6 +177,30 @@ def test_posts_show_library_images_with_srcset_and_alt(app, editor):
     assert "srcset" in editor.get("/blog").get_data(as_text=True)  # the post's card
 
 
+def test_a_list_of_post_cards_looks_up_its_feature_images_in_one_query(app, editor):
+    from sqlalchemy import event
+
+    from engine.db import db
+    upload(editor, ("a.jpg", jpeg(400, 300, gps=False)), ("b.png", png(400, 300)),
+           ("c.png", png(300, 200)))
+    for number, item in enumerate(_items(app)):
+        post(app, f"Post {number}", slug=f"post-{number}", feature_image=item.url)
+    statements = []
+
+    def seen(*args):
+        if "FROM media_item" in args[2]:
+            statements.append(args[2])
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        html = editor.get("/blog").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert html.count('<div class="card-image"><picture>') == 3
+    assert len(statements) == 1
+
+
 def test_the_s3_backend_stores_and_serves_files(make_app):
     moto = pytest.importorskip("moto")
     with moto.mock_aws():
@@ -211,3 +237,26 @@ def test_the_picker_uploads_and_lists_as_json(app, editor):
     everything = editor.get("/admin/media/library.json?kind=any&q=r").get_json()["items"]
     assert [i["kind"] for i in images] == ["image"]
     assert [i["title"] for i in everything] == ["brochure", "square"]
+
+
+def _zlib_with_stored_block(stored: bytes, compressed: bytes) -> bytes:
+    """A zlib stream of a stored block (its bytes as they are) then a compressed one."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    raw = (b"\x00" + struct.pack("<HH", len(stored), len(stored) ^ 0xFFFF) + stored
+           + deflate.compress(compressed) + deflate.flush())
+    return b"\x78\x9c" + raw + struct.pack(">I", zlib.adler32(stored + compressed))
+
+
+def test_a_pdf_cannot_hide_a_script_behind_an_endstream_or_a_bomb(monkeypatch):
+    from engine.media import checks
+    action = b"<< /S /JavaScript /JS (app.alert(1)) >>"
+    planted = _zlib_with_stored_block(b"\nendstream\n", action)
+    assert b"JavaScript" not in planted and b"/JS" not in planted
+    with pytest.raises(checks.RefusedUpload, match="/JS, /JavaScript"):
+        checks.check_pdf(pdf_with_streams(planted))
+
+    monkeypatch.setattr(checks, "PDF_INFLATE_LIMIT", 1024 * 1024)
+    bomb = zlib.compress(b"\0" * (2 * 1024 * 1024), 9)
+    with pytest.raises(checks.RefusedUpload, match="too large to be checked"):
+        checks.check_pdf(pdf_with_streams(bomb, zlib.compress(action)))
+    checks.check_pdf(pdf_with_streams(zlib.compress(b"BT /F1 12 Tf (Hello) Tj ET" * 100)))

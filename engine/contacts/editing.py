@@ -103,8 +103,9 @@ def check(edit: Edit, contact: Contact | None, owners: dict[int, str]) -> Clean:
             errors["consent_text"] = ("Say how they agreed (e.g. “signed the paper form at the "
                                       "trade fair, 3 May”): it is the proof of their consent.")
     if contact is not None:
+        statuses = _list_statuses(contact.id)
         for slug, status in edit.lists.items():
-            now = _list_statuses(contact.id).get(slug, "")
+            now = statuses.get(slug, "")
             if status == "subscribed" and now == "unsubscribed":
                 errors["lists"] = (f"They unsubscribed from “{slug}”: only they can join it "
                                    "again, through a sign-up form.")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import lazyload
 
 from engine.content import cache, service
 from engine.content.models import MENU_KINDS, MENUS, ContentItem, Menu, MenuItem
@@ -40,9 +41,15 @@ class MenuEntry:
     children: list[MenuEntry] = field(default_factory=list)
     external: bool = False
 
+    # Themes written for the old navigation (a list of pages) read `entry.path` and
+    # `entry.title`: they keep working.
     @property
-    def path(self) -> str:  # themes written for the old navigation read `entry.path`
+    def path(self) -> str:
         return self.url
+
+    @property
+    def title(self) -> str:
+        return self.label
 
 
 def external_url(url: str) -> str:
@@ -59,8 +66,8 @@ def external_url(url: str) -> str:
 
 # --- reading ----------------------------------------------------------------------------------
 
-def _rows(menu: str) -> list[MenuItem]:
-    return list(db.session.scalars(select(MenuItem).where(MenuItem.menu == menu)
+def _rows(*names: str) -> list[MenuItem]:
+    return list(db.session.scalars(select(MenuItem).where(MenuItem.menu.in_(names))
                                    .order_by(MenuItem.position, MenuItem.id)))
 
 
@@ -68,8 +75,9 @@ def _targets(rows: list[MenuItem]) -> dict[int, ContentItem]:
     ids = {row.item_id for row in rows if row.item_id}
     if not ids:
         return {}
-    return {item.id: item for item in db.session.scalars(
-        select(ContentItem).where(ContentItem.id.in_(ids)))}
+    return {item.id: item for item in db.session.scalars(  # a menu needs no tags
+        select(ContentItem).where(ContentItem.id.in_(ids))
+        .options(lazyload(ContentItem.tag_rows)))}
 
 
 def default_label(row: MenuItem, target: ContentItem | None) -> str:
@@ -93,10 +101,7 @@ def _entry(row: MenuItem, targets: dict[int, ContentItem]) -> MenuEntry | None:
     return MenuEntry(row.label or default_label(row, target), url, external=row.kind == "link")
 
 
-def entries(menu: str) -> list[MenuEntry]:
-    """The menu as visitors see it."""
-    rows = _rows(menu)
-    targets = _targets(rows)
+def _visible(rows: list[MenuItem], targets: dict[int, ContentItem]) -> list[MenuEntry]:
     top: dict[int, MenuEntry] = {}
     ordered: list[MenuEntry] = []
     for row in rows:
@@ -109,8 +114,19 @@ def entries(menu: str) -> list[MenuEntry]:
     return ordered
 
 
+def entries(menu: str) -> list[MenuEntry]:
+    """The menu as visitors see it."""
+    rows = _rows(menu)
+    return _visible(rows, _targets(rows))
+
+
 def all_entries() -> dict[str, list[MenuEntry]]:
-    return {name: entries(name) for name in MENUS}
+    """Every menu as visitors see it, in two queries whatever the number of menus (a page
+    rendered afresh reads them all)."""
+    rows = _rows(*MENUS)
+    targets = _targets(rows)
+    return {name: _visible([row for row in rows if row.menu == name], targets)
+            for name in MENUS}
 
 
 @dataclass

@@ -384,16 +384,33 @@ def trashed_items() -> list[ContentItem]:
                                    .order_by(ContentItem.deleted_at.desc(), ContentItem.id)))
 
 
+def _lift_children(session: Any, row: MenuItem) -> None:
+    """The items under a menu entry about to go take its place at the top level, in their
+    order: deleting a page removes its own links, never the links an editor put under it."""
+    children = list(session.scalars(select(MenuItem).where(MenuItem.parent_id == row.id)
+                                    .order_by(MenuItem.position, MenuItem.id)))
+    if not children:
+        return
+    top = list(session.scalars(select(MenuItem).where(
+        MenuItem.menu == row.menu, MenuItem.parent_id.is_(None))
+        .order_by(MenuItem.position, MenuItem.id)))
+    at = top.index(row)
+    top[at:at + 1] = children
+    for position, entry in enumerate(top):
+        entry.parent_id, entry.position = None, position
+
+
 def delete_item(item_id: int) -> None:
-    """Delete for good, with its revisions, redirects and menu entries."""
+    """Delete for good, with its revisions, redirects and menu entries (what an editor put
+    under one of those stays in the menu, in its place)."""
     with write() as session:
         item = session.get(ContentItem, item_id)
         if item is not None:
             session.query(ContentRevision).filter(ContentRevision.item_id == item_id).delete()
             session.query(ContentRedirect).filter(ContentRedirect.item_id == item_id).delete()
-            session.query(MenuItem).filter(MenuItem.parent_id.in_(
-                select(MenuItem.id).where(MenuItem.item_id == item_id))).delete(
-                    synchronize_session=False)
+            for row in list(session.scalars(select(MenuItem).where(MenuItem.item_id == item_id))):
+                _lift_children(session, row)
+            session.flush()
             session.query(MenuItem).filter(MenuItem.item_id == item_id).delete()
             session.delete(item)
             cache.invalidate()

@@ -15,6 +15,7 @@ from engine import plugins
 from engine.content import feeds, menus, render, seo, service
 from engine.content.cache import cached
 from engine.content.models import ContentItem
+from engine.media.html import preload as preload_media
 
 blueprint = Blueprint("content", __name__)
 
@@ -63,8 +64,9 @@ def show_item(item: ContentItem, *, preview: bool = False) -> str:
     context: dict[str, Any] = {}
     if item.kind == "post":
         structured.append(seo.json_ld(seo.blog_posting(item, site_info, len(text.split()))))
-        context.update(reading_minutes=_reading_minutes(text),
-                       related=service.related_posts(item))
+        related = service.related_posts(item)
+        preload_media([item.feature_image, *(post.feature_image for post in related)])
+        context.update(reading_minutes=_reading_minutes(text), related=related)
     return _render(hierarchy(item), item=item, body=body, seo=page_meta, site=site_info,
                    structured_data=Markup("\n").join(structured), **context)
 
@@ -76,6 +78,7 @@ def _listing(templates: list[str], *, number: int, tag: str | None, base_path: s
     if number < 1 or number > pages or (tag and not total):
         abort(404)
     posts = service.recent_posts(PER_PAGE, (number - 1) * PER_PAGE, tag=tag)
+    preload_media(post.feature_image for post in posts)
     site_info = seo.site()
     path = base_path if number == 1 else f"{base_path}/page/{number}"
     suffix = f" (page {number})" if number > 1 else ""

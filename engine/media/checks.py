@@ -10,8 +10,12 @@ accepts a header anywhere in the first kilobyte, which is how PDF polyglots hide
 format: we do not), `%%EOF` in the last kilobyte, a `startxref` and at least one object. Then
 the names that make a PDF act rather than show (`/JavaScript`, `/JS`, `/Launch`,
 `/EmbeddedFile`, `/RichMedia`, `/XFA`, `/SubmitForm`, `/ImportData`) are looked for, with `#xx`
-escapes in names decoded, in the raw bytes and inside every Flate-compressed stream (bounded),
-since object streams can hide dictionaries. A PDF that names one is refused. (`/OpenAction`
+escapes in names decoded, in the raw bytes and inside every Flate-compressed stream, since
+object streams can hide dictionaries. A stream is inflated from its `stream` keyword for as long
+as zlib reads it, never cut at the first `endstream` in its bytes (a reader goes by `/Length`, so
+an `endstream` planted in a stored block would otherwise hide the rest of the stream). What is
+inflated is bounded in all; a PDF that needs more than that to be read through is refused
+rather than passed half-read. A PDF that names one is refused. (`/OpenAction`
 and `/AA` alone are allowed: office suites use them to open at a page; what they could run is
 one of the names above.)
 
@@ -34,8 +38,11 @@ PDF_HEADER = re.compile(rb"\A%PDF-(1\.[0-7]|2\.0)")
 PDF_ACTIVE_NAMES = {b"JavaScript", b"JS", b"Launch", b"EmbeddedFile", b"EmbeddedFiles",
                     b"RichMedia", b"XFA", b"SubmitForm", b"ImportData"}
 PDF_NAME = re.compile(rb"/([A-Za-z0-9#]+)")
-PDF_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.DOTALL)
-PDF_INFLATE_LIMIT = 64 * 1024 * 1024  # bytes inflated in all, at most, while looking
+PDF_STREAM_START = re.compile(rb"stream\r?\n")
+PDF_INFLATE_LIMIT = 256 * 1024 * 1024  # bytes inflated in all, at most, while looking
+PDF_READ_CHUNK = 64 * 1024
+PDF_OUTPUT_STEP = 1024 * 1024
+PDF_NAME_MAX = 512  # longer than any name a reader takes (127 bytes, or #xx-escaped thrice that)
 
 
 class RefusedUpload(ValueError):
@@ -110,17 +117,34 @@ def check_pdf(data: bytes) -> None:
         raise RefusedUpload("the file does not have a PDF's structure")
     names = _names(data)
     budget = PDF_INFLATE_LIMIT
-    for match in PDF_STREAM.finditer(data):
-        if budget <= 0:
-            break
-        inflater = zlib.decompressobj()
-        try:
-            inflated = inflater.decompress(match.group(1), budget)
-        except zlib.error:
-            continue
-        budget -= len(inflated)
-        names |= _names(inflated)
+    view = memoryview(data)
+    for match in PDF_STREAM_START.finditer(data):
+        inside, budget = _inflated_names(view[match.end():], budget)
+        if budget < 0:
+            raise RefusedUpload("the PDF's compressed streams are too large to be checked")
+        names |= inside
     active = sorted(name.decode("latin-1") for name in names & PDF_ACTIVE_NAMES)
     if active:
         raise RefusedUpload("PDFs with scripts, actions or embedded files are not accepted "
                             f"(found /{', /'.join(active)})")
+
+
+def _inflated_names(data: memoryview, budget: int) -> tuple[set[bytes], int]:
+    """The names inside the Flate stream at the start of `data` (none when it is not one),
+    read a chunk at a time until zlib reaches its end, and the budget left (negative: the
+    stream goes on past it). Only a name's worth of output is kept between chunks."""
+    inflater, found, carry = zlib.decompressobj(), set(), b""
+    for start in range(0, len(data), PDF_READ_CHUNK):
+        pending: bytes | memoryview = data[start:start + PDF_READ_CHUNK]
+        while pending:  # a chunk may inflate a thousandfold: a megabyte of output at a time
+            try:
+                piece = inflater.decompress(pending, min(budget + 1, PDF_OUTPUT_STEP))
+            except zlib.error:
+                return found, budget
+            budget -= len(piece)
+            found |= _names(carry + piece)
+            carry = piece[-PDF_NAME_MAX:]
+            if budget < 0 or inflater.eof:
+                return found, budget
+            pending = inflater.unconsumed_tail
+    return found, budget

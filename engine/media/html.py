@@ -8,6 +8,7 @@ other URL gets a plain `<img>` (http, https or a path only).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, g
@@ -27,6 +28,16 @@ def _item(url: str) -> MediaItem | None:
     if url not in known:
         known[url] = service.by_url(url)
     return known[url]
+
+
+def preload(urls: Iterable[str]) -> None:
+    """Look up the library items of these URLs in one query, for the rest of the request: a
+    list of post cards would otherwise cost a query per feature image."""
+    known = g.setdefault("magnet_media_items", {})
+    wanted = {url: service.name_in(url) for url in urls if url and url not in known}
+    found = service.by_names({name for name in wanted.values() if name})
+    for url, name in wanted.items():
+        known[url] = found.get(name) if name else None
 
 
 def _plain_url(url: str) -> str | None:

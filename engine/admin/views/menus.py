@@ -52,10 +52,17 @@ def menus_edit() -> Any:
                            labels=LABELS, **_choices())
 
 
-def _audited(menu: str, action: str, change: Any) -> None:
+def _audited(menu: str, action: str, change: Any) -> bool:
+    """Make the change and audit it with the menu before and after; False (nothing audited)
+    when it changed nothing (the first item moved up, a label saved as it was)."""
     before = _outline(menu)
-    change()
-    audit.record(current_user, f"menu.{action}", menu, {"old": before, "new": _outline(menu)})
+    result = change()
+    after = _outline(menu)
+    relabelled = action == "label" and result[0] != result[1]
+    if after == before and not relabelled:
+        return False
+    audit.record(current_user, f"menu.{action}", menu, {"old": before, "new": after})
+    return True
 
 
 @bp.post("/menus/<menu>/add")
@@ -94,11 +101,12 @@ def menus_change(row_id: int, action: str) -> Any:
         abort(404)
     menu = _menu_of(row_id)
     try:
-        _audited(menu, action, lambda: CHANGES[action](row_id))
+        changed = _audited(menu, action, lambda: CHANGES[action](row_id))
     except menus.MenuError as exc:
         flash(f"Not changed: {exc}", "error")
     else:
-        flash("Removed." if action == "remove" else "Menu saved.")
+        flash(("Removed." if action == "remove" else "Menu saved.") if changed
+              else "Nothing changed.")
     return redirect(url_for("admin.menus_edit") + f"#menu-{menu}")
 
 
@@ -107,11 +115,12 @@ def menus_change(row_id: int, action: str) -> Any:
 def menus_label(row_id: int) -> Any:
     menu = _menu_of(row_id)
     try:
-        _audited(menu, "label", lambda: menus.relabel(row_id, request.form.get("label", "")[:300]))
+        changed = _audited(menu, "label",
+                           lambda: menus.relabel(row_id, request.form.get("label", "")[:300]))
     except menus.MenuError as exc:
         flash(f"Not changed: {exc}", "error")
     else:
-        flash("Label saved.")
+        flash("Label saved." if changed else "Nothing changed.")
     return redirect(url_for("admin.menus_edit") + f"#menu-{menu}")
 
 
