@@ -4,6 +4,7 @@ Few apps: each test walks through one person's visit."""
 from __future__ import annotations
 
 import io
+import re
 
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
@@ -184,6 +185,14 @@ def test_owners_define_rename_reorder_retire_and_restore_fields(app):
                                                           "retired": "no"})
     assert 'name="custom.size"' in owner.get("/admin/contacts/new").get_data(as_text=True)
     assert signed_in(app, "editor").get("/admin/fields").status_code == 403
+    # No key typed: it is made from the label; contact pages show the label, not the key.
+    assert owner.post("/admin/fields", data={"csrf_token": token, "entity": "contact",
+                                             "key": "", "label": "Budget band (£)",
+                                             "type": "text"}).status_code == 302
+    with app.app_context(), write():
+        robin, _, _ = service.upsert("robin@example.com", {"budget_band": "Over 5k"})
+    shown = owner.get(f"/admin/contacts/{robin.id}").get_data(as_text=True)
+    assert "<dt>Budget band (£)</dt><dd>Over 5k</dd>" in shown
 
 
 def test_notes_are_on_the_timeline_and_only_their_author_or_an_owner_changes_them(app):
@@ -243,6 +252,7 @@ def test_company_pages_and_matching_by_domain(app):
     assert "acme.com" in page and f'href="/admin/contacts/{dee.id}"' in page
     assert viewer.get(f"/admin/companies/{acme_id}/edit").status_code == 403
     assert "contact created" in page  # the activity of its contacts
+    assert re.search(r'<time datetime="[^"]+">\d\d \w{3} \d{4}, \d\d:\d\d [\w/]+</time>', page)
 
     # Off (the default): a new contact at acme.com is not linked.
     _submit(editor, "/admin/contacts/new", {"email": "gus@acme.com"})

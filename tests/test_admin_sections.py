@@ -85,6 +85,38 @@ def test_preview_renders_sections_through_the_theme(app):
     assert "Trusted by owners" in preview
 
 
+def test_preview_of_a_list_section_without_entries_says_what_is_missing(app):
+    """A section just added has no entries yet: the preview says so instead of failing."""
+    load_demo(app)
+    client = signed_in(app, "editor")
+    item, path, html = _editor(app, client)
+    fields = MultiDict(form_as_shown(html, path))
+    for kind in ("faq", "benefits", "stats", "testimonials"):
+        posted = fields.copy()
+        posted.add("section", "new1")
+        posted.add("snew1-type", kind)
+        response = client.post("/admin/content/preview", data=posted)
+        assert response.status_code == 200, kind
+        assert "Not valid yet: Section 7" in response.get_data(as_text=True)
+
+
+def test_hero_image_from_the_library_is_responsive_with_its_alt_text(app):
+    from tests.media_helpers import jpeg, upload
+    load_demo(app)
+    client = signed_in(app, "editor")
+    upload(client, ("sun.jpg", jpeg(gps=False)), alt="A yellow sun")
+    with app.app_context():
+        from engine.media import service as media
+        url = media.search("")[0].url
+    item, path, html = _editor(app, client)
+    fields = form_as_shown(html, path)
+    fields = [(k, "" if k.startswith("s1-offer") else v) for k, v in fields]
+    client.post(path, data=_set(fields, "s1-image", url))
+    public = app.test_client().get("/").get_data(as_text=True)
+    hero = public[public.index('class="hero-image"'):][:600]
+    assert "<picture>" in hero and 'alt="A yellow sun"' in hero
+
+
 @pytest.mark.browser
 def test_editor_edits_the_hero_moves_a_section_and_the_site_shows_it(app, live_server, page):
     load_demo(app)
@@ -104,6 +136,18 @@ def test_editor_edits_the_hero_moves_a_section_and_the_site_shows_it(app, live_s
     page.get_by_role("button", name="Move up Testimonials").click()
     assert page.locator("[data-section-status]").inner_text() == (
         "Testimonials section moved to position 3.")
+    page.get_by_label("Add a section").select_option(label="Questions and answers")
+    page.get_by_role("button", name="Add section").click()
+    added = page.locator("[data-section]").last
+    assert added.locator("[data-item]").count() == 1  # one entry to fill in, ready
+    page.locator("#preview .field-error", has_text="questions is required").wait_for()
+    added.get_by_label("Question (required)").fill("Is it free?")
+    added.get_by_label("Answer (required)").fill("Yes.")
+    page.get_by_label("Add a section").select_option(label="Hero")
+    page.get_by_role("button", name="Add section").click()
+    assert page.locator("[data-section]").last.get_by_role(
+        "button", name="Choose from library: Image URL").count() == 1
+    page.get_by_role("button", name="Remove Hero").last.click()
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("Saved.").wait_for()
     public = page.context.browser.new_context().new_page()
@@ -111,4 +155,5 @@ def test_editor_edits_the_hero_moves_a_section_and_the_site_shows_it(app, live_s
     assert public.locator("h1").inner_text() == "Emails people are glad to get"
     html = public.content()
     assert html.index("Priya Raman") < html.index("4,800+")  # quotes now come before the stats
+    assert "Is it free?" in html
     public.close()

@@ -54,6 +54,19 @@ def test_sign_in_lockout_after_repeated_failures(app):
     assert client.get("/admin/").status_code == 302
 
 
+def test_successful_sign_ins_do_not_lock_out_an_address(app, monkeypatch):
+    """An office behind one address signs in all day: only failures count towards its limit."""
+    from engine.auth import views
+    monkeypatch.setattr(views, "ADDRESS_LIMIT", 3)
+    make_user(app, "ed@example.com", "editor")
+    for _ in range(5):
+        assert sign_in(app.test_client(), "ed@example.com").status_code == 302
+    stranger = app.test_client()
+    codes = [sign_in(stranger, "ed@example.com", "wrong password!").status_code
+             for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+
+
 def test_simultaneous_guesses_get_no_more_evaluations_than_the_limit(app, live_server):
     """Sixty wrong passwords sent at once: each is counted before it is evaluated."""
     import threading

@@ -157,6 +157,12 @@ def test_a_published_page_in_no_menu_is_offered_for_the_main_menu(app):
     editor.post(action, data={"csrf_token": token})
     assert _menu(app, "main")[-1] == ("Workshops", "/workshops", [])
     assert "Add to main menu" not in editor.get(url).get_data(as_text=True)
+    from engine.content import service
+    with app.app_context():
+        home = service.get_item("page", "home")
+    assert "/" not in [url for _label, url, _children in _menu(app, "main")]
+    home_editor = editor.get(f"/admin/content/{home.id}").get_data(as_text=True)
+    assert "Add to main menu" not in home_editor  # the site's name links to it already
 
 
 def test_a_page_synced_with_nav_joins_the_main_menu_in_its_place(app, tmp_path):

@@ -45,8 +45,8 @@ def test_an_edited_confirmation_is_what_a_sign_up_gets(make_app, smtp_server, wo
     assert "Subscription confirmation" in listing and "Form submission notice" in listing
     template_id, _subject, _body = _template(app, CONFIRMATION)
     answer = _edit(editor, template_id, subject="One click for {{ site.name }}",
-                   body='Hi {{ contact.first_name | default("there") }}, one click left: '
-                        "[yes, sign me up]({{ confirm_url }})")
+                   body='Hi {{ contact.first_name | default("there") }}, one click left for '
+                        "{{ lists }}: [yes, sign me up]({{ confirm_url }})")
     assert answer.status_code == 302
     token = {"csrf_token": token_for(editor)}
     refused = editor.post(f"/admin/mail/templates/{template_id}/delete", data=token,
@@ -63,7 +63,7 @@ def test_an_edited_confirmation_is_what_a_sign_up_gets(make_app, smtp_server, wo
     assert confirmation["Subject"] == "One click for Brightwater"
     assert confirmation["From"] == "Brightwater <news@site.test>"
     html = confirmation.get_body(("html",)).get_content()
-    assert "Hi Jane &lt;b&gt;, one click left" in html
+    assert "Hi Jane &lt;b&gt;, one click left for the “newsletter” emails:" in html
     link = re.search(r'href="http://site\.test(/forms/confirm/[^"]+)"', html).group(1)
     assert "You are subscribed" in client.post(link).get_data(as_text=True)
     notice = by_to["owner@site.test"]

@@ -58,6 +58,24 @@ def _count_locally(key: str, window: int) -> tuple[int, int]:
     return count + 1, int(until - now) + 1
 
 
+UNCOUNT = ("local n = tonumber(redis.call('GET', KEYS[1]) or '0') "
+           "if n > 0 then return redis.call('DECR', KEYS[1]) end return 0")
+
+
+def uncount(kind: str, value: str) -> None:
+    """Take back one attempt counted on `(kind, value)`: a sign-in that succeeded is no guess,
+    so it must not bring an address (an office behind one router) nearer its lockout."""
+    key = _key(kind, value)
+    try:
+        connection().eval(UNCOUNT, 1, key)
+    except (redis.RedisError, OSError):
+        pass
+    with _lock:
+        if key in _local:
+            count, until = _local[key]
+            _local[key] = (max(count - 1, 0), until)
+
+
 def clear(kind: str, value: str) -> None:
     key = _key(kind, value)
     try:

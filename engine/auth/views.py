@@ -97,6 +97,7 @@ def login() -> Any:
                 error, status = "That email and password do not match an active account.", 401
             else:
                 throttle.clear(*own)
+                throttle.uncount("signin-address", address)
                 start_session(user, remember=bool(form.remember.data))
                 response = redirect(next_url)
                 devices.remember(response, request, email)

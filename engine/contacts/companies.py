@@ -19,8 +19,9 @@ from sqlalchemy import func, or_, select, update
 
 from engine import events
 from engine.contacts.activity import newest_first
+from engine.contacts.fields import labelled
 from engine.contacts.models import Company, Contact, ContactSetting
-from engine.contacts.service import active_fields, coerce_custom, custom_fields
+from engine.contacts.service import active_fields, coerce_custom
 from engine.contacts.store import ContactError
 from engine.db import db
 from engine.events.models import Activity
@@ -212,6 +213,4 @@ def activity(company_id: int, before: int | None = None,
 
 def shown_custom(company: Company) -> list[tuple[str, Any]]:
     """`[(label, value)]` of a company's custom values, defined fields first in their order."""
-    fields, custom = custom_fields("company"), dict(company.custom or {})
-    shown = [(f.label, custom.pop(key)) for key, f in fields.items() if key in custom]
-    return shown + sorted(custom.items())
+    return labelled(company.custom, "company")

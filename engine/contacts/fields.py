@@ -9,12 +9,13 @@ and editing without touching the values stored under it; restoring shows it agai
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from sqlalchemy import select
 
 from engine.contacts.models import FIELD_ENTITIES, FIELD_TYPES, CustomField
-from engine.contacts.service import define_field, forget_fields
+from engine.contacts.service import custom_fields, define_field, forget_fields
 from engine.contacts.store import STANDARD_FIELDS, ContactError
 from engine.db import db
 
@@ -64,11 +65,20 @@ def parse_choices(raw: str, kind: str) -> list[str]:
     return found
 
 
+def key_from_label(label: str) -> str:
+    """The key a field gets when none is typed: its label in lower-case ASCII letters, digits
+    and underscores ("Budget band (£)" → `budget_band`), or "" when nothing of it is left."""
+    ascii_label = unicodedata.normalize("NFKD", label or "").encode("ascii", "ignore").decode()
+    key = re.sub(r"[^a-z0-9]+", "_", ascii_label.lower()).strip("_")
+    key = re.sub(r"^[0-9_]+", "", key)
+    return key[:60].rstrip("_")
+
+
 def define(entity: str, key: str, label: str, kind: str, choices: str = "") -> CustomField:
     """A new field (inside `write()`), placed last; ContactError says what is wrong."""
     if entity not in FIELD_ENTITIES:
         raise ContactError("Choose contacts or companies.", "entity")
-    key = (key or "").strip().lower()
+    key = (key or "").strip().lower() or key_from_label(label)
     if not KEY.match(key):
         raise ContactError("The key is 1 to 60 lower-case letters, digits or underscores, "
                            "starting with a letter (e.g. team_size).", "key")
@@ -120,3 +130,11 @@ def set_retired(field: CustomField, retired: bool) -> bool:
     field.retired = retired
     forget_fields()
     return True
+
+
+def labelled(values: dict[str, Any] | None, entity: str = "contact") -> list[tuple[str, Any]]:
+    """`[(label, value)]` of stored custom values, defined fields first in their order under
+    their labels, then any value whose field is gone under its key."""
+    fields, custom = custom_fields(entity), dict(values or {})
+    shown = [(f.label, custom.pop(key)) for key, f in fields.items() if key in custom]
+    return shown + sorted(custom.items())

@@ -110,7 +110,17 @@ def _send_confirmation(subscription_ids: list[int], contact: Any) -> None:
     link = external_url("forms.confirm", token=token)
     system_emails.send_system(
         system_emails.CONFIRMATION, contact.email, contact, confirm_url=link,
-        lists=", ".join(s.list_slug.replace("-", " ") for s in subs))
+        lists=lists_in_words([s.list_slug for s in subs]))
+
+
+def lists_in_words(slugs: list[str]) -> str:
+    """The `{{ lists }}` of the confirmation email, to read in a sentence ("…receive the
+    “ebook readers” emails from…"): lists are known only by their slugs."""
+    names = [f"“{slug.replace('-', ' ')}”" for slug in slugs]
+    if not names:
+        return "our emails"
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"the {joined} emails"
 
 
 def form_shortcode(args: dict[str, str], context: dict[str, Any]) -> str:

@@ -72,7 +72,7 @@ If you did not ask for this, ignore this email and nothing will happen.
 """),
 }
 SAMPLES = {"confirm_url": "https://www.example.com/forms/confirm/sample",
-           "lists": "the newsletter", "form_title": "Contact us",
+           "lists": "the “newsletter” emails", "form_title": "Contact us",
            "contact_url": "https://www.example.com/admin/contacts/1",
            "page_url": "https://www.example.com/contact"}
 SAMPLE_ANSWERS = [("Your name", "Alex Example"), ("Message", "Hello!\nA second line.")]

@@ -150,6 +150,8 @@
 
   // --- what opens it ------------------------------------------------------------------------
   function setupPicker(input, config) {
+    if (input.hasAttribute("data-media-picker-ready")) return;
+    input.setAttribute("data-media-picker-ready", "1");
     var button = el("button", {type: "button", "class": "secondary media-choose"}, "Choose from library");
     button.setAttribute("aria-label", "Choose from library" + (input.labels && input.labels[0] ? ": " + input.labels[0].textContent.trim() : ""));
     input.insertAdjacentElement("afterend", button);
@@ -186,6 +188,10 @@
     var config = document.querySelector("[data-media-library]");
     if (!config || typeof HTMLDialogElement === "undefined") return;
     document.querySelectorAll("input[data-media-picker]").forEach(function (input) { setupPicker(input, config); });
+    // A section or entry added in the section editor brings image fields of its own.
+    document.addEventListener("sections-changed", function (event) {
+      event.target.querySelectorAll("input[data-media-picker]").forEach(function (input) { setupPicker(input, config); });
+    });
     document.querySelectorAll("button[data-media-insert]").forEach(function (button) { setupInsert(button, config); });
   });
 })();

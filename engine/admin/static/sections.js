@@ -43,6 +43,11 @@
       var template = editor.querySelector('template[data-section-template="' + type + '"]');
       if (!template) return;
       var added = fromTemplate(template, "__key__");
+      // A list (benefits, questions...) starts with one empty entry to fill in.
+      added.querySelectorAll(".section-items").forEach(function (group) {
+        group.querySelector("[data-item-list]").appendChild(
+          fromTemplate(group.querySelector("template[data-item-template]"), "__row__"));
+      });
       list.appendChild(added);
       var first = added.querySelector("input[type=text], textarea, select");
       if (first) first.focus();

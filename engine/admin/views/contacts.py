@@ -32,6 +32,7 @@ from engine.auth import require_role
 from engine.auth.models import User
 from engine.contacts import duplicates, gdpr, notes, query, timeline, touches
 from engine.contacts import merge as merging
+from engine.contacts.fields import labelled
 from engine.contacts.models import LIFECYCLE_STAGES, Contact, ContactMerge, Tag
 from engine.db import db
 from engine.events.types import NAME
@@ -108,7 +109,8 @@ def contacts_show(contact_id: int) -> Any:
                            merges=merging.merges_of(contact.id),
                            owner=db.session.get(User, contact.owner_id)
                            if contact.owner_id else None,
-                           notes=notes.of(gdpr.merged_ids(contact.id)))
+                           notes=notes.of(gdpr.merged_ids(contact.id)),
+                           custom=labelled(contact.custom))
 
 
 @bp.get("/contacts/<int:contact_id>/timeline")
