@@ -42,3 +42,13 @@ def signed_in(app: Flask, role: str, email: str | None = None) -> Any:
 
 def token_for(client: Any, path: str = "/admin/") -> str:
     return csrf_token(client.get(path).get_data(as_text=True))
+
+
+def browser_signed_in(page: Any, live_server: str, app: Flask, email: str, role: str) -> None:
+    """A new account of `role`, signed in through the real form in the browser `page`."""
+    make_user(app, email, role)
+    page.goto(f"{live_server}/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server}/admin/")

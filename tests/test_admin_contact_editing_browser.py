@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin_helpers import PASSWORD, make_user
+from tests.admin_helpers import browser_signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -15,12 +15,7 @@ def test_an_owner_adds_a_field_and_a_contact_then_edits_its_stage(page, live_ser
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400
             else None)
-    make_user(app, "owner@example.com", "owner")
-    page.goto(f"{live_server}/auth/login")
-    page.get_by_label("Email").fill("owner@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server}/admin/")
+    browser_signed_in(page, live_server, app, "owner@example.com", "owner")
 
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Custom fields").click()
     page.get_by_text("Add a field").click()

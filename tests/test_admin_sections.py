@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from engine import audit
 from engine.content import service
-from tests.admin_helpers import PASSWORD, form_as_shown, make_user, signed_in
+from tests.admin_helpers import browser_signed_in, form_as_shown, signed_in
 from tests.content_helpers import load_demo
 
 
@@ -120,13 +120,8 @@ def test_hero_image_from_the_library_is_responsive_with_its_alt_text(app):
 @pytest.mark.browser
 def test_editor_edits_the_hero_moves_a_section_and_the_site_shows_it(app, live_server, page):
     load_demo(app)
-    make_user(app, "editor@example.com", "editor")
     page.set_viewport_size({"width": 375, "height": 800})
-    page.goto(f"{live_server}/admin/")
-    page.get_by_label("Email").fill("editor@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server}/admin/")
+    browser_signed_in(page, live_server, app, "editor@example.com", "editor")
     with app.app_context():
         home = service.get_item("page", "home")
     page.goto(f"{live_server}/admin/content/{home.id}")

@@ -182,15 +182,10 @@ def test_a_page_synced_with_nav_joins_the_main_menu_in_its_place(app, tmp_path):
 
 @pytest.mark.browser
 def test_editor_publishes_a_page_and_adds_it_to_the_main_menu(app, live_server, page):
-    from tests.admin_helpers import PASSWORD, make_user
+    from tests.admin_helpers import browser_signed_in
     load_demo(app)
-    make_user(app, "editor@example.com", "editor")
     page.set_viewport_size({"width": 375, "height": 800})
-    page.goto(f"{live_server}/admin/")
-    page.get_by_label("Email").fill("editor@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{live_server}/admin/")
+    browser_signed_in(page, live_server, app, "editor@example.com", "editor")
     page.goto(f"{live_server}/admin/content")
     page.get_by_role("button", name="New page").click()
     page.wait_for_url("**/admin/content/*")
