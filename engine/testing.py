@@ -378,14 +378,26 @@ def start_worker(app: Flask, **env: str) -> Any:
 
 def stop_worker(worker: Any, kill: bool = False) -> str:
     """Stop a `start_worker` process and the scheduler it forked (its process group: a worker
-    killed on its own would leave that child running); returns what it wrote to stderr."""
+    killed on its own would leave that child running); returns what it wrote to stderr.
+
+    Never raises: a worker that ignores SIGTERM for 30 s is killed. (Raising left the next
+    worker of a test's list running, and it went on taking the jobs of later tests that share
+    its Redis database.)"""
     import signal
+    import subprocess
     try:
         os.killpg(worker.pid, signal.SIGKILL if kill else signal.SIGTERM)
     except ProcessLookupError:
         pass
     try:
         return worker.communicate(timeout=30)[1].decode()
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        written = worker.communicate()[1] or b""
+        return written.decode() + "\n(the worker did not stop within 30 s of SIGTERM: killed)"
     finally:
         try:
             os.killpg(worker.pid, signal.SIGKILL)  # whatever of the group is still there

@@ -53,11 +53,36 @@ def require_role(role: str) -> Callable[[F], F]:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Session cookies marked `Secure` whenever the request itself came over HTTPS."""
+    """Session cookies marked `Secure` whenever the request itself came over HTTPS.
+
+    Most requests are visitors' page views without a session cookie: they get an empty
+    session without building a serializer, and nothing is done for it on the way out (Flask
+    would build the serializer and read every cookie setting for each of them)."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (
             has_request_context() and request.is_secure)
+
+    def get_signing_serializer(self, app: Flask) -> Any:
+        """Flask's serializer, made once per set of keys rather than per request."""
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        kept = app.extensions.get("magnet.session_serializer")
+        if kept is None or kept[0] != keys:
+            kept = app.extensions["magnet.session_serializer"] = (
+                keys, super().get_signing_serializer(app))
+        return kept[1]
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if not session and not session.modified:  # nothing to set and nothing to delete
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
 
 def _load_user(user_id: str) -> User | None:

@@ -100,13 +100,18 @@ def security_headers(response: Response) -> Response:
     request from the stored body, so nothing here is stored with a page). Headers a view set
     itself are kept (the admin's stricter `Referrer-Policy`)."""
     headers = response.headers
+    present = {name.lower() for name in headers.keys()}  # one pass, not a scan per header
     policy = current_app.config.get("CONTENT_SECURITY_POLICY", CONTENT_SECURITY_POLICY)
-    if policy:
-        headers.setdefault("Content-Security-Policy", policy)
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if policy and "content-security-policy" not in present:
+        headers.add("Content-Security-Policy", policy)
+    for name, value in _ALWAYS:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
+
+
+_ALWAYS = (("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"),
+           ("Referrer-Policy", "strict-origin-when-cross-origin"))
 
 
 def favicon() -> Response:

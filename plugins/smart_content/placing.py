@@ -14,6 +14,8 @@ Editors (not cached) and "View as" (`g.smart_view_as`) choose as the block rende
 """
 from __future__ import annotations
 
+import time
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app, g, request
@@ -103,7 +105,13 @@ def section(html: str, name: str, item: Any, req: Any) -> str:
 
 def _cookie(state: dict[str, Any]) -> str:
     secure = request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
-    return dump_cookie(visit.COOKIE, visit.encode(state), max_age=visit.MAX_AGE, httponly=True,
+    return _set_cookie_header(visit.encode(state), secure, int(time.time()))
+
+
+@lru_cache(maxsize=1024)
+def _set_cookie_header(value: str, secure: bool, second: int) -> str:
+    """The `Set-Cookie` value, made once per value and second (its `Expires` counts from now)."""
+    return dump_cookie(visit.COOKIE, value, max_age=visit.MAX_AGE, httponly=True,
                        samesite="Lax", secure=secure, path="/")
 
 

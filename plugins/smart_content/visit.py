@@ -94,6 +94,14 @@ def read(raw: str | None) -> dict[str, Any] | None:
 
 def encode(state: dict[str, Any]) -> str:
     text = json.dumps(state, separators=(",", ":"), sort_keys=True)
+    return _signed(text, current_app.config["SECRET_KEY"])
+
+
+@lru_cache(maxsize=4096)
+def _signed(text: str, key: str) -> str:
+    """The cookie value of a state's JSON (cached per value: every first-time visitor from the
+    same kind of link in the same minute has the same state, and signing is most of a cached
+    page's cost). `key` keeps apps with other secrets apart."""
     payload = base64.urlsafe_b64encode(text.encode()).rstrip(b"=")
     return _signer().sign(payload).decode()
 

@@ -1,8 +1,6 @@
 """The periodic jobs: draining through real RQ workers, the on_event hook, retention pruning."""
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -64,9 +62,8 @@ def test_hook_on_event(make_app, tmp_path, monkeypatch, work):
 @pytest.mark.slow
 def test_a_running_worker_stores_events_on_its_own(app, client, redis_url):
     """The periodic drain needs no one to start it (how fast: see bench/beacon.py)."""
-    env = {**os.environ, "MAGNET_INSTANCE_PATH": app.instance_path, "REDIS_URL": redis_url}
-    worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from engine.testing import start_worker, stop_worker
+    worker = start_worker(app, REDIS_URL=redis_url)
     try:
         for n in range(50):
             assert send(client, app, url=f"http://localhost/p{n}").status_code == 204
@@ -76,8 +73,7 @@ def test_a_running_worker_stores_events_on_its_own(app, client, redis_url):
         assert sorted(e.url for e in events(app)) == sorted(f"http://localhost/p{n}"
                                                             for n in range(50))
     finally:
-        worker.terminate()
-        worker.wait(15)
+        stop_worker(worker)
 
 
 @pytest.mark.both_backends
