@@ -139,7 +139,7 @@ def deliver_next(start: int = 0) -> tuple[int, int]:
         _deliver([row.event_id for row in queued])
         session.execute(delete(_QUEUE).where(_QUEUE.c.seq.in_([row.seq for row in queued])))
         counts = Counter(row.partition for row in queued)
-        session.execute(update(EventPartition).where(EventPartition.partition.in_(counts))
+        session.execute(update(EventPartition).where(EventPartition.partition.in_(list(counts)))
                         .values(delivered=EventPartition.delivered + case(
                             counts, value=EventPartition.partition, else_=0)))
         return len(queued), after
