@@ -9,8 +9,12 @@ purchase by a new address each time (the address becomes a contact, with a `cont
 event: the most work per request) and a purchase by one known customer. The key's rate limit
 is raised for the run, since all the load comes from one key; it is still counted.
 Baseline: bare Flask that checks a bearer key, parses the same JSON and stores it with one
-INSERT, answering 201 with the id. Afterwards every accepted Magnet event must be stored,
-and the delivery queue must drain.
+INSERT, answering 201 with the id. A second one in the same rounds is the endpoint's floor
+(`bench.events_floor`): bare Flask doing by hand only what the product requires of a
+synchronous answer (key lookup, a rate-limit round trip to Redis, the contact, the event and its
+queue row and the idempotency key in one transaction, the worker's wake-up), with no worker
+delivering. Afterwards every accepted Magnet event must be stored, and the delivery queue must
+drain.
 Target: at least 0.7x the baseline's requests per second, none lost.
 
     python bench/events_api.py [--duration S] [--connections N] [--rounds R]
@@ -47,6 +51,7 @@ from bench.site import EngineSite
 
 PATH = "/api/v1/events"
 BASELINE = "bare Flask: JSON + one INSERT"
+FLOOR = "bare Flask: the synchronous floor"
 NEW_BUYER = "magnet: purchase, new contact"
 KNOWN_BUYER = "magnet: purchase, known contact"
 CUSTOMER = "customer@example.com"
@@ -109,6 +114,7 @@ def accounting(site: EngineSite, runs: dict[str, list[Any]], baseline_db: str) -
         "queue_drained_seconds_after_load": round(time.monotonic() - load_ended, 1),
         "baseline_accepted": answered(runs[BASELINE]),
         "baseline_stored": count_submissions(baseline_db, "events"),
+        "floor_accepted": answered(runs[FLOOR]),
         "note": "stored can exceed accepted by the requests still in flight when the load "
                 "generator stopped (at most connections x runs); lost = accepted - stored",
     }
@@ -117,7 +123,7 @@ def accounting(site: EngineSite, runs: dict[str, list[Any]], baseline_db: str) -
 def main() -> None:
     options = arguments(__doc__.split("\n\n")[0])
     report = Report("events_api", "events accepted per second from integrations",
-                    settings(options, worker_processes=1), baselines=[BASELINE])
+                    settings(options, worker_processes=1), baselines=[BASELINE, FLOOR])
     unbounded = {"MAGNET_API_RATE_LIMIT": str(10**12)}
     with stop_on_sigterm(), ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-events-"))
@@ -127,8 +133,12 @@ def main() -> None:
         engine = site.serve()
         bare = stack.enter_context(Gunicorn("bench.baselines:events_app()",
                                             {"BENCH_SQLITE": baseline_db}))
+        floor = stack.enter_context(Gunicorn("bench.events_floor:events_floor_app()",
+                                             {"BENCH_SQLITE": f"{folder}/floor.db",
+                                              "BENCH_REDIS_URL": site.redis.url}))
         runs = compare(report, [
             Subject(BASELINE, bare, event_request(EVENTS_KEY, f"buyer-{UNIQUE}@example.com")),
+            Subject(FLOOR, floor, event_request(EVENTS_KEY, f"buyer-{UNIQUE}@example.com")),
             Subject(NEW_BUYER, engine, event_request(key, f"buyer-{UNIQUE}@example.com")),
             Subject(KNOWN_BUYER, engine, event_request(key, CUSTOMER))], options)
         report.extra["accounting"] = accounting(site, runs, baseline_db)
@@ -137,6 +147,9 @@ def main() -> None:
     for label in (NEW_BUYER, KNOWN_BUYER):
         ratio = report.ratio(label, BASELINE)
         report.target(f"{label} / bare Flask + INSERT", ratio, f">= {TARGET}x", ratio >= TARGET)
+    report.extra["floor_ratio"] = round(report.ratio(FLOOR, BASELINE), 3)
+    for label in (NEW_BUYER, KNOWN_BUYER):
+        report.extra[f"{label} / floor"] = round(report.ratio(label, FLOOR), 3)
     report.target("events lost", lost, "0", lost == 0)
     report.target("events left undelivered", counted["queue_left"], "0",
                   counted["queue_left"] == 0)

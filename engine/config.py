@@ -78,6 +78,12 @@ def _coerce(raw: str, like: Any) -> Any:
     return raw
 
 
+# SQLite connections kept open per process. A gevent worker serves many requests at once, and
+# with SQLAlchemy's 5 each burst of more opened and closed connections (with their PRAGMAs) for
+# every request beyond the fifth; an idle SQLite connection costs little.
+SQLITE_POOL = 16
+
+
 def _normalise_database_url(url: str) -> str:
     """Accept the `postgres://` and `postgresql://` forms hosts hand out; use psycopg 3."""
     if url.startswith("postgres://"):
@@ -119,6 +125,8 @@ def load(instance: Path, overrides: dict[str, Any] | None = None,
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'magnet.db'}"
     config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_size": SQLITE_POOL})
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret_key(instance)
     return config

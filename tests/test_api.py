@@ -250,3 +250,28 @@ def test_cli_lists_and_accepts_the_types_the_admin_lists(make_app, make_plugins)
     recorded = magnet("record", "--email", "r@example.com", "--type", "refund", "--prop",
                       "amount=3")
     assert recorded.returncode == 0, recorded.stderr
+
+
+def test_one_idempotency_key_sent_twice_at_once_stores_one_event(app, client, key, monkeypatch):
+    """The earlier answer is looked up before the write transaction, so two requests with the
+    same key can both find none; the unique key lets only one store, and the other answers
+    as a retry of it."""
+    from engine.api import intake
+    event = {"email": "a@example.com", "type": "purchase", "properties": {"order_id": "1"}}
+    real = intake._earlier
+    raced: list[int] = []
+
+    def earlier_then_race(*args):
+        found = real(*args)
+        if not raced:  # the other request stores between this lookup and this write
+            raced.append(0)
+            raced[0] = send(client, key, event,
+                            headers={"Idempotency-Key": "order-1"}).status_code
+        return found
+
+    monkeypatch.setattr(intake, "_earlier", earlier_then_race)
+    answer = send(client, key, event, headers={"Idempotency-Key": "order-1"})
+    assert raced == [201]
+    assert answer.status_code == 200 and answer.get_json()["duplicate"] is True
+    assert count(app, Activity, Activity.type == "purchase") == 1
+    assert count(app, Contact) == 1

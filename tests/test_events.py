@@ -270,3 +270,91 @@ def test_events_deferred_in_a_savepoint_that_rolls_back_are_never_written(app):
                 pass
         types = db.session.scalars(select(Activity.type).order_by(Activity.id)).all()
         assert types == ["contact_created", "tag_added"]
+
+
+BATCHES = '''
+"""Keeps, for each call of on_event, the events it was given."""
+from sqlalchemy import text
+from engine.db import db
+from engine.plugins import hookimpl
+DEFAULT_ENABLED = True
+
+@hookimpl
+def on_event(events):
+    batch = db.session.execute(text("SELECT coalesce(max(batch), 0) + 1 FROM heard")).scalar()
+    for e in events:
+        db.session.execute(text("INSERT INTO heard (event_id, contact_id, batch) "
+                                "VALUES (:e, :c, :b)"),
+                           {"e": e["id"], "c": e["contact_id"] or 0, "b": batch})
+'''
+
+
+def test_sqlite_delivers_the_events_of_many_partitions_in_one_batch(make_app, make_plugins):
+    """On SQLite (one writer at a time) a batch is everything queued, whatever the partition:
+    a stream of events from many people costs a transaction per batch, not per person; each
+    person's events still come in the order they were recorded."""
+    from engine.events.models import PARTITIONS, EventPartition
+    from engine.testing import deliver_events
+    app = make_app(PLUGINS_PATH=str(make_plugins(batches=BATCHES)))
+    with app.app_context(), write() as session:
+        session.execute(text("CREATE TABLE heard (event_id BIGINT, contact_id INTEGER, "
+                             "batch INTEGER)"))
+    contacts = _contacts(app, PARTITIONS + 6)  # more people than partitions
+    recorded: list[int] = []
+    with app.app_context():
+        for round_ in range(3):
+            with write():
+                recorded += events.record_many([
+                    {"type": "purchase", "contact_id": c, "properties": {"amount": round_}}
+                    for c in contacts])
+    assert deliver_events(app) == 4 * len(contacts)  # and each one's contact_created
+    with app.app_context():
+        got = db.session.execute(text("SELECT event_id, contact_id, batch FROM heard")).all()
+        counted = db.session.scalar(select(func.sum(EventPartition.delivered)))
+        assert events.delivery.pending() == 0
+    assert {batch for _, _, batch in got} == {1}
+    assert sorted(e for e, _, _ in got if e in set(recorded)) == sorted(recorded)
+    for contact in contacts:
+        theirs = [e for e, c, _ in got if c == contact]
+        assert len(theirs) == 4 and theirs == sorted(theirs)
+    assert counted == 4 * len(contacts)
+
+
+def test_commits_during_a_wake_share_one_more_wake_after_it(app, monkeypatch):
+    """A process sends one delivery wake-up at a time: commits made while one is on its way
+    are covered by a single further wake-up that begins after all of them, none by none."""
+    import threading
+
+    from engine.events import delivery
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def wake(force: bool = False) -> bool:
+        calls.append(len(done))  # how many commits had asked before this wake began
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+        return True
+
+    monkeypatch.setattr(delivery, "wake", wake)
+    done: list[int] = []
+
+    def commit() -> None:
+        with app.app_context():
+            delivery.wake_after_commit()
+        done.append(1)
+
+    first = threading.Thread(target=commit)
+    first.start()
+    assert started.wait(5)
+    others = [threading.Thread(target=commit) for _ in range(5)]
+    for thread in others:
+        thread.start()
+    for thread in others:
+        thread.join(5)
+    assert len(done) == 5 and calls == [0]  # they asked, and did not wait for Redis
+    release.set()
+    first.join(5)
+    assert calls == [0, 5]  # one more wake, begun after the five commits
+    with app.app_context():
+        delivery.wake_after_commit()
+    assert calls == [0, 5, 6]  # and the next commit wakes again by itself

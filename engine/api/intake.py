@@ -24,7 +24,7 @@ from engine.api import keys
 from engine.api.models import ApiKey, IdempotentRequest
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import utcnow, write
+from engine.db import db, utcnow, write
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 
@@ -130,34 +130,50 @@ def fingerprint(address: str, name: str, clean: dict[str, Any], moment: datetime
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_EARLIER = IdempotentRequest.__table__
+
+
+def _earlier(api_key_id: int, idempotency_key: str, digest: str) -> Recorded | None:
+    """The answer already given to this key, or None. Read before the write transaction, so
+    SQLite's write lock is not held for it; two requests with one key at the same moment both
+    find none, and the unique key lets only one of them store (the other retries, and finds it
+    here)."""
+    earlier = db.session.execute(
+        select(_EARLIER.c.event_id, _EARLIER.c.contact_id, _EARLIER.c.request_hash)
+        .where(_EARLIER.c.api_key_id == api_key_id, _EARLIER.c.key == idempotency_key)).first()
+    if earlier is None:
+        return None
+    if earlier.request_hash not in (None, digest):
+        raise IdempotencyConflict(
+            f"The idempotency key “{idempotency_key}” was used for a different event: a retry "
+            "must send the same event. Use a new key for a new event.")
+    return Recorded(earlier.event_id, earlier.contact_id, False, duplicate=True)
+
+
 def _store(address: str, name: str, clean: dict[str, Any], moment: datetime | None,
            idempotency_key: str | None, api_key_id: int | None, source: str,
            digest: str) -> Recorded:
+    """The contact, the event and the idempotency key in one short write transaction: Core
+    statements only, and nothing read in it that could be read before it."""
     keyed = idempotency_key is not None and api_key_id is not None
+    if keyed:
+        earlier = _earlier(api_key_id, idempotency_key, digest)  # type: ignore[arg-type]
+        if earlier is not None:
+            return earlier
     with write() as session:
-        if keyed:
-            earlier = session.execute(select(IdempotentRequest).where(
-                IdempotentRequest.api_key_id == api_key_id,
-                IdempotentRequest.key == idempotency_key)).scalar_one_or_none()
-            if earlier is not None:
-                if earlier.request_hash not in (None, digest):
-                    raise IdempotencyConflict(
-                        f"The idempotency key “{idempotency_key}” was used for a different "
-                        "event: a retry must send the same event. Use a new key for a new "
-                        "event.")
-                return Recorded(earlier.event_id, earlier.contact_id, False, duplicate=True)
         try:
             saved = store.save(address, {}, source={"source": source}, origin=source)
         except ContactError as exc:
             raise IntakeError(f"“email”: {exc}") from None
         event_id = events.record(name, contact_id=saved.id, properties=clean, occurred_at=moment)
+        connection = session.connection()
         if keyed:
-            session.add(IdempotentRequest(api_key_id=api_key_id, key=idempotency_key,
-                                          event_id=event_id, contact_id=saved.id,
-                                          request_hash=digest, created_at=utcnow()))
+            connection.execute(_EARLIER.insert(), {
+                "api_key_id": api_key_id, "key": idempotency_key, "event_id": event_id,
+                "contact_id": saved.id, "request_hash": digest, "created_at": utcnow()})
         if api_key_id is not None and keys.due_for_use_mark(api_key_id):
-            session.execute(ApiKey.__table__.update().where(ApiKey.id == api_key_id)
-                            .values(last_used_at=utcnow()))
+            connection.execute(ApiKey.__table__.update().where(ApiKey.id == api_key_id)
+                               .values(last_used_at=utcnow()))
     return Recorded(event_id, saved.id, saved.created)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from engine.db import db, utcnow
-from engine.events.delivery import wake
+from engine.events.delivery import wake_after_commit
 from engine.events.models import PARTITIONS, Activity, QueuedEvent
 
 PENDING = "magnet_events_recorded"  # session.info flag: wake delivery after the commit
@@ -145,7 +145,7 @@ def _wake_after_commit(session: Session) -> None:
     if session.info.pop(PENDING, None):
         held = _held.get()
         if held is None:
-            wake()
+            wake_after_commit()
         else:
             held.append(True)
 
@@ -165,7 +165,7 @@ def one_wake() -> Iterator[None]:
     finally:
         _held.reset(token)
         if held:
-            wake()
+            wake_after_commit()
 
 
 @sa_event.listens_for(Session, "after_rollback")
