@@ -12,9 +12,11 @@ The segment is "country is GB, tagged webinar, viewed /pricing in the last 30 da
 figure is the engine's own build path in this process: `segments.save()` (stored, build
 queued in the outbox) then `outbox.run_batch()` as the worker runs it, until the segment is
 `ready` with its members stored. The reference, in the same run on the same database: the
-same three conditions as one `INSERT INTO segment_members … SELECT`, written by hand. Runs
-alternate (`--repeat`, median kept) after one unmeasured pass that warms the caches; both
-member sets must be equal. Target: Magnet within 1.5x the hand-written statement.
+same three conditions as one `INSERT INTO segment_members … SELECT`, written by hand with
+`country = 'GB'`. The engine's "equals" is case-insensitive, so the same statement with
+`lower(country) = 'gb'` runs too, and the ratio to it is reported beside the target's. Runs
+alternate (`--repeat`, median kept) after one unmeasured pass that warms the caches; every
+member set must be equal. Target: Magnet within 1.5x the hand-written statement.
 """
 from __future__ import annotations
 
@@ -52,11 +54,13 @@ WHERE c.status NOT IN ('merged', 'erased') AND {country}
                 AND a.properties ->> 'path' = '/pricing'
                 AND a.occurred_at >= now() - interval '30 days')
 """
-# How each side tests the country: the hand-written `=`, and the engine's case-insensitive
-# form (`_text_sql` in engine/segments/conditions.py), as a reference that tells the cost of
-# the expression from the cost of the build's other choices.
+# How each side tests the country: the hand-written `=` (the measured baseline: it relies on
+# codes being stored upper-case, which the engine's case-insensitive "equals" does not), and
+# the same statement with the engine's meaning, `lower(country) = 'gb'` (`_text_sql` in
+# engine/segments/conditions.py; served by `ix_contacts_country_lower`), as careful SQL with
+# the same meaning: a second ratio, and what tells the cost of the meaning from the build's.
 COUNTRY_PLAIN = "c.country = 'GB'"
-COUNTRY_AS_ENGINE = "lower(coalesce(c.country, '')) = 'gb'"
+COUNTRY_AS_ENGINE = "lower(c.country) = 'gb'"
 PATHS = ["/", "/pricing", "/blog", "/about", "/features", "/contact", "/webinar", "/ebook",
          "/customers", "/integrations", "/security", "/careers", "/docs", "/changelog",
          "/blog/small-teams", "/blog/forms-that-convert", "/blog/welcome-sequences",
@@ -203,12 +207,12 @@ def hand_build(url: str, name: str, country: str = COUNTRY_PLAIN) -> dict[str, A
 # What each pass builds: the measured pair first, then two references that tell where a
 # difference between them comes from.
 MAGNET, HAND = "magnet", "hand-written SQL"
+SAME_MEANING = "hand-written SQL, engine's country test"
 VARIANTS: dict[str, Callable[[Any, str, str], dict[str, Any]]] = {
     MAGNET: lambda app, url, name: magnet_build(app, name),
     HAND: lambda app, url, name: hand_build(url, name),
     "magnet, one chunk": lambda app, url, name: magnet_build(app, name, chunk=2**30),
-    "hand-written SQL, engine's country test":
-        lambda app, url, name: hand_build(url, name, COUNTRY_AS_ENGINE),
+    SAME_MEANING: lambda app, url, name: hand_build(url, name, COUNTRY_AS_ENGINE),
 }
 
 
@@ -279,18 +283,21 @@ def summary(passes: list[dict[str, Any]]) -> dict[str, Any]:
     medians = {name: round(statistics.median(p[name]["seconds"] for p in passes), 3)
                for name in VARIANTS}
     ratios = [round(p[MAGNET]["seconds"] / p[HAND]["seconds"], 2) for p in passes]
+    same_meaning = [round(p[MAGNET]["seconds"] / p[SAME_MEANING]["seconds"], 2) for p in passes]
     same = all(figures["differences"] == 0 and figures["members"] == p[HAND]["members"]
                for p in passes for figures in p.values())
     return {"passes": passes, "median_seconds": medians, "pass_ratios": ratios,
             "ratio": statistics.median(ratios),
             "ratio_of_medians": round(medians[MAGNET] / medians[HAND], 2),
+            "same_meaning_pass_ratios": same_meaning,
+            "ratio_to_same_meaning": statistics.median(same_meaning),
             "same_members": same, "members": passes[0][HAND]["members"]}
 
 
-def run(server: str, contacts: int, activities: int, repeat: int) -> dict[str, Any]:
-    """Create, fill, measure and drop the database; the figures."""
-
-    with postgresql_app(server, DATABASE, "magnet-bench-segments-") as (app, url):
+def run(server: str, contacts: int, activities: int, repeat: int,
+        database: str = DATABASE) -> dict[str, Any]:
+    """Create, fill, measure and drop the database (`database`, on `server`); the figures."""
+    with postgresql_app(server, database, "magnet-bench-segments-") as (app, url):
         load_seconds = fill(url, contacts, activities)
         print(f"loaded {contacts:,} contacts and {activities:,} activities in "
               f"{load_seconds:.0f} s", flush=True)

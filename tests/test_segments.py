@@ -270,3 +270,68 @@ def test_an_activity_where_a_boolean_property_is_yes_or_no(app, work):
         events.record("trial_started", contact_id=text, properties={"paid": True})
     deliver_events(app)
     assert members(app, "Paid") == {"paid@example.com", "text@example.com"}
+
+
+@pytest.mark.both_backends
+def test_a_build_range_by_range_equals_the_definition_over_everyone(app, work, monkeypatch):
+    """A build syncs one range of contact ids at a time, each condition reading only that
+    range of tags, lists, activities and members; a range with members already (a rebuild)
+    is compared with them. Ranges of two contacts, so every edge between ranges is crossed."""
+    from sqlalchemy import text
+    monkeypatch.setattr(segments, "BUILD_CHUNK", 2)
+    with app.app_context(), write():
+        contacts.define_field("plan", "Plan", "text")
+    people = [person(app, f"p{n}@example.com", country=country, **values) for n, (country, values)
+              in enumerate([("GB", {}), ("FR", {}), ("GB", {}), ("GB", {}), ("GB", {"plan": "Pro"}),
+                            ("GB", {}), ("FR", {})])]
+    with app.app_context(), write() as session:
+        for n in (0, 1, 2):
+            store.tag(people[n], ["vip"])
+        store.subscribe(people[1], ["news"], double_opt_in=False)
+        store.subscribe(people[6], ["news"], double_opt_in=False)
+        for n in (1, 1, 6):
+            events.record("purchase", contact_id=people[n], properties={"amount": 5})
+        for n in (0, 5):
+            events.record("page_view", contact_id=people[n], properties={"path": "/"})
+        # stored before codes were upper-cased: "equals" is case-insensitive all the same
+        session.execute(text("UPDATE contacts SET country = 'gb' WHERE id = :id"),
+                        {"id": people[2]})
+    build(app, work, "UK", one({"kind": "field", "field": "country", "op": "equals",
+                                "value": "GB"}))
+    with app.app_context():
+        uk = segments.by_name("UK").id
+    build(app, work, "Mixed", {"match": "any", "groups": [
+        {"match": "all", "conditions": [
+            {"kind": "field", "field": "country", "op": "equals", "value": "gB"},
+            {"kind": "tag", "tag": "vip", "op": "has"}]},
+        {"match": "all", "conditions": [
+            {"kind": "activity", "event": "purchase", "op": "at_least", "count": 2},
+            {"kind": "list", "list": "news", "status": "subscribed"}]},
+        {"match": "all", "conditions": [
+            {"kind": "field", "field": "plan", "op": "not_equals", "value": "pro"},  # unset too
+            {"kind": "activity", "event": "page_view", "op": "fewer_than", "count": 1},
+            {"kind": "segment", "segment": uk, "op": "in"}]}]})
+
+    def expected(*numbers: int) -> set[str]:
+        return {f"p{n}@example.com" for n in numbers}
+
+    def sql_matches() -> set[str]:  # the form events re-check contacts with, over everyone
+        with app.app_context():
+            compiled = compile_definition(segments.by_name("Mixed").definition)
+            return set(db.session.scalars(select(Contact.email).where(compiled.sql)))
+
+    assert members(app, "UK") == expected(0, 2, 3, 4, 5)
+    assert members(app, "Mixed") == matching_now(app, "Mixed") == sql_matches() \
+        == expected(0, 1, 2, 3)
+    with app.app_context(), write() as session:  # changed behind the events' back
+        session.execute(text("DELETE FROM contact_tags WHERE contact_id = :id"),
+                        {"id": people[0]})
+        session.execute(text("INSERT INTO contact_tags (contact_id, tag_id) SELECT :id, id "
+                             "FROM tags WHERE name = 'vip'"), {"id": people[5]})
+    with app.app_context():
+        segments.rebuild(segments.by_name("Mixed").id)
+    work(app)
+    assert members(app, "Mixed") == matching_now(app, "Mixed") == sql_matches() \
+        == expected(1, 2, 3, 5)
+    assert entered_and_left(app, "p0@example.com")[-1] == ("segment_left", "Mixed")
+    assert entered_and_left(app, "p5@example.com")[-1] == ("segment_entered", "Mixed")

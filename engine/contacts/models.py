@@ -113,6 +113,10 @@ Index("ix_contacts_first_name_lower", func.lower(Contact.first_name).label("firs
 Index("ix_contacts_last_name_lower", func.lower(Contact.last_name).label("last_name_lower"),
       postgresql_ops={"last_name_lower": "text_pattern_ops"})
 Index("ix_contacts_created_at", Contact.created_at, Contact.status)
+# A segment's "country is GB" compares lower(country) (text is case-insensitive there), range
+# of contact ids after range of ids when it builds (migration 3f8a1c6d2e94).
+Index("ix_contacts_country_lower", func.lower(Contact.country).label("country_lower"),
+      Contact.id, postgresql_ops={"country_lower": "text_pattern_ops"})
 Index("ix_contacts_stage_id", Contact.lifecycle_stage, Contact.id)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, exists, func, not_, or_, select
+from sqlalchemy import BigInteger, String, and_, bindparam, exists, func, not_, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.functions import FunctionElement
@@ -75,6 +75,19 @@ class Compiled:
     candidates: tuple[Candidates, ...] = ()
     every_change: bool = False  # any change to the contact may change it (plugins' conditions)
     bulk: ColumnElement[bool] | None = None  # the same test in a form faster over everyone
+
+
+# The range of contact ids one build statement covers: `membership.sync_range` gives it with
+# `.params(build_low=…, build_high=…)`; by default every contact. A condition's `bulk` form
+# repeats it on the contact id of the table it looks into (tags, lists, activities, members):
+# PostgreSQL does not carry a range on `contacts.id` over to the tables correlated with it, and
+# would otherwise read the whole of them (every contact's tags, say) for each range.
+BUILD_LOW = bindparam("build_low", 0, type_=BigInteger)
+BUILD_HIGH = bindparam("build_high", 2**62, type_=BigInteger)
+
+
+def in_build_range(contact_id: Any) -> ColumnElement[bool]:
+    return and_(contact_id >= BUILD_LOW, contact_id < BUILD_HIGH)
 
 
 @dataclass(frozen=True)
@@ -198,8 +211,12 @@ def _field(condition: dict[str, Any]) -> Compiled:
 
 
 def _text_sql(column: Any, op: str, value: str) -> ColumnElement[bool]:
-    low, column_low = value.lower(), func.lower(func.coalesce(column, ""))
-    pattern = _escape_like(low)
+    """Text compares case-insensitively, a missing value as empty text. On a column that
+    cannot be NULL (the contact's and company's own text columns) that is `lower(column)`
+    alone: the form an expression index on `lower(column)` serves and keeps statistics for
+    (see `ix_contacts_country_lower`); a needless `coalesce` would hide both from the planner."""
+    low, pattern = value.lower(), _escape_like(value.lower())
+    column_low = func.lower(column if _not_null(column) else func.coalesce(column, ""))
     return {
         "equals": column_low == low,
         "not_equals": column_low != low,
@@ -207,6 +224,11 @@ def _text_sql(column: Any, op: str, value: str) -> ColumnElement[bool]:
         "not_contains": not_(column_low.like(f"%{pattern}%", escape="\\")),
         "starts_with": column_low.like(f"{pattern}%", escape="\\"),
     }[op]
+
+
+def _not_null(column: Any) -> bool:
+    """Whether this is a table column declared NOT NULL (a JSON property never is)."""
+    return getattr(column, "nullable", True) is False and getattr(column, "table", None) is not None
 
 
 def _iso(moment: datetime | date) -> str:
@@ -278,13 +300,21 @@ class _Today:
 
 def _tag(condition: dict[str, Any]) -> Compiled:
     name = _text(condition.get("tag"), "tag").strip().lower()
-    has = exists(select(ContactTag.contact_id).join(Tag, Tag.id == ContactTag.tag_id).where(
-        ContactTag.contact_id == C.id, Tag.name == name))
+    tagged = select(ContactTag.contact_id).join(Tag, Tag.id == ContactTag.tag_id).where(
+        ContactTag.contact_id == C.id, Tag.name == name)
     op = condition.get("op", "has")
     if op not in ("has", "has_not"):
         raise ConditionError("A tag condition is “has” or “has not”.")
-    return Compiled(has if op == "has" else not_(has),
-                    events=frozenset({"tag_added", "tag_removed"}))
+    return _either(op == "has", tagged, in_build_range(ContactTag.contact_id),
+                   events=frozenset({"tag_added", "tag_removed"}))
+
+
+def _either(positive: bool, found: Select[Any], ranged: ColumnElement[bool],
+            **depends: Any) -> Compiled:
+    """`EXISTS (found)` (or its negation), and its bulk form limited to the build's range."""
+    has, in_bulk = exists(found), exists(found.where(ranged))
+    return Compiled(has if positive else not_(has), bulk=in_bulk if positive else not_(in_bulk),
+                    **depends)
 
 
 LIST_STATUSES = ("subscribed", "pending", "unsubscribed")
@@ -295,14 +325,14 @@ def _list(condition: dict[str, Any]) -> Compiled:
     status = condition.get("status", "subscribed")
     if status not in LIST_STATUSES:
         raise ConditionError(f"A list status is one of {', '.join(LIST_STATUSES)}.")
-    member = exists(select(Subscription.id).where(
+    member = select(Subscription.id).where(
         Subscription.contact_id == C.id, Subscription.list_slug == slug,
-        Subscription.status == status))
+        Subscription.status == status)
     op = condition.get("op", "is")
     if op not in ("is", "is_not"):
         raise ConditionError("A list condition is “is” or “is not”.")
-    return Compiled(member if op == "is" else not_(member),
-                    events=frozenset({"list_joined", "list_left", "subscription_confirmed"}))
+    return _either(op == "is", member, in_build_range(Subscription.contact_id),
+                   events=frozenset({"list_joined", "list_left", "subscription_confirmed"}))
 
 
 def _stage(condition: dict[str, Any]) -> Compiled:
@@ -369,13 +399,13 @@ def _activity(condition: dict[str, Any]) -> Compiled:
         where.append(A.occurred_at >= _Since.days_ago(window))
     matching = select(A.id).where(*where)
     if count == 1:  # a correlated EXISTS: PostgreSQL turns it into a semi-join for bulk builds
-        did, bulk = exists(matching), None
+        did, bulk = exists(matching), exists(matching.where(in_build_range(A.contact_id)))
     else:  # the N-th most recent match exists; in bulk, one pass grouping by contact
         did = exists(matching.order_by(A.occurred_at.desc()).offset(count - 1).limit(1))
-        bulk = C.id.in_(select(A.contact_id).where(*where[1:], A.contact_id.is_not(None))
+        bulk = C.id.in_(select(A.contact_id).where(*where[1:], in_build_range(A.contact_id))
                         .group_by(A.contact_id).having(func.count() >= count))
     if op == "fewer_than":
-        did, bulk = not_(did), (not_(bulk) if bulk is not None else None)
+        did, bulk = not_(did), not_(bulk)
     candidates = (_ageing_out(event, window),) if window is not None else ()
     return Compiled(did, events=frozenset({event}), candidates=candidates, bulk=bulk)
 
@@ -406,9 +436,10 @@ def _in_segment(condition: dict[str, Any]) -> Compiled:
     op = condition.get("op", "in")
     if op not in ("in", "not_in"):
         raise ConditionError("A segment condition is “in” or “not in”.")
-    member = exists(select(SegmentMember.contact_id).where(
-        SegmentMember.segment_id == segment_id, SegmentMember.contact_id == C.id))
-    return Compiled(member if op == "in" else not_(member), segments=frozenset({segment_id}))
+    member = select(SegmentMember.contact_id).where(
+        SegmentMember.segment_id == segment_id, SegmentMember.contact_id == C.id)
+    return _either(op == "in", member, in_build_range(SegmentMember.contact_id),
+                   segments=frozenset({segment_id}))
 
 
 def _created(condition: dict[str, Any]) -> Compiled:

@@ -67,20 +67,26 @@ def reevaluate(segment: Segment, compiled: Compiled, contact_ids: set[int]) -> t
 def sync_range(segment: Segment, compiled: Compiled, low: int, high: int,
                announce: bool) -> tuple[int, int]:
     """Make the members with ids in [low, high) exactly the contacts matching (inside
-    `write()`); announce the changes as events unless this is the segment's first build."""
+    `write()`); announce the changes as events unless this is the segment's first build.
+
+    A range without members yet (every range of a first build) has nobody to remove and
+    nobody to skip: one index probe spares the DELETE and the INSERT's check against the
+    members, and `ON CONFLICT DO NOTHING` still leaves alone a member an event added since."""
     in_range = and_(C.id >= low, C.id < high)
-    now = utcnow()
-    member = exists(select(M.c.contact_id).where(M.c.segment_id == segment.id,
-                                                 M.c.contact_id == C.id))
-    staying = select(C.id).where(in_range, compiled.bulk if compiled.bulk is not None
-                               else compiled.sql)
-    left = list(db.session.scalars(
-        delete(M).where(M.c.segment_id == segment.id, M.c.contact_id >= low,
-                        M.c.contact_id < high, M.c.contact_id.notin_(staying))
-        .returning(M.c.contact_id)))
     test = compiled.bulk if compiled.bulk is not None else compiled.sql
+    now = utcnow()
+    in_members = and_(M.c.segment_id == segment.id, M.c.contact_id >= low, M.c.contact_id < high)
+    held = db.session.scalar(select(literal(1)).where(in_members).limit(1)) is not None
+    bounds = {"build_low": low, "build_high": high}  # the conditions' own range (BUILD_LOW)
     matching = select(literal(segment.id), C.id, literal(now, M.c.entered_at.type)) \
-        .where(in_range, test, ~member)
+        .where(in_range, test).params(bounds)
+    left: list[int] = []
+    if held:
+        staying = select(C.id).where(in_range, test).params(bounds)
+        left = list(db.session.scalars(delete(M).where(in_members, M.c.contact_id.notin_(staying))
+                                       .returning(M.c.contact_id)))
+        matching = matching.where(~exists(select(M.c.contact_id).where(
+            M.c.segment_id == segment.id, M.c.contact_id == C.id)))
     statement = dialect_insert(db.session.get_bind().dialect.name)(M) \
         .from_select(["segment_id", "contact_id", "entered_at"], matching) \
         .on_conflict_do_nothing().returning(M.c.contact_id)
