@@ -15,6 +15,7 @@ On PostgreSQL the same code runs ordinary transactions.
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -43,6 +44,8 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
+# Each SQLite engine's writers (None for an in-memory database), for `driver_write`.
+_WRITERS: weakref.WeakKeyDictionary[Engine, WriterQueue | None] = weakref.WeakKeyDictionary()
 # Inside `locking()`: the block's WriterTurn (transactions begin with BEGIN IMMEDIATE); else False.
 _immediate: contextvars.ContextVar[WriterTurn | bool] = contextvars.ContextVar(
     "magnet_begin_immediate", default=False)
@@ -101,7 +104,7 @@ def configure_sqlite(engine: Engine) -> None:
     `write()`; a statement that writes anywhere else is refused (`ChangedOutsideWrite`), since
     a deferred transaction that starts writing late is the one SQLite fails with "database is
     locked" whatever the busy timeout says."""
-    queue = WriterQueue.of(engine)
+    queue = _WRITERS[engine] = WriterQueue.of(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -159,6 +162,31 @@ def locking() -> Iterator[None]:
         _immediate.reset(token)
         if turn is not outer:
             turn.give_back()
+
+
+@contextmanager
+def driver_write(connection: Connection) -> Iterator[Any]:
+    """A write transaction straight on a SQLite connection's driver (`sqlite3`) connection,
+    yielded: the writer's turn, `BEGIN IMMEDIATE`, the caller's statements, `COMMIT` (or
+    `ROLLBACK`), the turn given back, as `locking()` does. For a loop that writes one small
+    statement per item (the bulk sender's mark after each message), where SQLAlchemy's
+    transaction events and statement machinery cost several times the statement itself.
+    `connection` must have no SQLAlchemy transaction of its own open."""
+    turn = WriterTurn()
+    queue = _WRITERS.get(connection.engine)
+    raw = connection.connection.driver_connection
+    try:
+        if queue is not None:
+            turn.take(queue)
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield raw
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+    finally:
+        turn.give_back()
 
 
 @contextmanager

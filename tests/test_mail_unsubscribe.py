@@ -198,3 +198,25 @@ def test_a_person_unsubscribes_and_pauses_in_a_browser(page, live_server, app):
     page.get_by_text("Paused: no marketing email from us until").wait_for()
     assert _lists(app, contact_id) == {"news": "unsubscribed", "offers": "subscribed"}
     assert _entry(app)[0] == "paused" and refused == []
+
+
+def test_the_fast_recipient_token_is_itsdangerous_own(app, monkeypatch):
+    """`tokens.recipient_token` makes the token `sign("mail.recipient", ...)` makes, which
+    `read_recipient_token` reads back; the bounce address's MAC is unchanged too."""
+    import hashlib
+    import hmac
+    import time
+
+    from engine.web.signing import sign
+    with app.app_context():
+        for contact_id, send_id in ((1, 2), (123456, None), (7, 99999999)):
+            moment = time.time()
+            monkeypatch.setattr(time, "time", lambda moment=moment: moment)
+            token = tokens.recipient_token(contact_id, send_id)
+            assert token == sign("mail.recipient", [contact_id, send_id or 0])
+            assert tokens.read_recipient_token(token) == (contact_id, send_id)
+        key = app.config["SECRET_KEY"]
+        key = key.encode() if isinstance(key, str) else key
+        mac = hmac.new(key, b"magnet.bounce.s42", hashlib.sha256).hexdigest()[:16]
+        assert tokens.bounce_address("s", 42).startswith(f"bounces+s42-{mac}@")
+        assert tokens.read_bounce_address(tokens.bounce_address("s", 42)) == ("s", 42)

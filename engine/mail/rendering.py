@@ -493,9 +493,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def contact_values(contact: Contact) -> dict[str, Any]:
+def contact_values(contact: Contact | Any) -> dict[str, Any]:
     """What a template may know of a contact: their fields and custom fields (every defined
-    key present, "" when unset) and their company's name, as plain values."""
+    key present, "" when unset) and their company's name, as plain values. `contact` is a
+    `Contact` or anything with its fields (the bulk sender's `sending.Recipient`)."""
     values: dict[str, Any] = {name: getattr(contact, name) or "" for name in CONTACT_FIELDS}
     custom = contact.custom or {}
     for key in custom_fields():

@@ -19,6 +19,7 @@ from flask import current_app
 from engine.db import utcnow
 from engine.mail.refusals import NotDeliverable
 from engine.mail.settings import transport_config
+from engine.mail.smtp import transaction
 
 
 class Transport(Protocol):
@@ -50,14 +51,14 @@ class SMTPTransport:
         """One ready message (signed: its bytes must go as they are); `envelope_from` is its
         own return path (VERP), so a bounce names the send it is about. An address that is not
         ASCII goes with SMTPUTF8 when the server offers it, else `NotDeliverable`."""
-        options: list[str] = []
-        if not all(address.isascii() for address in [envelope_from, *to]):
-            self.connection.ehlo_or_helo_if_needed()
-            if not self.connection.has_extn("smtputf8"):
-                raise NotDeliverable("the address is not ASCII and the server does not offer "
-                                     "SMTPUTF8")
-            options.append("SMTPUTF8")
-        self.connection.sendmail(envelope_from, to, data, mail_options=options)
+        if all(address.isascii() for address in [envelope_from, *to]):
+            transaction(self.connection, envelope_from, to, data)
+            return
+        self.connection.ehlo_or_helo_if_needed()
+        if not self.connection.has_extn("smtputf8"):
+            raise NotDeliverable("the address is not ASCII and the server does not offer "
+                                 "SMTPUTF8")
+        self.connection.sendmail(envelope_from, to, data, mail_options=["SMTPUTF8"])
 
 
 class FolderTransport:
