@@ -45,6 +45,7 @@ WAKE_KEY = "magnet:events:wake"
 WAKE_TTL = 60
 JOB_SECONDS = 20.0  # a job hands over to a fresh one after this long
 _QUEUE = QueuedEvent.__table__
+_EVENTS = Activity.__table__
 
 
 def wake(force: bool = False) -> bool:
@@ -196,16 +197,19 @@ def _take(session: Any, partition: int) -> bool:
 
 
 def _deliver(event_ids: list[int]) -> None:
-    rows = {row.id: row for row in db.session.scalars(
-        select(Activity).where(Activity.id.in_(event_ids)))}
-    events = [as_dict(rows[i]) for i in event_ids if i in rows]  # erased ones are gone
-    events.sort(key=lambda e: (e["occurred_at"], e["id"]))
+    """Hand the events to `on_event`, read as plain rows: building ORM objects for hundreds of
+    events a batch cost a quarter of a delivery, for dicts made from them straight away."""
+    E = _EVENTS.c
+    rows = db.session.execute(select(E.id, E.type, E.contact_id, E.visitor_id, E.url,
+                                     E.properties, E.occurred_at).where(E.id.in_(event_ids)))
+    events = sorted((as_dict(row) for row in rows),  # erased ones are gone
+                    key=lambda e: (e["occurred_at"], e["id"]))
     if events:
         plugins.current().call("on_event", savepoint=True, events=events)
 
 
-def as_dict(row: Activity) -> dict[str, Any]:
-    """What `on_event` receives for one event."""
+def as_dict(row: Any) -> dict[str, Any]:
+    """What `on_event` receives for one event (`row`: an `Activity`, or a row of its columns)."""
     return {"id": row.id, "type": row.type, "contact_id": row.contact_id,
             "visitor_id": row.visitor_id, "url": row.url, "properties": dict(row.properties or {}),
             "occurred_at": row.occurred_at}

@@ -12,6 +12,7 @@ for `/healthz`.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -97,6 +98,12 @@ def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
     if not burst:
         ticker = Ticker(app, conn, name)
         ticker.start()
+    if not burst:
+        # What is loaded by now (the app, SQLAlchemy's metadata, the plugins) lives as long as
+        # the worker: kept out of the collector's full passes, which a drain of thousands of
+        # events triggers every few seconds, each walking all of it. (Not in burst mode: that
+        # runs inside other processes, tests, whose heap is not the worker's to freeze.)
+        gc.freeze()
     try:
         return worker.work(burst=burst, with_scheduler=with_scheduler and not burst,
                            logging_level="WARNING")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -36,7 +35,7 @@ def to_row(event: dict[str, Any], keep_bots: bool = False) -> dict[str, Any] | N
     if is_bot and not keep_bots:
         return None
     props: dict[str, Any] = {"device": kind, "browser": browser, "os": system,
-                             "path": urlsplit(event["u"]).path or "/"}
+                             "path": clean.host_and_path(event["u"])[1]}
     for key, name in (("r", "referrer"), ("l", "language"), ("ip", "ip"), ("h", "href"),
                       ("x", "label"), ("f", "form"), ("n", "title")):
         if event.get(key):
