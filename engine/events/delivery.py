@@ -38,6 +38,7 @@ from engine.db import db, is_sqlite, write
 from engine.events.models import PARTITIONS, Activity, EventPartition, QueuedEvent
 from engine.jobs import job
 from engine.jobs.connection import connection
+from engine.jobs.registry import ahead_waiting
 
 log = logging.getLogger("magnet.events")
 
@@ -103,7 +104,8 @@ def wake_after_commit() -> None:
 
 
 def run_deliveries() -> int:
-    """The RQ job: deliver partition after partition until the queue is empty or time is up."""
+    """The RQ job: deliver partition after partition until the queue is empty, time is up, or
+    a job waits on the queue workers take before this one (`registry.QUEUES`)."""
     try:
         connection().delete(WAKE_KEY)  # commits from now on wake a new job
     except (redis.RedisError, OSError):
@@ -116,12 +118,21 @@ def run_deliveries() -> int:
         if not delivered:
             return total
         total += delivered
+        if _ahead_waiting():
+            break  # a short job (due workflow steps) goes first; a fresh job goes on
         if delivered < batch and gather > 0:
             # The queue is drained: let the next batch gather rather than deliver each event
             # in a transaction of its own as it comes (see `EVENTS_GATHER_SECONDS`).
             time.sleep(gather)
     wake(force=True)
     return total
+
+
+def _ahead_waiting() -> bool:
+    try:
+        return ahead_waiting("events", connection())
+    except (redis.RedisError, OSError):
+        return False
 
 
 def deliver_next(start: int = 0) -> tuple[int, int]:
