@@ -19,9 +19,10 @@ through the plugin's service; workers are `magnet worker` processes, with an SMT
   through `manual.enrol_contacts` (the real path, timed as a note) or, with `--enrol bulk`,
   by inserting the enrolments and due rows with SQL. The workers are started and the setup's
   events delivered; then every due row is set to end at one moment T, a few seconds on, and the
-  clock runs until no due row is left. A step's lateness is its history row's `at` less its
-  `due_at` (both stored; `at` is the batch's start, so the commit comes up to a batch later).
-  Target: p99 lateness < 30 s.
+  clock runs until no due row is left. A step's lateness is when it ran less its `due_at`
+  (the wait's history row): for an email, when it was put into the send ledger (the ledger
+  row's `created_at`, written as its batch ends, just before the commit); for a tag, its
+  history row's `at`, the batch's start. Target: p99 lateness < 30 s.
 - `trigger`: `form_submitted` events recorded at a steady rate, each in its own transaction
   (as a submission does), for a workflow whose first step is an email. Latency: the ledger
   row's `created_at` less the event's `occurred_at`. Target: p99 < 5 s.
@@ -304,12 +305,18 @@ def due(options: argparse.Namespace) -> None:
         wait_until(lambda: due_left(workflow.id) == 0, options.timeout,
                    "every due step to run", lambda: all(w.alive() for w in workers))
         finished = utcnow()
-        rows = db.session.execute(select(StepRun.step, StepRun.at, StepRun.due_at).where(
+        rows = db.session.execute(select(StepRun.enrolment_id, StepRun.step, StepRun.at,
+                                         StepRun.due_at).where(
             StepRun.workflow_id == workflow.id)).all()
-        ledger = db.session.scalar(select(func.count()).select_from(MailSend)) or 0
+        queued = dict(db.session.execute(select(MailSend.occurrence, MailSend.created_at)).all())
+        ledger = len(queued)
         db.session.rollback()
     ended = [r for r in rows if r.step == "w"]
-    lateness = percentiles([(r.at - r.due_at).total_seconds() for r in ended])
+    ran_at = ({r.enrolment_id: queued.get(f"e{r.enrolment_id}") for r in ended}
+              if options.next == "email" else
+              {r.enrolment_id: r.at for r in rows if r.step == "n"})
+    lateness = percentiles([(ran_at[r.enrolment_id] - r.due_at).total_seconds()
+                            for r in ended if ran_at.get(r.enrolment_id)])
     last = max(r.at for r in rows)
     span = (last - moment).total_seconds()
     rate = len(rows) / span if span > 0 else float("inf")
@@ -317,6 +324,8 @@ def due(options: argparse.Namespace) -> None:
           f"ledger; all done {(finished - moment).total_seconds():.1f} s after T "
           f"(last step's batch began at T+{span:.1f} s): {rate:,.0f} steps/s", flush=True)
     print(f"  lateness (s): {lateness}", flush=True)
+    print(f"  (the waits' history rows, `at` less `due_at`: "
+          f"{percentiles([(r.at - r.due_at).total_seconds() for r in ended])})", flush=True)
     name = f"workflows_due_{options.backend}_{options.next}"
     report = Report(name, f"{options.contacts:,} waits ending at once, then {options.next}",
                     {"backend": options.backend, "contacts": options.contacts,
@@ -325,8 +334,8 @@ def due(options: argparse.Namespace) -> None:
     report.target(f"p99 lateness of the steps, s ({options.backend}, {options.workers} "
                   "worker(s))", lateness.get("p99", float("inf")), f"< {TARGET_LATE_S:g}",
                   lateness.get("p99", float("inf")) < TARGET_LATE_S)
-    report.target("every step ran", len(ended), f"= {options.contacts}",
-                  len(ended) == options.contacts)
+    report.target("every step ran", lateness.get("count", 0), f"= {options.contacts}",
+                  lateness.get("count", 0) == options.contacts)
     report.extra.update(lateness_s=lateness, steps_run=len(rows), ledger_rows=ledger,
                         steps_per_s=round(rate, 1), span_s=round(span, 2),
                         contacts_insert_s=round(made_contacts, 2),
