@@ -366,13 +366,17 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         import redis
         from rq import Worker
+        from rq.exceptions import NoSuchJobError
 
         from engine.events.delivery import pending
         with self.app.app_context():
             conn = redis.Redis.from_url(self.app.config["REDIS_URL"])
             while not self.stopping.wait(0.2):
                 for worker in Worker.all(connection=conn):
-                    job = worker.get_current_job()
+                    try:
+                        job = worker.get_current_job()
+                    except NoSuchJobError:  # it ended as we looked (results are not kept)
+                        job = None
                     self.jobs[_job_name(job) if job else "idle"] += 1
                 self.backlog.append(pending())
                 db.session.rollback()
