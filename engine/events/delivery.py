@@ -36,9 +36,8 @@ from sqlalchemy import case, delete, func, select, update
 from engine import plugins
 from engine.db import db, is_sqlite, write
 from engine.events.models import PARTITIONS, Activity, EventPartition, QueuedEvent
-from engine.jobs import job
+from engine.jobs import job, outbox
 from engine.jobs.connection import connection
-from engine.jobs.registry import ahead_waiting
 
 log = logging.getLogger("magnet.events")
 
@@ -118,7 +117,7 @@ def run_deliveries() -> int:
         if not delivered:
             return total
         total += delivered
-        if _ahead_waiting():
+        if outbox.ahead_waiting("events"):
             break  # a short job (due workflow steps) goes first; a fresh job goes on
         if delivered < batch and gather > 0:
             # The queue is drained: let the next batch gather rather than deliver each event
@@ -126,13 +125,6 @@ def run_deliveries() -> int:
             time.sleep(gather)
     wake(force=True)
     return total
-
-
-def _ahead_waiting() -> bool:
-    try:
-        return ahead_waiting("events", connection())
-    except (redis.RedisError, OSError):
-        return False
 
 
 def deliver_next(start: int = 0) -> tuple[int, int]:

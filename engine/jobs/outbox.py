@@ -191,13 +191,15 @@ def run_batch(queue: str) -> int:
         if len(rows) == limit:  # probably more: one job waits for the next free worker
             wake([queue])
         count += run_claimed(rows)
-        if _ahead_waiting(queue):
+        if ahead_waiting(queue):
             break  # a job of a queue workers take first waits: it goes before the rest
     wake([queue], force=True)  # more to do: a fresh job, so other queues' jobs get their turn
     return count
 
 
-def _ahead_waiting(queue: str) -> bool:
+def ahead_waiting(queue: str) -> bool:
+    """Whether a job waits on a queue workers take before `queue`: a long job on it hands
+    over (Redis unreachable: no)."""
     try:
         return registry.ahead_waiting(queue, connection())
     except (redis.RedisError, OSError):
