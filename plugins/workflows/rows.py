@@ -82,8 +82,13 @@ def claim(now: datetime, limit: int) -> Batch:
     """Take up to `limit` due rows of active workflows, earliest first (PostgreSQL: rows
     another batch holds are skipped), and read their enrolments."""
     active = select(Workflow.id).where(Workflow.status == "active")
-    query = (select(*DUE.c).where(DUE.c.due_at <= now, DUE.c.workflow_id.in_(active))
-             .order_by(DUE.c.due_at, DUE.c.id).limit(limit))
+    # Walk the due_at index, earliest first, and stop at `limit`. Asked of `workflow_id`
+    # plainly, SQLite chose that column's index and sorted every due row of the active
+    # workflows for each batch (100,000 rows due at once: a quarter of the batch's time);
+    # `+ 0` keeps that index out. No tie-break on id: PostgreSQL would sort every row of one
+    # moment for it (SQLite's index is in id order within a moment anyway).
+    query = (select(*DUE.c).where(DUE.c.due_at <= now, (DUE.c.workflow_id + 0).in_(active))
+             .order_by(DUE.c.due_at).limit(limit))
     if not is_sqlite():
         query = query.with_for_update(skip_locked=True, of=DUE)
     claimed = [DueRow(*row) for row in db.session.execute(query)]
