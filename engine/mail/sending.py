@@ -80,8 +80,14 @@ def mailing(key: str, *, template_id: int, **fields: Any) -> Mailing:
         raise MailingError("a mailing's key is 1 to 200 characters")
     found = db.session.scalar(select(Mailing).where(Mailing.key == key))
     if found is None:
-        found = Mailing(key=key, template_id=template_id, created_at=utcnow())
-        db.session.add(found)
+        # Two workers may create one mailing at once (PostgreSQL: the first emails of a
+        # workflow step, queued by two deliveries): the second waits for the first's row and
+        # takes it, where an ORM add would fail its whole transaction on the unique key.
+        insert = dialect_insert(db.session.get_bind().dialect.name)
+        db.session.execute(insert(Mailing.__table__).values(
+            key=key, template_id=template_id, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["key"]))
+        found = db.session.scalar(select(Mailing).where(Mailing.key == key))
     found.template_id = template_id
     for name, value in fields.items():
         if not hasattr(Mailing, name) or name in ("id", "key", "created_at"):
