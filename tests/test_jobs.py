@@ -32,9 +32,14 @@ def fail(path):
         fh.write("tried\\n")
     raise RuntimeError("SMTP said 451, try later")
 
+@job("trace.send", queue="mail")
+def send(path, line):
+    with open(path, "a") as fh:
+        fh.write(line + "\\n")
+
 @hookimpl
 def register_jobs():
-    return [append, fail]
+    return [append, fail, send]
 '''
 
 
@@ -64,6 +69,22 @@ def test_outbox_row_runs_once_after_commit(jobs_app, work, tmp_path):
     assert sorted(lines(trace)) == ["row 0", "row 1", "row 2"]
     with jobs_app.app_context():
         assert {r.status for r in db.session.scalars(select(OutboxRow))} == {"done"}
+
+
+def test_a_mail_batch_job_gives_way_to_a_job_waiting_on_a_queue_ahead(jobs_app, work,
+                                                                     tmp_path):
+    """Bulk sending hands over between its batches: the waiting job runs before the rest."""
+    trace = tmp_path / "trace.txt"
+    with jobs_app.app_context(), write():
+        for n in range(3):
+            outbox.add("trace.send", path=str(trace), line=f"send {n}")
+    add_rows(jobs_app, trace, 1)  # a job now waits on "default"
+    with jobs_app.app_context():
+        assert outbox.run_batch("mail") == 1  # a mail batch claims one row at a time
+    conn = jobs_app.extensions["magnet.redis"]
+    assert Queue("default", connection=conn).count == 1 and Queue("mail", connection=conn).count
+    work(jobs_app)
+    assert lines(trace) == ["send 0", "row 0", "send 1", "send 2"]
 
 
 def test_rolled_back_transaction_queues_nothing(jobs_app, work, tmp_path):

@@ -152,7 +152,7 @@ def serve(host: str, port: int, web_workers: int, job_workers: int) -> None:
 
 
 @click.command()
-@click.option("--queues", default="default,mail,events", show_default=True,
+@click.option("--queues", default="default,events,mail", show_default=True,
               help="Comma-separated queues, in priority order.")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--processes", default=1, show_default=True, type=int,

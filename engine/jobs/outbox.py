@@ -175,8 +175,9 @@ def claim_batch(queue: str, limit: int = BATCH_SIZE) -> list[OutboxRow]:
 
 
 def run_batch(queue: str) -> int:
-    """Work through the queue's due rows until none is left (or time is up). Returns how many
-    rows were run."""
+    """Work through the queue's due rows until none is left, time is up, or a job waits on a
+    queue that workers take first (`registry.QUEUES`: a mailing's batches give way to due
+    workflow steps and to event delivery). Returns how many rows were run."""
     try:
         connection().delete(WAKE_KEY.format(queue))  # commits from now on wake a new job
     except (redis.RedisError, OSError):
@@ -190,8 +191,19 @@ def run_batch(queue: str) -> int:
         if len(rows) == limit:  # probably more: one job waits for the next free worker
             wake([queue])
         count += run_claimed(rows)
+        if ahead_waiting(queue):
+            break  # a job of a queue workers take first waits: it goes before the rest
     wake([queue], force=True)  # more to do: a fresh job, so other queues' jobs get their turn
     return count
+
+
+def ahead_waiting(queue: str) -> bool:
+    """Whether a job waits on a queue workers take before `queue`: a long job on it hands
+    over (Redis unreachable: no)."""
+    try:
+        return registry.ahead_waiting(queue, connection())
+    except (redis.RedisError, OSError):
+        return False
 
 
 def run_claimed(claimed: Sequence[Claimed | OutboxRow]) -> int:

@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from rq import Queue
 
-QUEUES = ("default", "mail", "events")
+# In the order a worker takes them: short jobs first (periodic work such as the workflows' due
+# steps, follow-ups), then event delivery, then the bulk sending of mail, which hands over
+# between its batches whenever a job waits on a queue ahead of it (`ahead_waiting`), so a
+# mailing of 100,000 never holds up a due step or a trigger for more than one batch.
+QUEUES = ("default", "events", "mail")
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,12 @@ class JobSpec:
     atomic: bool = False  # outbox jobs: run the handler and mark the row done in one transaction
     owner: str = ""  # the plugin slug that registered it
     runs: int = 1  # periodic jobs: how many runs may overlap (each on a worker of its own)
+
+
+def ahead_waiting(queue: str, conn: Any) -> bool:
+    """Whether a job waits on a queue that workers take before `queue` (one LLEN each)."""
+    ahead = QUEUES[:QUEUES.index(queue)] if queue in QUEUES else ()
+    return any(Queue(name, connection=conn).count for name in ahead)
 
 
 def job(name: str, queue: str = "default", every: float | None = None,

@@ -89,7 +89,7 @@ def worker_name() -> str:
 def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
                burst: bool = False, with_scheduler: bool = True) -> bool:
     """Work the named queues until stopped (or until empty, in burst mode)."""
-    queues = queues or ["default", "mail", "events"]
+    queues = queues or list(registry.QUEUES)
     name = worker_name()
     worker = MagnetWorker([Queue(q, connection=conn) for q in queues], connection=conn,
                           name=f"{name}.{time.monotonic_ns() % 100000}")
