@@ -95,6 +95,7 @@ def main() -> None:
         else:
             site.notes.append("no blog post in /sitemap.xml yet: blog post not measured")
         subjects += smart_subjects(site, engine, sizes)
+        report.extra["seconds_waited_for_the_worker"] = round(site.wait_quiet(), 1)
         compare(report, subjects, options)
         report.extra["notes"] = site.notes
     report.extra["page_bytes"] = sizes

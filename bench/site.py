@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
@@ -83,6 +84,23 @@ class EngineSite:
             worker.stop()
             worker.start()
 
+    def wait_quiet(self, limit: float = 120.0, busy: float = 0.05) -> float:
+        """Wait until the site's `magnet worker`s use less than `busy` of a CPU over a second
+        (what a set-up queued, such as segment builds and profile refreshes, is done), at most
+        `limit` seconds; returns the seconds waited. Load measured meanwhile would measure the
+        set-up's spill-over, not the pages."""
+        groups = {s.process.pid for s in self.services
+                  if s.name.startswith("worker") and s.process is not None}
+        began = time.monotonic()
+        before = _group_cpu(groups)
+        while time.monotonic() - began < limit:
+            time.sleep(1.0)
+            now = _group_cpu(groups)
+            if now - before < busy:
+                break
+            before = now
+        return time.monotonic() - began
+
     def serve(self, ready_path: str = "/healthz") -> Gunicorn:
         """gunicorn on `wsgi:app`, started; stopped with the site."""
         server = Gunicorn("wsgi:app", self.env, ready_path=ready_path, name="magnet").start()
@@ -95,6 +113,21 @@ class EngineSite:
         self.services.clear()
         self.redis.stop()
         shutil.rmtree(self.instance, ignore_errors=True)
+
+
+def _group_cpu(groups: set[int]) -> float:
+    """CPU seconds used so far by every process in these process groups (from /proc)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # the process group id
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def fetch(url: str) -> tuple[int, str]:
