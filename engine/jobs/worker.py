@@ -98,7 +98,6 @@ def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
     if not burst:
         ticker = Ticker(app, conn, name)
         ticker.start()
-    if not burst:
         # What is loaded by now (the app, SQLAlchemy's metadata, the plugins) lives as long as
         # the worker: kept out of the collector's full passes, which a drain of thousands of
         # events triggers every few seconds, each walking all of it. (Not in burst mode: that
