@@ -342,3 +342,22 @@ def test_a_mailing_comes_from_the_site_or_its_own_from_name_never_the_engine(mak
     work(app)
     assert sorted(m["From"] for m in smtp_server.messages) == [
         "Brightwater <hello@localhost>", "Brightwater News <hello@localhost>"]
+
+
+def test_a_batch_that_gives_way_counts_no_attempt_for_the_rest(make_app, smtp_server, work,
+                                                                monkeypatch):
+    """A mailing's batch that keeps giving way to jobs ahead of it (every 5 messages here)
+    sends everyone once, and the recipients it stopped before keep their retries: giving
+    way is not an attempt."""
+    app = site(make_app, smtp_server)
+    ids = people(app, 12)
+    monkeypatch.setattr(sending, "GIVE_WAY_EVERY", 5)
+    monkeypatch.setattr(sending, "GIVE_WAY_AFTER", 0.0)
+    monkeypatch.setattr(outbox, "ahead_waiting", lambda queue: queue == "mail")
+    queue(app, ids)
+    work(app)
+    assert statuses(app) == {"sent": 12}
+    assert sorted(m["To"] for m in smtp_server.messages) == sorted(
+        f"p{n}@example.com" for n in range(12))
+    with app.app_context():
+        assert set(db.session.scalars(select(MailSend.attempts))) == {1}

@@ -31,10 +31,16 @@ class JobSpec:
     runs: int = 1  # periodic jobs: how many runs may overlap (each on a worker of its own)
 
 
+# The queues this process's worker listens to (`worker.run_worker` sets them): a worker
+# started with `--queues mail` has nothing to give way to.
+listening: tuple[str, ...] | None = None
+
+
 def ahead_waiting(queue: str, conn: Any) -> bool:
-    """Whether a job waits on a queue that workers take before `queue` (one LLEN each)."""
+    """Whether a job waits on a queue that this worker takes before `queue` (one LLEN each)."""
     ahead = QUEUES[:QUEUES.index(queue)] if queue in QUEUES else ()
-    return any(Queue(name, connection=conn).count for name in ahead)
+    return any(Queue(name, connection=conn).count for name in ahead
+               if listening is None or name in listening)
 
 
 def job(name: str, queue: str = "default", every: float | None = None,

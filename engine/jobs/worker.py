@@ -90,6 +90,7 @@ def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
                burst: bool = False, with_scheduler: bool = True) -> bool:
     """Work the named queues until stopped (or until empty, in burst mode)."""
     queues = queues or list(registry.QUEUES)
+    registry.listening = tuple(queues)
     name = worker_name()
     worker = MagnetWorker([Queue(q, connection=conn) for q in queues], connection=conn,
                           name=f"{name}.{time.monotonic_ns() % 100000}")
@@ -102,11 +103,13 @@ def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
         # the worker: kept out of the collector's full passes, which a drain of thousands of
         # events triggers every few seconds, each walking all of it. (Not in burst mode: that
         # runs inside other processes, tests, whose heap is not the worker's to freeze.)
+        gc.collect()
         gc.freeze()
     try:
         return worker.work(burst=burst, with_scheduler=with_scheduler and not burst,
                            logging_level="WARNING")
     finally:
+        registry.listening = None
         if ticker:
             ticker.stopping.set()
             try:

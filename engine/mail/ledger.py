@@ -133,16 +133,20 @@ def stopped(mailing_id: int) -> bool:
             MAILINGS.c.id == mailing_id)).scalar())
 
 
-def give_back(held: Claim, send_ids: list[int] | None = None) -> None:
+def give_back(held: Claim, send_ids: list[int] | None = None,
+              unattempted: bool = False) -> None:
     """Rows not handed to the server go back to `queued` for the outbox's retry (all the
-    claim's unsettled rows when `send_ids` is None); see `_returned`."""
+    claim's unsettled rows when `send_ids` is None); see `_returned`. `unattempted`: the batch
+    stopped before them on purpose (it gave way, was paused, or ran out of time), so the
+    claim's count of an attempt is taken back: their next 4xx gets its full retries."""
     ids = sorted(held.open if send_ids is None else set(send_ids) & held.open)
     if not ids:
         return
+    attempts = SENDS.c.attempts - 1 if unattempted else SENDS.c.attempts
     with write() as session:
         session.connection().execute(update(SENDS).where(
             SENDS.c.id.in_(ids), SENDS.c.status == "sending", held.mine()).values(
-            status=_returned()))
+            status=_returned(), attempts=attempts))
     for send_id in ids:
         held.settle(send_id)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -64,6 +65,9 @@ RETRY_LATER = timedelta(minutes=5)  # a recipient's 4xx ("mailbox busy") is trie
 # A batch asks this often whether a job waits on a queue ahead of "mail" and, if so, gives its
 # rest back for a new run: sending 250 messages must not hold up a due step or a trigger.
 GIVE_WAY_EVERY = 20
+# ...once a job has been seen waiting that long: another worker usually takes it at once (the
+# tracking drain comes every second), and each giving way costs a new run and SMTP connection.
+GIVE_WAY_AFTER = 1.0  # seconds
 
 
 class MailingError(ValueError):
@@ -141,7 +145,11 @@ def send_batch(send_ids: list[int]) -> int:
         try:
             sent += _send_mailing_rows(mailing_id, rows, held)
         except MailingStopped:
-            ledger.give_back(held)  # they become `held` or `skipped` (`ledger._returned`)
+            # they become `held` or `skipped` (`ledger._returned`)
+            ledger.give_back(held, unattempted=True)
+        except outbox.RetryLater:
+            ledger.give_back(held, unattempted=True)  # given way or out of time, not tried
+            raise
         except BaseException:
             # Whatever failed - a template, the key file, the database, the server - the rows
             # not handed to the server go back, so the outbox's retry sends them.
@@ -167,7 +175,7 @@ def _send_mailing_rows(mailing_id: int, rows: list[Any], held: ledger.Claim) -> 
     if target is None:  # deleted meanwhile
         ledger.finish(held, [row.id for row in rows], "skipped", "the mailing was deleted")
         return 0
-    db.session.expunge(target)  # read once; see `_recipients`
+    db.session.expunge(target)  # read once: the recipients' short writes must not reload it
     if target.state:  # paused or cancelled since these rows were queued
         raise MailingStopped(target.state)
     recipients = _recipients(target, rows, held)
@@ -204,16 +212,19 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Recipient]], compile
     """The per-recipient loop: render, track, sign, wait for the rate, send, mark."""
     deadline = held.at + ledger.STALE_CLAIM / 2
     refused_in_a_row = 0
+    waiting_since: float | None = None
     for number, (send_id, contact) in enumerate(recipients, 1):
         if utcnow() > deadline:  # hand the rest over before this claim could be taken over
             raise outbox.RetryLater("the batch's time is up; the rest goes on in a new run",
                                     timedelta(0))
         if number % ledger.ANNOUNCE_EVERY == 0 and ledger.stopped(target.id):
             raise MailingStopped(target.key)
-        if number % GIVE_WAY_EVERY == 0 and outbox.ahead_waiting("mail"):
-            raise outbox.RetryLater("a job waits on a queue workers take first (due workflow "
-                                    "steps, events); the rest goes on in a new run",
-                                    timedelta(0))
+        if number % GIVE_WAY_EVERY == 0:
+            waiting_since = _still_waiting(waiting_since)
+            if waiting_since is not None and time.monotonic() - waiting_since >= GIVE_WAY_AFTER:
+                raise outbox.RetryLater("a job waits on a queue workers take first (due "
+                                        "workflow steps, events); the rest goes on in a new "
+                                        "run", timedelta(0))
         message_id = tokens.send_message_id(send_id)
         unsubscribe_url, preferences_url = tokens.recipient_urls(contact.id, send_id)
         values = {**base, **rendering.contact_values(contact),
@@ -259,6 +270,13 @@ def _send_each(target: Mailing, recipients: list[tuple[int, Recipient]], compile
         sent.append((send_id, contact.id, message_id, rendered.subject))
         if len(sent) >= ledger.ANNOUNCE_EVERY:
             ledger.announce(target, sent)
+
+
+def _still_waiting(since: float | None) -> float | None:
+    """When a job was first seen waiting on a queue ahead of "mail" (and is still), else None."""
+    if not outbox.ahead_waiting("mail"):
+        return None
+    return time.monotonic() if since is None else since
 
 
 @dataclass(frozen=True)
