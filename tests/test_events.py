@@ -326,13 +326,18 @@ def test_commits_during_a_wake_share_one_more_wake_after_it(app, monkeypatch):
     import threading
 
     from engine.events import delivery
+    from engine.testing import wait_until
     started, release, calls = threading.Event(), threading.Event(), []
+    second_begun, second_release = threading.Event(), threading.Event()
 
     def wake(force: bool = False) -> bool:
         calls.append(len(done))  # how many commits had asked before this wake began
         if len(calls) == 1:
             started.set()
             release.wait(5)
+        elif len(calls) == 2:
+            second_begun.set()
+            second_release.wait(5)
         return True
 
     monkeypatch.setattr(delivery, "wake", wake)
@@ -353,8 +358,12 @@ def test_commits_during_a_wake_share_one_more_wake_after_it(app, monkeypatch):
         thread.join(5)
     assert len(done) == 5 and calls == [0]  # they asked, and did not wait for Redis
     release.set()
+    assert second_begun.wait(5)
     first.join(5)
-    assert calls == [0, 5]  # one more wake, begun after the five commits
+    assert not first.is_alive()  # the first commit does not wait for the others' wake
+    assert calls == [0, 5]  # one more wake, begun after the five commits, in the background
+    second_release.set()
+    assert wait_until(lambda: not app.extensions["magnet.events.waker"].running, 5)
     with app.app_context():
         delivery.wake_after_commit()
     assert calls == [0, 5, 6]  # and the next commit wakes again by itself

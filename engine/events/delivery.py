@@ -64,12 +64,13 @@ def wake(force: bool = False) -> bool:
 
 class _Waker:
     """One `wake()` at a time per process, for commits that recorded events: a commit made while
-    another request's wake is on its way asks for one more after it, rather than a round trip
-    of its own. Under gevent, a burst of requests each used to wait for Redis in turn after
-    their commit; now a process sends one wake, then at most one more for all the commits made
-    meanwhile. Every commit is still followed by a wake that begins after it."""
+    another's wake is on its way asks for one more after it, rather than a round trip of its
+    own. The commit that finds none on its way sends one; wakes asked for meanwhile are sent
+    by a background thread (a greenlet under gevent), so no request waits for others' wakes.
+    Every commit is still followed by a wake that begins after it."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self.lock = threading.Lock()
         self.running = False
         self.again = False
@@ -81,17 +82,25 @@ class _Waker:
                 return
             self.running = True
         try:
-            while True:
+            wake()
+        finally:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Done with a wake: stop, or send the ones asked for meanwhile in the background."""
+        with self.lock:
+            if not self.again:  # checked and given up under one lock: none missed
+                self.running = False
+                return
+            self.again = False
+        threading.Thread(target=self._more, daemon=True).start()
+
+    def _more(self) -> None:
+        with self.app.app_context():
+            try:
                 wake()
-                with self.lock:
-                    if not self.again:  # checked and given up under one lock: none missed
-                        self.running = False
-                        return
-                    self.again = False
-        except BaseException:
-            with self.lock:
-                self.running = self.again = False
-            raise
+            finally:
+                self._hand_on()
 
 
 def wake_after_commit() -> None:
@@ -99,12 +108,13 @@ def wake_after_commit() -> None:
     process's other commits of the moment (`_Waker`)."""
     waker = current_app.extensions.get("magnet.events.waker")
     if waker is None:
-        waker = current_app.extensions.setdefault("magnet.events.waker", _Waker())
+        waker = current_app.extensions.setdefault(
+            "magnet.events.waker", _Waker(current_app._get_current_object()))
     waker()
 
 
 def run_deliveries() -> int:
-    """The RQ job: deliver partition after partition until the queue is empty, time is up, or
+    """The RQ job: deliver batch after batch until the queue is empty, time is up, or
     a job waits on the queue workers take before this one (`registry.QUEUES`)."""
     try:
         connection().delete(WAKE_KEY)  # commits from now on wake a new job
