@@ -61,15 +61,21 @@ class Memo:
         self.read_at = float("-inf")
         self.entries: OrderedDict[str, tuple[dict[str, Any] | None, float]] = OrderedDict()
         self.lock = threading.Lock()
+        self.generation = 0  # moves whenever entries are dropped: a read begun before is stale
 
     def fresh(self, now: float) -> bool:
         return now - self.read_at < STAMP_TTL
 
-    def at_stamp(self, stamp: bytes | None, now: float) -> None:
+    def at_stamp(self, stamp: bytes | None, now: float, generation: int) -> int:
+        """Take the stamp read with a profile; the generation to remember that profile under
+        (-1, never current, when entries were dropped since `generation` was read)."""
         with self.lock:
+            moved = generation != self.generation
             if stamp != self.stamp:
                 self.entries.clear()
+                self.generation += 1
             self.stamp, self.read_at = stamp, now
+            return -1 if moved else self.generation
 
     def get(self, visitor_id: str, now: float) -> Any:
         with self.lock:
@@ -78,8 +84,12 @@ class Memo:
                 return _MISSING
             return found[0]
 
-    def put(self, visitor_id: str, profile: dict[str, Any] | None, now: float) -> None:
+    def put(self, visitor_id: str, profile: dict[str, Any] | None, now: float,
+            generation: int) -> None:
+        """Remember a profile read while `generation` was current (not if it moved since)."""
         with self.lock:
+            if generation != self.generation:
+                return
             self.entries[visitor_id] = (profile, now)
             self.entries.move_to_end(visitor_id)
             while len(self.entries) > MEMO_SIZE:
@@ -88,6 +98,7 @@ class Memo:
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
+            self.generation += 1
             self.read_at = float("-inf")
 
 
@@ -150,7 +161,7 @@ def lookup(visitor_id: str | None) -> dict[str, Any] | None:
     if not visitor_id:
         return None
     memo, now = _memo(), time.monotonic()
-    fresh = memo.fresh(now)
+    fresh, generation = memo.fresh(now), memo.generation
     if fresh:
         found = memo.get(visitor_id, now)
         if found is not _MISSING:
@@ -160,7 +171,7 @@ def lookup(visitor_id: str | None) -> dict[str, Any] | None:
     except (redis.RedisError, OSError):
         return None
     if not fresh:
-        memo.at_stamp(values[0], now)
+        generation = memo.at_stamp(values[0], now, generation)
     raw = values[-1]
     if raw is None:
         profile = _fill(visitor_id)
@@ -171,7 +182,7 @@ def lookup(visitor_id: str | None) -> dict[str, Any] | None:
             profile = json.loads(raw)
         except ValueError:
             profile = None
-    memo.put(visitor_id, profile, now)
+    memo.put(visitor_id, profile, now, generation)
     return profile
 
 
