@@ -125,7 +125,8 @@ def load(instance: Path, overrides: dict[str, Any] | None = None,
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'magnet.db'}"
     config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
-    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+    uri = config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///") and ":memory:" not in uri and "mode=memory" not in uri:
         config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_size": SQLITE_POOL})
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret_key(instance)

@@ -114,7 +114,7 @@ def record_external(email: Any, type_name: Any, properties: Any = None, occurred
         try:
             return _store(address, name, clean, moment, idempotency_key, api_key_id, source,
                           fingerprint(address, name, clean, moment))
-        except IntegrityError:  # the same key, stored by a concurrent request (PostgreSQL)
+        except IntegrityError:  # the same key, stored by a concurrent request
             if attempt:
                 raise
     raise AssertionError("unreachable")
