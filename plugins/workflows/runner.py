@@ -82,7 +82,6 @@ class Run:
     pending: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
     starting: list[Item] = field(default_factory=list)  # enrolled, first steps not run yet
     recorded: list[dict[str, Any]] = field(default_factory=list)
-    batch: rows.Batch | None = None  # a due-steps batch's plain rows, written at its end
     _zone: Any = None
     _fields: dict[str, Any] | None = None
 
@@ -414,7 +413,6 @@ def run_batch(limit: int = BATCH) -> int:
             if enrolment is not None and enrolment.status == "active":
                 live.append((enrolment, due))
         run = _batch_run(now, live)
-        run.batch = batch
         run_items(run, [Item(enrolment, due.step, due) for enrolment, due in live])
         flush(run)
         rows.write(batch, run.due_rows)
