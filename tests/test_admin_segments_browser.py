@@ -49,6 +49,10 @@ def test_an_editor_builds_a_segment_and_a_visitor_enters_it(page, live_server, a
     sign_in(page, live_server, app, "editor")
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Segments").click()
     page.get_by_role("link", name="New segment").click()
+    # htmx binds the builder's rows once the page has loaded: a kind chosen before that would
+    # ask for nothing (a person would simply choose again)
+    page.wait_for_url("**/admin/segments/new")
+    page.wait_for_load_state("load")
     page.get_by_label("Name", exact=True).fill("Webinar registrants")
     row = page.locator("#c-0-0")
     row.get_by_label("Kind").select_option(label="Activity")  # htmx swaps in its inputs

@@ -111,6 +111,7 @@ def test_a_visitor_qualifies_and_sales_hears_why(app, live_server, page, smtp_se
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Scoring").click()
     page.get_by_role("heading", name="Lead scoring").wait_for()
     page.get_by_role("link", name="Change the thresholds, half-life and hand-off").click()
+    page.wait_for_load_state("load")  # scripts bound before choosing
     page.get_by_label("Marketing-qualified at a combined score of").fill("30")
     page.locator("#mql_fit").fill("0")
     page.get_by_label("Hand off to sales on reaching").select_option(label="Marketing-qualified")
@@ -123,6 +124,7 @@ def test_a_visitor_qualifies_and_sales_hears_why(app, live_server, page, smtp_se
     summary = page.locator(".scoring-summary")
     assert "marketing-qualified</strong> at a combined score of 30" in summary.inner_html()
     page.get_by_role("link", name="Add an engagement rule").first.click()
+    page.wait_for_load_state("load")  # scripts bound before choosing
     page.get_by_label("Name", exact=True).fill("Pricing page")
     page.get_by_label("Points", exact=True).fill("10")
     page.get_by_label("Each time the contact…").select_option(label="Viewed a page")
@@ -137,6 +139,7 @@ def test_a_visitor_qualifies_and_sales_hears_why(app, live_server, page, smtp_se
     page.get_by_text("Rule “Pricing page” saved.").wait_for()
 
     page.get_by_role("link", name="Add an engagement rule").first.click()
+    page.wait_for_load_state("load")  # scripts bound before choosing
     page.get_by_label("Name", exact=True).fill("Submitted a form")
     page.get_by_label("Points", exact=True).fill("15")
     page.get_by_label("Each time the contact…").select_option(label="Submitted a form")
@@ -145,6 +148,7 @@ def test_a_visitor_qualifies_and_sales_hears_why(app, live_server, page, smtp_se
     page.get_by_text("Rule “Submitted a form” saved.").wait_for()
 
     page.get_by_role("link", name="Add a fit rule").first.click()
+    page.wait_for_load_state("load")  # scripts bound before choosing
     page.get_by_label("Name", exact=True).fill("Work email")
     page.get_by_label("Points", exact=True).fill("5")
     row = page.locator("#c-0-0")

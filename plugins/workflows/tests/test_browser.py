@@ -55,6 +55,7 @@ def test_a_contact_who_opens_the_email_takes_the_yes_way(app, live_server, page,
     # The workflow, built in the admin.
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Workflows").click()
     page.get_by_role("link", name="New workflow").first.click()
+    page.wait_for_load_state("load")  # scripts bound before choosing
     page.get_by_label("Name").fill("E-book nurture")
     page.get_by_label("A contact enters when they…").select_option("form_submitted")
     page.locator("#t_form").select_option("ebook")
