@@ -15,7 +15,11 @@ then be stored.
 Targets: at least 5,000 events/s accepted and 0.8x the baseline, p99 under 10 ms, stored
 within 2 s.
 A third app in the same run, a WSGI callable that does nothing (`bench.baselines.noop_wsgi`),
-shows the most gunicorn serves on this machine: no endpoint that does any work can pass it.
+shows the most gunicorn serves on this machine: no endpoint that does any work can pass it. A
+fourth is the floor (`bench.beacon_floor`): the bare endpoint plus the least that stores every
+event within 2 s (a hand-over to Redis every 50 ms, a drainer process storing each event as one
+row, a batch per transaction); its distance to the bare endpoint is what storing costs on the
+same CPUs.
 All the load comes from one address, so the site runs with rate limits too high to bite: the
 events are still counted (a Redis round trip per ten events of an address, the most any busy
 address costs).
@@ -39,11 +43,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import beacon_floor
 from bench.harness import (
     UNIQUE,
     Gunicorn,
     Report,
     Request,
+    Service,
     Subject,
     answered,
     arguments,
@@ -54,6 +60,7 @@ from bench.harness import (
 from bench.site import EngineSite, fetch
 
 BASELINE = "bare Flask: JSON beacon"
+FLOOR = "bare Flask: JSON beacon, stored"
 CEILING = "raw WSGI: no-op"
 MAGNET = "magnet: tracking beacon"
 VISITORS = 2000
@@ -138,11 +145,16 @@ def main() -> None:
     options = arguments(__doc__.split("\n\n")[0], extra=lambda parser: parser.add_argument(
         "--new-visitors", action="store_true", help="send every event without a cookie"))
     report = Report("beacon", "tracking events accepted per second, and stored",
-                    settings(options, worker_processes=1), baselines=[BASELINE])
+                    settings(options, worker_processes=1), baselines=[BASELINE, FLOOR])
     with stop_on_sigterm(), ExitStack() as stack:
         site = stack.enter_context(EngineSite(plugins=("tracking",), config=UNBOUNDED))
         engine = site.serve()
         bare = stack.enter_context(Gunicorn("bench.baselines:beacon_app"))
+        floor_env = {"BENCH_SQLITE": str(site.instance / "floor.db"),
+                     "BENCH_REDIS_URL": site.redis.url}
+        floor = stack.enter_context(Gunicorn("bench.beacon_floor:beacon_floor_app()", floor_env))
+        stack.enter_context(Service("floor-drainer", [sys.executable, "-m",
+                                                      "bench.beacon_floor"], floor_env))
         ceiling = stack.enter_context(Gunicorn("bench.baselines:noop_wsgi"))
         request = beacon_request(engine.url)
         returning: list[str] = []
@@ -159,6 +171,7 @@ def main() -> None:
         prober.start()
         try:
             runs = compare(report, [Subject(BASELINE, bare, bare_request),
+                                    Subject(FLOOR, floor, bare_request),
                                     Subject(MAGNET, engine, request),
                                     Subject(CEILING, ceiling, bare_request)], options)
         finally:
@@ -172,6 +185,12 @@ def main() -> None:
         while count < accepted and time.monotonic() - load_ended < 120:
             time.sleep(0.1)
             count = stored_events(database)
+        floor_accepted = answered(runs[FLOOR])
+        floor_stored = beacon_floor.stored(floor_env["BENCH_SQLITE"])
+        while floor_stored < floor_accepted and time.monotonic() - load_ended < 120:
+            time.sleep(0.1)
+            floor_stored = beacon_floor.stored(floor_env["BENCH_SQLITE"])
+        report.extra["floor_accounting"] = {"accepted": floor_accepted, "stored": floor_stored}
         latencies = sorted(prober.latencies) or [float("inf")]
         report.extra["accounting"] = {
             "accepted": accepted, "stored": count,
@@ -197,6 +216,10 @@ def main() -> None:
     report.target("seconds until stored, slowest probe under load", until_stored, "< 2 s",
                   until_stored < 2)
     report.target("events lost", lost, "0", lost == 0)
+    report.extra["floor_ratio"] = round(report.ratio(FLOOR, BASELINE), 3)
+    report.extra["magnet / floor"] = round(report.ratio(MAGNET, FLOOR), 3)
+    print(f"the floor (the bare endpoint, storing): {report.extra['floor_ratio']}x the bare "
+          f"endpoint; magnet {report.extra['magnet / floor']}x the floor")
     ceiling = report.figures(CEILING)
     report.extra["ceiling"] = {"rps": round(ceiling.rps), "p99_ms": round(ceiling.p99_ms, 2)}
     print(f"the server's ceiling (a WSGI app doing nothing): {ceiling.rps:,.0f} req/s, "
