@@ -92,10 +92,10 @@ class EngineSite:
         groups = {s.process.pid for s in self.services
                   if s.name.startswith("worker") and s.process is not None}
         began = time.monotonic()
-        before = _group_cpu(groups)
+        before = group_cpu(groups)
         while time.monotonic() - began < limit:
             time.sleep(1.0)
-            now = _group_cpu(groups)
+            now = group_cpu(groups)
             if now - before < busy:
                 break
             before = now
@@ -115,7 +115,7 @@ class EngineSite:
         shutil.rmtree(self.instance, ignore_errors=True)
 
 
-def _group_cpu(groups: set[int]) -> float:
+def group_cpu(groups: set[int]) -> float:
     """CPU seconds used so far by every process in these process groups (from /proc)."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0
     for entry in os.listdir("/proc"):
