@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -62,15 +63,17 @@ def wake(force: bool = False) -> bool:
         return False
 
 
-class _Waker:
-    """One `wake()` at a time per process, for commits that recorded events: a commit made while
-    another's wake is on its way asks for one more after it, rather than a round trip of its
-    own. The commit that finds none on its way sends one; wakes asked for meanwhile are sent
-    by a background thread (a greenlet under gevent), so no request waits for others' wakes.
-    Every commit is still followed by a wake that begins after it."""
+class Waker:
+    """One `wake()` at a time per process, for commits that left work for a job (recorded
+    events here; events accepted by the API in `engine.api.drain`, with its own `wake`): a
+    commit made while another's wake is on its way asks for one more after it, rather than a
+    round trip of its own. The commit that finds none on its way sends one; wakes asked for
+    meanwhile are sent by a background thread (a greenlet under gevent), so no request waits
+    for others' wakes. Every commit is still followed by a wake that begins after it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, send: Callable[[], Any] | None = None) -> None:
         self.app = app
+        self.send = send or wake
         self.lock = threading.Lock()
         self.running = False
         self.again = False
@@ -82,7 +85,7 @@ class _Waker:
                 return
             self.running = True
         try:
-            wake()
+            self.send()
         finally:
             self._hand_on()
 
@@ -98,18 +101,18 @@ class _Waker:
     def _more(self) -> None:
         with self.app.app_context():
             try:
-                wake()
+                self.send()
             finally:
                 self._hand_on()
 
 
 def wake_after_commit() -> None:
     """Make sure a delivery job will see what was just committed: `wake()`, shared with this
-    process's other commits of the moment (`_Waker`)."""
+    process's other commits of the moment (`Waker`)."""
     waker = current_app.extensions.get("magnet.events.waker")
     if waker is None:
         waker = current_app.extensions.setdefault(
-            "magnet.events.waker", _Waker(current_app._get_current_object()))
+            "magnet.events.waker", Waker(current_app._get_current_object()))
     waker()
 
 
