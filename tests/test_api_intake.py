@@ -16,7 +16,7 @@ from engine.contacts.models import Contact
 from engine.db import db
 from engine.events.models import Activity, QueuedEvent
 from engine.testing import drain_intake as drain
-from engine.testing import run_jobs
+from engine.testing import run_jobs, wait_until
 
 PATH = "/api/v1/events"
 
@@ -55,11 +55,22 @@ def waiting(app) -> int:
                                  .where(IntakeRow.processed_at.is_(None)))
 
 
+def drain_job_queued(app) -> bool:
+    """Whether a drain job waits (the web process's wake is sent from a background thread,
+    `API_INTAKE_WAKE_LINGER` after the request)."""
+    from rq import Queue
+
+    from engine.jobs.connection import client_for
+    return any(job.func_name.endswith("run_drain")
+               for job in Queue("events", connection=client_for(app)).jobs)
+
+
 def test_the_drain_job_stores_what_the_api_accepted_once(app, client, key):
     """The request wakes a drain job; a real worker runs it; the event and contact are there,
     and the repeat of its idempotency key now names them."""
     first = send(client, key, purchase("new@example.com", 1), "order-1")
     assert first.status_code == 202 and waiting(app) == 1
+    assert wait_until(lambda: drain_job_queued(app), 10)
     run_jobs(app, ["events"])
     assert waiting(app) == 0 and orders(app) == ["1"]
     with app.app_context():
@@ -68,8 +79,24 @@ def test_the_drain_job_stores_what_the_api_accepted_once(app, client, key):
     again = send(client, key, purchase("new@example.com", 1), "order-1").get_json()
     assert again["duplicate"] is True and again["contact_id"] == contact.id
     assert again["id"] == first.get_json()["id"] and again["status"] == "stored"
-    run_jobs(app, ["events"])
+    assert not drain_job_queued(app)  # a repeat stores nothing, and wakes nothing
     assert orders(app) == ["1"]
+
+
+def test_a_burst_of_requests_wakes_one_drain_job(make_app):
+    app = make_app(API_INTAKE_WAKE_LINGER=0.5)
+    with app.app_context():
+        key = keys.create("Shop", None)[1]
+    client = app.test_client()
+    for order in range(20):
+        assert send(client, key, purchase("a@example.com", order)).status_code == 202
+    assert wait_until(lambda: drain_job_queued(app), 10)
+    from rq import Queue
+
+    from engine.jobs.connection import client_for
+    assert len(Queue("events", connection=client_for(app)).jobs) == 1
+    run_jobs(app, ["events"])
+    assert orders(app) == [str(order) for order in range(20)]
 
 
 def test_the_sweep_wakes_the_drain_when_a_wake_was_lost(app, client, key):
@@ -77,6 +104,7 @@ def test_the_sweep_wakes_the_drain_when_a_wake_was_lost(app, client, key):
 
     from engine.jobs.connection import client_for
     assert send(client, key, purchase("a@example.com", 1)).status_code == 202
+    assert wait_until(lambda: drain_job_queued(app), 10)
     redis = client_for(app)
     Queue("events", connection=redis).empty()  # the wake's job is lost
     redis.delete(drain_module.WAKE_KEY)

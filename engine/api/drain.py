@@ -19,10 +19,11 @@ an address that another drain holds an earlier row of (the next drain takes them
 person's events are recorded in the order they were accepted.
 
 Waking: each request that committed a row makes sure a drain job is on its way, one wake in
-flight per process (`engine.events.delivery.Waker`) and one job waiting at a time (`WAKE_KEY`);
-the job first lets a burst gather (`API_INTAKE_GATHER_SECONDS`, SQLite) so a stream is drained
-in large batches. The periodic `api.intake_sweep` wakes it for rows left by a lost wake (Redis
-away) or a job that died.
+flight per process (`engine.events.delivery.Waker`, sent at most `API_INTAKE_WAKE_LINGER` after
+the commit, for all of the process's commits meanwhile) and one job waiting at a time
+(`WAKE_KEY`); the job first lets a burst gather (`API_INTAKE_GATHER_SECONDS`, SQLite) so a
+stream is drained in large batches. The periodic `api.intake_sweep` wakes it for rows left by
+a lost wake (Redis away) or a job that died.
 """
 from __future__ import annotations
 
@@ -53,9 +54,11 @@ WAKE_TTL = 60
 JOB_SECONDS = 20.0  # a job hands over to a fresh one after this long
 INTAKE = IntakeRow.__table__
 C = INTAKE.c
+# A stored row keeps only what answers a retry (its ids and the request's hash): the address
+# and properties are on the contact and the event now, where erasure finds them.
 _MARK_STORED = (update(INTAKE).where(C.id == bindparam("row_id"))
                 .values(processed_at=bindparam("now"), event_id=bindparam("event"),
-                        contact_id=bindparam("contact")))
+                        contact_id=bindparam("contact"), email="", properties={}))
 _MARK_REFUSED = (update(INTAKE).where(C.id == bindparam("row_id"))
                  .values(processed_at=bindparam("now"), refused=bindparam("reason")))
 
@@ -76,11 +79,13 @@ def wake(force: bool = False) -> bool:
 
 def wake_after_commit() -> None:
     """After a request committed an intake row: `wake()`, shared with this process's other
-    requests of the moment."""
+    requests of the moment, sent `API_INTAKE_WAKE_LINGER` after the first of them (a Redis
+    round trip per request cost a quarter of the request)."""
     waker = current_app.extensions.get("magnet.api.waker")
     if waker is None:
-        waker = current_app.extensions.setdefault(
-            "magnet.api.waker", Waker(current_app._get_current_object(), wake))
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        waker = app.extensions.setdefault("magnet.api.waker", Waker(
+            app, wake, float(app.config["API_INTAKE_WAKE_LINGER"])))
     waker()
 
 

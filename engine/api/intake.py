@@ -28,7 +28,7 @@ from engine.api import drain, keys
 from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import db, utcnow, write
+from engine.db import db, locking, utcnow, write
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 
@@ -191,8 +191,9 @@ def accept(email: Any, type_name: Any, properties: Any = None, occurred_at: Any 
            "email": address, "type": name, "properties": clean, "occurred_at": moment,
            "received_at": utcnow()}
     for _ in range(2):  # the earlier row can be forgotten between the INSERT and the look-up
-        with write() as session:
-            connection = session.connection()
+        # A Core transaction of its own, not `write()`: the session's bookkeeping (ending its
+        # read transaction, expiring objects, commit events) cost as much as the INSERT.
+        with locking(), db.engine.begin() as connection:
             new_id = connection.execute(_insert_once(), row).scalar()
             earlier = None if new_id is not None else _earlier(
                 connection, api_key_id, keyed, digest)  # type: ignore[arg-type]

@@ -41,9 +41,9 @@ class IntakeRow(db.Model):
     processed ones keep the ids stored (`event_id`, `contact_id`) or the reason they were
     `refused`. A row with an idempotency key outlives its processing by
     `API_IDEMPOTENCY_SECONDS`, so a retry is answered as the first request was (the same key
-    with a different event, told by `request_hash`, is refused); one without is deleted once
-    stored. `request_hash`: the SHA-256 of the event as checked (none for keys served before it
-    was kept)."""
+    with a different event, told by `request_hash`, is refused), without the address and
+    properties once stored; one without a key is deleted once stored. `request_hash`: the
+    SHA-256 of the event as checked (none for keys served before it was kept)."""
 
     __tablename__ = "api_intake"
     __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key"),

@@ -65,15 +65,22 @@ def wake(force: bool = False) -> bool:
 
 class Waker:
     """One `wake()` at a time per process, for commits that left work for a job (recorded
-    events here; events accepted by the API in `engine.api.drain`, with its own `wake`): a
+    events here; events accepted by the API in `engine.api.drain`, with its own `send`): a
     commit made while another's wake is on its way asks for one more after it, rather than a
     round trip of its own. The commit that finds none on its way sends one; wakes asked for
     meanwhile are sent by a background thread (a greenlet under gevent), so no request waits
-    for others' wakes. Every commit is still followed by a wake that begins after it."""
+    for others' wakes. Every commit is still followed by a wake that begins after it.
 
-    def __init__(self, app: Any, send: Callable[[], Any] | None = None) -> None:
+    With `linger` (seconds), no commit sends a wake itself: the background thread sends one
+    `linger` after the first commit that asked, for all the commits made by then - a round trip
+    to Redis per `linger` under a stream, rather than one per commit, for a job that gathers
+    its work that long anyway."""
+
+    def __init__(self, app: Any, send: Callable[[], Any] | None = None,
+                 linger: float = 0.0) -> None:
         self.app = app
         self.send = send or wake
+        self.linger = linger
         self.lock = threading.Lock()
         self.running = False
         self.again = False
@@ -84,6 +91,9 @@ class Waker:
                 self.again = True  # the wake in flight may have begun before this commit
                 return
             self.running = True
+        if self.linger > 0:
+            threading.Thread(target=self._more, daemon=True).start()
+            return
         try:
             self.send()
         finally:
@@ -99,6 +109,10 @@ class Waker:
         threading.Thread(target=self._more, daemon=True).start()
 
     def _more(self) -> None:
+        if self.linger > 0:
+            time.sleep(self.linger)
+            with self.lock:
+                self.again = False  # the commits asking so far: this wake begins after them
         with self.app.app_context():
             try:
                 self.send()
