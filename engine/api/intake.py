@@ -159,22 +159,14 @@ def fingerprint(address: str, name: str, clean: dict[str, Any], moment: datetime
 
 
 INTAKE = IntakeRow.__table__
-_INSERTS: dict[str, Any] = {}
-
-
-def _insert_once() -> Any:
-    """INSERT … ON CONFLICT (api key, idempotency key) DO NOTHING RETURNING id: one statement
-    that stores a new event, or stores nothing for a repeat (and returns no id). Rows without
-    an idempotency key never conflict (NULLs are distinct in a unique key)."""
-    dialect = db.engine.dialect.name
-    statement = _INSERTS.get(dialect)
-    if statement is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = _INSERTS[dialect] = (
-            insert(INTAKE).on_conflict_do_nothing(index_elements=["api_key_id",
-                                                                  "idempotency_key"])
-            .returning(INTAKE.c.id))
-    return statement
+# INSERT … ON CONFLICT (api key, idempotency key) DO NOTHING RETURNING id, in each dialect's
+# words: one statement that keeps a new event, or keeps nothing for a repeat (and returns no
+# id). Rows without an idempotency key never conflict (NULLs are distinct in a unique key).
+_INSERT_ONCE = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(INTAKE)
+    .on_conflict_do_nothing(index_elements=["api_key_id", "idempotency_key"])
+    .returning(INTAKE.c.id)
+    for dialect in (sqlite, postgresql)}
 
 
 def accept(email: Any, type_name: Any, properties: Any = None, occurred_at: Any = None, *,
@@ -194,7 +186,7 @@ def accept(email: Any, type_name: Any, properties: Any = None, occurred_at: Any 
         # A Core transaction of its own, not `write()`: the session's bookkeeping (ending its
         # read transaction, expiring objects, commit events) cost as much as the INSERT.
         with locking(), db.engine.begin() as connection:
-            new_id = connection.execute(_insert_once(), row).scalar()
+            new_id = connection.execute(_INSERT_ONCE[db.engine.dialect.name], row).scalar()
             earlier = None if new_id is not None else _earlier(
                 connection, api_key_id, keyed, digest)  # type: ignore[arg-type]
             if api_key_id is not None and keys.due_for_use_mark(api_key_id):
