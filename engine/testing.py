@@ -359,6 +359,19 @@ def deliver_events(app: Flask) -> int:
             total += delivered
 
 
+def drain_intake(app: Flask) -> int:
+    """Store every event the API has accepted, here, as the drain job would (without its
+    gather wait); returns how many intake rows were processed."""
+    from engine.api.drain import drain_next
+    total = 0
+    with app.app_context():
+        while True:
+            drained = drain_next()
+            if not drained:
+                return total
+            total += drained
+
+
 def start_worker(app: Flask, **env: str) -> Any:
     """A real `magnet worker` process on the app's instance folder, database and Redis (with
     `env` added), in a process group of its own; the caller stops it with `stop_worker`."""

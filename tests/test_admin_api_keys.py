@@ -71,7 +71,7 @@ def test_a_key_is_shown_once_works_and_is_revoked(app, caplog):
     assert twice.status_code == 400
     assert f"An active key is named “shop” already ({key[:12]}…)" in twice.get_data(as_text=True)
     event = {"email": "buyer@example.com", "type": "purchase", "properties": {"amount": 5}}
-    assert send(app.test_client(), key, event).status_code == 201
+    assert send(app.test_client(), key, event).status_code == 202
     assert "No keys yet" not in owner.get("/admin/api-keys").get_data(as_text=True)
     revoked = owner.post(f"/admin/api-keys/{row.id}/revoke", data={"csrf_token": token_for(owner)},
                          follow_redirects=True).get_data(as_text=True)
@@ -114,7 +114,7 @@ def test_an_owner_declares_an_event_type_the_api_accepts_then_deletes_it(app):
     with app.app_context():
         assert db.session.scalar(select(CustomEventType)) is None
     assert owner.post("/admin/event-types", data=form).status_code == 302
-    assert send(client, key, event).status_code == 201  # the API knows it at once
+    assert send(client, key, event).status_code == 202  # the API knows it at once
     assert send(client, key, {**event, "properties": {"seats": "two"}}).status_code == 400
     page = owner.get("/admin/event-types").get_data(as_text=True)
     assert "Started a trial" in page and "<code>seats</code> <span class=\"muted\">number" in page

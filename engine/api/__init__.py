@@ -1,8 +1,9 @@
 """The public API: events sent from outside (shops, CRMs, scripts), with keys owners create.
 
-`POST /api/v1/events` (an edge route: answered ahead of Flask's request cycle) and
-`magnet events record` both go through `intake.record_external`, so the HTTP and command-line
-paths check and store exactly the same thing.
+`POST /api/v1/events` (an edge route: answered ahead of Flask's request cycle) checks an event
+and keeps it in the intake (`intake.accept`); a worker stores its contact and event from there
+in batches (`drain`). `magnet events record` checks the same way (`intake.check`) and stores at
+once (`intake.record_external`).
 """
 from __future__ import annotations
 
@@ -11,8 +12,20 @@ from flask import Flask
 DEFAULTS = {
     "API_RATE_LIMIT": 100,  # requests per key per API_RATE_WINDOW seconds
     "API_RATE_WINDOW": 1,
+    # A process reports a key's requests to the shared (Redis) counter once per this many, so
+    # across N processes a key can pass the limit by up to N x (API_RATE_BLOCK - 1).
+    "API_RATE_BLOCK": 10,
     "API_MAX_BYTES": 64 * 1024,
     "API_IDEMPOTENCY_SECONDS": 86400,  # how long an idempotency key is remembered
+    # Intake rows the drain stores per transaction: a batch holds SQLite's write lock while the
+    # web waits to store more (500 at once put 0.2 s on the API's slowest answers).
+    "API_INTAKE_BATCH": 100,
+    # SQLite: a drain job waits this long before it begins, so a burst of requests is stored
+    # in one transaction rather than one each (at the price of this much latency).
+    "API_INTAKE_GATHER_SECONDS": 0.05,
+    # A web process wakes the drain this long after the first event it accepted, for all it
+    # accepted meanwhile (0: at once, after each request's commit).
+    "API_INTAKE_WAKE_LINGER": 0.05,
 }
 
 

@@ -6,9 +6,17 @@ cycle would cost more than storing one. It takes
     Content-Type: application/json
     Idempotency-Key: <up to 200 characters>   (optional; or "idempotency_key" in the body)
     {"email": "...", "type": "purchase", "properties": {...}, "occurred_at": "...Z"}
-and answers 201 with the event's and contact's ids (200 and `"duplicate": true` for a repeat of
-an idempotency key), or 400/401/413/415/422/429 with `{"error": "..."}` saying what is wrong.
+checks it fully (the key, the key's rate limit, the event against its declared type), keeps it
+in the intake with one INSERT and answers 202 `{"id": <intake id>, "status": "accepted",
+"duplicate": false}`; a worker stores the contact and the event moments later
+(`engine.api.drain`). A repeat of an idempotency key answers 200 with the first request's id,
+`"duplicate": true`, and once the event is stored its `event_id` and `contact_id`. What is
+wrong gets 400/401/413/415/422/429 with `{"error": "..."}` saying what, and nothing is kept.
 Other methods at the address get a JSON 405 naming the one allowed.
+
+The rate limit is counted per process and reported to the shared counter in blocks of
+`API_RATE_BLOCK` (`engine.web.ratelimit.BlockLimits`), so most requests make no round trip to
+Redis: exact within a process, up to `API_RATE_BLOCK - 1` over per process across them.
 """
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ from flask import current_app
 
 from engine.api import intake, keys
 from engine.web.edge import Answer, EdgeRoute, json_answer, read_body
-from engine.web.ratelimit import limiter
+from engine.web.ratelimit import BlockLimits
 
 PATH = "/api/v1/events"
 
@@ -33,6 +41,16 @@ def _key_of(environ: dict[str, Any]) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
+def _limits() -> BlockLimits:
+    """This process's counts of each key's requests (made with the window configured then)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    found = app.extensions.get("magnet.api.limits")
+    if found is None:
+        found = app.extensions["magnet.api.limits"] = BlockLimits(
+            int(app.config["API_RATE_WINDOW"]), int(app.config["API_RATE_BLOCK"]))
+    return found
+
+
 def events(environ: dict[str, Any]) -> Answer:
     sent = _key_of(environ)
     if not sent:
@@ -44,8 +62,7 @@ def events(environ: dict[str, Any]) -> Answer:
                             "Use an active key from Admin → API keys.",
                        [("WWW-Authenticate", 'Bearer error="invalid_token"')])
     config = current_app.config
-    if not limiter().hit(f"api:{key_id}", int(config["API_RATE_LIMIT"]),
-                         int(config["API_RATE_WINDOW"])):
+    if not _limits().admit([(f"api:{key_id}", int(config["API_RATE_LIMIT"]))]):
         return _refuse(429, "Too many requests for this key; slow down and retry.",
                        [("Retry-After", str(config["API_RATE_WINDOW"]))])
     if (environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower() != "application/json":
@@ -70,7 +87,7 @@ def events(environ: dict[str, Any]) -> Answer:
         return _refuse(400, "Two different idempotency keys: the Idempotency-Key header and "
                             "“idempotency_key” in the body. Send it once, in the header.")
     try:
-        recorded = intake.record_external(
+        accepted = intake.accept(
             payload.get("email"), payload.get("type"), payload.get("properties"),
             payload.get("occurred_at"), idempotency_key=header_key or body_key,
             api_key_id=key_id)
@@ -78,7 +95,7 @@ def events(environ: dict[str, Any]) -> Answer:
         return _refuse(422, str(exc))
     except intake.IntakeError as exc:
         return _refuse(400, str(exc))
-    return json_answer(200 if recorded.duplicate else 201, recorded.as_json())
+    return json_answer(200 if accepted.duplicate else 202, accepted.as_json())
 
 
 def not_allowed(environ: dict[str, Any]) -> Answer:

@@ -1,9 +1,10 @@
-"""The API as a built-in plugin: its edge route and the job that forgets old idempotency keys."""
+"""The API as a built-in plugin: its edge route, the intake's sweep and the job that forgets
+processed intake rows."""
 from __future__ import annotations
 
 from typing import Any
 
-from engine.api import endpoint, intake
+from engine.api import drain, endpoint, intake
 from engine.plugins import hookimpl
 
 
@@ -14,4 +15,4 @@ def register_edge_routes() -> list[Any]:
 
 @hookimpl
 def register_jobs() -> list[Any]:
-    return [intake.forget_idempotency_keys]
+    return [intake.forget_idempotency_keys, drain.sweep]

@@ -1,10 +1,14 @@
-"""Events from outside, for a person named by their email address: checked, then stored.
+"""Events from outside, for a person named by their email address: checked, then kept.
 
-An unknown address becomes a contact (consent unknown: an integration saying someone bought
-something is no permission to email them). The event type must be declared and open to
-outside senders, and its properties must match their declared types (`engine.events.types`).
-An idempotency key makes a retried request store nothing new and answer as the first did; the
-same key with a different event is refused, as a mistake of the sender's (`IdempotencyConflict`).
+The event type must be declared and open to outside senders, and its properties must match
+their declared types (`engine.events.types`). An unknown address becomes a contact (consent
+unknown: an integration saying someone bought something is no permission to email them).
+
+The API (`accept`) answers once the checked event is in the intake, a single INSERT; the drain
+(`engine.api.drain`) stores contacts and events from it in batches. An idempotency key makes a
+retried request store nothing new and answer as the first did; the same key with a different
+event is refused, as a mistake of the sender's (`IdempotencyConflict`). `magnet events record`
+stores at once (`record_external`): a script waits for its one event and wants its ids.
 """
 from __future__ import annotations
 
@@ -17,14 +21,14 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import events
-from engine.api import keys
-from engine.api.models import ApiKey, IdempotentRequest
+from engine.api import drain, keys
+from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import db, utcnow, write
+from engine.db import db, locking, utcnow, write
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 
@@ -39,6 +43,34 @@ class IntakeError(ValueError):
 
 class IdempotencyConflict(IntakeError):
     """An idempotency key reused with a different event: retrying cannot fix it (HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The API's answer: the intake row's id and how far it has got. A new event is
+    "accepted" (waiting for the drain); a repeat of an idempotency key answers with the first
+    request's row, "stored" once the drain has made its event (with its and the contact's
+    ids), or "refused" with the reason the drain could not."""
+    intake_id: int
+    duplicate: bool = False
+    event_id: int | None = None
+    contact_id: int | None = None
+    refused: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.refused is not None:
+            return "refused"
+        return "stored" if self.event_id is not None else "accepted"
+
+    def as_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"id": self.intake_id, "status": self.status,
+                                  "duplicate": self.duplicate}
+        if self.event_id is not None:
+            answer.update(event_id=self.event_id, contact_id=self.contact_id)
+        if self.refused is not None:
+            answer["error"] = self.refused
+        return answer
 
 
 @dataclass(frozen=True)
@@ -102,22 +134,18 @@ def _moment(value: Any) -> datetime | None:
     return moment
 
 
-def record_external(email: Any, type_name: Any, properties: Any = None, occurred_at: Any = None,
-                    *, idempotency_key: str | None = None, api_key_id: int | None = None,
-                    source: str = "api") -> Recorded:
-    """Check and store one event from outside; IntakeError when it is refused (nothing
-    stored). With an idempotency key (only with an API key), a repeat returns the first
-    answer, marked `duplicate`."""
-    address, name, clean, moment = check(email, type_name, properties, occurred_at,
-                                         idempotency_key)
-    for attempt in range(2):
+def record_external(email: Any, type_name: Any, properties: Any = None,
+                    occurred_at: Any = None, *, source: str = "cli") -> Recorded:
+    """Check and store one event at once (`magnet events record`): the contact and the event
+    in one write transaction; IntakeError when it is refused (nothing stored)."""
+    address, name, clean, moment = check(email, type_name, properties, occurred_at)
+    with write():
         try:
-            return _store(address, name, clean, moment, idempotency_key, api_key_id, source,
-                          fingerprint(address, name, clean, moment))
-        except IntegrityError:  # the same key, stored by a concurrent request
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+            saved = store.save(address, {}, source={"source": source}, origin=source)
+        except ContactError as exc:
+            raise IntakeError(f"“email”: {exc}") from None
+        event_id = events.record(name, contact_id=saved.id, properties=clean, occurred_at=moment)
+    return Recorded(event_id, saved.id, saved.created)
 
 
 def fingerprint(address: str, name: str, clean: dict[str, Any], moment: datetime | None) -> str:
@@ -130,57 +158,69 @@ def fingerprint(address: str, name: str, clean: dict[str, Any], moment: datetime
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_EARLIER = IdempotentRequest.__table__
+INTAKE = IntakeRow.__table__
+# INSERT … ON CONFLICT (api key, idempotency key) DO NOTHING RETURNING id, in each dialect's
+# words: one statement that keeps a new event, or keeps nothing for a repeat (and returns no
+# id). Rows without an idempotency key never conflict (NULLs are distinct in a unique key).
+_INSERT_ONCE = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(INTAKE)
+    .on_conflict_do_nothing(index_elements=["api_key_id", "idempotency_key"])
+    .returning(INTAKE.c.id)
+    for dialect in (sqlite, postgresql)}
 
 
-def _earlier(api_key_id: int, idempotency_key: str, digest: str) -> Recorded | None:
-    """The answer already given to this key, or None. Read before the write transaction, so
-    SQLite's write lock is not held for it; two requests with one key at the same moment both
-    find none, and the unique key lets only one of them store (the other retries, and finds it
-    here)."""
-    earlier = db.session.execute(
-        select(_EARLIER.c.event_id, _EARLIER.c.contact_id, _EARLIER.c.request_hash)
-        .where(_EARLIER.c.api_key_id == api_key_id, _EARLIER.c.key == idempotency_key)).first()
+def accept(email: Any, type_name: Any, properties: Any = None, occurred_at: Any = None, *,
+           idempotency_key: str | None = None, api_key_id: int | None = None) -> Accepted:
+    """Check an event from the API and keep it in the intake for the drain: one INSERT in one
+    short write transaction, then a wake for the drain. IntakeError when it is refused
+    (nothing kept); a repeat of an idempotency key answers with the first request's row, and
+    the same key with a different event is an `IdempotencyConflict`."""
+    address, name, clean, moment = check(email, type_name, properties, occurred_at,
+                                         idempotency_key)
+    digest = fingerprint(address, name, clean, moment)
+    keyed = idempotency_key if api_key_id is not None else None
+    row = {"api_key_id": api_key_id, "idempotency_key": keyed, "request_hash": digest,
+           "email": address, "type": name, "properties": clean, "occurred_at": moment,
+           "received_at": utcnow()}
+    for _ in range(2):  # the earlier row can be forgotten between the INSERT and the look-up
+        # A Core transaction of its own, not `write()`: the session's bookkeeping (ending its
+        # read transaction, expiring objects, commit events) cost as much as the INSERT.
+        with locking(), db.engine.begin() as connection:
+            new_id = connection.execute(_INSERT_ONCE[db.engine.dialect.name], row).scalar()
+            earlier = None if new_id is not None else _earlier(
+                connection, api_key_id, keyed, digest)  # type: ignore[arg-type]
+            if api_key_id is not None and keys.due_for_use_mark(api_key_id):
+                connection.execute(ApiKey.__table__.update().where(ApiKey.id == api_key_id)
+                                   .values(last_used_at=utcnow()))
+        if new_id is not None:
+            drain.wake_after_commit()
+            return Accepted(int(new_id))
+        if earlier is not None:
+            return earlier
+    raise IntakeError("The idempotency key was being forgotten as it was sent: send it again.")
+
+
+def _earlier(connection: Any, api_key_id: int, idempotency_key: str,
+             digest: str) -> Accepted | None:
+    """The first request's row for this key (the INSERT found it), or None if it is gone."""
+    earlier = connection.execute(
+        select(INTAKE.c.id, INTAKE.c.request_hash, INTAKE.c.event_id, INTAKE.c.contact_id,
+               INTAKE.c.refused)
+        .where(INTAKE.c.api_key_id == api_key_id,
+               INTAKE.c.idempotency_key == idempotency_key)).first()
     if earlier is None:
         return None
     if earlier.request_hash not in (None, digest):
         raise IdempotencyConflict(
             f"The idempotency key “{idempotency_key}” was used for a different event: a retry "
             "must send the same event. Use a new key for a new event.")
-    return Recorded(earlier.event_id, earlier.contact_id, False, duplicate=True)
-
-
-def _store(address: str, name: str, clean: dict[str, Any], moment: datetime | None,
-           idempotency_key: str | None, api_key_id: int | None, source: str,
-           digest: str) -> Recorded:
-    """The contact, the event and the idempotency key in one short write transaction: Core
-    statements only, and nothing read in it that could be read before it."""
-    keyed = idempotency_key is not None and api_key_id is not None
-    if keyed:
-        earlier = _earlier(api_key_id, idempotency_key, digest)  # type: ignore[arg-type]
-        if earlier is not None:
-            return earlier
-    with write() as session:
-        try:
-            saved = store.save(address, {}, source={"source": source}, origin=source)
-        except ContactError as exc:
-            raise IntakeError(f"“email”: {exc}") from None
-        event_id = events.record(name, contact_id=saved.id, properties=clean, occurred_at=moment)
-        connection = session.connection()
-        if keyed:
-            connection.execute(_EARLIER.insert(), {
-                "api_key_id": api_key_id, "key": idempotency_key, "event_id": event_id,
-                "contact_id": saved.id, "request_hash": digest, "created_at": utcnow()})
-        if api_key_id is not None and keys.due_for_use_mark(api_key_id):
-            connection.execute(ApiKey.__table__.update().where(ApiKey.id == api_key_id)
-                               .values(last_used_at=utcnow()))
-    return Recorded(event_id, saved.id, saved.created)
+    return Accepted(earlier.id, True, earlier.event_id, earlier.contact_id, earlier.refused)
 
 
 @job("api.forget_idempotency_keys", every=3600)
 def forget_idempotency_keys() -> int:
-    """Idempotency keys are kept for `API_IDEMPOTENCY_SECONDS`, then forgotten."""
+    """Rows the drain has processed are kept for `API_IDEMPOTENCY_SECONDS` (the answer to a
+    retried idempotency key; the reason one was refused, for the admin), then forgotten."""
     cutoff = utcnow() - timedelta(seconds=int(current_app.config["API_IDEMPOTENCY_SECONDS"]))
     with write() as session:
-        return session.execute(delete(IdempotentRequest).where(
-            IdempotentRequest.created_at < cutoff)).rowcount
+        return session.execute(delete(INTAKE).where(INTAKE.c.processed_at < cutoff)).rowcount

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -62,15 +63,24 @@ def wake(force: bool = False) -> bool:
         return False
 
 
-class _Waker:
-    """One `wake()` at a time per process, for commits that recorded events: a commit made while
-    another's wake is on its way asks for one more after it, rather than a round trip of its
-    own. The commit that finds none on its way sends one; wakes asked for meanwhile are sent
-    by a background thread (a greenlet under gevent), so no request waits for others' wakes.
-    Every commit is still followed by a wake that begins after it."""
+class Waker:
+    """One `wake()` at a time per process, for commits that left work for a job (recorded
+    events here; events accepted by the API in `engine.api.drain`, with its own `send`): a
+    commit made while another's wake is on its way asks for one more after it, rather than a
+    round trip of its own. The commit that finds none on its way sends one; wakes asked for
+    meanwhile are sent by a background thread (a greenlet under gevent), so no request waits
+    for others' wakes. Every commit is still followed by a wake that begins after it.
 
-    def __init__(self, app: Any) -> None:
+    With `linger` (seconds), no commit sends a wake itself: the background thread sends one
+    `linger` after the first commit that asked, for all the commits made by then - a round trip
+    to Redis per `linger` under a stream, rather than one per commit, for a job that gathers
+    its work that long anyway."""
+
+    def __init__(self, app: Any, send: Callable[[], Any] | None = None,
+                 linger: float = 0.0) -> None:
         self.app = app
+        self.send = send or wake
+        self.linger = linger
         self.lock = threading.Lock()
         self.running = False
         self.again = False
@@ -81,8 +91,11 @@ class _Waker:
                 self.again = True  # the wake in flight may have begun before this commit
                 return
             self.running = True
+        if self.linger > 0:
+            threading.Thread(target=self._more, daemon=True).start()
+            return
         try:
-            wake()
+            self.send()
         finally:
             self._hand_on()
 
@@ -96,20 +109,24 @@ class _Waker:
         threading.Thread(target=self._more, daemon=True).start()
 
     def _more(self) -> None:
+        if self.linger > 0:
+            time.sleep(self.linger)
+            with self.lock:
+                self.again = False  # the commits asking so far: this wake begins after them
         with self.app.app_context():
             try:
-                wake()
+                self.send()
             finally:
                 self._hand_on()
 
 
 def wake_after_commit() -> None:
     """Make sure a delivery job will see what was just committed: `wake()`, shared with this
-    process's other commits of the moment (`_Waker`)."""
+    process's other commits of the moment (`Waker`)."""
     waker = current_app.extensions.get("magnet.events.waker")
     if waker is None:
         waker = current_app.extensions.setdefault(
-            "magnet.events.waker", _Waker(current_app._get_current_object()))
+            "magnet.events.waker", Waker(current_app._get_current_object()))
     waker()
 
 

@@ -79,6 +79,51 @@ class RateLimiter:
         return count + 1
 
 
+class BlockLimits:
+    """Limits counted per process and reported to the shared `RateLimiter` in blocks.
+
+    A round trip to Redis per hit costs more than the rest of a cheap request (a beacon hit,
+    an event accepted by the API), so each process counts a key's hits itself and reports
+    them to the shared counter once every `block` hits: a key sending a process fewer than
+    `block` hits a window costs no round trip at all, a busy one a round trip per `block`.
+    Within one process a limit is exact; across processes a key can pass it by at most
+    `block - 1` per process (the hits each counted and not yet reported).
+    """
+
+    def __init__(self, window: int, block: int, max_keys: int = 100_000) -> None:
+        self.window, self.block, self.max_keys = window, max(1, block), max_keys
+        self.shared = RateLimiter()
+        self.lock = threading.Lock()
+        self.slot = 0
+        self.counts: dict[str, int] = {}
+        self.over: set[str] = set()  # keys refused this window: no need to ask again
+
+    def admit(self, limits: list[tuple[str, int]]) -> bool:
+        """Count one hit on each `(key, limit)` (a limit of 0 is off); False, and nothing
+        counted, when one of them is spent for this window."""
+        limits = [(key, limit) for key, limit in limits if limit > 0]
+        due = []
+        with self.lock:
+            slot = int(time.time() // self.window)
+            if slot != self.slot or len(self.counts) > self.max_keys:  # bounded under a flood
+                self.slot, self.counts, self.over = slot, {}, set()
+            if any(key in self.over or self.counts.get(key, 0) >= limit
+                   for key, limit in limits):
+                return False
+            for key, limit in limits:
+                count = self.counts[key] = self.counts.get(key, 0) + 1
+                if count % self.block == 0:
+                    due.append((key, -(-limit // self.block)))  # the limit in blocks, rounded up
+        if not due:
+            return True
+        verdicts = self.shared.hit_all(due, self.window)
+        if all(verdicts):
+            return True
+        with self.lock:
+            self.over.update(key for (key, _), ok in zip(due, verdicts) if not ok)
+        return False
+
+
 def limiter() -> RateLimiter:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     found = app.extensions.get("magnet.limiter")

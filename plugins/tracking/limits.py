@@ -1,21 +1,19 @@
 """How much one address may write through the beacon, counted cheaply enough for every hit.
 
-The limits hold across every web process: they are counted by the engine's `RateLimiter`
-(Redis, one round trip for all of a hit's counters; per process while Redis is away). But a
-round trip per hit would cost more than the rest of the hit (the reason the hand-over batches
-events), so each process counts an address's hits itself and reports them to the shared
-counters in blocks of `BLOCK`: an address sending a process fewer than `BLOCK` events a minute
-costs no round trip at all, a busy one a round trip per `BLOCK` events. Within one process a
-limit is exact; across processes an address can pass it by at most `BLOCK - 1` per process.
+The limits hold across every web process: they are counted by the engine's `BlockLimits`
+(Redis, one round trip for all of a hit's counters; per process while Redis is away). A round
+trip per hit would cost more than the rest of the hit (the reason the hand-over batches events),
+so each process counts an address's hits itself and reports them to the shared counters in
+blocks of `BLOCK`: an address sending a process fewer than `BLOCK` events a minute costs no
+round trip at all, a busy one a round trip per `BLOCK` events. Within one process a limit is
+exact; across processes an address can pass it by at most `BLOCK - 1` per process.
 """
 from __future__ import annotations
 
 import ipaddress
-import threading
-import time
 from functools import lru_cache
 
-from engine.web.ratelimit import RateLimiter
+from engine.web.ratelimit import BlockLimits
 
 WINDOW = 60  # seconds: the limits are per minute
 BLOCK = 10  # hits a process counts on its own before it reports them to the shared counter
@@ -35,37 +33,8 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
-class AddressLimits:
+class AddressLimits(BlockLimits):
     """This process's counts of the current minute, and the shared counters they feed."""
 
     def __init__(self) -> None:
-        self.shared = RateLimiter()
-        self.lock = threading.Lock()
-        self.minute = 0
-        self.counts: dict[str, int] = {}
-        self.over: set[str] = set()  # keys refused this minute: no need to ask again
-
-    def admit(self, limits: list[tuple[str, int]]) -> bool:
-        """Count one hit on each `(key, limit)` (a limit of 0 is off); False, and nothing
-        counted, when one of them is spent for this minute."""
-        limits = [(key, limit) for key, limit in limits if limit > 0]
-        due = []
-        with self.lock:
-            minute = int(time.time() // WINDOW)
-            if minute != self.minute or len(self.counts) > MAX_ADDRESSES:
-                self.minute, self.counts, self.over = minute, {}, set()
-            if any(key in self.over or self.counts.get(key, 0) >= limit
-                   for key, limit in limits):
-                return False
-            for key, limit in limits:
-                count = self.counts[key] = self.counts.get(key, 0) + 1
-                if count % BLOCK == 0:
-                    due.append((key, -(-limit // BLOCK)))  # the limit in blocks, rounded up
-        if not due:
-            return True
-        verdicts = self.shared.hit_all(due, WINDOW)
-        if all(verdicts):
-            return True
-        with self.lock:
-            self.over.update(key for (key, _), ok in zip(due, verdicts) if not ok)
-        return False
+        super().__init__(WINDOW, BLOCK, MAX_ADDRESSES)

@@ -1,5 +1,7 @@
 """API keys (owners only): made here, shown once, stored as a hash (`engine.api.keys`), revoked
-at once. A key lets an outside system (a shop, a CRM) send events to `POST /api/v1/events`.
+at once. A key lets an outside system (a shop, a CRM) send events to `POST /api/v1/events`;
+the page also says how many accepted events wait for the drain and why the latest were
+refused (`engine.api.drain`).
 
 Creating a key answers with a redirect (reloading the page then creates nothing), and the
 page it leads to shows the new key once: it waits in the session for that one display, never
@@ -23,7 +25,7 @@ from flask_login import current_user
 
 from engine import audit
 from engine.admin.blueprint import bp
-from engine.api import keys
+from engine.api import drain, keys
 from engine.api.endpoint import PATH
 from engine.api.models import ApiKey
 from engine.auth import require_role
@@ -35,9 +37,14 @@ NEW_KEY = "magnet.new_api_key"  # session: {"id", "key"} of the key made, until 
 def _page(new: tuple[ApiKey, str] | None = None, name: str = "", error: str | None = None,
           status: int = 200) -> Any:
     site = (current_app.config.get("SITE_URL") or request.url_root).rstrip("/")
+    refused_count, refused = drain.refusals()
     return render_template("admin/api_keys.html", keys=keys.active(),
                            new_row=new[0] if new else None, new_key=new[1] if new else None,
-                           name=name, error=error, endpoint=site + PATH), status
+                           name=name, error=error, endpoint=site + PATH,
+                           waiting=drain.waiting(), refused_count=refused_count,
+                           refused=refused,
+                           kept_hours=int(current_app.config["API_IDEMPOTENCY_SECONDS"]) // 3600
+                           ), status
 
 
 def _new_key() -> tuple[ApiKey, str] | None:

@@ -25,11 +25,11 @@ def clock(monkeypatch):
     """The rate limits' clock, frozen in the middle of a minute (their windows are minutes):
     this process's counts and the shared ones move on together."""
     from engine.forms import security
-    from plugins.tracking import limits
+    from engine.web import ratelimit
     now = SimpleNamespace(value=1_800_000_030.0)
     fake = SimpleNamespace(time=lambda: now.value, monotonic=security.time.monotonic)
     monkeypatch.setattr(security, "time", fake)
-    monkeypatch.setattr(limits, "time", fake)
+    monkeypatch.setattr(ratelimit, "time", fake)  # the limits count in `BlockLimits`
     return now
 
 

@@ -1,0 +1,204 @@
+"""The drain: events the API accepted into the intake become contacts and events, in batches.
+
+The API answers once an event is in the intake (one INSERT); storing its contact and its event
+costs several statements more, which a worker pays here for hundreds of events in one
+transaction. In ONE write transaction, a batch
+1. takes the oldest waiting intake rows, up to `API_INTAKE_BATCH` (on PostgreSQL with
+   `FOR UPDATE SKIP LOCKED`, so a second drain takes the next ones),
+2. saves each row's contact (`engine.contacts.store.save`, origin "api": an unknown address is
+   a new contact with consent unknown), in intake order,
+3. records their events with one `events.record_many` (so each contact's come in intake order,
+   after its `contact_created`),
+4. marks the rows processed (with the ids stored) - or deletes them, when no idempotency key
+   needs their answer.
+A crash or an error anywhere rolls all of it back, and the rows wait for the next drain: an
+event is never recorded twice, nor lost. A row that can no longer be stored (its type was
+undeclared or closed to outside senders meanwhile, its address erased) is marked refused with
+the reason and logged; the rest of its batch goes on. On PostgreSQL, a drain leaves the rows of
+an address that another drain holds an earlier row of (the next drain takes them), so one
+person's events are recorded in the order they were accepted.
+
+Waking: each request that committed a row makes sure a drain job is on its way, one wake in
+flight per process (`engine.events.delivery.Waker`, sent at most `API_INTAKE_WAKE_LINGER` after
+the commit, for all of the process's commits meanwhile) and one job waiting at a time
+(`WAKE_KEY`); the job first lets a burst gather (`API_INTAKE_GATHER_SECONDS`, SQLite) so a
+stream is drained in large batches. The periodic `api.intake_sweep` wakes it for rows left by
+a lost wake (Redis away) or a job that died.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import redis
+from flask import current_app
+from rq import Queue
+from sqlalchemy import bindparam, delete, desc, func, select, update
+
+from engine import events
+from engine.api.models import IntakeRow
+from engine.contacts import store
+from engine.contacts.service import ContactError
+from engine.db import db, is_sqlite, utcnow, write
+from engine.events.delivery import Waker
+from engine.events.types import EventTypeError, all_types, check_external
+from engine.jobs import job
+from engine.jobs.connection import connection
+
+log = logging.getLogger("magnet.api")
+
+WAKE_KEY = "magnet:api:intake:wake"
+WAKE_TTL = 60
+JOB_SECONDS = 20.0  # a job hands over to a fresh one after this long
+INTAKE = IntakeRow.__table__
+C = INTAKE.c
+# A stored row keeps only what answers a retry (its ids and the request's hash): the address
+# and properties are on the contact and the event now, where erasure finds them.
+_MARK_STORED = (update(INTAKE).where(C.id == bindparam("row_id"))
+                .values(processed_at=bindparam("now"), event_id=bindparam("event"),
+                        contact_id=bindparam("contact"), email="", properties={}))
+_MARK_REFUSED = (update(INTAKE).where(C.id == bindparam("row_id"))
+                 .values(processed_at=bindparam("now"), refused=bindparam("reason")))
+
+
+def wake(force: bool = False) -> bool:
+    """Make sure a drain job is on its way: enqueued only by the wake that sets `WAKE_KEY`, so
+    a burst of requests gives one job (Redis down: the sweep will do it)."""
+    try:
+        conn = connection()
+        if conn.set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL) or force:
+            Queue("events", connection=conn).enqueue(run_drain, result_ttl=0,
+                                                    failure_ttl=7 * 86400, job_timeout=600)
+        return True
+    except (redis.RedisError, OSError) as exc:
+        log.warning("Redis unavailable; accepted events wait for the next sweep: %s", exc)
+        return False
+
+
+def wake_after_commit() -> None:
+    """After a request committed an intake row: `wake()`, shared with this process's other
+    requests of the moment, sent `API_INTAKE_WAKE_LINGER` after the first of them (a Redis
+    round trip per request cost a quarter of the request)."""
+    waker = current_app.extensions.get("magnet.api.waker")
+    if waker is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        waker = app.extensions.setdefault("magnet.api.waker", Waker(
+            app, wake, float(app.config["API_INTAKE_WAKE_LINGER"])))
+    waker()
+
+
+def run_drain() -> int:
+    """The RQ job: let a burst gather, then drain batch after batch until the intake is empty
+    or time is up (a fresh job goes on). Returns how many rows it processed."""
+    gather = float(current_app.config["API_INTAKE_GATHER_SECONDS"]) if is_sqlite() else 0.0
+    if gather > 0:
+        time.sleep(gather)  # requests meanwhile find the wake key set and add no job
+    try:
+        connection().delete(WAKE_KEY)  # rows committed from now on wake a new job
+    except (redis.RedisError, OSError):
+        pass
+    deadline, total = time.monotonic() + JOB_SECONDS, 0
+    while time.monotonic() < deadline:
+        drained = drain_next()
+        if not drained:
+            return total
+        total += drained
+    wake(force=True)
+    return total
+
+
+def drain_next(batch: int | None = None) -> int:
+    """Process one batch of waiting intake rows in one transaction; returns how many."""
+    batch = batch or int(current_app.config["API_INTAKE_BATCH"])
+    with write() as session:
+        connection = session.connection()
+        query = (select(C.id, C.idempotency_key, C.email, C.type, C.properties, C.occurred_at,
+                        C.received_at)
+                 .where(C.processed_at.is_(None)).order_by(C.id).limit(batch))
+        if not is_sqlite():
+            query = query.with_for_update(skip_locked=True)
+        rows = _in_turn(connection, connection.execute(query).all())
+        if not rows:
+            return 0
+        stored, refused = _store(rows)
+        now = utcnow()
+        keyed = [{"row_id": row.id, "now": now, "event": event_id, "contact": contact_id}
+                 for row, event_id, contact_id in stored if row.idempotency_key is not None]
+        if keyed:
+            connection.execute(_MARK_STORED, keyed)
+        done = [row.id for row, _, _ in stored if row.idempotency_key is None]
+        if done:
+            connection.execute(delete(INTAKE).where(C.id.in_(done)))
+        if refused:
+            connection.execute(_MARK_REFUSED, [{"row_id": row.id, "now": now, "reason": reason}
+                                               for row, reason in refused])
+    for row, reason in refused:
+        log.warning("API event %s (%s for %s) refused by the drain: %s", row.id, row.type,
+                    row.email, reason)
+    return len(rows)
+
+
+def _in_turn(connection: Any, rows: list[Any]) -> list[Any]:
+    """The rows to process now: on PostgreSQL, without those of an address whose earlier row
+    another drain holds (they wait for the next drain, after it). On SQLite this drain is the
+    only writer: every waiting row before its last is its own."""
+    if not rows or is_sqlite():
+        return rows
+    mine = [row.id for row in rows]
+    held = dict(connection.execute(
+        select(C.email, func.min(C.id))
+        .where(C.processed_at.is_(None), C.email.in_({row.email for row in rows}),
+               C.id < mine[-1], C.id.not_in(mine))
+        .group_by(C.email)).all())
+    return [row for row in rows if row.id < held.get(row.email, row.id + 1)]
+
+
+def _store(rows: list[Any]) -> tuple[list[tuple[Any, int, int]], list[tuple[Any, str]]]:
+    """Save the rows' contacts, then record their events in one go: (row, event id, contact id)
+    of each stored, (row, reason) of each refused. The types are read afresh, not from the
+    request path's memory, so a type undeclared since the request was accepted is refused."""
+    declared = all_types()
+    kept: list[tuple[Any, int, dict[str, Any]]] = []
+    refused: list[tuple[Any, str]] = []
+    for row in rows:
+        try:
+            _, clean = check_external(row.type, row.properties, declared)
+            saved = store.save(row.email, {}, source={"source": "api"}, origin="api")
+        except (EventTypeError, ContactError) as exc:  # raised before anything is written
+            refused.append((row, str(exc)))
+            continue
+        kept.append((row, saved.id, clean))
+    event_ids = events.record_many([
+        {"type": row.type, "contact_id": contact_id, "properties": clean,
+         "occurred_at": row.occurred_at or row.received_at} for row, contact_id, clean in kept])
+    return ([(row, event_id, contact_id)
+             for (row, contact_id, _), event_id in zip(kept, event_ids)], refused)
+
+
+def waiting() -> int:
+    """Accepted events not drained yet."""
+    return db.session.scalar(select(func.count()).select_from(INTAKE)
+                             .where(C.processed_at.is_(None))) or 0
+
+
+def refusals(latest: int = 5) -> tuple[int, list[tuple[datetime, str, str, str]]]:
+    """How many rows the drain refused (and still kept), and the latest few: (when received,
+    address, type, reason)."""
+    count = db.session.scalar(select(func.count()).select_from(INTAKE)
+                              .where(C.refused.is_not(None))) or 0
+    rows = db.session.execute(select(C.received_at, C.email, C.type, C.refused)
+                              .where(C.refused.is_not(None)).order_by(desc(C.id))
+                              .limit(latest)).all() if count else []
+    return count, [tuple(row) for row in rows]
+
+
+@job("api.intake_sweep", every=15)
+def sweep() -> int:
+    """Wake the drain when accepted events wait: accepted while Redis was away, or left by a
+    job that died. Returns how many wait."""
+    if db.session.execute(select(C.id).where(C.processed_at.is_(None)).limit(1)).first() is None:
+        return 0
+    wake()
+    return waiting()
