@@ -116,29 +116,78 @@ def test_the_sweep_wakes_the_drain_when_a_wake_was_lost(app, client, key):
         assert drain_module.sweep() == 0
 
 
-def test_a_drain_that_fails_mid_batch_stores_nothing_and_a_retry_stores_each_once(
+def test_a_drain_that_fails_everywhere_stores_nothing_and_a_retry_stores_each_once(
         app, client, key, monkeypatch):
+    """The database refusing every row (as when it is away): the batch is rolled back, every
+    row stays waiting, the job fails to be retried; the retry stores each event once."""
     for order in range(5):
         assert send(client, key, purchase(f"p{order}@example.com", order),
                     f"order-{order}").status_code == 202
-    real, calls = store.save, []
+    real = store.save
 
-    def fails_on_the_third(*args, **kwargs):
-        calls.append(args[0])
-        if len(calls) == 3:
-            raise RuntimeError("the worker died here")
-        return real(*args, **kwargs)
+    def fails(*args, **kwargs):
+        raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(store, "save", fails_on_the_third)
+    monkeypatch.setattr(store, "save", fails)
     with pytest.raises(RuntimeError), app.app_context():
         drain_module.drain_next()
     assert orders(app) == [] and waiting(app) == 5
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Contact)) == 0
         assert db.session.scalar(select(func.count()).select_from(QueuedEvent)) == 0
-    assert drain(app) == 5  # the retry (the third call is behind us)
+    monkeypatch.setattr(store, "save", real)
+    assert drain(app) == 5
     assert sorted(orders(app)) == ["0", "1", "2", "3", "4"]
     assert drain(app) == 0 and len(orders(app)) == 5
+
+
+def test_a_row_that_always_fails_is_refused_and_the_rest_are_stored_once(
+        app, client, key, monkeypatch):
+    """One row the database keeps refusing fails its batch; the rows are then stored one by
+    one, so the rest go in (once each) and that one is kept as refused, with the error."""
+    for order in range(5):
+        assert send(client, key, purchase(f"p{order}@example.com", order),
+                    f"order-{order}").status_code == 202
+    real = store.save
+
+    def fails_for_p2(address, *args, **kwargs):
+        if address == "p2@example.com":
+            raise RuntimeError("value too long for the column")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save", fails_for_p2)
+    assert drain(app) == 5
+    assert sorted(orders(app)) == ["0", "1", "3", "4"] and waiting(app) == 0
+    with app.app_context():
+        row = db.session.scalar(select(IntakeRow).where(IntakeRow.refused.is_not(None)))
+        assert row.email == "p2@example.com"
+        assert "RuntimeError: value too long for the column" in row.refused
+    monkeypatch.setattr(store, "save", real)
+    assert drain(app) == 0 and sorted(orders(app)) == ["0", "1", "3", "4"]
+    again = send(client, key, purchase("p2@example.com", 2), "order-2").get_json()
+    assert again["status"] == "refused" and "value too long" in again["error"]
+
+
+def test_erasure_removes_the_persons_intake_rows_waiting_ones_included(app, client, key):
+    """An erased person's event still waiting in the intake must not bring them back as a
+    contact, and no row about them (waiting, refused or stored) is left."""
+    from engine.contacts import gdpr
+    assert send(client, key, purchase("gone@example.com", 1), "order-1").status_code == 202
+    assert drain(app) == 1
+    assert send(client, key, purchase("gone@example.com", 2), "order-2").status_code == 202
+    with app.app_context():
+        contact_id = db.session.scalar(select(Contact.id).where(
+            Contact.email == "gone@example.com"))
+        exported = gdpr.export_contact(contact_id)
+        assert [row["status"] for row in exported["api_intake"]] == ["stored", "waiting"]
+        gdpr.erase_contact(contact_id, actor="test")
+        assert db.session.scalar(select(func.count()).select_from(IntakeRow)) == 0
+    assert drain(app) == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Contact).where(
+            Contact.email == "gone@example.com")) == 0
+        assert db.session.scalar(select(func.count()).select_from(Activity).where(
+            Activity.type == "purchase")) == 1  # the first one's, its properties erased
 
 
 @pytest.mark.both_backends

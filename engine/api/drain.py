@@ -110,18 +110,61 @@ def run_drain() -> int:
 
 
 def drain_next(batch: int | None = None) -> int:
-    """Process one batch of waiting intake rows in one transaction; returns how many."""
+    """Process one batch of waiting intake rows in one transaction; returns how many. When the
+    batch fails for a reason other than a known refusal, its rows are tried one by one (see
+    `_one_by_one`), so one row that always fails cannot hold up every row behind it."""
     batch = batch or int(current_app.config["API_INTAKE_BATCH"])
+    taken: list[int] = []
+    try:
+        return _drain(batch, taken)
+    except Exception:
+        if len(taken) <= 1:
+            raise
+        log.exception("API intake: a batch of %d events failed; storing them one by one",
+                      len(taken))
+    return _one_by_one(taken)
+
+
+def _one_by_one(row_ids: list[int]) -> int:
+    """Each row in a transaction of its own. A row that fails alone while others are stored is
+    marked refused with the error (kept, with its event, for the owner to see in Admin → API
+    keys); when every one fails (the database is away) they all stay waiting, and the error is
+    raised for the job to be retried."""
+    failed: list[tuple[int, Exception]] = []
+    for row_id in row_ids:
+        try:
+            _drain(1, [], only=row_id)
+        except Exception as exc:
+            failed.append((row_id, exc))
+    if len(failed) == len(row_ids):
+        raise failed[0][1]
+    if failed:
+        with write() as session:
+            session.connection().execute(_MARK_REFUSED, [
+                {"row_id": row_id, "now": utcnow(),
+                 "reason": f"could not be stored ({type(exc).__name__}: {exc})"[:1000]}
+                for row_id, exc in failed])
+        for row_id, exc in failed:
+            log.error("API event %s refused by the drain: %r", row_id, exc)
+    return len(row_ids)
+
+
+def _drain(batch: int, taken: list[int], only: int | None = None) -> int:
+    """One batch (or the row `only`) in one write transaction; the ids it took go into
+    `taken` before anything is written, for `drain_next` to retry them one by one."""
     with write() as session:
         connection = session.connection()
         query = (select(C.id, C.idempotency_key, C.email, C.type, C.properties, C.occurred_at,
                         C.received_at)
                  .where(C.processed_at.is_(None)).order_by(C.id).limit(batch))
+        if only is not None:
+            query = query.where(C.id == only)
         if not is_sqlite():
             query = query.with_for_update(skip_locked=True)
         rows = _in_turn(connection, connection.execute(query).all())
         if not rows:
             return 0
+        taken.extend(row.id for row in rows)
         stored, refused = _store(rows)
         now = utcnow()
         keyed = [{"row_id": row.id, "now": now, "event": event_id, "contact": contact_id}
