@@ -12,7 +12,9 @@ transaction. In ONE write transaction, a batch
 4. marks the rows processed (with the ids stored) - or deletes them, when no idempotency key
    needs their answer.
 A crash or an error anywhere rolls all of it back, and the rows wait for the next drain: an
-event is never recorded twice, nor lost. A row that can no longer be stored (its type was
+event is never recorded twice, nor lost. After an error, the batch's rows are tried one by one,
+so a row that always fails is refused on its own (kept, with the error) instead of holding up
+every row behind it. A row that can no longer be stored (its type was
 undeclared or closed to outside senders meanwhile, its address erased) is marked refused with
 the reason and logged; the rest of its batch goes on. On PostgreSQL, a drain leaves the rows of
 an address that another drain holds an earlier row of (the next drain takes them), so one
