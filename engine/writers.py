@@ -9,6 +9,11 @@ millisecond or less, so a freed turn is taken at once (and a writer stuck in its
 holds the others at most `TURN_TIMEOUT`). The turn is taken just before `BEGIN IMMEDIATE` and
 given back as soon as the transaction has ended; `engine.db` does both.
 
+Within one process the writers first wait on a lock of the process's own (a thread's, or under
+gevent a greenlet's, woken the moment it is released), so only one of them at a time polls the
+file lock: with every request of a busy gevent worker polling, the polls themselves took a
+share of the CPU the writers waited for.
+
 SQLite also copies the write-ahead log back into the database file (a checkpoint) inside the
 commit that grows the log past 1,000 pages: tens of milliseconds, paid by whichever writer
 crossed the line, while the others wait for their turn. Here a process checkpoints after
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -44,6 +50,19 @@ class WriterQueue:
         self.engine = engine
         self.lock_path = f"{database}.writers"
         self.turns = 0
+        self._in_process: threading.Lock | None = None
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._in_process = None  # a child has its own writers (and, under gevent, its own hub)
+
+    def in_process(self) -> threading.Lock:
+        """The lock this process's writers queue on before the file lock. Made on first use,
+        so that under gevent it is made after the monkey-patching and is a greenlet's lock."""
+        lock = self._in_process
+        if lock is None:
+            lock = self._in_process = threading.Lock()
+        return lock
 
     @classmethod
     def of(cls, engine: Engine) -> WriterQueue | None:
@@ -75,6 +94,7 @@ class WriterTurn:
     def __init__(self) -> None:
         self.fd: int | None = None
         self.queue: WriterQueue | None = None
+        self.in_process: threading.Lock | None = None
 
     def take(self, queue: WriterQueue) -> None:
         """Wait for the turn: blocking on the lock when it is free or soon free, but never longer
@@ -83,23 +103,36 @@ class WriterTurn:
         SQLite's busy timeout decides, as it would without turns."""
         if self.fd is not None or fcntl is None:
             return
-        fd = os.open(queue.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + TURN_TIMEOUT
+        in_process = queue.in_process()
+        held = in_process.acquire(timeout=TURN_TIMEOUT)
         try:
-            taken = _lock_within(fd, TURN_TIMEOUT)
+            fd = os.open(queue.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                taken = _lock_within(fd, max(0.0, deadline - time.monotonic()))
+            except BaseException:
+                os.close(fd)
+                raise
         except BaseException:
-            os.close(fd)
+            if held:
+                in_process.release()
             raise
         if not taken:
             os.close(fd)
+            if held:
+                in_process.release()
             log.warning("a writer waited %d s for its turn; going on without one", TURN_TIMEOUT)
             return
-        self.fd, self.queue = fd, queue
+        self.fd, self.queue, self.in_process = fd, queue, in_process if held else None
 
     def give_back(self) -> None:
         if self.fd is None:
             return
-        fd, queue, self.fd, self.queue = self.fd, self.queue, None, None
+        fd, queue, in_process = self.fd, self.queue, self.in_process
+        self.fd, self.queue, self.in_process = None, None, None
         os.close(fd)  # closing the file releases the lock
+        if in_process is not None:
+            in_process.release()  # the process's next writer now finds the file lock free
         if queue is not None:
             queue.after_turn()
 
