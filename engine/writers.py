@@ -17,9 +17,12 @@ share of the CPU the writers waited for.
 SQLite also copies the write-ahead log back into the database file (a checkpoint) inside the
 commit that grows the log past 1,000 pages: tens of milliseconds, paid by whichever writer
 crossed the line, while the others wait for their turn. Here a process checkpoints after
-giving back its turn instead, every `CHECKPOINT_EVERY` turns, in SQLite's PASSIVE mode (it never
-waits for nor blocks readers and writers). SQLite's own checkpoint stays as a backstop, at ten
-times its usual size, for writers outside `engine.db.write()`.
+giving back its turn instead, in SQLite's PASSIVE mode (it never waits for nor blocks readers
+and writers), every so many turns: 64 at first, then as many as make about `CHECKPOINT_PAGES`
+pages of log between two checkpoints (each one reports the log's size), since a checkpoint
+costs about as much for a few pages as for a thousand (tiny writes, such as an API event each,
+checkpointed every 64 turns spent a tenth of their CPU on it). SQLite's own checkpoint stays as
+a backstop, at ten times its usual size, for writers outside `engine.db.write()`.
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ except ImportError:  # not a POSIX system: writers wait in SQLite's busy handler
 log = logging.getLogger("magnet.db")
 
 TURN_TIMEOUT = 30  # seconds, as SQLite's busy timeout (engine.db)
-CHECKPOINT_EVERY = 64  # turns of one process between two of its checkpoints
+CHECKPOINT_EVERY = 64  # turns of one process between its first two checkpoints
+CHECKPOINT_PAGES = 1000  # the log's size to aim for at a checkpoint (SQLite's own default)
+EVERY_BOUNDS = (16, 4096)  # the fewest and most turns between two checkpoints
 BACKSTOP_PAGES = 10_000  # SQLite's own checkpoint, for writes that take no turn
 
 
@@ -50,6 +55,7 @@ class WriterQueue:
         self.engine = engine
         self.lock_path = f"{database}.writers"
         self.turns = 0
+        self.every = CHECKPOINT_EVERY
         self._in_process: threading.Lock | None = None
         os.register_at_fork(after_in_child=self._forked)
 
@@ -75,16 +81,24 @@ class WriterQueue:
     def after_turn(self) -> None:
         """Checkpoint now and then, after a turn (see the module docstring)."""
         self.turns += 1
-        if self.turns % CHECKPOINT_EVERY:
+        if self.turns < self.every:
             return
+        self.turns = 0
         try:
             raw = self.engine.raw_connection()
             try:  # on the driver's connection, which runs it outside any transaction
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                _busy, pages, _copied = raw.driver_connection.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             finally:
                 raw.close()
         except Exception as exc:  # the next one will do; the backstop is there meanwhile
             log.warning("WAL checkpoint failed: %s", exc)
+            return
+        low, high = EVERY_BOUNDS
+        if pages < CHECKPOINT_PAGES // 2:
+            self.every = min(self.every * 2, high)
+        elif pages > CHECKPOINT_PAGES:
+            self.every = max(self.every // 2, low)
 
 
 class WriterTurn:

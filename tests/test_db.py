@@ -107,16 +107,36 @@ def test_the_write_ahead_log_is_checkpointed_between_turns(app):
     from pathlib import Path
 
     from engine.db import write
-    from engine.writers import CHECKPOINT_EVERY
+    from engine.writers import CHECKPOINT_PAGES
     wal = Path(app.instance_path) / "magnet.db-wal"
     with app.app_context():
-        for n in range(4 * CHECKPOINT_EVERY):  # ~20 KiB a turn: some 5,000 pages in all
+        for n in range(1500):  # ~20 KiB a turn: some 9,000 pages in all
             with write() as session:
                 session.add(PluginState(slug=f"p{n}", enabled=False, settings={"x": "y" * 20_000}))
-        assert db.session.get(PluginState, f"p{4 * CHECKPOINT_EVERY - 1}") is not None
-    # without checkpoints the log would hold every page written (over 20 MB); with SQLite's
-    # own, taken inside a commit, it would be reused after 1,000 pages; here after 64 turns
-    assert wal.stat().st_size < 2 * CHECKPOINT_EVERY * 6 * 4096
+        assert db.session.get(PluginState, "p1499") is not None
+    # without checkpoints the log would hold every page written (over 35 MB); with SQLite's
+    # own, taken inside a commit, it would be reused after 1,000 pages; here it is reused
+    # after about as many, checkpointed between turns
+    assert wal.stat().st_size < 3 * CHECKPOINT_PAGES * 4096
+
+
+def test_tiny_writes_are_checkpointed_less_often_than_large_ones(app):
+    """How many turns go between two checkpoints follows the log's size at each: a few pages
+    a turn stretch it, large turns shorten it."""
+    from engine.db import _WRITERS, write
+    from engine.writers import CHECKPOINT_EVERY
+    with app.app_context():
+        queue = _WRITERS[db.engine]
+        for n in range(600):
+            with write() as session:
+                session.add(PluginState(slug=f"t{n}", enabled=False, settings={}))
+        tiny = queue.every
+        assert tiny > CHECKPOINT_EVERY
+        for n in range(600):  # ~10 pages a turn: about a hundred turns make a thousand pages
+            with write() as session:
+                session.add(PluginState(slug=f"l{n}", enabled=False,
+                                        settings={"x": "y" * 40_000}))
+        assert queue.every <= 128 < tiny
 
 
 @pytest.mark.both_backends
