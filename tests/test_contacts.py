@@ -210,3 +210,37 @@ def test_the_hot_path_follows_merges_and_reopens_only_what_is_not_subscribed(app
         db.session.expire_all()
         assert db.session.get(Subscription, news.id).status == "subscribed"
         assert sorted(t.name for t in db.session.get(Contact, winner.id).tags) == ["beta", "vip"]
+
+
+@pytest.mark.both_backends
+def test_many_addresses_are_saved_at_once_as_one_by_one(app):
+    """`save_addresses` gives what `save(address, {})` gives each: new contacts (consent
+    unknown, created in the order given, once however often named), known ones touched, a
+    merged address answered by the contact it went into."""
+    with app.app_context():
+        known = _person("known@example.com", first_name="Known")
+        winner = _person("keep@example.com")
+        loser = _person("dupe@example.com")
+        merge.merge(winner.id, loser.id, actor="owner@example.com")
+        with write():
+            saved = store.save_addresses(
+                ["new1@example.com", "known@example.com", "new2@example.com",
+                 "new1@example.com", "dupe@example.com"],
+                source={"source": "api"}, origin="api")
+        assert [(a, s.created) for a, s in saved.items() if isinstance(s, store.Saved)] == [
+            ("new1@example.com", True), ("known@example.com", False),
+            ("new2@example.com", True), ("dupe@example.com", False)]
+        assert saved["known@example.com"].id == known.id
+        assert saved["dupe@example.com"].id == winner.id
+        db.session.expire_all()
+        new1 = db.session.get(Contact, saved["new1@example.com"].id)
+        assert (new1.email, new1.consent, new1.first_touch["source"]) == (
+            "new1@example.com", "unknown", "api")
+        assert db.session.get(Contact, known.id).first_name == "Known"
+        created = db.session.execute(
+            select(Activity.contact_id, Activity.properties).where(
+                Activity.type == "contact_created", Activity.contact_id.in_(
+                    [saved["new1@example.com"].id, saved["new2@example.com"].id]))
+            .order_by(Activity.id)).all()
+        assert created == [(saved["new1@example.com"].id, {"source": "api"}),
+                           (saved["new2@example.com"].id, {"source": "api"})]

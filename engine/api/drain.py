@@ -5,8 +5,8 @@ costs several statements more, which a worker pays here for hundreds of events i
 transaction. In ONE write transaction, a batch
 1. takes the oldest waiting intake rows, up to `API_INTAKE_BATCH` (on PostgreSQL with
    `FOR UPDATE SKIP LOCKED`, so a second drain takes the next ones),
-2. saves each row's contact (`engine.contacts.store.save`, origin "api": an unknown address is
-   a new contact with consent unknown), in intake order,
+2. saves the rows' contacts (`engine.contacts.store.save_addresses`, origin "api": an unknown
+   address is a new contact with consent unknown), all of them with a few statements,
 3. records their events with one `events.record_many` (so each contact's come in intake order,
    after its `contact_created`),
 4. marks the rows processed (with the ids stored) - or deletes them, when no idempotency key
@@ -205,16 +205,22 @@ def _store(rows: list[Any]) -> tuple[list[tuple[Any, int, int]], list[tuple[Any,
     of each stored, (row, reason) of each refused. The types are read afresh, not from the
     request path's memory, so a type undeclared since the request was accepted is refused."""
     declared = all_types()
-    kept: list[tuple[Any, int, dict[str, Any]]] = []
+    checked: list[tuple[Any, dict[str, Any]]] = []
     refused: list[tuple[Any, str]] = []
     for row in rows:
         try:
-            _, clean = check_external(row.type, row.properties, declared)
-            saved = store.save(row.email, {}, source={"source": "api"}, origin="api")
-        except (EventTypeError, ContactError) as exc:  # raised before anything is written
+            checked.append((row, check_external(row.type, row.properties, declared)[1]))
+        except EventTypeError as exc:
             refused.append((row, str(exc)))
-            continue
-        kept.append((row, saved.id, clean))
+    saved = store.save_addresses([row.email for row, _ in checked], source={"source": "api"},
+                                 origin="api")
+    kept: list[tuple[Any, int, dict[str, Any]]] = []
+    for row, clean in checked:
+        outcome = saved[row.email]
+        if isinstance(outcome, ContactError):  # an erased address
+            refused.append((row, str(outcome)))
+        else:
+            kept.append((row, outcome.id, clean))
     event_ids = events.record_many([
         {"type": row.type, "contact_id": contact_id, "properties": clean,
          "occurred_at": row.occurred_at or row.received_at} for row, contact_id, clean in kept])

@@ -86,6 +86,15 @@ def _statements(dialect: str) -> SimpleNamespace:
     return SimpleNamespace(
         insert_contact=upsert(CONTACTS).on_conflict_do_nothing(index_elements=["email"])
         .returning(CONTACTS.c.id),
+        insert_contacts=upsert(CONTACTS).on_conflict_do_nothing(index_elements=["email"])
+        .returning(CONTACTS.c.email, CONTACTS.c.id),
+        contacts_by_email=select(CONTACTS.c.email, CONTACTS.c.id, CONTACTS.c.merged_into_id,
+                                 CONTACTS.c.status, CONTACTS.c.last_touch)
+        .where(CONTACTS.c.email.in_(bindparam("emails", expanding=True))),
+        touch_contact=update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_id"))
+        .values(updated_at=bindparam("now")),
+        touch_contact_last=update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_id"))
+        .values(updated_at=bindparam("now"), last_touch=bindparam("touch")),
         contact_by_email=known.where(CONTACTS.c.email == bindparam("email")),
         contact_by_id=known.where(CONTACTS.c.id == bindparam("id")),
         company_by_name=select(COMPANIES.c.id).where(COMPANIES.c.name == bindparam("name")),
@@ -243,6 +252,53 @@ def save(email: str, clean: Mapping[str, Any], *, source: Mapping[str, Any] | No
     conn.execute(update(CONTACTS).where(CONTACTS.c.id == current["id"]).values(**values))
     changed(int(current["id"]), changes)
     return Saved(int(current["id"]), False, changes)
+
+
+def save_addresses(addresses: Iterable[str], *, source: Mapping[str, Any] | None = None,
+                   origin: str = "") -> dict[str, Saved | ContactError]:
+    """`save(address, {}, source=source, origin=origin)` for many normalised addresses at once
+    (inside `write()`), for callers that only name people, in batches (events from
+    integrations): the new ones in one INSERT, the known ones read in one SELECT and touched in
+    one UPDATE. Each address's `Saved`, or the `ContactError` `save()` would have raised."""
+    wanted = list(dict.fromkeys(addresses))
+    if not wanted:
+        return {}
+    sql, conn, now = statements(), connection(), utcnow()
+    touch = touches.from_source(source)
+    row = {**BLANK, "company_id": None, "custom": {}, "consent": "unknown", "consent_at": None,
+           "consent_proof": {}, "first_touch": touch, "last_touch": touch, "status": "active",
+           "merged_into_id": None, "created_at": now, "updated_at": now}
+    del row["company"]
+    created = dict(conn.execute(sql.insert_contacts, [{**row, "email": address}
+                                                     for address in wanted]).all())
+    outcome: dict[str, Saved | ContactError] = {}
+    for address in wanted:  # their `contact_created` in the order they came
+        if address in created:
+            outcome[address] = Saved(int(created[address]), True, {})
+            events.defer([{"type": "contact_created", "contact_id": int(created[address]),
+                           "properties": {"source": origin[:200]}}])
+    known = [address for address in wanted if address not in created]
+    if not known:
+        return outcome
+    touched: dict[int, dict[str, Any]] = {}
+    for current in conn.execute(sql.contacts_by_email, {"emails": known}).mappings().all():
+        address, seen = current["email"], set()
+        while current["merged_into_id"] and current["id"] not in seen:  # as `save()` does
+            seen.add(current["id"])
+            current = conn.execute(sql.contact_by_id,
+                                   {"id": current["merged_into_id"]}).mappings().one()
+        if current["status"] == "erased":
+            outcome[address] = ContactError("This address can no longer be used here.", "email")
+            continue
+        outcome[address] = Saved(int(current["id"]), False, {})
+        later = bool(touch) and touches.later_last(current["last_touch"] or {}, touch)
+        touched[int(current["id"])] = {"contact_id": int(current["id"]), "now": now,
+                                       **({"touch": touch} if later else {})}
+    for statement, with_touch in ((sql.touch_contact_last, True), (sql.touch_contact, False)):
+        rows = [values for values in touched.values() if ("touch" in values) == with_touch]
+        if rows:
+            conn.execute(statement, rows)
+    return {address: outcome[address] for address in wanted if address in outcome}
 
 
 def tag(contact_id: int, names: Iterable[str]) -> int:
