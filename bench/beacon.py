@@ -39,7 +39,6 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,7 +57,7 @@ from bench.harness import (
     settings,
     stop_on_sigterm,
 )
-from bench.site import EngineSite, fetch, group_cpu
+from bench.site import Cpu, EngineSite, fetch
 
 BASELINE = "bare Flask: JSON beacon"
 FLOOR = "bare Flask: JSON beacon, stored"
@@ -142,25 +141,6 @@ def stored_events(database: Path, url_like: str = "%") -> int:
         connection.close()
 
 
-class Cpu:
-    """CPU seconds each subject's processes (its web server, and what stores its events) used
-    from now until `per_event`, per event it accepted: where the two CPUs went, which req/s
-    alone does not say. Redis, shared by Magnet and the floor, and the load generator are left
-    out."""
-
-    def __init__(self, processes: dict[str, tuple[str, list[Service]]]) -> None:
-        """`processes`: name -> (the subject whose events they serve, their services)."""
-        self.subjects = {name: subject for name, (subject, _) in processes.items()}
-        self.groups = {name: {s.process.pid for s in services if s.process is not None}
-                       for name, (_, services) in processes.items()}
-        self.began = {name: group_cpu(groups) for name, groups in self.groups.items()}
-
-    def per_event(self, runs: dict[str, list[Any]]) -> dict[str, float]:
-        return {name: round((group_cpu(groups) - self.began[name]) * 1000
-                            / max(1, answered(runs[self.subjects[name]])), 4)
-                for name, groups in self.groups.items()}
-
-
 def main() -> None:
     options = arguments(__doc__.split("\n\n")[0], extra=lambda parser: parser.add_argument(
         "--new-visitors", action="store_true", help="send every event without a cookie"))
@@ -188,10 +168,10 @@ def main() -> None:
         bare_request = Request("/t", "POST", request.headers, request.body, request.cookies)
         database = site.instance / "magnet.db"
         prober = Prober(engine.url, request, database)
-        cpu = Cpu({"bare endpoint": (BASELINE, [bare]), "floor: web": (FLOOR, [floor]),
-                   "floor: drainer": (FLOOR, [drainer]), "magnet: web": (MAGNET, [engine]),
-                   "magnet: worker": (MAGNET, [s for s in site.services
-                                               if s.name.startswith("worker")])})
+        cpu = Cpu({"bare endpoint": ((BASELINE,), [bare]), "floor: web": ((FLOOR,), [floor]),
+                   "floor: drainer": ((FLOOR,), [drainer]), "magnet: web": ((MAGNET,), [engine]),
+                   "magnet: worker": ((MAGNET,), [s for s in site.services
+                                                  if s.name.startswith("worker")])})
         prober.start()
         try:
             runs = compare(report, [Subject(BASELINE, bare, bare_request),

@@ -51,7 +51,7 @@ from bench.harness import (
     stop_on_sigterm,
     wait_until,
 )
-from bench.site import EngineSite
+from bench.site import Cpu, EngineSite
 
 PATH = "/api/v1/events"
 BASELINE = "bare Flask: JSON + one INSERT"
@@ -161,12 +161,20 @@ def main() -> None:
         floor = stack.enter_context(Gunicorn("bench.events_floor:events_floor_app()",
                                              {"BENCH_SQLITE": f"{folder}/floor.db",
                                               "BENCH_REDIS_URL": site.redis.url}))
+        magnet = (NEW_BUYER, KNOWN_BUYER)
+        cpu = Cpu({"bare endpoint": ((BASELINE,), [bare]), "floor": ((FLOOR,), [floor]),
+                   "magnet: web": (magnet, [engine]),
+                   "magnet: worker": (magnet, [s for s in site.services
+                                               if s.name.startswith("worker")])})
         runs = compare(report, [
             Subject(BASELINE, bare, event_request(EVENTS_KEY, f"buyer-{UNIQUE}@example.com")),
             Subject(FLOOR, floor, event_request(EVENTS_KEY, f"buyer-{UNIQUE}@example.com")),
             Subject(NEW_BUYER, engine, event_request(key, f"buyer-{UNIQUE}@example.com")),
             Subject(KNOWN_BUYER, engine, event_request(key, CUSTOMER))], options)
         report.extra["accounting"] = accounting(site, runs, baseline_db)
+        report.extra["cpu_ms_per_event"] = cpu.per_event(runs)  # the intake drained, delivered
+        print(f"CPU ms per answered request (Redis and wrk left out): "
+              f"{report.extra['cpu_ms_per_event']}")
     counted = report.extra["accounting"]
     lost = max(0, counted["magnet_accepted"] - counted["magnet_purchases_stored"])
     for label in (NEW_BUYER, KNOWN_BUYER):

@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT, Gunicorn, Service, pythonpath
+from bench.harness import ROOT, Gunicorn, Service, answered, pythonpath
 from engine.jobs.embedded import EmbeddedRedis
 
 
@@ -206,3 +206,21 @@ def fill_form(html: str, action: str, honeypot: str, unique: str) -> dict[str, s
         else:
             answers[name] = "Bench"
     return answers
+
+
+class Cpu:
+    """CPU seconds each subject's processes (its web server, and what stores its events) used
+    from now until `per_event`, per request it answered: where the two CPUs went, which req/s
+    alone does not say. Redis (shared) and the load generator are left out."""
+
+    def __init__(self, processes: dict[str, tuple[tuple[str, ...], list[Service]]]) -> None:
+        """`processes`: name -> (the subjects whose requests they serve, their services)."""
+        self.subjects = {name: subjects for name, (subjects, _) in processes.items()}
+        self.groups = {name: {s.process.pid for s in services if s.process is not None}
+                       for name, (_, services) in processes.items()}
+        self.began = {name: group_cpu(groups) for name, groups in self.groups.items()}
+
+    def per_event(self, runs: dict[str, list[Any]]) -> dict[str, float]:
+        return {name: round((group_cpu(groups) - self.began[name]) * 1000 / max(
+                    1, sum(answered(runs[subject]) for subject in self.subjects[name])), 4)
+                for name, groups in self.groups.items()}
