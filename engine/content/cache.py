@@ -33,7 +33,7 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app, request
 
 from engine import plugins
 from engine.db import utcnow
@@ -43,6 +43,7 @@ from engine.web import generation as site_generation
 from engine.web import late
 
 MAX_ENTRIES = 2000
+PUBLIC = "public, max-age=0, must-revalidate"
 BYPASS_COOKIES = ("session", "remember_token")
 
 
@@ -112,23 +113,25 @@ def _signed_in() -> bool:
     """Whether the request carries a valid signed-in session (or remember-me cookie). Only the
     cookie's presence would let anyone skip the cache, and make a render, by sending
     `Cookie: session=x`; checking the signature costs only requests that carry one."""
-    if not any(name in request.cookies for name in BYPASS_COOKIES):
+    cookies = request.cookies
+    if not any(name in cookies for name in BYPASS_COOKIES):
         return False
-    if "remember_token" in request.cookies:
+    if "remember_token" in cookies:
         from flask_login.utils import decode_cookie
-        if decode_cookie(request.cookies["remember_token"]) is not None:
+        if decode_cookie(cookies["remember_token"]) is not None:
             return True
-    if "session" in request.cookies:
+    if "session" in cookies:
         session = current_app.session_interface.open_session(current_app, request)
         return bool(session and session.get("_user_id"))
     return False
 
 
-def _host() -> str:
+def _host(app: Flask, req: Request) -> str:
     """The host part of the key. With `SITE_URL` set, pages link only to it, so every `Host`
     header gets the same page and must not cost a render of its own; without it, pages build
-    absolute links from the request's host, which then keys them."""
-    return "" if current_app.config.get("SITE_URL") else request.host_url
+    absolute links from the request's scheme and host, which then key them (as they arrived:
+    two spellings that `request.host_url` would show alike get a copy each, never one)."""
+    return "" if app.config.get("SITE_URL") else f"{req.scheme}://{req.host}/"
 
 
 def _key() -> tuple[Any, ...] | None:
@@ -141,12 +144,13 @@ def _key() -> tuple[Any, ...] | None:
     themes().refresh(generation=gen)
     key = None
     if cacheable_request():
+        app, req = current_app._get_current_object(), request._get_current_object()
         manager = plugins.current()
         manager.refresh()
-        variant = manager.filter("filter_page_variant", "", request=request)
+        variant = manager.filter("filter_page_variant", "", request=req)
         # The host is part of the key: without SITE_URL, pages build absolute links from the
         # request's Host header, and one forged header must never reach other visitors.
-        key = (gen, manager.enabled, str(variant), _host(), request.path)
+        key = (gen, manager.enabled, str(variant), _host(app, req), req.path)
     g.magnet_cache_key = key
     return key
 
@@ -156,9 +160,9 @@ def _respond(entry: Entry, state: str) -> Response:
     page has no ETag, since no two responses are the same and a browser's copy must not be
     revalidated into reuse."""
     body = late.join(entry.segments) if entry.segments else entry.body
-    response = Response(body, status=entry.status, content_type=entry.content_type)
-    response.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
-    response.headers["X-Magnet-Cache"] = state
+    response = Response(body, status=entry.status, headers=[
+        ("Content-Type", entry.content_type), ("Cache-Control", PUBLIC),
+        ("X-Magnet-Cache", state)])  # given whole: each header set later scans the others
     if entry.segments:
         return response
     response.set_etag(entry.etag)
