@@ -34,6 +34,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Flask, Request, Response, current_app, request
+from werkzeug.routing import Rule
 
 from engine import plugins
 from engine.db import utcnow
@@ -58,12 +59,26 @@ class Entry:
 
 
 class PageCache:
-    """`app.extensions["magnet.page_cache"]`: this process's entries."""
+    """`app.extensions["magnet.page_cache"]`: this process's entries, and the routes of the
+    paths it served (`learn`, for `engine.content.lane`)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[Any, ...], Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.routes: dict[tuple[str, str], tuple[Rule, dict[str, Any]]] = {}
+
+    def learn(self, req: Request) -> None:
+        """Remember the route of a request answered from the cache, by method and path as
+        the WSGI server gave them: a URL map routes one path to one view, so the next
+        request for it can be answered without routing (the lane). Only paths of stored
+        pages are learned, so random URLs cannot fill it; it starts again when too big."""
+        where = (req.method, req.environ.get("PATH_INFO", ""))
+        if where in self.routes or req.url_rule is None:
+            return
+        routes = self.routes if len(self.routes) < 4 * self.max_entries else {}
+        routes[where] = (req.url_rule, dict(req.view_args or {}))
+        self.routes = routes  # one assignment: a request sees the old table or the new one
 
     def get(self, key: tuple[Any, ...]) -> Entry | None:
         with self._lock:
@@ -177,8 +192,12 @@ def serve_hit() -> Response | None:
     if not getattr(view, "magnet_cached", False):
         return None
     key = _key()
-    entry = current_app.extensions["magnet.page_cache"].get(key) if key else None
-    return _respond(entry, "hit") if entry else None
+    store: PageCache = current_app.extensions["magnet.page_cache"]
+    entry = store.get(key) if key else None
+    if entry is None:
+        return None
+    store.learn(request._get_current_object())
+    return _respond(entry, "hit")
 
 
 def cached(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,6 +228,7 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
                           expires_at=g.get("cache_expires_at"),
                           segments=late.split(body) if g.get(late.USED) else ())
             store.put(key, entry)
+        store.learn(request._get_current_object())
         return _respond(entry, state)
     wrapper.magnet_cached = True  # type: ignore[attr-defined]
     return wrapper
