@@ -124,3 +124,24 @@ def test_the_lane_learns_only_paths_of_stored_pages(make_app):
     client.post("/")
     assert lane_of(app).answered == 1
     assert isinstance(lane_of(app), lane_module.HitLane)
+
+
+def test_url_for_works_in_the_lane(make_app):
+    """The lane binds the URL adapter only when something builds a URL: an `after_request`
+    function that does gets the same URL as through Flask."""
+    from flask import request, url_for
+    app = make_app()
+
+    def blog_link(response):
+        response.headers["X-Blog"] = url_for("content.blog", _external=True)
+        response.headers["X-Endpoint"] = f"{request.endpoint} {request.view_args}"
+        return response
+    app.after_request(blog_link)
+    load_demo(app)
+    post, _form = _paths(app)
+    requests = [Request("/"), Request(post), Request(post, headers=(("Host", "b.example"),))]
+    by_flask, by_lane, answered = through_both(app, requests)
+    assert_same(by_flask, by_lane, requests)
+    assert answered == [True, True, True]
+    assert dict(by_lane[2].headers)["X-Blog"] == "http://b.example/blog"
+    assert dict(by_lane[1].headers)["X-Endpoint"].startswith("content.post {'slug': ")

@@ -21,6 +21,12 @@ so) and theme previews (`engine.themes.preview`, resolved before the key is made
 cache. With `SITE_URL` set, the request's `Host` header is not part of the key. Values that
 must be fresh in each response (a form's signed token) are stored as markers and made when the
 page is served (`engine.web.late`).
+
+A hit is answered by `serve_hit`, the app's first `before_request`, or ahead of Flask's routing
+and dispatch by the lane (`engine.content.lane`) when Flask has served that path from the
+cache before (`PageCache.learn`) and the request carries no session, remember-me or preview
+cookie and no preview link; both run the same `serve_hit` and the same `after_request`
+functions, so a response does not depend on which answered it.
 """
 from __future__ import annotations
 
@@ -185,9 +191,9 @@ def _respond(entry: Entry, state: str) -> Response:
 
 
 def serve_hit() -> Response | None:
-    """Answer a cached page before the rest of the request cycle (the first `before_request`):
-    a hit then costs little more than a dictionary lookup, so cached pages keep up with a bare
-    Flask app rendering the same page."""
+    """Answer a cached page before the rest of the request cycle (the first `before_request`,
+    and the lane's whole work before the `after_request` functions): a hit then costs the key
+    (its variant included) and a dictionary lookup, not a render."""
     view = current_app.view_functions.get(request.endpoint or "")
     if not getattr(view, "magnet_cached", False):
         return None
