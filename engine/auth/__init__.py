@@ -73,7 +73,9 @@ class SessionInterface(SecureCookieSessionInterface):
         return kept[1]
 
     def open_session(self, app: Flask, request: Any) -> Any:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        name, cookies = self.get_cookie_name(app), request.cookies
+        if app.secret_key and (name not in cookies or not cookies[name]):
+            # (`in` first: a missing key's `get` costs werkzeug a KeyError raised and caught)
             return self.session_class()
         return super().open_session(app, request)
 

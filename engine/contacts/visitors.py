@@ -63,7 +63,8 @@ def verified_id(raw: str | None) -> str | None:
 
 def visitor_id(request: Any) -> str | None:
     """The verified visitor id of this request's cookie; None when absent or forged."""
-    return verified_id(request.cookies.get(COOKIE))
+    cookies = request.cookies  # `in` first: a missing key's `get` raises and catches inside
+    return verified_id(cookies.get(COOKIE) if COOKIE in cookies else None)
 
 
 def cookie_value(vid: str) -> str:

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from werkzeug.local import LocalProxy
 
 from engine import plugins
-from engine.content import cache, models, sections  # noqa: F401  (models: tables for migrations)
+from engine.content import cache, lane, models, sections  # noqa: F401  (models: tables for migrations)
 from engine.content.cli import content_group
 from engine.content.hooks import safe_url
 from engine.content.render import RenderedHTML, render_fragment
@@ -66,6 +66,7 @@ def _site_context() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     from engine.content import views
     cache.init_app(app)
+    lane.install(app)
     app.extensions["magnet.plugins"].follow(generation.current)  # settings changes move it
     app.extensions["magnet.rendered_html"] = RenderedHTML()
     app.register_blueprint(views.blueprint)

@@ -21,6 +21,12 @@ so) and theme previews (`engine.themes.preview`, resolved before the key is made
 cache. With `SITE_URL` set, the request's `Host` header is not part of the key. Values that
 must be fresh in each response (a form's signed token) are stored as markers and made when the
 page is served (`engine.web.late`).
+
+A hit is answered by `serve_hit`, the app's first `before_request`, or ahead of Flask's routing
+and dispatch by the lane (`engine.content.lane`) when Flask has served that path from the
+cache before (`PageCache.learn`) and the request carries no session, remember-me or preview
+cookie and no preview link; both run the same `serve_hit` and the same `after_request`
+functions, so a response does not depend on which answered it.
 """
 from __future__ import annotations
 
@@ -33,7 +39,8 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app, request
+from werkzeug.routing import Rule
 
 from engine import plugins
 from engine.db import utcnow
@@ -43,6 +50,7 @@ from engine.web import generation as site_generation
 from engine.web import late
 
 MAX_ENTRIES = 2000
+PUBLIC = "public, max-age=0, must-revalidate"
 BYPASS_COOKIES = ("session", "remember_token")
 
 
@@ -57,12 +65,26 @@ class Entry:
 
 
 class PageCache:
-    """`app.extensions["magnet.page_cache"]`: this process's entries."""
+    """`app.extensions["magnet.page_cache"]`: this process's entries, and the routes of the
+    paths it served (`learn`, for `engine.content.lane`)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[Any, ...], Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self.routes: dict[tuple[str, str], tuple[Rule, dict[str, Any]]] = {}
+
+    def learn(self, req: Request) -> None:
+        """Remember the route of a request answered from the cache, by method and path as
+        the WSGI server gave them: a URL map routes one path to one view, so the next
+        request for it can be answered without routing (the lane). Only paths of stored
+        pages are learned, so random URLs cannot fill it; it starts again when too big."""
+        where = (req.method, req.environ.get("PATH_INFO", ""))
+        if where in self.routes or req.url_rule is None:
+            return
+        routes = self.routes if len(self.routes) < 4 * self.max_entries else {}
+        routes[where] = (req.url_rule, dict(req.view_args or {}))
+        self.routes = routes  # one assignment: a request sees the old table or the new one
 
     def get(self, key: tuple[Any, ...]) -> Entry | None:
         with self._lock:
@@ -112,23 +134,25 @@ def _signed_in() -> bool:
     """Whether the request carries a valid signed-in session (or remember-me cookie). Only the
     cookie's presence would let anyone skip the cache, and make a render, by sending
     `Cookie: session=x`; checking the signature costs only requests that carry one."""
-    if not any(name in request.cookies for name in BYPASS_COOKIES):
+    cookies = request.cookies
+    if not any(name in cookies for name in BYPASS_COOKIES):
         return False
-    if "remember_token" in request.cookies:
+    if "remember_token" in cookies:
         from flask_login.utils import decode_cookie
-        if decode_cookie(request.cookies["remember_token"]) is not None:
+        if decode_cookie(cookies["remember_token"]) is not None:
             return True
-    if "session" in request.cookies:
+    if "session" in cookies:
         session = current_app.session_interface.open_session(current_app, request)
         return bool(session and session.get("_user_id"))
     return False
 
 
-def _host() -> str:
+def _host(app: Flask, req: Request) -> str:
     """The host part of the key. With `SITE_URL` set, pages link only to it, so every `Host`
     header gets the same page and must not cost a render of its own; without it, pages build
-    absolute links from the request's host, which then keys them."""
-    return "" if current_app.config.get("SITE_URL") else request.host_url
+    absolute links from the request's scheme and host, which then key them (as they arrived:
+    two spellings that `request.host_url` would show alike get a copy each, never one)."""
+    return "" if app.config.get("SITE_URL") else f"{req.scheme}://{req.host}/"
 
 
 def _key() -> tuple[Any, ...] | None:
@@ -141,12 +165,13 @@ def _key() -> tuple[Any, ...] | None:
     themes().refresh(generation=gen)
     key = None
     if cacheable_request():
+        app, req = current_app._get_current_object(), request._get_current_object()
         manager = plugins.current()
         manager.refresh()
-        variant = manager.filter("filter_page_variant", "", request=request)
+        variant = manager.filter("filter_page_variant", "", request=req)
         # The host is part of the key: without SITE_URL, pages build absolute links from the
         # request's Host header, and one forged header must never reach other visitors.
-        key = (gen, manager.enabled, str(variant), _host(), request.path)
+        key = (gen, manager.enabled, str(variant), _host(app, req), req.path)
     g.magnet_cache_key = key
     return key
 
@@ -156,9 +181,9 @@ def _respond(entry: Entry, state: str) -> Response:
     page has no ETag, since no two responses are the same and a browser's copy must not be
     revalidated into reuse."""
     body = late.join(entry.segments) if entry.segments else entry.body
-    response = Response(body, status=entry.status, content_type=entry.content_type)
-    response.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
-    response.headers["X-Magnet-Cache"] = state
+    response = Response(body, status=entry.status, headers=[
+        ("Content-Type", entry.content_type), ("Cache-Control", PUBLIC),
+        ("X-Magnet-Cache", state)])  # given whole: each header set later scans the others
     if entry.segments:
         return response
     response.set_etag(entry.etag)
@@ -166,15 +191,19 @@ def _respond(entry: Entry, state: str) -> Response:
 
 
 def serve_hit() -> Response | None:
-    """Answer a cached page before the rest of the request cycle (the first `before_request`):
-    a hit then costs little more than a dictionary lookup, so cached pages keep up with a bare
-    Flask app rendering the same page."""
+    """Answer a cached page before the rest of the request cycle (the first `before_request`,
+    and the lane's whole work before the `after_request` functions): a hit then costs the key
+    (its variant included) and a dictionary lookup, not a render."""
     view = current_app.view_functions.get(request.endpoint or "")
     if not getattr(view, "magnet_cached", False):
         return None
     key = _key()
-    entry = current_app.extensions["magnet.page_cache"].get(key) if key else None
-    return _respond(entry, "hit") if entry else None
+    store: PageCache = current_app.extensions["magnet.page_cache"]
+    entry = store.get(key) if key else None
+    if entry is None:
+        return None
+    store.learn(request._get_current_object())
+    return _respond(entry, "hit")
 
 
 def cached(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -205,6 +234,7 @@ def cached(view: Callable[..., Any]) -> Callable[..., Any]:
                           expires_at=g.get("cache_expires_at"),
                           segments=late.split(body) if g.get(late.USED) else ())
             store.put(key, entry)
+        store.learn(request._get_current_object())
         return _respond(entry, state)
     wrapper.magnet_cached = True  # type: ignore[attr-defined]
     return wrapper

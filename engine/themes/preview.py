@@ -67,29 +67,33 @@ def previewed() -> str | None:
     first) sees the same answer as the view."""
     if not has_request_context():
         return None
-    if "preview_resolved" not in g:
+    ctx_g = g._get_current_object()
+    if "preview_resolved" not in ctx_g:
         resolve()
-    return g.get("preview_theme")
+    return ctx_g.get("preview_theme")
 
 
 def resolve() -> None:
     """`before_request`: decide once per request whether it previews, from the link or cookie."""
-    if "preview_resolved" in g:
+    ctx_g, req = g._get_current_object(), request._get_current_object()
+    if "preview_resolved" in ctx_g:
         return
-    g.preview_resolved = True
-    if request.path.startswith(EXEMPT_PREFIXES) or request.endpoint in EXEMPT_ENDPOINTS:
+    ctx_g.preview_resolved = True
+    if req.path.startswith(EXEMPT_PREFIXES) or req.endpoint in EXEMPT_ENDPOINTS:
         return
-    name, token = request.args.get("preview_theme"), request.args.get("sig")
+    args = req.args  # `in` first: werkzeug's `get` of a missing key raises and catches
+    name = args.get("preview_theme") if "preview_theme" in args else None
+    token = args.get("sig") if "sig" in args else None
     if name and token:
         theme = _verified(token[:500], name[:100])
         if theme:
-            g.preview_theme, g.preview_token = theme, token[:500]
+            ctx_g.preview_theme, ctx_g.preview_token = theme, token[:500]
             return
-    cookie = request.cookies.get(COOKIE)
+    cookie = req.cookies.get(COOKIE) if COOKIE in req.cookies else None
     if cookie:
         theme = _verified(cookie[:500])
         if theme:
-            g.preview_theme = theme
+            ctx_g.preview_theme = theme
 
 
 def finish(response: Response) -> Response:

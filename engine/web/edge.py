@@ -7,7 +7,8 @@ An edge route is a plain function `handler(environ) -> (status, headers, body)` 
 from WSGI inside an app context only. It reads the WSGI environ itself (even werkzeug's request
 and response objects cost more than a beacon's own work) and has no session, no CSRF check, no
 `before_request`: it suits public endpoints that check their own input and need no login.
-Everything else belongs in a blueprint.
+Everything else belongs in a blueprint. (Cached pages have a lane of their own, which keeps
+Flask's request context and `after_request` functions: `engine.content.lane`.)
 
 Plugins give edge routes with the `register_edge_routes` hook. A disabled plugin's route passes
 the request on to Flask, which answers 404 as for any unknown address. An exception in a

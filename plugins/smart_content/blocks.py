@@ -121,10 +121,12 @@ def _item_of_request() -> Any:
 def on_this_page() -> list[Block]:
     """The blocks the requested page uses (none for listings and other pages)."""
     blocks = all_blocks()
-    if not blocks or not (request.endpoint or "").startswith("content."):
+    req = request._get_current_object()
+    endpoint = req.endpoint or ""
+    if not blocks or not endpoint.startswith("content."):
         return []
     kept = _kept()
-    key = (request.endpoint or "", request.path)
+    key = (endpoint, req.path)
     now = time.monotonic()
     hit = kept.pages.get(key)
     if hit is None or now - hit[0] > PAGE_TTL:

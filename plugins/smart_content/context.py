@@ -29,12 +29,17 @@ def device(agent: str) -> str:
 
 def state() -> tuple[dict[str, Any], int]:
     """The visit state after this page view, and the pages seen before it (once per request)."""
-    if "smart_state" not in g:
-        old = visit.read(request.cookies.get(visit.COOKIE))
-        g.smart_state_old = old
-        g.smart_state = visit.advance(old, request.args, request.referrer or "", request.host,
-                                      count_pages="pages_seen" in blocks.kinds_in_use())
-    return g.smart_state
+    ctx_g = g._get_current_object()
+    found: tuple[dict[str, Any], int] | None = ctx_g.get("smart_state")
+    if found is None:
+        req = request._get_current_object()
+        cookies = req.cookies  # `in` first: a missing key's `get` raises and catches inside
+        old = visit.read(cookies.get(visit.COOKIE) if visit.COOKIE in cookies else None)
+        ctx_g.smart_state_old = old
+        found = ctx_g.smart_state = visit.advance(
+            old, req.args, req.referrer or "", req.host,
+            count_pages="pages_seen" in blocks.kinds_in_use())
+    return found
 
 
 def languages(header: Any) -> tuple[str, ...]:
@@ -57,20 +62,21 @@ def _utm(short: Any) -> dict[str, str]:
 def build(kinds: frozenset[str], with_profile: bool) -> Context:
     """The context of this request, for rules of these kinds."""
     current, seen_before = state()
+    req = request._get_current_object()
     ref = current.get("r") or ["none", ""]
     query = {}
     if "query" in kinds:
-        for key in list(request.args.keys())[:MAX_QUERY]:
-            query[key] = request.args.get(key, "")[:200]
+        for key in list(req.args.keys())[:MAX_QUERY]:
+            query[key] = req.args.get(key, "")[:200]
     return Context(
         utm=_utm(current.get("u")), first_utm=_utm(current.get("f")),
         referrer_type=ref[0] if ref else "none",
         referrer_domain=ref[1] if len(ref) > 1 else "",
-        languages=languages(request.accept_languages) if "language" in kinds else (),
-        country=geo.country(request.remote_addr or "") if "country" in kinds else "",
-        device=device(request.headers.get("User-Agent", "")) if "device" in kinds else "",
+        languages=languages(req.accept_languages) if "language" in kinds else (),
+        country=geo.country(req.remote_addr or "") if "country" in kinds else "",
+        device=device(req.headers.get("User-Agent", "")) if "device" in kinds else "",
         query=query,
         returning=int(current.get("n", 1)) > 1,
         pages_seen=seen_before,
-        profile=profiles.lookup(visitors.visitor_id(request)) if with_profile else None,
+        profile=profiles.lookup(visitors.visitor_id(req)) if with_profile else None,
     )

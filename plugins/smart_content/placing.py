@@ -103,8 +103,8 @@ def section(html: str, name: str, item: Any, req: Any) -> str:
     return render_block(block, _index(block), {"request": req, "item": item}, section=name)
 
 
-def _cookie(state: dict[str, Any]) -> str:
-    secure = request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
+def _cookie(state: dict[str, Any], req: Any) -> str:
+    secure = req.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
     return _set_cookie_header(visit.encode(state), secure, int(time.time()))
 
 
@@ -115,8 +115,8 @@ def _set_cookie_header(value: str, secure: bool, second: int) -> str:
                        samesite="Lax", secure=secure, path="/")
 
 
-def _page_response(response: Any) -> Any:
-    choices: dict[int, int] = g.get("smart_choices") or {}
+def _page_response(response: Any, req: Any, ctx_g: Any) -> Any:
+    choices: dict[int, int] = ctx_g.get("smart_choices") or {}
     if not choices and not VISIT_KINDS & blocks.kinds_in_use():
         return response  # no rule reads the visit: nothing to remember, headers as they were
     state, _ = context.state()
@@ -124,11 +124,12 @@ def _page_response(response: Any) -> Any:
     for block_id, index in choices.items():
         visit.saw(state, block_id, index)
         counters.add("v", block_id, index)
-    if state != g.get("smart_state_old"):
-        response.headers.add("Set-Cookie", _cookie(state))
-        response.headers["Cache-Control"] = PRIVATE  # a CDN must never hand one cookie around
-    if choices:
+    changed = state != ctx_g.get("smart_state_old")
+    if changed:
+        response.headers.add("Set-Cookie", _cookie(state, req))
+    if changed or choices:  # a CDN must never hand one cookie, or one visitor's variant, around
         response.headers["Cache-Control"] = PRIVATE
+    if choices:
         response.vary.add("Cookie")
     return response
 
@@ -150,18 +151,19 @@ def _form_response(response: Any) -> Any:
 def after_request(response: Any) -> Any:
     """Every response (registered app-wide by the plugin's blueprint); acts only while the
     plugin is enabled and at least one block exists."""
-    endpoint = request.endpoint or ""
+    req, ctx_g = request._get_current_object(), g._get_current_object()
+    endpoint = req.endpoint or ""
     if not (endpoint.startswith("content.") or endpoint == "forms.submit"):
         return response
-    if not plugins.current().is_enabled(SLUG) or g.get("smart_view_as") is not None:
+    if not plugins.current().is_enabled(SLUG) or ctx_g.get("smart_view_as") is not None:
         return response
     try:
         if not blocks.all_blocks():
             return response
         if endpoint == "forms.submit":
             return _form_response(response)
-        if request.method in ("GET", "HEAD") and response.status_code in (200, 304):
-            return _page_response(response)
+        if req.method in ("GET", "HEAD") and response.status_code in (200, 304):
+            return _page_response(response, req, ctx_g)
     except Exception:  # counting or a cookie must never cost the visitor the page
         current_app.logger.exception("smart content: response hook failed")
     return response

@@ -109,7 +109,8 @@ def _signed(text: str, key: str) -> str:
 def _utm(args: Any) -> dict[str, str]:
     found = {}
     for name in UTM:
-        value = args.get(f"utm_{name}", "")
+        key = f"utm_{name}"
+        value = args.get(key, "") if key in args else ""  # a missing key's `get` raises inside
         if value:
             found[name[0]] = str(value)[:100]
     return found
