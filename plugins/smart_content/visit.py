@@ -146,9 +146,11 @@ def advance(old: dict[str, Any] | None, args: Any, referrer: str, host: str,
 def saw(state: dict[str, Any], block_id: int, variant: int) -> None:
     """Remember a variant shown in this visit (for conversions)."""
     mark = f"{block_id}.{variant}"
-    seen = state.setdefault("s", [])
+    seen = state.get("s") or []
     if mark not in seen and len(seen) < MAX_SEEN:
-        seen.append(mark)
+        # A new list: the state came from `advance` as a shallow copy of the visit's state
+        # before this page, whose list must stay as it was for the change to be seen.
+        state["s"] = [*seen, mark]
 
 
 def seen_in_visit(state: dict[str, Any] | None, now: float | None = None) -> list[tuple[int, int]]:

@@ -160,3 +160,17 @@ def test_a_contact_who_enters_a_segment_sees_its_variant(site, work):
     deliver_events(site)  # field_changed: the segment takes her in (segment_entered)
     deliver_events(site)  # segment_entered: the plugin rewrites her profile
     assert shown(get(client, "/uk-offer")) == "variant-1"
+
+
+def test_a_variant_first_seen_mid_visit_counts_the_conversion_that_follows(site):
+    """A visitor whose visit began on a page without blocks, then sees one: the visit cookie
+    is rewritten to remember the variant, and the form they submit counts for it."""
+    client = site.test_client()
+    assert "Set-Cookie" in get(client, "/about").headers  # the visit begins
+    assert shown(get(client, "/offer")) == "default"
+    assert post(client, "ebook", EBOOK).status_code == 303
+    store_counts(site)
+    with site.app_context():
+        from engine.db import db
+        rows = {(r.variant, r.views, r.conversions) for r in db.session.query(SmartStat)}
+        assert rows == {(-1, 1, 1)}
