@@ -19,18 +19,20 @@ from tests.lane_support import Request, assert_same, one_pass, through_both
 
 def _site(make_app):
     app = forms_site(make_app)
-    block(app, "cta", [LINKEDIN, SALES])
+    app.config["TEST_CTA_BLOCK"] = block(app, "cta", [LINKEDIN, SALES])
     page(app, "offer", "# Offer\n\n[smart cta]\n")
     page(app, "about", "# About us\n\nNo smart block here.")
     return app
 
 
 def _cookies(app) -> tuple[str, str]:
-    """(a returning LinkedIn visitor's visit cookie, a known contact's browser cookie)."""
+    """(the visit cookie of a LinkedIn visitor who saw the LinkedIn variant earlier in the
+    visit, a known contact's browser cookie)."""
     vid = "b" * 32
     trusted_contact(app, "sam@example.com", vid, lifecycle_stage="sales_qualified")
     with app.test_request_context():
         state, _ = visit.advance(None, {"utm_source": "linkedin"}, "", "localhost")
+        visit.saw(state, app.config["TEST_CTA_BLOCK"], 0)
         return (f"{visit.COOKIE}={visit.encode(state)}",
                 f"{visitors.COOKIE}={visitors.cookie_value(vid)}")
 
