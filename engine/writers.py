@@ -94,6 +94,8 @@ class WriterQueue:
         except Exception as exc:  # the next one will do; the backstop is there meanwhile
             log.warning("WAL checkpoint failed: %s", exc)
             return
+        if pages < 0:  # it could not run (another process checkpointing): nothing learnt
+            return
         low, high = EVERY_BOUNDS
         if pages < CHECKPOINT_PAGES // 2:
             self.every = min(self.every * 2, high)
@@ -144,9 +146,11 @@ class WriterTurn:
             return
         fd, queue, in_process = self.fd, self.queue, self.in_process
         self.fd, self.queue, self.in_process = None, None, None
-        os.close(fd)  # closing the file releases the lock
-        if in_process is not None:
-            in_process.release()  # the process's next writer now finds the file lock free
+        try:
+            os.close(fd)  # closing the file releases the lock
+        finally:
+            if in_process is not None:
+                in_process.release()  # the process's next writer now finds the file lock free
         if queue is not None:
             queue.after_turn()
 

@@ -96,6 +96,9 @@ def test_other_methods_get_json_405_naming_post(app, client, key):
 
 @pytest.mark.parametrize("body,status,message", [
     ({"type": "purchase"}, 400, "“email” is required"),
+    ({"email": "a@example.com"}, 400, "“type” is required"),
+    ({"email": "a@example.com", "type": "purchase", "idempotency_key": ""}, 400,
+     "idempotency key is 1 to 200"),
     ({"email": "not an address", "type": "purchase"}, 400, "email"),
     ({"email": "a@example.com", "type": "no_such"}, 400, "Unknown event type"),
     ({"email": "a@example.com", "type": "form_submitted"}, 400, "recorded by the site itself"),

@@ -170,24 +170,67 @@ def test_a_row_that_always_fails_is_refused_and_the_rest_are_stored_once(
 
 def test_erasure_removes_the_persons_intake_rows_waiting_ones_included(app, client, key):
     """An erased person's event still waiting in the intake must not bring them back as a
-    contact, and no row about them (waiting, refused or stored) is left."""
+    contact, nor may a retry of a request made before the erasure; no row keeps their data."""
     from engine.contacts import gdpr
+    from engine.testing import traces_of
     assert send(client, key, purchase("gone@example.com", 1), "order-1").status_code == 202
     assert drain(app) == 1
     assert send(client, key, purchase("gone@example.com", 2), "order-2").status_code == 202
+    assert send(client, key, purchase("gone@example.com", 3)).status_code == 202  # no key
     with app.app_context():
         contact_id = db.session.scalar(select(Contact.id).where(
             Contact.email == "gone@example.com"))
         exported = gdpr.export_contact(contact_id)
-        assert [row["status"] for row in exported["api_intake"]] == ["stored", "waiting"]
+        assert [row["status"] for row in exported["api_intake"]] == [
+            "stored", "waiting", "waiting"]
         gdpr.erase_contact(contact_id, actor="test")
-        assert db.session.scalar(select(func.count()).select_from(IntakeRow)) == 0
+        assert db.session.scalar(select(func.count()).select_from(IntakeRow)) == 2  # the keyed
+    assert traces_of(app, ["gone@example"]) == {}
+    assert drain(app) == 0
+    for order in (1, 2):  # the sender retries: told it is refused, nobody is brought back
+        again = send(client, key, purchase("gone@example.com", order), f"order-{order}")
+        assert again.status_code == 200 and again.get_json()["status"] == "refused"
+        assert "erased" in again.get_json()["error"]
     assert drain(app) == 0
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Contact).where(
             Contact.email == "gone@example.com")) == 0
         assert db.session.scalar(select(func.count()).select_from(Activity).where(
             Activity.type == "purchase")) == 1  # the first one's, its properties erased
+
+
+def test_an_intake_id_is_never_handed_out_twice(app, client, key):
+    """The 202's id is the sender's reference: a row deleted once stored leaves its id unused."""
+    first = send(client, key, purchase("a@example.com", 1)).get_json()["id"]
+    assert drain(app) == 1  # stored, and its row (no idempotency key) deleted
+    second = send(client, key, purchase("b@example.com", 2)).get_json()["id"]
+    assert second > first
+
+
+def test_a_passing_database_error_leaves_the_rows_waiting_never_refused(
+        app, client, key, monkeypatch):
+    """"database is locked" or a lost connection says nothing about the events: none is
+    refused for it; they wait for the next run, which stores each once."""
+    from sqlalchemy.exc import OperationalError
+    for order in range(4):
+        assert send(client, key, purchase(f"p{order}@example.com", order),
+                    f"order-{order}").status_code == 202
+    real, calls = store.save_addresses, []
+
+    def locked_once_for_p2(addresses, *args, **kwargs):
+        calls.append(list(addresses))
+        if "p2@example.com" in addresses and len(calls) == 1:
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        return real(addresses, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save_addresses", locked_once_for_p2)
+    with pytest.raises(OperationalError), app.app_context():
+        drain_module.drain_next()
+    assert waiting(app) == 4 and orders(app) == []  # the batch as a whole: left waiting
+    with app.app_context():
+        assert not db.session.scalar(select(IntakeRow).where(IntakeRow.refused.is_not(None)))
+    assert drain(app) == 4
+    assert sorted(orders(app)) == ["0", "1", "2", "3"]
 
 
 @pytest.mark.both_backends

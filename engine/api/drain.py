@@ -38,6 +38,7 @@ import redis
 from flask import current_app
 from rq import Queue
 from sqlalchemy import bindparam, delete, desc, func, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine import events
 from engine.api.models import IntakeRow
@@ -61,7 +62,7 @@ C = INTAKE.c
 _MARK_STORED = (update(INTAKE).where(C.id == bindparam("row_id"))
                 .values(processed_at=bindparam("now"), event_id=bindparam("event"),
                         contact_id=bindparam("contact"), email="", properties={}))
-_MARK_REFUSED = (update(INTAKE).where(C.id == bindparam("row_id"))
+_MARK_REFUSED = (update(INTAKE).where(C.id == bindparam("row_id"), C.processed_at.is_(None))
                  .values(processed_at=bindparam("now"), refused=bindparam("reason")))
 
 
@@ -76,6 +77,9 @@ def wake(force: bool = False) -> bool:
         return True
     except (redis.RedisError, OSError) as exc:
         log.warning("Redis unavailable; accepted events wait for the next sweep: %s", exc)
+        return False
+    except Exception:  # sent from a background thread too, where nothing else would catch it
+        log.exception("Waking the intake's drain failed; the sweep will do it")
         return False
 
 
@@ -119,19 +123,26 @@ def drain_next(batch: int | None = None) -> int:
     taken: list[int] = []
     try:
         return _drain(batch, taken)
-    except Exception:
-        if len(taken) <= 1:
+    except Exception as exc:
+        if len(taken) <= 1 or passing(exc):
             raise
         log.exception("API intake: a batch of %d events failed; storing them one by one",
                       len(taken))
     return _one_by_one(taken)
 
 
+def passing(exc: BaseException) -> bool:
+    """Whether an error says nothing about the rows: the database busy, away or its connection
+    lost (a deadlock, "database is locked"). Rows failing so wait for the next run."""
+    return isinstance(exc, (OperationalError, InterfaceError, TimeoutError)) or bool(
+        getattr(exc, "connection_invalidated", False))
+
+
 def _one_by_one(row_ids: list[int]) -> int:
     """Each row in a transaction of its own. A row that fails alone while others are stored is
     marked refused with the error (kept, with its event, for the owner to see in Admin → API
-    keys); when every one fails (the database is away) they all stay waiting, and the error is
-    raised for the job to be retried."""
+    keys); when every one fails (the database is away), or a row fails for a passing reason,
+    the rows not stored stay waiting and the error is raised for the job to be retried."""
     failed: list[tuple[int, Exception]] = []
     for row_id in row_ids:
         try:
@@ -140,6 +151,8 @@ def _one_by_one(row_ids: list[int]) -> int:
             failed.append((row_id, exc))
     if len(failed) == len(row_ids):
         raise failed[0][1]
+    waiting = [exc for _, exc in failed if passing(exc)]
+    failed = [(row_id, exc) for row_id, exc in failed if not passing(exc)]
     if failed:
         with write() as session:
             session.connection().execute(_MARK_REFUSED, [
@@ -148,6 +161,8 @@ def _one_by_one(row_ids: list[int]) -> int:
                 for row_id, exc in failed])
         for row_id, exc in failed:
             log.error("API event %s refused by the drain: %r", row_id, exc)
+    if waiting:
+        raise waiting[0]
     return len(row_ids)
 
 
@@ -180,8 +195,7 @@ def _drain(batch: int, taken: list[int], only: int | None = None) -> int:
             connection.execute(_MARK_REFUSED, [{"row_id": row.id, "now": now, "reason": reason}
                                                for row, reason in refused])
     for row, reason in refused:
-        log.warning("API event %s (%s for %s) refused by the drain: %s", row.id, row.type,
-                    row.email, reason)
+        log.warning("API event %s (%s) refused by the drain: %s", row.id, row.type, reason)
     return len(rows)
 
 
@@ -210,8 +224,9 @@ def _store(rows: list[Any]) -> tuple[list[tuple[Any, int, int]], list[tuple[Any,
     for row in rows:
         try:
             checked.append((row, check_external(row.type, row.properties, declared)[1]))
-        except EventTypeError as exc:
-            refused.append((row, str(exc)))
+        except EventTypeError as exc:  # the type was deleted or closed since it was accepted
+            refused.append((row, "Its event type was deleted or closed to outside senders "
+                                 f"after the event was accepted: {exc}"))
     saved = store.save_addresses([row.email for row, _ in checked], source={"source": "api"},
                                  origin="api")
     kept: list[tuple[Any, int, dict[str, Any]]] = []

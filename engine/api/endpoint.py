@@ -81,7 +81,7 @@ def events(environ: dict[str, Any]) -> Answer:
     if unknown:
         return _refuse(400, f"Unknown field “{unknown[0]}”; an event has email, type, "
                             "properties, occurred_at and idempotency_key.")
-    header_key = environ.get("HTTP_IDEMPOTENCY_KEY") or None
+    header_key = environ.get("HTTP_IDEMPOTENCY_KEY")  # sent empty: refused by the check
     body_key = payload.get("idempotency_key")
     if header_key is not None and body_key is not None and header_key != body_key:
         return _refuse(400, "Two different idempotency keys: the Idempotency-Key header and "
@@ -89,7 +89,8 @@ def events(environ: dict[str, Any]) -> Answer:
     try:
         accepted = intake.accept(
             payload.get("email"), payload.get("type"), payload.get("properties"),
-            payload.get("occurred_at"), idempotency_key=header_key or body_key,
+            payload.get("occurred_at"),
+            idempotency_key=header_key if header_key is not None else body_key,
             api_key_id=key_id)
     except intake.IdempotencyConflict as exc:
         return _refuse(422, str(exc))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select, update
 
 from engine.api import drain, endpoint, intake
 from engine.api.models import IntakeRow
 from engine.contacts.gdpr import Person, PersonalData
-from engine.db import db
+from engine.db import db, utcnow
 from engine.plugins import hookimpl
 
 
@@ -39,9 +39,20 @@ def _export(person: Person) -> list[dict[str, Any]]:
              **({"refused": row.refused} if row.refused else {})} for row in rows]
 
 
+ERASED = "The person this event was about was erased (GDPR): it is not stored."
+
+
 def _erase(person: Person) -> None:
-    """Every row about them goes: a waiting one would otherwise make them a contact again."""
-    db.session.execute(delete(IntakeRow).where(_theirs(person)))
+    """No row keeps anything about them, and none makes them a contact again: a waiting one
+    would when drained, and a retry of a request with an idempotency key would if its row were
+    gone. So rows with a key stay, emptied and refused, until the key is forgotten (the retry
+    is answered "refused"); the others are deleted."""
+    theirs = _theirs(person)
+    db.session.execute(update(IntakeRow).where(theirs, IntakeRow.idempotency_key.is_not(None))
+                       .values(email="", properties={}, request_hash=None, event_id=None,
+                               contact_id=None, refused=ERASED,
+                               processed_at=func.coalesce(IntakeRow.processed_at, utcnow())))
+    db.session.execute(delete(IntakeRow).where(theirs))
 
 
 @hookimpl

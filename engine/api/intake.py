@@ -103,6 +103,9 @@ def forget_types() -> None:
 def check(email: Any, type_name: Any, properties: Any, occurred_at: Any,
           idempotency_key: Any = None) -> tuple[str, str, dict[str, Any], datetime | None]:
     """The cleaned (email, type, properties, time) of an event, or IntakeError."""
+    if type_name is None:
+        raise IntakeError("“type” is required: the event's type, e.g. purchase (see "
+                          "Admin → Event types).")
     if not isinstance(email, str):
         raise IntakeError("“email” is required: the address of the person the event is about.")
     try:

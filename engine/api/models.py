@@ -47,7 +47,9 @@ class IntakeRow(db.Model):
 
     __tablename__ = "api_intake"
     __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key"),
-                      Index("ix_api_intake_processed_at", "processed_at", "id"))
+                      Index("ix_api_intake_processed_at", "processed_at", "id"),
+                      # ids are the senders' references: never reused after a row is deleted
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)

@@ -99,8 +99,9 @@ class BlockLimits:
         self.over: set[str] = set()  # keys refused this window: no need to ask again
 
     def admit(self, limits: list[tuple[str, int]]) -> bool:
-        """Count one hit on each `(key, limit)` (a limit of 0 is off); False, and nothing
-        counted, when one of them is spent for this window."""
+        """Count one hit on each `(key, limit)` (a limit of 0 is off); False when one of them
+        is spent for this window (a hit refused by this process's own count is not counted; one
+        refused by the shared count, which it was reported to, is)."""
         limits = [(key, limit) for key, limit in limits if limit > 0]
         due = []
         with self.lock:
@@ -113,7 +114,9 @@ class BlockLimits:
             for key, limit in limits:
                 count = self.counts[key] = self.counts.get(key, 0) + 1
                 if count % self.block == 0:
-                    due.append((key, -(-limit // self.block)))  # the limit in blocks, rounded up
+                    # the limit in whole blocks, rounded down: together the processes then pass
+                    # it by at most block - 1 hits each (what each holds back unreported)
+                    due.append((key, max(1, limit // self.block)))
         if not due:
             return True
         verdicts = self.shared.hit_all(due, self.window)

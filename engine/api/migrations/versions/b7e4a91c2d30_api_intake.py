@@ -34,7 +34,10 @@ def upgrade() -> None:
     sa.Column('refused', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_api_intake_api_key_id_api_keys'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_intake')),
-    sa.UniqueConstraint('api_key_id', 'idempotency_key', name=op.f('uq_api_intake_api_key_id'))
+    sa.UniqueConstraint('api_key_id', 'idempotency_key', name=op.f('uq_api_intake_api_key_id')),
+    # An intake id is the sender's reference to its event: never handed out twice, even
+    # after the row is deleted (SQLite otherwise reuses the highest id once it is gone).
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('api_intake', schema=None) as batch_op:
         batch_op.create_index('ix_api_intake_processed_at', ['processed_at', 'id'], unique=False)
