@@ -41,7 +41,7 @@ from sqlalchemy import bindparam, delete, desc, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine import events
-from engine.api.models import IntakeRow
+from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError
 from engine.db import db, is_sqlite, utcnow, write
@@ -249,14 +249,16 @@ def waiting() -> int:
                              .where(C.processed_at.is_(None))) or 0
 
 
-def refusals(latest: int = 5) -> tuple[int, list[tuple[datetime, str, str, str]]]:
+def refusals(latest: int = 5) -> tuple[int, list[tuple[datetime, str, str, str, str]]]:
     """How many rows the drain refused (and still kept), and the latest few: (when received,
-    address, type, reason)."""
+    address, type, reason, the name of the API key that sent it)."""
     count = db.session.scalar(select(func.count()).select_from(INTAKE)
                               .where(C.refused.is_not(None))) or 0
-    rows = db.session.execute(select(C.received_at, C.email, C.type, C.refused)
-                              .where(C.refused.is_not(None)).order_by(desc(C.id))
-                              .limit(latest)).all() if count else []
+    keys = ApiKey.__table__
+    rows = db.session.execute(
+        select(C.received_at, C.email, C.type, C.refused, func.coalesce(keys.c.name, ""))
+        .outerjoin(keys, keys.c.id == C.api_key_id)
+        .where(C.refused.is_not(None)).order_by(desc(C.id)).limit(latest)).all() if count else []
     return count, [tuple(row) for row in rows]
 
 
