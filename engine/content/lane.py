@@ -79,6 +79,7 @@ class HitLane:
         ctx = KnownRouteContext(app, environ, route)
         try:
             ctx.push()
+            preview.none_asked()  # `_route` found neither its argument nor its cookie
             response = serve_hit()
         except Exception:  # Flask decides again, and answers the error its own way
             response = None

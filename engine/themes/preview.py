@@ -73,6 +73,13 @@ def previewed() -> str | None:
     return ctx_g.get("preview_theme")
 
 
+def none_asked() -> None:
+    """Decide that this request previews nothing, for a caller that has seen it carries
+    neither a preview link's argument nor the preview cookie (the page cache's lane), so
+    `resolve` need not look again."""
+    g.preview_resolved = True
+
+
 def resolve() -> None:
     """`before_request`: decide once per request whether it previews, from the link or cookie."""
     ctx_g, req = g._get_current_object(), request._get_current_object()
