@@ -36,7 +36,6 @@ from typing import Any
 
 import redis
 from flask import current_app
-from rq import Queue
 from sqlalchemy import bindparam, delete, desc, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -49,6 +48,7 @@ from engine.events.delivery import Waker
 from engine.events.types import EventTypeError, all_types, check_external
 from engine.jobs import job
 from engine.jobs.connection import connection
+from engine.jobs.runner import enqueue_once
 
 log = logging.getLogger("magnet.api")
 
@@ -70,10 +70,7 @@ def wake(force: bool = False) -> bool:
     """Make sure a drain job is on its way: enqueued only by the wake that sets `WAKE_KEY`, so
     a burst of requests gives one job (Redis down: the sweep will do it)."""
     try:
-        conn = connection()
-        if conn.set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL) or force:
-            Queue("events", connection=conn).enqueue(run_drain, result_ttl=0,
-                                                    failure_ttl=7 * 86400, job_timeout=600)
+        enqueue_once(WAKE_KEY, run_drain, force=force, ttl=WAKE_TTL)
         return True
     except (redis.RedisError, OSError) as exc:
         log.warning("Redis unavailable; accepted events wait for the next sweep: %s", exc)

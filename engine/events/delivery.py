@@ -31,7 +31,6 @@ from typing import Any
 
 import redis
 from flask import current_app
-from rq import Queue
 from sqlalchemy import case, delete, func, select, update
 
 from engine import plugins
@@ -39,6 +38,7 @@ from engine.db import db, is_sqlite, write
 from engine.events.models import PARTITIONS, Activity, EventPartition, QueuedEvent
 from engine.jobs import job, outbox
 from engine.jobs.connection import connection
+from engine.jobs.runner import enqueue_once
 
 log = logging.getLogger("magnet.events")
 
@@ -53,10 +53,7 @@ _EVENTS = Activity.__table__
 def wake(force: bool = False) -> bool:
     """Make sure a delivery job is on its way (Redis down: the sweep will do it)."""
     try:
-        conn = connection()
-        if conn.set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL) or force:
-            Queue("events", connection=conn).enqueue(run_deliveries, result_ttl=0,
-                                                    failure_ttl=7 * 86400, job_timeout=600)
+        enqueue_once(WAKE_KEY, run_deliveries, force=force, ttl=WAKE_TTL)
         return True
     except (redis.RedisError, OSError) as exc:
         log.warning("Redis unavailable; events wait for the next sweep: %s", exc)

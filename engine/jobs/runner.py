@@ -53,3 +53,15 @@ def enqueue(name: str, **kwargs: Any) -> Any:
     queue = Queue(spec.queue, connection=connection())
     return queue.enqueue(run_named, name, kwargs, retry=Retry(max=3, interval=[5, 30, 120]),
                          result_ttl=60, failure_ttl=7 * 86400)
+
+
+def enqueue_once(wake_key: str, func: Any, *, force: bool = False, queue: str = "events",
+                 ttl: int = 60) -> None:
+    """Enqueue `func` (a job that drains a queue of work kept in the database) unless one is
+    already waiting: the caller that sets `wake_key` enqueues it, the job deletes the key as it
+    begins, so a burst of wake-ups gives one job. `force`: enqueue anyway (a job handing over
+    to a fresh one). Raises Redis's errors; the callers' sweeps cover a lost wake."""
+    conn = connection()
+    if conn.set(wake_key, "1", nx=True, ex=ttl) or force:
+        Queue(queue, connection=conn).enqueue(func, result_ttl=0, failure_ttl=7 * 86400,
+                                              job_timeout=600)
