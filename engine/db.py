@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextvars
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
@@ -162,6 +163,18 @@ def locking() -> Iterator[None]:
         _immediate.reset(token)
         if turn is not outer:
             turn.give_back()
+
+
+@lru_cache(maxsize=32)
+def driver_binds(columns: tuple[Any, ...], dialect: Any) -> tuple[Callable[[Any], Any], ...]:
+    """For statements sent through `driver_write`: each column's value as the driver takes it,
+    bound as the column's type binds it through SQLAlchemy (JSON as text, a UTC time as
+    SQLAlchemy writes it), so rows written either way read back the same."""
+    return tuple(column.type.bind_processor(dialect) or _unchanged for column in columns)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 @contextmanager

@@ -17,7 +17,6 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -29,7 +28,7 @@ from engine.api import drain, keys
 from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import db, driver_write, locking, utcnow, write
+from engine.db import db, driver_binds, driver_write, locking, utcnow, write
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 
@@ -218,20 +217,12 @@ _INSERT_ONCE_SQLITE = (
     "ON CONFLICT (api_key_id, idempotency_key) DO NOTHING RETURNING id")
 
 
-@lru_cache(maxsize=4)
-def _sqlite_binds(dialect: Any) -> list[Any]:
-    """Each column's value as SQLite's driver takes it, bound as the column type binds it
-    (JSON text, the UTC time as SQLAlchemy writes it)."""
-    return [INTAKE.c[name].type.bind_processor(dialect) or (lambda value: value)
-            for name in _SQLITE_COLUMNS]
-
-
 def _insert_on_sqlite(row: dict[str, Any]) -> int | None:
     """`_INSERT_ONCE` straight on SQLite's driver (`engine.db.driver_write`: the writer's
     turn, `BEGIN IMMEDIATE`, the statement, `COMMIT`), where SQLAlchemy's transaction and
     statement machinery cost more than the INSERT. The new row's id, or None for a repeat of
     an idempotency key (which `accept` then answers the usual way)."""
-    binds = _sqlite_binds(db.engine.dialect)
+    binds = driver_binds(tuple(INTAKE.c[name] for name in _SQLITE_COLUMNS), db.engine.dialect)
     values = tuple(bind(row[name]) for bind, name in zip(binds, _SQLITE_COLUMNS))
     with db.engine.connect() as connection, driver_write(connection) as raw:
         found = raw.execute(_INSERT_ONCE_SQLITE, values).fetchone()

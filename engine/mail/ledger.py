@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, or_, select, update
 
 from engine import events
-from engine.db import db, driver_write, locking, utcnow, write
+from engine.db import db, driver_binds, driver_write, locking, utcnow, write
 from engine.jobs import outbox
 from engine.mail.models import EmailTemplate, Mailing, MailSend
 
@@ -86,7 +85,7 @@ def mark_sent(connection: Connection, held: Claim, send_id: int, email: str,
                                             "sent_at": now, "email": email,
                                             "message_id": message_id})
         return
-    time = _time_bound(connection.dialect)
+    time = driver_binds((SENDS.c.claimed_at,), connection.dialect)[0]
     with driver_write(connection) as raw:
         raw.execute(_MARK_SENT_SQLITE, (time(now), email, message_id, send_id, time(held.at)))
 
@@ -94,11 +93,6 @@ def mark_sent(connection: Connection, held: Claim, send_id: int, email: str,
 # `_MARK_SENT` as SQLite's driver takes it; times bound as the column type binds them.
 _MARK_SENT_SQLITE = (f"UPDATE {SENDS.name} SET status = 'sent', sent_at = ?, email = ?, "
                      "message_id = ?, error = '' WHERE id = ? AND claimed_at = ?")
-
-
-@lru_cache(maxsize=4)
-def _time_bound(dialect: Any) -> Any:
-    return SENDS.c.claimed_at.type.bind_processor(dialect) or (lambda value: value)
 
 
 def finish(held: Claim, send_ids: list[int], status: str, error: str,
