@@ -76,6 +76,10 @@ def test_an_editor_builds_a_segment_and_a_visitor_enters_it(page, live_server, a
     page.wait_for_url("**/admin/segments/*")
     assert "Webinar registrants" in page.locator("h1").inner_text()
     work(app)  # the build
+    # the page watches its build and reloads itself once the segment is ready: a reload of
+    # ours in the same moment would be cut short by that one
+    page.locator(".page-head").get_by_text("ready").wait_for()
+    page.wait_for_load_state("load")
 
     visitor = page.context.browser.new_context().new_page()
     visitor.goto(f"{live_server}/webinar")
