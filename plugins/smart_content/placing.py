@@ -37,9 +37,21 @@ PRIVATE = "private, max-age=0, must-revalidate"
 
 
 def _choose_for_page(page_blocks: list[blocks.Block]) -> dict[int, int]:
+    """Each block's matched variant. Without a profile to read (no rule reads one, or the
+    browser has no visitor cookie, so it has none), the rules read only the visit and the
+    request's inputs of their kinds, so the choice is kept with the visit."""
     kinds = frozenset().union(*(b.kinds for b in page_blocks))
-    ctx = context.build(kinds, any(b.needs_profile for b in page_blocks))
-    return {b.id: choose(list(b.variants), ctx) for b in page_blocks}
+    if any(b.needs_profile for b in page_blocks) and visitors.visitor_id(request) is not None:
+        ctx = context.build(kinds, True)
+        return {b.id: choose(list(b.variants), ctx) for b in page_blocks}
+    now = context.visit_now()
+    key = (tuple(b.stamp for b in page_blocks), context.inputs(kinds))
+    found = now.choices.get(key)
+    if found is None:
+        ctx = context.build(kinds, False)
+        found = {b.id: choose(list(b.variants), ctx) for b in page_blocks}
+        context.remember(now.choices, key, found, context.PER_VISIT)
+    return dict(found)
 
 
 def page_variant(variant: str, req: Any) -> str:
@@ -103,9 +115,9 @@ def section(html: str, name: str, item: Any, req: Any) -> str:
     return render_block(block, _index(block), {"request": req, "item": item}, section=name)
 
 
-def _cookie(state: dict[str, Any], req: Any) -> str:
+def _cookie(value: str, req: Any) -> str:
     secure = req.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
-    return _set_cookie_header(visit.encode(state), secure, int(time.time()))
+    return _set_cookie_header(value, secure, int(time.time()))
 
 
 @lru_cache(maxsize=1024)
@@ -119,14 +131,21 @@ def _page_response(response: Any, req: Any, ctx_g: Any) -> Any:
     choices: dict[int, int] = ctx_g.get("smart_choices") or {}
     if not choices and not VISIT_KINDS & blocks.kinds_in_use():
         return response  # no rule reads the visit: nothing to remember, headers as they were
-    state, _ = context.state()
-    state = dict(state)
-    for block_id, index in choices.items():
-        visit.saw(state, block_id, index)
+    now = context.visit_now()
+    shown = tuple(choices.items())
+    if shown in now.cookies:
+        value = now.cookies[shown]
+    else:  # the cookie after this view: the visit's state with the variants shown
+        state = dict(now.state)
+        for block_id, index in shown:
+            visit.saw(state, block_id, index)
+        value = visit.encode(state) if state != now.old else None
+        context.remember(now.cookies, shown, value, context.PER_VISIT)
+    for block_id, index in shown:
         counters.add("v", block_id, index)
-    changed = state != ctx_g.get("smart_state_old")
+    changed = value is not None
     if changed:
-        response.headers.add("Set-Cookie", _cookie(state, req))
+        response.headers.add("Set-Cookie", _cookie(value, req))
     if changed or choices:  # a CDN must never hand one cookie, or one visitor's variant, around
         response.headers["Cache-Control"] = PRIVATE
     if choices:

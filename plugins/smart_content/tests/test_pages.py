@@ -174,3 +174,30 @@ def test_a_variant_first_seen_mid_visit_counts_the_conversion_that_follows(site)
         from engine.db import db
         rows = {(r.variant, r.views, r.conversions) for r in db.session.query(SmartStat)}
         assert rows == {(-1, 1, 1)}
+
+
+def test_visitors_alike_but_for_their_language_each_get_their_own_variant(site):
+    """A choice kept for one combination of inputs is never given to a request that differs
+    in what a rule reads (here the language), nor the cookie made for it."""
+    german = {"name": "German readers", "content": "Willkommen!",
+              "rules": {"match": "all", "conditions": [
+                  {"kind": "language", "op": "is", "value": "de"}]}}
+    block(site, "hello", [german])
+    page(site, "hallo", "# Hallo\n\n[smart hello]\n")
+    for _ in range(2):  # the second round is answered from what the first worked out
+        de = get(site.test_client(), "/hallo", **{"Accept-Language": "de-DE,de;q=0.9"})
+        en = get(site.test_client(), "/hallo", **{"Accept-Language": "en-GB"})
+        assert (shown(de), shown(en)) == ("variant-1", "default")
+        assert "Willkommen" in de.get_data(as_text=True)
+        assert "Willkommen" not in en.get_data(as_text=True)
+        with site.app_context():
+            seen = [visit.read(r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1])["s"]
+                    for r in (de, en)]
+        assert seen[0] != seen[1]
+    store_counts(site)
+    with site.app_context():
+        from engine.db import db
+        views = {(r.block_id, r.variant, r.views) for r in db.session.query(SmartStat)}
+    hello = max(block_id for block_id, _, _ in views)
+    # every view counted, those answered from what an earlier one worked out included
+    assert {(hello, 0, 2), (hello, -1, 2)} == {v for v in views if v[0] == hello}
