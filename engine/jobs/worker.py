@@ -38,15 +38,13 @@ class MagnetWorker(SimpleWorker):
     """Runs each job inside a fresh app context, with the plugin state refreshed first."""
 
     app: Flask
-    takes_commands = True  # False for a burst run (see `subscribe`)
 
     def subscribe(self) -> None:
-        """RQ's channel for commands sent to a running worker (stop a job, shut down), which a
-        burst run (`magnet worker --burst`, the tests) ends before anyone could send. Its
-        listening thread is not started for one: with some versions of RQ and redis-py, stopping
-        a thread that had not begun to listen yet waited out its whole minute-long poll."""
-        if self.takes_commands:
-            super().subscribe()
+        """No listener on RQ's command channel (commands sent to a running worker: stop a job,
+        shut down). Magnet sends none: its workers are stopped by signals (`magnet serve`, a
+        process manager, Ctrl-C). And with RQ 3 and redis-py 8.2, stopping that listener waits
+        out its minute-long poll whenever it is not subscribed at that moment (always, once
+        RQ has unsubscribed it first): a minute added to every stop."""
 
     def execute_job(self, job: Any, queue: Any) -> Any:
         with self.app.app_context():
@@ -104,7 +102,6 @@ def run_worker(app: Flask, conn: redis.Redis, queues: list[str] | None = None,
     worker = MagnetWorker([Queue(q, connection=conn) for q in queues], connection=conn,
                           name=f"{name}.{time.monotonic_ns() % 100000}")
     worker.app = app
-    worker.takes_commands = not burst
     ticker = None
     if not burst:
         ticker = Ticker(app, conn, name)
