@@ -32,9 +32,17 @@ def app(make_app, smtp_server):
     return site
 
 
+def follow(page, control) -> None:
+    """Click a link or a submit button once the page showing it has loaded: a click while
+    the previous page's navigation is still finishing can be lost with it (a person would
+    simply click again)."""
+    page.wait_for_load_state("load")
+    control.click()
+
+
 def add_step(page, link, kind: str) -> None:
-    link.click()
-    page.get_by_role("link", name=kind, exact=True).click()
+    follow(page, link)
+    follow(page, page.get_by_role("link", name=kind, exact=True))
 
 
 def test_a_contact_who_opens_the_email_takes_the_yes_way(app, live_server, page, smtp_server,
@@ -61,35 +69,35 @@ def test_a_contact_who_opens_the_email_takes_the_yes_way(app, live_server, page,
     page.locator("#t_form").select_option("ebook")
     assert page.locator("#t_tag").is_hidden()  # only the chosen trigger's inputs show
     shots(page, "workflows-settings")
-    page.get_by_role("button", name="Create workflow").click()
+    follow(page, page.get_by_role("button", name="Create workflow"))
     page.get_by_text("Workflow “E-book nurture” created.").wait_for()
     add_step(page, page.get_by_role("link", name="Add the first step"), "Send an email")
     page.get_by_label("Email template").select_option(label="Playbook welcome")
-    page.get_by_role("button", name="Save step").last.click()
+    follow(page, page.get_by_role("button", name="Save step").last)
     add_step(page, page.get_by_role("link", name="Add a step after s1"), "Wait")
     page.locator("#amount").fill("1")
     page.locator("#unit").select_option("days")
-    page.get_by_role("button", name="Save step").last.click()
+    follow(page, page.get_by_role("button", name="Save step").last)
     add_step(page, page.get_by_role("link", name="Add a step after s2"),
              "If / else")
     page.locator("#c-0-0-step").select_option("s1")
     shots(page, "workflows-step-if")
-    page.get_by_role("button", name="Save step").last.click()
+    follow(page, page.get_by_role("button", name="Save step").last)
     add_step(page, page.get_by_role("link", name="Add a step after s3 on yes"),
              "Add or remove a tag")
     page.locator("#tag").fill("engaged")
-    page.get_by_role("button", name="Save step").last.click()
+    follow(page, page.get_by_role("button", name="Save step").last)
     add_step(page, page.get_by_role("link", name="Add a step after s3 on no"),
              "Add or remove a tag")
     page.locator("#tag").fill("cold")
-    page.get_by_role("button", name="Save step").last.click()
+    follow(page, page.get_by_role("button", name="Save step").last)
     flow = page.locator("#flow")
     assert "If opened the email of step s1" in flow.inner_text()
     assert page.locator("#step-s4 .wf-via").inner_text() == "yes of s3"
     assert page.locator("#step-s5 .wf-via").inner_text() == "no of s3"
     shots(page, "workflows-builder")
-    page.get_by_role("link", name="Activate").click()
-    page.get_by_role("button", name="Activate").click()
+    follow(page, page.get_by_role("link", name="Activate"))
+    follow(page, page.get_by_role("button", name="Activate"))
     page.get_by_text("“E-book nurture” is active.").wait_for()
     workflow_id = int(page.url.rstrip("/").split("/")[-1])
 
