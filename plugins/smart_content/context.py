@@ -20,7 +20,6 @@ from typing import Any
 import user_agents
 from flask import current_app, g, request
 
-from engine.contacts import visitors
 from engine.db import utcnow
 from plugins.smart_content import blocks, geo, profiles, visit
 from plugins.smart_content.rules import Context
@@ -121,8 +120,9 @@ def _utm(short: Any) -> dict[str, str]:
     return {name: str(short.get(name[0], "")) for name in visit.UTM}
 
 
-def build(kinds: frozenset[str], with_profile: bool) -> Context:
-    """The context of this request, for rules of these kinds."""
+def build(kinds: frozenset[str], visitor: str | None = None) -> Context:
+    """The context of this request, for rules of these kinds; with the profile of `visitor`
+    (the browser's verified visitor id) when a rule reads one."""
     current, seen_before = state()
     req = request._get_current_object()
     ref = current.get("r") or ["none", ""]
@@ -140,5 +140,5 @@ def build(kinds: frozenset[str], with_profile: bool) -> Context:
         query=query,
         returning=int(current.get("n", 1)) > 1,
         pages_seen=seen_before,
-        profile=profiles.lookup(visitors.visitor_id(req)) if with_profile else None,
+        profile=profiles.lookup(visitor) if visitor else None,
     )

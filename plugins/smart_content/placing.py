@@ -41,14 +41,16 @@ def _choose_for_page(page_blocks: list[blocks.Block]) -> dict[int, int]:
     browser has no visitor cookie, so it has none), the rules read only the visit and the
     request's inputs of their kinds, so the choice is kept with the visit."""
     kinds = frozenset().union(*(b.kinds for b in page_blocks))
-    if any(b.needs_profile for b in page_blocks) and visitors.visitor_id(request) is not None:
-        ctx = context.build(kinds, True)
+    visitor = visitors.visitor_id(request) if any(b.needs_profile for b in page_blocks) \
+        else None
+    if visitor is not None:
+        ctx = context.build(kinds, visitor)
         return {b.id: choose(list(b.variants), ctx) for b in page_blocks}
     now = context.visit_now()
     key = (tuple(b.stamp for b in page_blocks), context.inputs(kinds))
     found = now.choices.get(key)
     if found is None:
-        ctx = context.build(kinds, False)
+        ctx = context.build(kinds)
         found = {b.id: choose(list(b.variants), ctx) for b in page_blocks}
         context.remember(now.choices, key, found, context.PER_VISIT)
     return dict(found)
