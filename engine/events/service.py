@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from engine import bulk
 from engine.db import db, utcnow
 from engine.events.delivery import wake_after_commit
 from engine.events.models import PARTITIONS, Activity, QueuedEvent
@@ -28,13 +28,7 @@ PENDING = "magnet_events_recorded"  # session.info flag: wake delivery after the
 DEFERRED = "magnet_events_deferred"  # session.info: events to write when the write commits
 ENDED = "magnet_events_ended_savepoints"  # session.info: marks of savepoints just ended
 SAVEPOINTS = "magnet_events_savepoints"  # session.info: {savepoint: deferred count at its start}
-_EVENTS = Activity.__table__
-# One multi-row INSERT … RETURNING (asking SQLAlchemy to sort the rows by parameter order would
-# send one INSERT per row on SQLite); a single statement numbers its rows in VALUES order, so
-# the ids, sorted, are in the order the events were given.
-_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, _EVENTS.c.contact_id,
-                                           _EVENTS.c.visitor_id)
-_INSERT_QUEUE = insert(QueuedEvent.__table__)
+_EVENTS, _QUEUE = Activity.__table__, QueuedEvent.__table__
 
 
 def partition_of(contact_id: int | None, visitor_id: str | None) -> int:
@@ -90,9 +84,11 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
               for r in rows]
     session.flush()  # ORM changes made before come first, as the caller made them
     connection = session.connection()
-    # As plain tuples: sorting and reading thousands of Rows costs more than the conversion.
-    stored = sorted(map(tuple, connection.execute(_INSERT_EVENTS, values)))
-    connection.execute(_INSERT_QUEUE, [
+    # One statement per table whatever the batch (`engine.bulk`); the ids, sorted, are in the
+    # order the events were given.
+    stored = sorted(bulk.insert_rows(connection, _EVENTS, values,
+                                     returning=("id", "contact_id", "visitor_id")))
+    bulk.insert_rows(connection, _QUEUE, [
         {"partition": partition_of(contact_id, visitor_id), "event_id": event_id}
         for event_id, contact_id, visitor_id in stored])
     ids = [event_id for event_id, _, _ in stored]

@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from engine import bulk
 from engine.contacts.models import Company, Contact, Subscription
 from engine.contacts.store import dialect_insert
 from engine.db import db, utcnow, write
@@ -108,12 +109,6 @@ def enqueue(target: Mailing, contact_ids: Iterable[int], *, occurrence: str = ""
     return enqueue_each(target, ((c, occurrence) for c in contact_ids))
 
 
-def _queue_statement() -> Any:
-    insert = dialect_insert(db.session.get_bind().dialect.name)
-    return insert(SENDS).on_conflict_do_nothing(
-        index_elements=["mailing_id", "contact_id", "occurrence"]).returning(SENDS.c.id)
-
-
 def enqueue_each(target: Mailing, recipients: Iterable[tuple[int, str]]) -> int:
     """Queue `target` to (contact, occurrence) pairs (inside `write()`): a drip email sent
     once per enrolment, where each recipient has an occurrence of their own. Pairs already
@@ -126,9 +121,9 @@ def enqueue_each(target: Mailing, recipients: Iterable[tuple[int, str]]) -> int:
     rows = [{"mailing_id": target.id, "contact_id": cid, "occurrence": occurrence,
              "email": "", "status": "queued", "message_id": "", "attempts": 0,
              "error": "", "created_at": now} for cid, occurrence in pairs]
-    # One statement, compiled once and cached, sent as multi-row batches (SQLAlchemy's
-    # "insertmanyvalues"), rather than a VALUES list of its own compiled for every call.
-    queued = sorted(db.session.connection().execute(_queue_statement(), rows).scalars().all())
+    queued = sorted(i for (i,) in bulk.insert_rows(
+        db.session.connection(), SENDS, rows, returning=("id",),
+        skip_conflicts=("mailing_id", "contact_id", "occurrence")))
     for start in range(0, len(queued), BATCH):
         outbox.add("mail.send_mailing", send_ids=queued[start:start + BATCH])
     return len(queued)

@@ -16,8 +16,9 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, select
 
+from engine import bulk
 from engine.db import db, is_sqlite
 from plugins.workflows.models import DueStep, Enrolment, Workflow
 
@@ -125,7 +126,7 @@ def write(batch: Batch, due_rows: dict[int, Any]) -> None:
     _update(connection, DUE, DUE_CHANGES, changed)
     new = [row for row in due_rows.values() if isinstance(row, DueRow) and row.id is None]
     if new:
-        connection.execute(insert(DUE), [
+        bulk.insert_rows(connection, DUE, [
             {name: getattr(row, name) for name in _NAMES[DueRow] if name != "id"}
             for row in new])
     _update(connection, ENROLMENTS, ENROLMENT_CHANGES, [
@@ -139,8 +140,7 @@ class LostRow(RuntimeError):
 def _update(connection: Any, table: Any, columns: tuple[str, ...], rows: list[Any]) -> None:
     if not rows:
         return
-    statement = update(table).where(table.c.id == bindparam("row_id"))
-    result = connection.execute(statement, [
-        {"row_id": row.id, **{name: getattr(row, name) for name in columns}} for row in rows])
-    if result.rowcount not in (-1, len(rows)):
-        raise LostRow(f"{table.name}: {result.rowcount} of {len(rows)} rows updated")
+    updated = bulk.update_rows(connection, table, [
+        {"id": row.id, **{name: getattr(row, name) for name in columns}} for row in rows])
+    if updated not in (-1, len(rows)):
+        raise LostRow(f"{table.name}: {updated} of {len(rows)} rows updated")

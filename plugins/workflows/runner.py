@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from engine import events
+from engine import bulk, events
 from engine.contacts import service as contacts_service
 from engine.contacts import store
 from engine.contacts.models import Contact
@@ -361,7 +361,7 @@ def write_history(run: Run) -> None:
     if run.history:
         try:
             with db.session.begin_nested():
-                db.session.execute(insert(RUNS), run.history)
+                bulk.insert_rows(db.session.connection(), RUNS, run.history)
         except IntegrityError:
             raise AlreadyRan(run.history[0]["step"]) from None
         finally:

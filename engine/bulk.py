@@ -1,0 +1,207 @@
+"""Many rows in one statement: INSERT and UPDATE of hundreds of rows at a time.
+
+The busiest writers (events recorded by a batch, a workflow batch's history and emails, a
+mailing's ledger rows) write hundreds of rows per statement. SQLAlchemy sends such an
+`executemany` to PostgreSQL as one `INSERT … VALUES (…), (…)` with a parameter per value
+("insertmanyvalues"): a statement of thousands of parameters that psycopg splits with a regex
+and PostgreSQL parses and plans afresh each time (neither can cache a statement that long),
+and an UPDATE as one statement per row. Measured at 500 rows of eight columns (this machine,
+one connection): an INSERT cost 11 ms of client and 6.5 ms of server CPU that way.
+
+On PostgreSQL these helpers send one short statement per table instead, whatever the number
+of rows, with one parameter per column: the column's values as an array literal, which the
+server parses itself and `unnest`s back into rows (`INSERT … SELECT … FROM unnest(…)`,
+`UPDATE … FROM unnest(…)`). The same INSERT then cost 5–6 ms of client and 2.7 ms of server
+CPU. Values are bound as each column's type binds them (a `TypeDecorator`'s
+`process_bind_param`, JSON as text), so rows read back the same either way. Rows are inserted
+in the order given (`WITH ORDINALITY … ORDER BY`), so ids from a sequence ascend with it.
+SQLite keeps SQLAlchemy's own path: it binds values natively and has no array type.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    insert,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
+
+PG = postgresql.dialect()
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
+                returning: Sequence[str] = (),
+                skip_conflicts: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """INSERT `rows` (dicts with the same keys) into `table`; returns the `returning` columns
+    of each inserted row as tuples (in no promised order). With `skip_conflicts` (the columns
+    of a unique index), rows that would break it are left out (`ON CONFLICT DO NOTHING`)."""
+    if not rows:
+        return []
+    names = tuple(rows[0])
+    if connection.dialect.name != "postgresql":
+        statement: Any = insert(table)
+        if skip_conflicts:
+            statement = sqlite.insert(table).on_conflict_do_nothing(
+                index_elements=list(skip_conflicts))
+        if returning:
+            statement = statement.returning(*(table.c[name] for name in returning))
+            return [tuple(row) for row in connection.execute(statement, list(rows))]
+        connection.execute(statement, list(rows))
+        return []
+    defaults = _python_defaults(table, names)
+    if defaults:  # as SQLAlchemy fills them in for the columns a row leaves out
+        rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
+        names = (*names, *(name for name, _ in defaults))
+    statement = _insert_statement(table, names, tuple(returning), tuple(skip_conflicts))
+    result = connection.execute(statement, _arrays(table, names, rows))
+    return [tuple(row) for row in result] if returning else []
+
+
+def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
+                key: str = "id") -> int:
+    """UPDATE each row of `table` whose `key` column equals a dict's `key` with the dict's
+    other values (every dict has the same keys); returns how many rows were updated."""
+    if not rows:
+        return 0
+    names = tuple(name for name in rows[0] if name != key)
+    if connection.dialect.name != "postgresql":
+        # The SET clause is made from the parameters' names (SQLAlchemy's executemany).
+        statement = update(table).where(table.c[key] == bindparam("_bulk_key"))
+        result = connection.execute(statement, [
+            {"_bulk_key": row[key], **{name: row[name] for name in names}} for row in rows])
+        return result.rowcount
+    statement = _update_statement(table, key, names)
+    return connection.execute(statement, _arrays(table, (key, *names), rows)).rowcount
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+@lru_cache(maxsize=128)
+def _python_defaults(table: Table, names: tuple[str, ...]
+                     ) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    """The columns left out that have a default made in Python (`default=0`,
+    `default=utcnow`), each with a function making its value; server defaults are the
+    database's to fill."""
+    found = []
+    for column in table.columns:
+        default = column.default
+        if column.name in names or default is None:
+            continue
+        if default.is_scalar:
+            found.append((column.name, lambda value=default.arg: value))
+        elif default.is_callable:
+            found.append((column.name, lambda make=default.arg: make(None)))
+    return tuple(found)
+
+
+@lru_cache(maxsize=128)
+def _insert_statement(table: Table, names: tuple[str, ...], returning: tuple[str, ...],
+                      conflicts: tuple[str, ...]) -> Any:
+    columns = ", ".join(_quoted(name) for name in names)
+    aliases = ", ".join(f"c{i}" for i in range(len(names)))
+    sql = (f"INSERT INTO {_quoted(table.name)} ({columns}) SELECT {aliases} FROM "
+           f"{_unnest(table, names)} WITH ORDINALITY AS u({aliases}, _n) ORDER BY _n")
+    if conflicts:
+        sql += f" ON CONFLICT ({', '.join(_quoted(name) for name in conflicts)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(_quoted(name) for name in returning)}"
+    return text(sql)
+
+
+@lru_cache(maxsize=128)
+def _update_statement(table: Table, key: str, names: tuple[str, ...]) -> Any:
+    target = _quoted(table.name)
+    aliases = ", ".join(f"c{i}" for i in range(len(names) + 1))
+    settings = ", ".join(f"{_quoted(name)} = u.c{i + 1}" for i, name in enumerate(names))
+    return text(f"UPDATE {target} SET {settings} FROM {_unnest(table, (key, *names))} "
+                f"AS u({aliases}) WHERE {target}.{_quoted(key)} = u.c0")
+
+
+def _unnest(table: Table, names: tuple[str, ...]) -> str:
+    casts = ", ".join(f"CAST(:a{i} AS {_array_of(table.c[name].type)}[])"
+                      for i, name in enumerate(names))
+    return f"unnest({casts})"
+
+
+def _array_of(column_type: Any) -> str:
+    """The array's element type: the column's, but text for strings and plain numeric for
+    decimals, so that a value too long or too precise is refused when it is assigned to the
+    column, as a plain INSERT refuses it (a cast to `VARCHAR(40)` would cut it silently)."""
+    base = column_type.impl_instance if isinstance(column_type, TypeDecorator) else column_type
+    if isinstance(base, String) and not isinstance(base, JSON):
+        return "TEXT"
+    if isinstance(base, Numeric) and not isinstance(base, Integer):
+        return "NUMERIC"
+    return column_type.compile(dialect=PG)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _arrays(table: Table, names: tuple[str, ...], rows: Sequence[dict[str, Any]]
+            ) -> dict[str, str]:
+    """Each column's values as a PostgreSQL array literal, `{…}`."""
+    encoders = _encoders(table, names)
+    return {f"a{i}": "{" + ",".join(map(encode, (row[name] for row in rows))) + "}"
+            for i, (name, encode) in enumerate(zip(names, encoders, strict=True))}
+
+
+@lru_cache(maxsize=128)
+def _encoders(table: Table, names: tuple[str, ...]) -> tuple[Callable[[Any], str], ...]:
+    return tuple(_encoder(table.c[name].type) for name in names)
+
+
+def _encoder(column_type: Any) -> Callable[[Any], str]:
+    """An array element as PostgreSQL reads it: NULL, or the value's text in double quotes
+    (backslashes and quotes escaped), bound as SQLAlchemy would bind it for this type."""
+    before: Callable[[Any], Any] | None = None
+    if isinstance(column_type, TypeDecorator):
+        decorator = column_type
+        before = lambda value: decorator.process_bind_param(value, PG)  # noqa: E731
+        column_type = column_type.impl_instance
+    if isinstance(column_type, Integer) and before is None:
+        return _integer
+    if isinstance(column_type, JSON):
+        none_as_null = column_type.none_as_null
+        as_text = lambda value: None if value is None and none_as_null else json.dumps(value)  # noqa: E731
+    elif isinstance(column_type, Boolean):
+        as_text = lambda value: None if value is None else ("t" if value else "f")  # noqa: E731
+    else:
+        as_text = _plain
+
+    def encode(value: Any) -> str:
+        if before is not None:
+            value = before(value)
+        written = as_text(value)
+        if written is None:
+            return "NULL"
+        return '"' + written.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return encode
+
+
+def _integer(value: Any) -> str:
+    return "NULL" if value is None else str(int(value))
+
+
+def _plain(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
