@@ -21,8 +21,8 @@ event within 2 s (a hand-over to Redis every 50 ms, a drainer process storing ea
 row, a batch per transaction); its distance to the bare endpoint is what storing costs on the
 same CPUs.
 All the load comes from one address, so the site runs with rate limits too high to bite: the
-events are still counted (a Redis round trip per ten events of an address, the most any busy
-address costs).
+events are still counted in each web process, and reported to Redis in blocks of 1% of the
+limit (so, with a limit this high, never during the run).
 
     python bench/beacon.py [--duration S] [--connections N] [--rounds R] [--new-visitors]
 """

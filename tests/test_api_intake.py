@@ -363,3 +363,20 @@ def test_the_rate_limit_counts_across_processes_within_the_documented_slack(app)
         assert not two.admit([("api:test-shared", limit)])
         alone = BlockLimits(60, block)
         assert sum(alone.admit([("api:test-alone", 3)]) for _ in range(5)) == 3  # exact
+
+
+def test_a_high_limit_is_reported_in_blocks_of_a_hundredth_of_it(app):
+    """A key allowed 5,000 hits reports every 50th (1%), not every 10th; two processes then
+    admit at most the limit plus 49 each, and the limit still holds across them."""
+    from engine.jobs import connection
+    from engine.web.ratelimit import BlockLimits
+    limit = 5000
+    with app.app_context():
+        one, two = BlockLimits(60, 10), BlockLimits(60, 10)
+        assert all(one.admit([("api:test-high", limit)]) for _ in range(149))
+        buckets = connection().keys("magnet:rl:api:test-high:*")
+        assert [int(connection().get(b)) for b in buckets] == [2]  # 2 blocks of 50, not 14
+        admitted = 149 + sum(two.admit([("api:test-high", limit)]) for _ in range(limit))
+        admitted += sum(one.admit([("api:test-high", limit)]) for _ in range(100))
+        assert limit - 50 <= admitted <= limit + 2 * 49
+        assert not one.admit([("api:test-high", limit)])

@@ -12,8 +12,9 @@ from flask import Flask
 DEFAULTS = {
     "API_RATE_LIMIT": 100,  # requests per key per API_RATE_WINDOW seconds
     "API_RATE_WINDOW": 1,
-    # A process reports a key's requests to the shared (Redis) counter once per this many, so
-    # across N processes a key can pass the limit by up to N x (API_RATE_BLOCK - 1).
+    # A process reports a key's requests to the shared (Redis) counter once per this many (or
+    # per 1% of the limit, when that is more), so across N processes a key can pass the limit
+    # by up to N x (API_RATE_BLOCK - 1), or N x 1% of it.
     "API_RATE_BLOCK": 10,
     "API_MAX_BYTES": 64 * 1024,
     "API_IDEMPOTENCY_SECONDS": 86400,  # how long an idempotency key is remembered

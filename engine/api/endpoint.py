@@ -15,8 +15,9 @@ wrong gets 400/401/413/415/422/429 with `{"error": "..."}` saying what, and noth
 Other methods at the address get a JSON 405 naming the one allowed.
 
 The rate limit is counted per process and reported to the shared counter in blocks of
-`API_RATE_BLOCK` (`engine.web.ratelimit.BlockLimits`), so most requests make no round trip to
-Redis: exact within a process, up to `API_RATE_BLOCK - 1` over per process across them.
+`API_RATE_BLOCK`, or of 1% of the limit when that is more (`engine.web.ratelimit.BlockLimits`),
+so most requests make no round trip to Redis: exact within a process, up to a block less one
+over per process across them.
 """
 from __future__ import annotations
 

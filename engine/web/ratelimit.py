@@ -84,11 +84,16 @@ class BlockLimits:
 
     A round trip to Redis per hit costs more than the rest of a cheap request (a beacon hit,
     an event accepted by the API), so each process counts a key's hits itself and reports
-    them to the shared counter once every `block` hits: a key sending a process fewer than
-    `block` hits a window costs no round trip at all, a busy one a round trip per `block`.
-    Within one process a limit is exact; across processes a key can pass it by at most
-    `block - 1` per process (the hits each counted and not yet reported).
+    them to the shared counter once every block of hits: a key sending a process fewer hits
+    than a block in a window costs no round trip at all, a busy one a round trip per block.
+    A block is `block` hits, or a hundredth of the limit when that is more (`SHARE`): a key
+    allowed 100,000 hits a minute (an office behind one address, an integration sending
+    events in bulk) need not report every tenth. Within one process a limit is exact; across
+    processes a key can pass it by at most a block less one per process (the hits each
+    counted and not yet reported): `block - 1`, or 1% of the limit.
     """
+
+    SHARE = 100  # a block is at least this fraction of its limit (1%)
 
     def __init__(self, window: int, block: int, max_keys: int = 100_000) -> None:
         self.window, self.block, self.max_keys = window, max(1, block), max_keys
@@ -113,10 +118,11 @@ class BlockLimits:
                 return False
             for key, limit in limits:
                 count = self.counts[key] = self.counts.get(key, 0) + 1
-                if count % self.block == 0:
+                block = max(self.block, limit // self.SHARE)
+                if count % block == 0:
                     # the limit in whole blocks, rounded down: together the processes then pass
                     # it by at most block - 1 hits each (what each holds back unreported)
-                    due.append((key, max(1, limit // self.block)))
+                    due.append((key, max(1, limit // block)))
         if not due:
             return True
         verdicts = self.shared.hit_all(due, self.window)

@@ -4,9 +4,10 @@ The limits hold across every web process: they are counted by the engine's `Bloc
 (Redis, one round trip for all of a hit's counters; per process while Redis is away). A round
 trip per hit would cost more than the rest of the hit (the reason the hand-over batches events),
 so each process counts an address's hits itself and reports them to the shared counters in
-blocks of `BLOCK`: an address sending a process fewer than `BLOCK` events a minute costs no
-round trip at all, a busy one a round trip per `BLOCK` events. Within one process a limit is
-exact; across processes an address can pass it by at most `BLOCK - 1` per process.
+blocks of `BLOCK` (or of 1% of the limit, when that is more): an address sending a process
+fewer events a minute than a block costs no round trip at all, a busy one a round trip per
+block. Within one process a limit is exact; across processes an address can pass it by at
+most a block less one per process.
 """
 from __future__ import annotations
 
