@@ -1,6 +1,7 @@
 """The jobs runtime: outbox durability and exactly-once claims, retries, periodic jobs, health."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -197,6 +198,27 @@ def test_periodic_job_runs_once_per_interval_across_workers(jobs_app):
     for ticker in tickers:
         ticker.maybe_enqueue(sweep)
     assert Queue("default", connection=conn).count == 1
+
+
+def test_a_ticker_asks_redis_about_a_periodic_job_once_per_interval(jobs_app):
+    """Once a periodic job's lock is taken (by this worker or another), a worker's ticker
+    does not ask Redis about it again until the lock runs out."""
+    from engine.jobs.connection import client_for
+    from engine.jobs.worker import Ticker
+    conn = client_for(jobs_app)
+    sweep = jobs_app.extensions["magnet.jobs"]["outbox.sweep"]  # every 5 s
+    one, two = Ticker(jobs_app, conn, "w1"), Ticker(jobs_app, conn, "w2")
+
+    def sets() -> int:
+        return int(conn.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
+
+    before = sets()
+    for _ in range(20):
+        one.maybe_enqueue(sweep)
+        two.maybe_enqueue(sweep)
+    assert sets() - before == 2  # one question each, then each knows the lock's time left
+    assert Queue("default", connection=conn).count == 1
+    assert one.locked_until["outbox.sweep"] > time.monotonic() + sweep.every / 2
 
 
 def test_healthz_counts_live_workers(jobs_app):
