@@ -151,7 +151,8 @@ def _array_of(column_type: Any) -> str:
 
 
 def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """A table's or column's name as SQLAlchemy writes it (quoted only where it must be)."""
+    return PG.identifier_preparer.quote(name)
 
 
 def _arrays(table: Table, names: tuple[str, ...], rows: Sequence[dict[str, Any]]

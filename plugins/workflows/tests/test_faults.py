@@ -31,7 +31,9 @@ from plugins.workflows.tests.support import run_due, site, template, workflow
 
 STEPS = ("s1", "s2", "s3", "s4")  # wait, email and tag, end: each ran once per enrolment
 TAG = "dripped"
-RUN_DUE_LOCK = "magnet:running:workflows.run_due"  # held while a periodic run goes on
+# Held while a periodic run goes on: one per slot, as `workflows.run_due` may run 4 at once.
+RUN_DUE_LOCKS = ["magnet:running:workflows.run_due" + (f":{slot}" if slot else "")
+                 for slot in range(4)]
 
 
 def drip(app: Any, name: str = "Drip", template_name: str = "Welcome",
@@ -137,11 +139,13 @@ def assert_each_ran_once(app: Any, ids: list[int]) -> None:
 @pytest.mark.slow
 @pytest.mark.both_backends
 def test_two_workers_run_each_step_once_and_send_each_email_once(make_app, smtp_server):
-    """The periodic `workflows.run_due` never runs twice at once (`engine.jobs.runner` holds a
-    lock while it runs), and one run could take the whole crowd in one batch. So here the lock
-    is held, as a long run elsewhere would hold it, and both workers are handed small batches
-    (`runner.run_batch` jobs): the two processes claim due rows at the same moment. Then the
-    periodic runs take over again, and the two share the sending."""
+    """The periodic `workflows.run_due` runs at most four at once (`engine.jobs.runner` holds
+    a lock per slot while a run goes on), and one run could take the whole crowd in one batch.
+    So here every slot's lock is held, as long runs elsewhere would hold them (with only the
+    first held, a periodic run in another slot took the whole crowd now and then), and both
+    workers are handed small batches (`runner.run_batch` jobs): the two processes claim due
+    rows at the same moment. Then the periodic runs take over again, and the two share the
+    sending."""
     count = 300
     app = site(make_app, smtp_server)
     workers = [start_worker(app) for _ in range(2)]  # running while the crowd is enrolled
@@ -150,14 +154,15 @@ def test_two_workers_run_each_step_once_and_send_each_email_once(make_app, smtp_
         ids = crowd(app, count)
         enrol(app, flow, ids)
         with app.app_context():
-            redis = connection()  # taken once no periodic run holds it: none starts now
-            assert wait_until(lambda: redis.set(RUN_DUE_LOCK, "1", nx=True, ex=60), 30)
+            redis = connection()  # each taken once no periodic run holds it: none starts now
+            for lock in RUN_DUE_LOCKS:
+                assert wait_until(lambda lock=lock: redis.set(lock, "1", nx=True, ex=60), 30)
             assert wait_is_over(app) == count
             queue = Queue("default", connection=redis)
             for _ in range(8):
                 queue.enqueue(runner.run_batch, 40)
             ran = wait_until(lambda: completed(app) == count, 60)
-            redis.delete(RUN_DUE_LOCK)
+            redis.delete(*RUN_DUE_LOCKS)
         done = ran and wait_until(lambda: ledger(app) == {"sent": count}
                                   and len(smtp_server.messages) >= count, 90)
         time.sleep(1)  # a duplicate would come right after the last send
