@@ -53,16 +53,10 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if not rows:
         return []
     names = tuple(rows[0])
-    if connection.dialect.name != "postgresql":
-        statement: Any = insert(table)
-        if skip_conflicts:
-            statement = sqlite.insert(table).on_conflict_do_nothing(
-                index_elements=list(skip_conflicts))
-        if returning:
-            statement = statement.returning(*(table.c[name] for name in returning))
-            return [tuple(row) for row in connection.execute(statement, list(rows))]
-        connection.execute(statement, list(rows))
-        return []
+    if connection.dialect.name != "postgresql":  # SQLite
+        statement = _sqlite_insert(table, tuple(returning), tuple(skip_conflicts))
+        result = connection.execute(statement, list(rows))
+        return [tuple(row) for row in result] if returning else []
     defaults = _python_defaults(table, names)
     if defaults:  # as SQLAlchemy fills them in for the columns a row leaves out
         rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
@@ -70,6 +64,17 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     statement = _insert_statement(table, names, tuple(returning), tuple(skip_conflicts))
     result = connection.execute(statement, _arrays(table, names, rows))
     return [tuple(row) for row in result] if returning else []
+
+
+@lru_cache(maxsize=128)
+def _sqlite_insert(table: Table, returning: tuple[str, ...], conflicts: tuple[str, ...]) -> Any:
+    """SQLAlchemy's own multi-row INSERT, made once per shape."""
+    statement: Any = insert(table)
+    if conflicts:
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflicts))
+    if returning:
+        statement = statement.returning(*(table.c[name] for name in returning))
+    return statement
 
 
 def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
@@ -81,12 +86,16 @@ def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     names = tuple(name for name in rows[0] if name != key)
     if connection.dialect.name != "postgresql":
         # The SET clause is made from the parameters' names (SQLAlchemy's executemany).
-        statement = update(table).where(table.c[key] == bindparam("_bulk_key"))
-        result = connection.execute(statement, [
+        result = connection.execute(_sqlite_update(table, key), [
             {"_bulk_key": row[key], **{name: row[name] for name in names}} for row in rows])
         return result.rowcount
     statement = _update_statement(table, key, names)
     return connection.execute(statement, _arrays(table, (key, *names), rows)).rowcount
+
+
+@lru_cache(maxsize=128)
+def _sqlite_update(table: Table, key: str) -> Any:
+    return update(table).where(table.c[key] == bindparam("_bulk_key"))
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
