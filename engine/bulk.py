@@ -5,14 +5,15 @@ mailing's ledger rows) write hundreds of rows per statement. SQLAlchemy sends su
 `executemany` to PostgreSQL as one `INSERT … VALUES (…), (…)` with a parameter per value
 ("insertmanyvalues"): a statement of thousands of parameters that psycopg splits with a regex
 and PostgreSQL parses and plans afresh each time (neither can cache a statement that long),
-and an UPDATE as one statement per row. Measured at 500 rows of eight columns (this machine,
-one connection): an INSERT cost 11 ms of client and 6.5 ms of server CPU that way.
+and an UPDATE as one statement per row. At 500 rows of eight columns an INSERT cost 11–12.5 ms
+of client and 6.6–7.1 ms of server CPU that way, an UPDATE of four columns 9 ms and 6–6.5 ms
+(`bench/bulk_writes.py`).
 
 On PostgreSQL these helpers send one short statement per table instead, whatever the number
 of rows, with one parameter per column: the column's values as an array literal, which the
 server parses itself and `unnest`s back into rows (`INSERT … SELECT … FROM unnest(…)`,
-`UPDATE … FROM unnest(…)`). The same INSERT then cost 5–6 ms of client and 2.7 ms of server
-CPU. Values are bound as each column's type binds them (a `TypeDecorator`'s
+`UPDATE … FROM unnest(…)`). The same INSERT then costs 3.1–3.2 ms and 2.1 ms, the UPDATE
+1.9–2.2 ms and 2.9–4.1 ms. Values are bound as each column's type binds them (a `TypeDecorator`'s
 `process_bind_param`, JSON as text), so rows read back the same either way. Rows are inserted
 in the order given (`WITH ORDINALITY … ORDER BY`), so ids from a sequence ascend with it.
 SQLite keeps SQLAlchemy's own path: it binds values natively and has no array type.
