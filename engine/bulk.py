@@ -16,7 +16,9 @@ server parses itself and `unnest`s back into rows (`INSERT … SELECT … FROM u
 1.9–2.2 ms and 2.9–4.1 ms. Values are bound as each column's type binds them (a `TypeDecorator`'s
 `process_bind_param`, JSON as text), so rows read back the same either way. Rows are inserted
 in the order given (`WITH ORDINALITY … ORDER BY`), so ids from a sequence ascend with it.
-SQLite keeps SQLAlchemy's own path: it binds values natively and has no array type.
+SQLite keeps SQLAlchemy's own path (it binds values natively and has no array type), whose
+multi-row `VALUES` SQLite numbers in order too; asking SQLAlchemy to sort `RETURNING` rows by
+parameter order instead would send one INSERT per row there, so callers sort the ids.
 """
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ class BlockLimits:
     counted and not yet reported): `block - 1`, or 1% of the limit.
     """
 
-    SHARE = 100  # a block is at least this fraction of its limit (1%)
+    SHARE = 100  # a block is at least 1/SHARE of its limit (1%)
 
     def __init__(self, window: int, block: int, max_keys: int = 100_000) -> None:
         self.window, self.block, self.max_keys = window, max(1, block), max_keys
