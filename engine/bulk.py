@@ -16,13 +16,19 @@ server parses itself and `unnest`s back into rows (`INSERT … SELECT … FROM u
 1.9–2.2 ms and 2.9–4.1 ms. Values are bound as each column's type binds them (a `TypeDecorator`'s
 `process_bind_param`, JSON as text), so rows read back the same either way. Rows are inserted
 in the order given (`WITH ORDINALITY … ORDER BY`), so ids from a sequence ascend with it.
-SQLite keeps SQLAlchemy's own path (it binds values natively and has no array type), whose
-multi-row `VALUES` SQLite numbers in order too; asking SQLAlchemy to sort `RETURNING` rows by
-parameter order instead would send one INSERT per row there, so callers sort the ids.
+On SQLite (no array type) the rows go as a multi-row `INSERT … VALUES (?, …), (?, …)`, up to
+`SQLITE_ROWS` rows or SQLite's limit of parameters per statement, its SQL made once per shape,
+and an UPDATE as the driver's `executemany` of one short statement; both through
+`exec_driver_sql`, with each value bound as SQLAlchemy binds it for its column. SQLAlchemy's
+own executemany did the same work with its compiler's per-row bookkeeping, which cost more
+than SQLite's: about half of an API drain's time inside its write transaction, when every
+web process waits for that transaction to end. SQLite numbers a multi-row `VALUES` in order;
+it does not promise the order of `RETURNING` rows, so callers sort the ids.
 """
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
@@ -35,16 +41,14 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
-    bindparam,
-    insert,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
 PG = postgresql.dialect()
+SQLITE = sqlite.dialect()
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
@@ -56,28 +60,16 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if not rows:
         return []
     names = tuple(rows[0])
-    if connection.dialect.name != "postgresql":  # SQLite
-        statement = _sqlite_insert(table, tuple(returning), tuple(skip_conflicts))
-        result = connection.execute(statement, list(rows))
-        return [tuple(row) for row in result] if returning else []
     defaults = _python_defaults(table, names)
     if defaults:  # as SQLAlchemy fills them in for the columns a row leaves out
         rows = [{**row, **{name: make() for name, make in defaults}} for row in rows]
         names = (*names, *(name for name, _ in defaults))
+    if connection.dialect.name != "postgresql":
+        return _sqlite_insert(connection, table, names, rows, tuple(returning),
+                              tuple(skip_conflicts))
     statement = _insert_statement(table, names, tuple(returning), tuple(skip_conflicts))
     result = connection.execute(statement, _arrays(table, names, rows))
     return [tuple(row) for row in result] if returning else []
-
-
-@lru_cache(maxsize=128)
-def _sqlite_insert(table: Table, returning: tuple[str, ...], conflicts: tuple[str, ...]) -> Any:
-    """SQLAlchemy's own multi-row INSERT, made once per shape."""
-    statement: Any = insert(table)
-    if conflicts:
-        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflicts))
-    if returning:
-        statement = statement.returning(*(table.c[name] for name in returning))
-    return statement
 
 
 def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
@@ -88,17 +80,82 @@ def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
         return 0
     names = tuple(name for name in rows[0] if name != key)
     if connection.dialect.name != "postgresql":
-        # The SET clause is made from the parameters' names (SQLAlchemy's executemany).
-        result = connection.execute(_sqlite_update(table, key), [
-            {"_bulk_key": row[key], **{name: row[name] for name in names}} for row in rows])
-        return result.rowcount
+        sql = _sqlite_update_sql(table, key, names)
+        return connection.exec_driver_sql(
+            sql, _sqlite_values(connection, table, (*names, key), rows)).rowcount
     statement = _update_statement(table, key, names)
     return connection.execute(statement, _arrays(table, (key, *names), rows)).rowcount
 
 
+# --- SQLite --------------------------------------------------------------------------------------
+
+SQLITE_ROWS = 1000  # rows per INSERT statement at most, as SQLAlchemy's insertmanyvalues
+
+
+def _sqlite_insert(connection: Connection, table: Table, names: tuple[str, ...],
+                   rows: Sequence[dict[str, Any]], returning: tuple[str, ...],
+                   conflicts: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Multi-row INSERTs of at most `SQLITE_ROWS` rows and SQLite's limit of parameters."""
+    per_statement = max(1, min(SQLITE_ROWS, _sqlite_parameters(connection) // len(names)))
+    values = _sqlite_values(connection, table, names, rows)
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), per_statement):
+        chunk = values[start:start + per_statement]
+        sql = _sqlite_insert_sql(table, names, len(chunk), returning, conflicts)
+        result = connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        if returning:
+            found.extend(tuple(row) for row in result)
+    return found
+
+
+def _sqlite_values(connection: Connection, table: Table, names: tuple[str, ...],
+                   rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values in `names`' order, bound as SQLAlchemy binds them for their columns
+    (a `TypeDecorator`'s `process_bind_param`, JSON as text, times as SQLite's text)."""
+    binds = _sqlite_binds(table, names, connection.dialect)
+    return [tuple(bind(row[name]) for bind, name in zip(binds, names)) for row in rows]
+
+
 @lru_cache(maxsize=128)
-def _sqlite_update(table: Table, key: str) -> Any:
-    return update(table).where(table.c[key] == bindparam("_bulk_key"))
+def _sqlite_binds(table: Table, names: tuple[str, ...], dialect: Any
+                  ) -> tuple[Callable[[Any], Any], ...]:
+    return tuple(table.c[name].type.bind_processor(dialect) or _unchanged for name in names)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _sqlite_parameters(connection: Connection) -> int:
+    """SQLite's limit of parameters in one statement (32,766 since 3.32; 999 before)."""
+    raw = connection.connection.driver_connection
+    getlimit = getattr(raw, "getlimit", None)
+    return getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else 999
+
+
+@lru_cache(maxsize=256)
+def _sqlite_insert_sql(table: Table, names: tuple[str, ...], count: int,
+                       returning: tuple[str, ...], conflicts: tuple[str, ...]) -> str:
+    row = "(" + ", ".join("?" * len(names)) + ")"
+    sql = (f"INSERT INTO {_quoted_sqlite(table.name)} "
+           f"({', '.join(_quoted_sqlite(name) for name in names)}) "
+           f"VALUES {', '.join([row] * count)}")
+    if conflicts:
+        sql += f" ON CONFLICT ({', '.join(_quoted_sqlite(name) for name in conflicts)}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(_quoted_sqlite(name) for name in returning)}"
+    return sql
+
+
+@lru_cache(maxsize=128)
+def _sqlite_update_sql(table: Table, key: str, names: tuple[str, ...]) -> str:
+    settings = ", ".join(f"{_quoted_sqlite(name)} = ?" for name in names)
+    return (f"UPDATE {_quoted_sqlite(table.name)} SET {settings} "
+            f"WHERE {_quoted_sqlite(key)} = ?")
+
+
+def _quoted_sqlite(name: str) -> str:
+    return SQLITE.identifier_preparer.quote(name)
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, desc, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from engine import events
+from engine import bulk, events
 from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError
@@ -59,9 +59,6 @@ INTAKE = IntakeRow.__table__
 C = INTAKE.c
 # A stored row keeps only what answers a retry (its ids and the request's hash): the address
 # and properties are on the contact and the event now, where erasure finds them.
-_MARK_STORED = (update(INTAKE).where(C.id == bindparam("row_id"))
-                .values(processed_at=bindparam("now"), event_id=bindparam("event"),
-                        contact_id=bindparam("contact"), email="", properties={}))
 _MARK_REFUSED = (update(INTAKE).where(C.id == bindparam("row_id"), C.processed_at.is_(None))
                  .values(processed_at=bindparam("now"), refused=bindparam("reason")))
 
@@ -181,10 +178,10 @@ def _drain(batch: int, taken: list[int], only: int | None = None) -> int:
         taken.extend(row.id for row in rows)
         stored, refused = _store(rows)
         now = utcnow()
-        keyed = [{"row_id": row.id, "now": now, "event": event_id, "contact": contact_id}
-                 for row, event_id, contact_id in stored if row.idempotency_key is not None]
-        if keyed:
-            connection.execute(_MARK_STORED, keyed)
+        bulk.update_rows(connection, INTAKE, [  # kept for retries, without the address
+            {"id": row.id, "processed_at": now, "event_id": event_id, "contact_id": contact_id,
+             "email": "", "properties": {}}
+            for row, event_id, contact_id in stored if row.idempotency_key is not None])
         done = [row.id for row, _, _ in stored if row.idempotency_key is None]
         if done:
             connection.execute(delete(INTAKE).where(C.id.in_(done)))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine import events
 from engine.api import drain, keys
+from engine.api.group_commit import GroupCommit
 from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
@@ -220,12 +223,32 @@ _INSERT_ONCE_SQLITE = (
 def _insert_on_sqlite(row: dict[str, Any]) -> int | None:
     """`_INSERT_ONCE` straight on SQLite's driver (`engine.db.driver_write`: the writer's
     turn, `BEGIN IMMEDIATE`, the statement, `COMMIT`), where SQLAlchemy's transaction and
-    statement machinery cost more than the INSERT. The new row's id, or None for a repeat of
-    an idempotency key (which `accept` then answers the usual way)."""
+    statement machinery cost more than the INSERT, in a transaction shared with this process's
+    other requests of the moment (`engine.api.group_commit`). The new row's id, or None for a
+    repeat of an idempotency key (which `accept` then answers the usual way)."""
     binds = driver_binds(tuple(INTAKE.c[name] for name in _SQLITE_COLUMNS), db.engine.dialect)
-    values = tuple(bind(row[name]) for bind, name in zip(binds, _SQLITE_COLUMNS))
-    with db.engine.connect() as connection, driver_write(connection) as raw:
-        found = raw.execute(_INSERT_ONCE_SQLITE, values).fetchone()
+    return _group_commit().write(
+        tuple(bind(row[name]) for bind, name in zip(binds, _SQLITE_COLUMNS)))
+
+
+def _group_commit() -> GroupCommit:
+    """This app's intake writer (one per app: each has its own database)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    found = app.extensions.get("magnet.api.group_commit")
+    if found is None:
+        engine = db.engine
+
+        @contextmanager
+        def transaction() -> Iterator[Any]:
+            with engine.connect() as connection, driver_write(connection) as raw:
+                yield raw
+        found = app.extensions.setdefault("magnet.api.group_commit",
+                                          GroupCommit(transaction, _insert_one))
+    return found
+
+
+def _insert_one(raw: Any, values: tuple[Any, ...]) -> int | None:
+    found = raw.execute(_INSERT_ONCE_SQLITE, values).fetchone()
     return None if found is None else int(found[0])
 
 

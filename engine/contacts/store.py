@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from engine import events
+from engine import bulk, events
 from engine.contacts import touches
 from engine.contacts.models import Company, Contact, ContactTag, Subscription, Tag
 from engine.db import db, utcnow
@@ -86,8 +86,6 @@ def _statements(dialect: str) -> SimpleNamespace:
     return SimpleNamespace(
         insert_contact=upsert(CONTACTS).on_conflict_do_nothing(index_elements=["email"])
         .returning(CONTACTS.c.id),
-        insert_contacts=upsert(CONTACTS).on_conflict_do_nothing(index_elements=["email"])
-        .returning(CONTACTS.c.email, CONTACTS.c.id),
         contacts_by_email=select(CONTACTS.c.email, CONTACTS.c.id, CONTACTS.c.merged_into_id,
                                  CONTACTS.c.status, CONTACTS.c.last_touch)
         .where(CONTACTS.c.email.in_(bindparam("emails", expanding=True))),
@@ -269,8 +267,9 @@ def save_addresses(addresses: Iterable[str], *, source: Mapping[str, Any] | None
            "consent_proof": {}, "first_touch": touch, "last_touch": touch, "status": "active",
            "merged_into_id": None, "created_at": now, "updated_at": now}
     del row["company"]
-    created = dict(conn.execute(sql.insert_contacts, [{**row, "email": address}
-                                                     for address in wanted]).all())
+    created = dict(bulk.insert_rows(conn, CONTACTS, [{**row, "email": address}
+                                                     for address in wanted],
+                                    returning=("email", "id"), skip_conflicts=("email",)))
     outcome: dict[str, Saved | ContactError] = {}
     for address in wanted:  # their `contact_created` in the order they came
         if address in created:
