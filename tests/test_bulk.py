@@ -104,3 +104,22 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(app, backend):
         with pytest.raises(DBAPIError), write():
             bulk.insert_rows(db.session.connection(), EVENTS, [_events(2)[1], too_long])
         assert db.session.scalar(select(EVENTS.c.id).limit(1)) is None
+
+
+@pytest.mark.both_backends
+def test_rows_sharing_one_value_and_rows_beyond_one_statement_are_stored_as_given(app):
+    """A value object shared by rows is bound once (SQLite), then a new object afresh; more
+    rows than one statement takes go in several."""
+    shared, other = {"source": "api"}, {"source": "form"}
+    moment = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+    rows = [{"type": "purchase", "contact_id": None, "visitor_id": f"v{i}", "url": "",
+             "properties": other if i % 500 == 7 else shared, "occurred_at": moment}
+            for i in range(bulk.SQLITE_ROWS + 20)]
+    with app.app_context():
+        with write():
+            ids = sorted(i for (i,) in bulk.insert_rows(db.session.connection(), EVENTS, rows,
+                                                        returning=("id",)))
+        stored = db.session.execute(select(EVENTS.c.visitor_id, EVENTS.c.properties)
+                                    .where(EVENTS.c.id.in_(ids)).order_by(EVENTS.c.id)).all()
+    assert [(row.visitor_id, row.properties) for row in stored] == [
+        (given["visitor_id"], given["properties"]) for given in rows]
