@@ -7,7 +7,8 @@ cycle would cost more than storing one. It takes
     Idempotency-Key: <up to 200 characters>   (optional; or "idempotency_key" in the body)
     {"email": "...", "type": "purchase", "properties": {...}, "occurred_at": "...Z"}
 checks it fully (the key, the key's rate limit, the event against its declared type), keeps it
-in the intake with one INSERT and answers 202 `{"id": <intake id>, "status": "accepted",
+in the intake with one INSERT (on SQLite committed together with the process's other requests
+of the moment: `engine.api.group_commit`) and answers 202 `{"id": <intake id>, "status": "accepted",
 "duplicate": false}`; a worker stores the contact and the event moments later
 (`engine.api.drain`). A repeat of an idempotency key answers 200 with the first request's id,
 `"duplicate": true`, and once the event is stored its `event_id` and `contact_id`. What is

@@ -94,9 +94,15 @@ class GroupCommit:
                     batch, self._queue = self._queue, []
             for queued in batch:  # each alone, so that one row's fault is its own
                 queued.result = exc if len(batch) == 1 else RETRY_ALONE
+            if not isinstance(exc, Exception):  # the leader itself is stopped (GreenletExit)
+                self._answer(batch)
+                raise
         else:
             for queued, result in zip(batch, results, strict=True):
                 queued.result = result
+        self._answer(batch)
+
+    def _answer(self, batch: list[_Queued]) -> None:
         self._hand_on()
         for queued in batch:
             if not queued.lead:

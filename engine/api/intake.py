@@ -178,7 +178,8 @@ _INSERT_ONCE = {
 def accept(email: Any, type_name: Any, properties: Any = None, occurred_at: Any = None, *,
            idempotency_key: str | None = None, api_key_id: int | None = None) -> Accepted:
     """Check an event from the API and keep it in the intake for the drain: one INSERT in one
-    short write transaction, then a wake for the drain. IntakeError when it is refused
+    short write transaction (on SQLite shared with the process's concurrent requests), then a
+    wake for the drain. IntakeError when it is refused
     (nothing kept); a repeat of an idempotency key answers with the first request's row, and
     the same key with a different event is an `IdempotencyConflict`."""
     address, name, clean, moment = check(email, type_name, properties, occurred_at,
