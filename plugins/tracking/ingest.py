@@ -15,8 +15,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-
+from engine import bulk
 from engine.contacts import identity, timezones
 from engine.db import db, write
 from engine.events import record_many
@@ -57,11 +56,9 @@ def first_stores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = {r["id"] for r in rows if r["id"]}
     if not ids:
         return rows
-    dialect = db.session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    stmt = insert(StoredEvent.__table__).on_conflict_do_nothing().returning(
-        StoredEvent.__table__.c.id)
-    new = set(db.session.execute(stmt, [{"id": i} for i in sorted(ids)]).scalars())
+    new = {i for (i,) in bulk.insert_rows(db.session.connection(), StoredEvent.__table__,
+                                          [{"id": i} for i in sorted(ids)],
+                                          returning=("id",), skip_conflicts=("id",))}
     kept = []
     for row in rows:
         if not row["id"]:

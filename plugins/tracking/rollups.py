@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine import bulk
 from engine.db import db
 from plugins.tracking.clean import host_and_path
 from plugins.tracking.models import (
@@ -49,10 +50,10 @@ def add_up(model: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
 
 def newly_seen(period: str, kind: str, subjects: set[str]) -> int:
     """Record who was active in `period`; how many of them were not recorded before."""
-    table = Seen.__table__
-    stmt = _insert()(table).on_conflict_do_nothing().returning(table.c.subject)
     rows = [{"period": period, "kind": kind, "subject": s} for s in sorted(subjects)]
-    return len(db.session.execute(stmt, rows).all())  # rowcount is -1 on psycopg
+    return len(bulk.insert_rows(db.session.connection(), Seen.__table__, rows,
+                                returning=("subject",),
+                                skip_conflicts=("period", "kind", "subject")))
 
 
 def add(events: list[dict[str, Any]], new_visits: list[dict[str, Any]]) -> None:

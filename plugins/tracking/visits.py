@@ -17,8 +17,9 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 
+from engine import bulk
 from engine.contacts import touches as core_touches
 from engine.db import db
 from plugins.tracking import clean
@@ -41,8 +42,8 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> Assigned:
     """Give each event (oldest first) its visit, opening new ones; returns the new visits and
     the zones new to their visit (see `Assigned`).
 
-    Works on plain dicts and writes with two executemany statements (one INSERT, one UPDATE):
-    a batch can open thousands of visits, and ORM objects would cost more than the SQL.
+    Works on plain dicts and writes with two statements (one bulk INSERT, one executemany
+    UPDATE): a batch can open thousands of visits, and ORM objects would cost more than the SQL.
     """
     table = Visit.__table__
     visitor_ids = {e["visitor_id"] for e in events}
@@ -83,7 +84,8 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> Assigned:
         visit["page_views"] += e["type"] == "page_view"
         props["visit"] = visit["id"]
     if new:
-        db.session.execute(insert(table), [{c: v[c] for c in VISIT_COLUMNS} for v in new])
+        bulk.insert_rows(db.session.connection(), table,
+                         [{c: v[c] for c in VISIT_COLUMNS} for v in new])
     if changed:
         db.session.execute(
             update(table).where(table.c.id == bindparam("visit_id")).values(
