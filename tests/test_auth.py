@@ -467,3 +467,18 @@ def test_a_missing_role_is_explained(app):
     assert page.status_code == 403
     assert "This needs the owner role" in page.get_data(as_text=True)
     assert "read-protected" not in page.get_data(as_text=True)
+
+
+def test_pages_made_for_a_signed_in_person_are_kept_by_no_shared_cache(app):
+    """A public page seen signed in (with the admin bar) and the admin itself are
+    `private, no-store`; the same page seen anonymously stays publicly cacheable."""
+    from engine.content import service
+    with app.app_context():
+        path = service.create_item("page", "Pricing", body="Plans", status="published").path
+    anonymous = app.test_client().get(path)
+    assert anonymous.status_code == 200
+    assert "private" not in anonymous.headers.get("Cache-Control", "")
+    owner = signed_in(app, "owner")
+    seen = owner.get(path)
+    assert seen.status_code == 200 and seen.headers["Cache-Control"] == "private, no-store"
+    assert owner.get("/admin/").headers["Cache-Control"] == "no-store"  # the admin's own

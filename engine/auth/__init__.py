@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, has_request_context, request
+from flask import Flask, Response, abort, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
@@ -103,6 +103,19 @@ def _csrf_for_admin() -> None:
         csrf.protect()
 
 
+def _private_when_signed_in(response: Response) -> Response:
+    """A response made for a signed-in person (a page with the admin bar, a preview, their
+    account) is theirs alone: `private, no-store`, so no shared cache (a proxy, a CDN) keeps
+    it for the next visitor and no browser keeps it after they sign out. Only requests that
+    read who is signed in are concerned (Flask-Login remembers the user on `g` once read): an
+    anonymous visitor's page costs nothing more, and a view that set its own Cache-Control
+    keeps it."""
+    user = g.get("_login_user")
+    if user is not None and user.is_authenticated and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def init_app(app: Flask) -> None:
     from engine.auth import cli, views
 
@@ -114,6 +127,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
     csrf.init_app(app)
     app.before_request(_csrf_for_admin)
+    app.after_request(_private_when_signed_in)
 
     login_manager.init_app(app)
     login_manager.user_loader(_load_user)
