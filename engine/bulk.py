@@ -32,6 +32,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import (
@@ -102,7 +103,7 @@ def _sqlite_insert(connection: Connection, table: Table, names: tuple[str, ...],
     for start in range(0, len(values), per_statement):
         chunk = values[start:start + per_statement]
         sql = _sqlite_insert_sql(table, names, len(chunk), returning, conflicts)
-        result = connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
+        result = connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
         if returning:
             found.extend(tuple(row) for row in result)
     return found
