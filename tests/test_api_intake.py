@@ -380,3 +380,29 @@ def test_a_high_limit_is_reported_in_blocks_of_a_hundredth_of_it(app):
         admitted += sum(one.admit([("api:test-high", limit)]) for _ in range(100))
         assert limit - 50 <= admitted <= limit + 2 * 49
         assert not one.admit([("api:test-high", limit)])
+
+
+def test_a_retry_after_its_type_was_deleted_is_answered_as_the_first_request(app, client, key):
+    """The first answer, whatever changed since; a request that is not the same retry still
+    gets the type's refusal."""
+    from engine.events.types import declare_custom, delete_custom
+    with app.app_context():
+        declare_custom("trial_started", "Started a trial", {})
+        intake.forget_types()
+    event = {"email": "b@example.com", "type": "trial_started", "properties": {}}
+    first = send(client, key, event, "trial-b")
+    assert first.status_code == 202 and drain(app) == 1
+    with app.app_context():
+        delete_custom("trial_started")
+        intake.forget_types()
+    again = send(client, key, event, "trial-b")
+    assert again.status_code == 200, again.get_data(as_text=True)
+    assert again.json["id"] == first.json["id"] and again.json["duplicate"] is True
+    assert again.json["status"] == "stored" and again.json["event_id"]
+    for different, idempotency_key in (({**event, "email": "c@example.com"}, "trial-b"),
+                                       (event, "trial-c")):
+        refused = send(client, key, different, idempotency_key)
+        assert refused.status_code == 400
+        assert "Unknown event type “trial_started”" in refused.json["error"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(IntakeRow)) == 1

@@ -182,8 +182,15 @@ def accept(email: Any, type_name: Any, properties: Any = None, occurred_at: Any 
     wake for the drain. IntakeError when it is refused
     (nothing kept); a repeat of an idempotency key answers with the first request's row, and
     the same key with a different event is an `IdempotencyConflict`."""
-    address, name, clean, moment = check(email, type_name, properties, occurred_at,
-                                         idempotency_key)
+    try:
+        address, name, clean, moment = check(email, type_name, properties, occurred_at,
+                                             idempotency_key)
+    except IntakeError:
+        earlier = _retry_of_accepted(email, type_name, properties, occurred_at,
+                                     idempotency_key, api_key_id)
+        if earlier is None:
+            raise
+        return earlier
     digest = fingerprint(address, name, clean, moment)
     keyed = idempotency_key if api_key_id is not None else None
     row = {"api_key_id": api_key_id, "idempotency_key": keyed, "request_hash": digest,
@@ -253,14 +260,41 @@ def _insert_one(raw: Any, values: tuple[Any, ...]) -> int | None:
     return None if found is None else int(found[0])
 
 
-def _earlier(connection: Any, api_key_id: int, idempotency_key: str,
-             digest: str) -> Accepted | None:
-    """The first request's row for this key (the INSERT found it), or None if it is gone."""
-    earlier = connection.execute(
+def _retry_of_accepted(email: Any, type_name: Any, properties: Any, occurred_at: Any,
+                       idempotency_key: Any, api_key_id: int | None) -> Accepted | None:
+    """A retry, byte for byte, of a request accepted before whose type was undeclared or
+    closed to outside senders since: answered as the first was (a retry must get the first
+    answer whatever changed meanwhile), not refused for a type it was accepted with. Told by the
+    fingerprint of the event as sent, which is the one kept when its properties needed no
+    conversion; otherwise None, and the refusal stands."""
+    if api_key_id is None or not isinstance(idempotency_key, str) or not isinstance(
+            type_name, str) or not isinstance(properties, dict | None):
+        return None
+    try:
+        digest = fingerprint(normalise_email(email), type_name, properties or {},
+                             _moment(occurred_at))
+    except (ContactError, IntakeError, TypeError, ValueError):
+        return None
+    with db.engine.connect() as connection:
+        found = _row_of_key(connection, api_key_id, idempotency_key)
+    if found is None or found.request_hash != digest:
+        return None
+    return Accepted(found.id, True, found.event_id, found.contact_id, found.refused)
+
+
+def _row_of_key(connection: Any, api_key_id: int, idempotency_key: str) -> Any:
+    """The intake row kept for this API key's idempotency key, or None."""
+    return connection.execute(
         select(INTAKE.c.id, INTAKE.c.request_hash, INTAKE.c.event_id, INTAKE.c.contact_id,
                INTAKE.c.refused)
         .where(INTAKE.c.api_key_id == api_key_id,
                INTAKE.c.idempotency_key == idempotency_key)).first()
+
+
+def _earlier(connection: Any, api_key_id: int, idempotency_key: str,
+             digest: str) -> Accepted | None:
+    """The first request's row for this key (the INSERT found it), or None if it is gone."""
+    earlier = _row_of_key(connection, api_key_id, idempotency_key)
     if earlier is None:
         return None
     if earlier.request_hash not in (None, digest):
