@@ -4,7 +4,9 @@ The API answers once an event is in the intake (one INSERT); storing its contact
 costs several statements more, which a worker pays here for hundreds of events in one
 transaction. In ONE write transaction, a batch
 1. takes the oldest waiting intake rows, up to `API_INTAKE_BATCH` (on PostgreSQL with
-   `FOR UPDATE SKIP LOCKED`, so a second drain takes the next ones),
+   `FOR UPDATE SKIP LOCKED`, so a second drain takes the next ones; on SQLite read, with their
+   types checked, just before the transaction, which keeps those still waiting: the shorter
+   it holds the writers' turn, the less the web processes' intake commits wait),
 2. saves the rows' contacts (`engine.contacts.store.save_addresses`, origin "api": an unknown
    address is a new contact with consent unknown), all of them with a few statements,
 3. records their events with one `events.record_many` (so each contact's come in intake order,
@@ -162,21 +164,39 @@ def _one_by_one(row_ids: list[int]) -> int:
 
 def _drain(batch: int, taken: list[int], only: int | None = None) -> int:
     """One batch (or the row `only`) in one write transaction; the ids it took go into
-    `taken` before anything is written, for `drain_next` to retry them one by one."""
+    `taken` before anything is written, for `drain_next` to retry them one by one.
+
+    On SQLite the batch is read and its types checked before the write transaction (readers
+    never wait for the writer there), and only the rows still waiting when it has begun are
+    stored: while it holds the writers' turn, every web process's intake commit waits."""
+    query = (select(C.id, C.idempotency_key, C.email, C.type, C.properties, C.occurred_at,
+                    C.received_at)
+             .where(C.processed_at.is_(None)).order_by(C.id).limit(batch))
+    if only is not None:
+        query = query.where(C.id == only)
+    read_first = is_sqlite()
+    if read_first:
+        checked, refused = _checked(db.session.execute(query).all())
+        if not checked and not refused:
+            return 0
     with write() as session:
         connection = session.connection()
-        query = (select(C.id, C.idempotency_key, C.email, C.type, C.properties, C.occurred_at,
-                        C.received_at)
-                 .where(C.processed_at.is_(None)).order_by(C.id).limit(batch))
-        if only is not None:
-            query = query.where(C.id == only)
-        if not is_sqlite():
-            query = query.with_for_update(skip_locked=True)
-        rows = _in_turn(connection, connection.execute(query).all())
+        if read_first:  # another drain may have taken some since
+            read = [row.id for row, _ in checked] + [row.id for row, _ in refused]
+            still = set(connection.execute(select(C.id).where(
+                C.id.in_(read), C.processed_at.is_(None))).scalars())
+            checked = [(row, clean) for row, clean in checked if row.id in still]
+            refused = [(row, reason) for row, reason in refused if row.id in still]
+        else:
+            rows = _in_turn(connection,
+                            connection.execute(query.with_for_update(skip_locked=True)).all())
+            checked, refused = _checked(rows)
+        rows = sorted([row for row, _ in checked] + [row for row, _ in refused],
+                      key=lambda row: row.id)
         if not rows:
             return 0
         taken.extend(row.id for row in rows)
-        stored, refused = _store(rows)
+        stored, refused = _store(checked, refused)
         now = utcnow()
         bulk.update_rows(connection, INTAKE, [  # kept for retries, without the address
             {"id": row.id, "processed_at": now, "event_id": event_id, "contact_id": contact_id,
@@ -208,19 +228,28 @@ def _in_turn(connection: Any, rows: list[Any]) -> list[Any]:
     return [row for row in rows if row.id < held.get(row.email, row.id + 1)]
 
 
-def _store(rows: list[Any]) -> tuple[list[tuple[Any, int, int]], list[tuple[Any, str]]]:
-    """Save the rows' contacts, then record their events in one go: (row, event id, contact id)
-    of each stored, (row, reason) of each refused. The types are read afresh, not from the
-    request path's memory, so a type undeclared since the request was accepted is refused."""
-    declared = all_types()
+def _checked(rows: list[Any]) -> tuple[list[tuple[Any, dict[str, Any]]], list[tuple[Any, str]]]:
+    """(row, cleaned properties) of each row whose type still takes it, (row, reason) of the
+    others. The types are read afresh, not from the request path's memory, so a type
+    undeclared since the request was accepted is refused."""
+    declared = all_types() if rows else {}
     checked: list[tuple[Any, dict[str, Any]]] = []
     refused: list[tuple[Any, str]] = []
     for row in rows:
         try:
             checked.append((row, check_external(row.type, row.properties, declared)[1]))
-        except EventTypeError as exc:  # the type was deleted or closed since it was accepted
+        except EventTypeError as exc:  # the type was deleted or closed to outside senders
             refused.append((row, "Its event type was deleted or closed to outside senders "
                                  f"after the event was accepted: {exc}"))
+    return checked, refused
+
+
+def _store(checked: list[tuple[Any, dict[str, Any]]], refused: list[tuple[Any, str]]
+           ) -> tuple[list[tuple[Any, int, int]], list[tuple[Any, str]]]:
+    """Save the checked rows' contacts, then record their events in one go: (row, event id,
+    contact id) of each stored, (row, reason) of each refused (those given, and those whose
+    address can no longer be used)."""
+    refused = list(refused)
     saved = store.save_addresses([row.email for row, _ in checked], source={"source": "api"},
                                  origin="api")
     kept: list[tuple[Any, int, dict[str, Any]]] = []
