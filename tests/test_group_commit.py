@@ -60,7 +60,7 @@ def write_together(group: GroupCommit, database: Database, names: list[str | Non
     def one(number: int, name: str | None) -> None:
         try:
             results[number] = group.write((name,))
-        except Exception as exc:  # what the writer's caller would see
+        except BaseException as exc:  # what the writer's caller would see
             results[number] = exc
     database.hold.clear()
     first = threading.Thread(target=one, args=(0, names[0]))
@@ -126,3 +126,26 @@ def test_a_writer_answered_has_its_row_committed(database):
     assert database.names() == []
     group._transaction = database.transaction
     assert group.write(("kept",)) == 1  # the lead was handed back: the next writer goes on
+
+
+class Stopped(BaseException):
+    """What gevent raises in a greenlet that is killed (`GreenletExit`)."""
+
+
+def test_a_leader_stopped_mid_commit_leaves_the_others_to_commit_their_own(database):
+    stopped = []
+
+    @contextmanager
+    def stopping_the_first():
+        with database.transaction() as connection:
+            yield connection
+            if not stopped:
+                stopped.append(True)
+                raise Stopped()
+    group = GroupCommit(stopping_the_first, insert)
+    names = [f"row-{n}" for n in range(WRITERS)]
+    results = write_together(group, database, names)
+    assert isinstance(results[0], Stopped)
+    assert all(isinstance(result, int) for result in results[1:])
+    assert sorted(database.names()) == sorted(names[1:])  # the leader's row was not kept
+    assert group.write(("after",)) and "after" in database.names()  # nobody left leading
