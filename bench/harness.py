@@ -478,11 +478,15 @@ def arguments(description: str, duration: float = 5.0, connections: int = 16, ro
 
 @dataclass
 class Subject:
-    """One app under load in a comparison: a label, its running server, what to send."""
+    """One app under load in a comparison: a label, its running server, what to send, and
+    what to wait for before each of its loads (`settle`: e.g. the site's worker done with what
+    the subject before left it, so each load starts from a machine as quiet as the baselines'
+    do; its CPU still counts, in `bench.site.Cpu`)."""
 
     label: str
     server: Gunicorn
     request: Request
+    settle: Callable[[], Any] | None = None
 
 
 def compare(report: Report, subjects: list[Subject],
@@ -497,6 +501,8 @@ def compare(report: Report, subjects: list[Subject],
     every: dict[str, list[Figures]] = {subject.label: [] for subject in subjects}
     for subject in subjects:
         if options.warmup > 0:
+            if subject.settle is not None:
+                subject.settle()
             figures = load(subject.server.url, subject.request, options.warmup,
                            options.connections, options.client, subject.label)
             subject.request.spent(figures)
@@ -505,6 +511,8 @@ def compare(report: Report, subjects: list[Subject],
     for number in range(options.rounds):
         print(f"round {number + 1}/{options.rounds}", flush=True)
         for subject in subjects:
+            if subject.settle is not None:
+                subject.settle()
             figures = load(subject.server.url, subject.request, options.duration,
                            options.connections, options.client, subject.label)
             print(f"    {subject.label}: {figures.rps:,.0f} req/s, p99 {figures.p99_ms:.1f} ms",

@@ -185,9 +185,16 @@ def driver_write(connection: Connection) -> Iterator[Any]:
     statement per item (the bulk sender's mark after each message), where SQLAlchemy's
     transaction events and statement machinery cost several times the statement itself.
     `connection` must have no SQLAlchemy transaction of its own open."""
+    with driver_transaction(connection.engine, connection.connection.driver_connection) as raw:
+        yield raw
+
+
+@contextmanager
+def driver_transaction(engine: Engine, raw: Any) -> Iterator[Any]:
+    """`driver_write` on a driver connection of `engine`'s held by the caller (see
+    `own_driver_connection`)."""
     turn = WriterTurn()
-    queue = _WRITERS.get(connection.engine)
-    raw = connection.connection.driver_connection
+    queue = _WRITERS.get(engine)
     try:
         if queue is not None:
             turn.take(queue)
@@ -200,6 +207,17 @@ def driver_write(connection: Connection) -> Iterator[Any]:
         raw.execute("COMMIT")
     finally:
         turn.give_back()
+
+
+def own_driver_connection(engine: Engine) -> Any:
+    """A driver connection of `engine`'s (made as the pool makes them), kept by the caller for
+    as long as it likes, outside the pool: a process's one busy writer (`engine.api`'s group
+    commit) saves the pool's check-out and check-in, with its rollback, on every
+    transaction. Closed when the caller drops it."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    pooled.detach()
+    return driver
 
 
 @contextmanager

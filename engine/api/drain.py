@@ -61,6 +61,8 @@ INTAKE = IntakeRow.__table__
 C = INTAKE.c
 # A stored row keeps only what answers a retry (its ids and the request's hash): the address
 # and properties are on the contact and the event now, where erasure finds them.
+_STILL_WAITING = select(C.id).where(C.id.between(bindparam("first"), bindparam("last")),
+                                    C.processed_at.is_(None))
 _MARK_REFUSED = (update(INTAKE).where(C.id == bindparam("row_id"), C.processed_at.is_(None))
                  .values(processed_at=bindparam("now"), refused=bindparam("reason")))
 
@@ -183,8 +185,10 @@ def _drain(batch: int, taken: list[int], only: int | None = None) -> int:
         connection = session.connection()
         if read_first:  # another drain may have taken some since
             read = [row.id for row, _ in checked] + [row.id for row, _ in refused]
-            still = set(connection.execute(select(C.id).where(
-                C.id.in_(read), C.processed_at.is_(None))).scalars())
+            # A range, not `IN (...)` with a parameter per row: one statement shape to
+            # compile, and a scan of the rows just read, which are the oldest waiting.
+            still = set(connection.execute(_STILL_WAITING, {
+                "first": min(read), "last": max(read)}).scalars())
             checked = [(row, clean) for row, clean in checked if row.id in still]
             refused = [(row, reason) for row, reason in refused if row.id in still]
         else:

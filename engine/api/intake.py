@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,8 @@ from engine.api.group_commit import GroupCommit
 from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import db, driver_binds, driver_write, locking, utcnow, write
+from engine.db import (db, driver_binds, driver_transaction, locking,
+                       own_driver_connection, utcnow, write)
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 
@@ -245,10 +247,15 @@ def _group_commit() -> GroupCommit:
     found = app.extensions.get("magnet.api.group_commit")
     if found is None:
         engine = db.engine
+        held: dict[int, Any] = {}  # this process's own driver connection (none after a fork)
 
         @contextmanager
         def transaction() -> Iterator[Any]:
-            with engine.connect() as connection, driver_write(connection) as raw:
+            raw = held.get(os.getpid())
+            if raw is None:
+                held.clear()
+                raw = held[os.getpid()] = own_driver_connection(engine)
+            with driver_transaction(engine, raw):
                 yield raw
         found = app.extensions.setdefault("magnet.api.group_commit",
                                           GroupCommit(transaction, _insert_one))
