@@ -3,6 +3,8 @@ whatever fails or runs at the same time; and the per-process rate limit shared i
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 
 import pytest
@@ -406,3 +408,30 @@ def test_a_retry_after_its_type_was_deleted_is_answered_as_the_first_request(app
         assert "Unknown event type “trial_started”" in refused.json["error"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(IntakeRow)) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_the_intake_writer_keeps_one_connection_per_process(app, client, key):
+    """The group commit keeps a driver connection of its own (no pool check-out per commit);
+    a process forked after it wrote (gunicorn's workers, with a preloaded app) makes its own
+    rather than share the parent's SQLite connection, and both go on writing."""
+    assert send(client, key, purchase("parent@example.com", 1)).status_code == 202
+    with app.app_context():
+        writer = intake._group_commit()
+        with writer._transaction() as raw:
+            parent_connection = id(raw)
+        with writer._transaction() as raw:
+            assert id(raw) == parent_connection  # kept, not checked out anew
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        signal.alarm(20)
+        try:
+            with app.app_context(), writer._transaction() as raw:
+                raw.execute("SELECT 1")
+                os._exit(0 if id(raw) != parent_connection else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert send(client, key, purchase("parent@example.com", 2)).status_code == 202
+    assert waiting(app) == 2

@@ -32,8 +32,15 @@ from engine.api.group_commit import GroupCommit
 from engine.api.models import ApiKey, IntakeRow
 from engine.contacts import store
 from engine.contacts.service import ContactError, normalise_email
-from engine.db import (db, driver_binds, driver_transaction, locking,
-                       own_driver_connection, utcnow, write)
+from engine.db import (
+    db,
+    driver_binds,
+    driver_transaction,
+    locking,
+    own_driver_connection,
+    utcnow,
+    write,
+)
 from engine.events.types import EventType, EventTypeError, all_types, check_external
 from engine.jobs import job
 
