@@ -238,11 +238,14 @@ _INSERT_ONCE_SQLITE = (
 
 
 def _insert_on_sqlite(row: dict[str, Any]) -> int | None:
-    """`_INSERT_ONCE` straight on SQLite's driver (`engine.db.driver_write`: the writer's
-    turn, `BEGIN IMMEDIATE`, the statement, `COMMIT`), where SQLAlchemy's transaction and
-    statement machinery cost more than the INSERT, in a transaction shared with this process's
-    other requests of the moment (`engine.api.group_commit`). The new row's id, or None for a
-    repeat of an idempotency key (which `accept` then answers the usual way)."""
+    """`_INSERT_ONCE` straight on SQLite's driver (`engine.db.driver_transaction`: the
+    writer's turn, `BEGIN IMMEDIATE`, the statement, `COMMIT`), where SQLAlchemy's transaction
+    and statement machinery cost more than the INSERT, in a transaction shared with this
+    process's other requests of the moment (`engine.api.group_commit`), on a driver connection
+    the process keeps for it (with one checked out of the pool and back in, with its rollback,
+    for each commit, the web side took 0.43 ms of CPU a request against 0.37-0.39 ms). The new
+    row's id, or None for a repeat of an idempotency key (which `accept` then answers the
+    usual way)."""
     binds = driver_binds(tuple(INTAKE.c[name] for name in _SQLITE_COLUMNS), db.engine.dialect)
     return _group_commit().write(
         tuple(bind(row[name]) for bind, name in zip(binds, _SQLITE_COLUMNS)))
@@ -254,13 +257,15 @@ def _group_commit() -> GroupCommit:
     found = app.extensions.get("magnet.api.group_commit")
     if found is None:
         engine = db.engine
-        held: dict[int, Any] = {}  # this process's own driver connection (none after a fork)
+        # Each process's own driver connection, by process id: a process forked after writing
+        # makes its own, and leaves the one it inherited alone (closing a SQLite connection
+        # carried across a fork can upset the parent's locks).
+        held: dict[int, Any] = {}
 
         @contextmanager
         def transaction() -> Iterator[Any]:
             raw = held.get(os.getpid())
             if raw is None:
-                held.clear()
                 raw = held[os.getpid()] = own_driver_connection(engine)
             with driver_transaction(engine, raw):
                 yield raw
