@@ -55,13 +55,17 @@ SQLITE = sqlite.dialect()
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
-                returning: Sequence[str] = (),
-                skip_conflicts: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+                returning: Sequence[str] = (), skip_conflicts: Sequence[str] = (),
+                overwrite: Sequence[str] = ()) -> list[tuple[Any, ...]]:
     """INSERT `rows` (dicts with the same keys) into `table`; returns the `returning` columns
     of each inserted row as tuples (in no promised order). With `skip_conflicts` (the columns
-    of a unique index), rows that would break it are left out (`ON CONFLICT DO NOTHING`)."""
+    of a unique index), rows that would break it are left out (`ON CONFLICT DO NOTHING`); with
+    `overwrite` too, such a row sets these columns of the row already there instead (`ON
+    CONFLICT DO UPDATE`, an upsert: no two of `rows` may then share a key)."""
     if not rows:
         return []
+    if overwrite and not skip_conflicts:
+        raise ValueError("overwrite needs skip_conflicts: the unique index that conflicts")
     names = tuple(rows[0])
     defaults = _python_defaults(table, names)
     if defaults:  # as SQLAlchemy fills them in for the columns a row leaves out
@@ -69,8 +73,9 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
         names = (*names, *(name for name, _ in defaults))
     if connection.dialect.name != "postgresql":
         return _sqlite_insert(connection, table, names, rows, tuple(returning),
-                              tuple(skip_conflicts))
-    statement = _insert_statement(table, names, tuple(returning), tuple(skip_conflicts))
+                              tuple(skip_conflicts), tuple(overwrite))
+    statement = _insert_statement(table, names, tuple(returning), tuple(skip_conflicts),
+                                  tuple(overwrite))
     result = connection.execute(statement, _arrays(table, names, rows))
     return [tuple(row) for row in result] if returning else []
 
@@ -97,14 +102,15 @@ SQLITE_ROWS = 1000  # rows per INSERT statement at most, as SQLAlchemy's insertm
 
 def _sqlite_insert(connection: Connection, table: Table, names: tuple[str, ...],
                    rows: Sequence[dict[str, Any]], returning: tuple[str, ...],
-                   conflicts: tuple[str, ...]) -> list[tuple[Any, ...]]:
+                   conflicts: tuple[str, ...], overwrite: tuple[str, ...]
+                   ) -> list[tuple[Any, ...]]:
     """Multi-row INSERTs of at most `SQLITE_ROWS` rows and SQLite's limit of parameters."""
     per_statement = max(1, min(SQLITE_ROWS, _sqlite_parameters(connection) // len(names)))
     values = _sqlite_values(connection, table, names, rows)
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(values), per_statement):
         chunk = values[start:start + per_statement]
-        sql = _sqlite_insert_sql(table, names, len(chunk), returning, conflicts)
+        sql = _sqlite_insert_sql(table, names, len(chunk), returning, conflicts, overwrite)
         result = connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
         if returning:
             found.extend(tuple(row) for row in result)
@@ -140,13 +146,14 @@ def _sqlite_parameters(connection: Connection) -> int:
 
 @lru_cache(maxsize=256)
 def _sqlite_insert_sql(table: Table, names: tuple[str, ...], count: int,
-                       returning: tuple[str, ...], conflicts: tuple[str, ...]) -> str:
+                       returning: tuple[str, ...], conflicts: tuple[str, ...],
+                       overwrite: tuple[str, ...]) -> str:
     row = "(" + ", ".join("?" * len(names)) + ")"
     sql = (f"INSERT INTO {_quoted_sqlite(table.name)} "
            f"({', '.join(_quoted_sqlite(name) for name in names)}) "
            f"VALUES {', '.join([row] * count)}")
     if conflicts:
-        sql += f" ON CONFLICT ({', '.join(_quoted_sqlite(name) for name in conflicts)}) DO NOTHING"
+        sql += _on_conflict(conflicts, overwrite, _quoted_sqlite)
     if returning:
         sql += f" RETURNING {', '.join(_quoted_sqlite(name) for name in returning)}"
     return sql
@@ -161,6 +168,14 @@ def _sqlite_update_sql(table: Table, key: str, names: tuple[str, ...]) -> str:
 
 def _quoted_sqlite(name: str) -> str:
     return SQLITE.identifier_preparer.quote(name)
+
+
+def _on_conflict(conflicts: tuple[str, ...], overwrite: tuple[str, ...],
+                 quoted: Callable[[str], str]) -> str:
+    """The `ON CONFLICT` clause, the same on both backends."""
+    action = ("DO UPDATE SET " + ", ".join(f"{quoted(name)} = excluded.{quoted(name)}"
+                                           for name in overwrite)) if overwrite else "DO NOTHING"
+    return f" ON CONFLICT ({', '.join(quoted(name) for name in conflicts)}) {action}"
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------------
@@ -185,13 +200,13 @@ def _python_defaults(table: Table, names: tuple[str, ...]
 
 @lru_cache(maxsize=128)
 def _insert_statement(table: Table, names: tuple[str, ...], returning: tuple[str, ...],
-                      conflicts: tuple[str, ...]) -> Any:
+                      conflicts: tuple[str, ...], overwrite: tuple[str, ...]) -> Any:
     columns = ", ".join(_quoted(name) for name in names)
     aliases = ", ".join(f"c{i}" for i in range(len(names)))
     sql = (f"INSERT INTO {_quoted(table.name)} ({columns}) SELECT {aliases} FROM "
            f"{_unnest(table, names)} WITH ORDINALITY AS u({aliases}, _n) ORDER BY _n")
     if conflicts:
-        sql += f" ON CONFLICT ({', '.join(_quoted(name) for name in conflicts)}) DO NOTHING"
+        sql += _on_conflict(conflicts, overwrite, _quoted)
     if returning:
         sql += f" RETURNING {', '.join(_quoted(name) for name in returning)}"
     return text(sql)

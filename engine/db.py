@@ -99,6 +99,37 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Any) -> Callable[[Any], Any] | None:
+        """On SQLite, `process_bind_param` and SQLAlchemy's text format in one step: the
+        busiest writers bind thousands of times a batch (every event's time, every visitor's
+        last visit), and the two steps cost a tenth of storing a batch of page views. Same
+        text: `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use engine.db.utcnow() or an aware "
+                                 "datetime")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Callable[[Any], Any] | None:
+        """On SQLite, reading the text and marking it UTC in one step (as binding)."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            found = datetime.fromisoformat(value)
+            return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+        return process
+
 
 def configure_sqlite(engine: Engine) -> None:
     """WAL, busy timeout, foreign keys, and `BEGIN IMMEDIATE` after the writer's turn inside

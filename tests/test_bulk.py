@@ -9,10 +9,11 @@ from sqlalchemy.exc import DBAPIError
 
 from engine import bulk
 from engine.api.models import IntakeRow
+from engine.contacts.models import Visitor
 from engine.db import db, write
 from engine.events.models import Activity
 
-EVENTS, INTAKE = Activity.__table__, IntakeRow.__table__
+EVENTS, INTAKE, VISITORS = Activity.__table__, IntakeRow.__table__, Visitor.__table__
 AWKWARD = ['say "hi"', "back\\slash", "{braces},commas", "NULL", "", "café ☕", "tab\there",
            "line\nbreak", "  spaced  ", "'quoted'"]
 
@@ -73,6 +74,32 @@ def test_conflicting_rows_are_left_out_and_only_new_ones_returned(app):
     assert len(first) == 2 and len(again) == 2
     assert emails == ["one@example.com", "two@example.com", "three@example.com",
                       "four@example.com"]
+
+
+@pytest.mark.both_backends
+def test_an_upsert_overwrites_only_the_columns_named(app):
+    """`overwrite`: a row whose key is there sets the named columns of the row there and
+    nothing else; a new key is inserted whole (its Python defaults filled in)."""
+    first, later = datetime(2026, 12, 4, 9, 0, tzinfo=UTC), datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+
+    def row(vid: str, seen: datetime) -> dict:
+        return {"id": vid, "first_seen": seen, "last_seen": seen, "contact_id": None}
+
+    with app.app_context():
+        with write():
+            bulk.insert_rows(db.session.connection(), VISITORS, [row("a" * 32, first)])
+            db.session.execute(VISITORS.update().values(trust=2))
+        with write():
+            returned = bulk.insert_rows(db.session.connection(), VISITORS,
+                                        [row("a" * 32, later), row("b" * 32, later)],
+                                        skip_conflicts=("id",), overwrite=("last_seen",))
+        stored = db.session.execute(select(VISITORS.c.id, VISITORS.c.first_seen,
+                                           VISITORS.c.last_seen, VISITORS.c.trust)
+                                    .order_by(VISITORS.c.id)).all()
+    assert returned == []
+    assert [tuple(r) for r in stored] == [("a" * 32, first, later, 2), ("b" * 32, later, later, 0)]
+    with pytest.raises(ValueError, match="skip_conflicts"):
+        bulk.insert_rows(None, VISITORS, [row("c" * 32, later)], overwrite=("last_seen",))
 
 
 @pytest.mark.both_backends

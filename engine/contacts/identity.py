@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, select, update
 from sqlalchemy.orm import lazyload
 
-from engine import events
+from engine import bulk, events
 from engine.contacts.models import Contact, Visitor
 from engine.contacts.store import connection, dialect_insert
 from engine.db import db, delete_in_chunks, utcnow
@@ -134,15 +134,15 @@ def contacts_of(visitor_ids: set[str]) -> dict[str, int]:
 
 
 def touch_many(last_seen: dict[str, datetime]) -> None:
-    """`touch` for a whole batch in one statement (inside `write()`); never links: linking
-    stays `identify`'s job."""
+    """`touch` for a whole batch in one statement (inside `write()`, an upsert through
+    `engine.bulk`: the tracking drain touches thousands of browsers a batch); never links:
+    linking stays `identify`'s job."""
     if not last_seen:
         return
-    stmt = dialect_insert(db.session.get_bind().dialect.name)(VISITORS)
-    stmt = stmt.on_conflict_do_update(index_elements=["id"],
-                                      set_={"last_seen": stmt.excluded.last_seen})
-    db.session.execute(stmt, [{"id": vid, "first_seen": seen, "last_seen": seen,
-                               "contact_id": None} for vid, seen in sorted(last_seen.items())])
+    bulk.insert_rows(db.session.connection(), VISITORS,
+                     [{"id": vid, "first_seen": seen, "last_seen": seen, "contact_id": None}
+                      for vid, seen in sorted(last_seen.items())],
+                     skip_conflicts=("id",), overwrite=("last_seen",))
 
 
 def visitors_of(contact_id: int) -> list[str]:

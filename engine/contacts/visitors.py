@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from functools import lru_cache
 from typing import Any
 
 from flask import current_app, request
 from itsdangerous import BadSignature
-from werkzeug.http import dump_cookie
+from werkzeug.http import dump_cookie, http_date, parse_cookie
 
 from engine.web import signing
 
@@ -75,8 +76,30 @@ def cookie_header(vid: str, https: bool = False) -> str:
     """The `Set-Cookie` value naming this browser `vid`: `Secure` when the request came over
     HTTPS (or the site says so), since a trusted browser's cookie lets it act as its contact."""
     secure = https or bool(current_app.config.get("SESSION_COOKIE_SECURE", False))
-    return dump_cookie(COOKIE, cookie_value(vid), max_age=MAX_AGE, httponly=True, samesite="Lax",
+    return dump_cookie(COOKIE, cookie_value(vid), max_age=MAX_AGE,
+                       expires=_expires(int(time.time())), httponly=True, samesite="Lax",
                        secure=secure)
+
+
+def cookie_in(header: str) -> str | None:
+    """The visitor cookie's value in a `Cookie` header (the first, as browsers send the most
+    specific first), read without parsing every cookie the site's pages set: the beacon reads
+    it on every hit. A quoted value, which the engine never sets, is read as werkzeug reads it."""
+    found = _IN_HEADER.search(header)
+    if found is None:
+        return None
+    value = found.group(1)
+    return parse_cookie(header).get(COOKIE) if value.startswith('"') else value
+
+
+_IN_HEADER = re.compile(rf"(?:^|;)[ \t]*{COOKIE}[ \t]*=[ \t]*([^;]*?)[ \t]*(?:;|$)")
+
+
+@lru_cache(maxsize=2)
+def _expires(second: int) -> str:
+    """The cookie's `Expires` for one made this second: formatting a date costs more than
+    signing the cookie, and a busy beacon makes many new visitors' cookies a second."""
+    return http_date(second + MAX_AGE)
 
 
 def set_visitor_cookie(response: Any, vid: str) -> None:

@@ -108,13 +108,13 @@ def flask_reply(answer: Answer) -> tuple[bytes, int, Headers]:
     return body, status, headers
 
 
-def ignored(environ: dict[str, Any], cookies: Any, options: dict[str, Any],
-            payload: dict[str, Any]) -> bool:
+def ignored(environ: dict[str, Any], options: dict[str, Any], payload: dict[str, Any]) -> bool:
     """Hits that must not be recorded: privacy signals, missing consent, bots."""
     if options["honour_dnt"] and (environ.get("HTTP_DNT") == "1"
                                   or environ.get("HTTP_SEC_GPC") == "1"):
         return True
-    if options["consent_mode"] and cookies.get(CONSENT_COOKIE) != "yes":
+    if options["consent_mode"] and \
+            parse_cookie(environ.get("HTTP_COOKIE", "")).get(CONSENT_COOKIE) != "yes":
         return True
     agent = environ.get("HTTP_USER_AGENT", "")
     return options["filter_bots"] and (clean.is_bot_agent(agent) or bool(payload.get("w")))
@@ -155,11 +155,10 @@ def record(environ: dict[str, Any], payload: dict[str, Any], page: str) -> Heade
     """Check and queue one hit about the page whose digest its token carries (`page`); returns
     the headers to send (the new visitor's cookie), or raises Refused. Headers and cookies are
     read from the WSGI environ."""
-    cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
     options = settings()
-    if ignored(environ, cookies, options, payload):
+    if ignored(environ, options, payload):
         return []
-    visitor_id = visitors.verified_id(cookies.get(visitors.COOKIE))
+    visitor_id = visitors.verified_id(visitors.cookie_in(environ.get("HTTP_COOKIE", "")))
     new_visitor = visitor_id is None
     visitor_id = visitor_id or visitors.new_visitor_id()
     try:

@@ -57,6 +57,37 @@ def test_the_hand_over_thread_stops_when_idle_and_starts_again(app, client, monk
     assert queued(app) == 2
 
 
+def test_hand_overs_go_as_groups_and_drain_in_bounded_batches(app, client, monkeypatch):
+    """Each hand-over is one list item per `GROUP` events; a drain takes items until it holds
+    a batch (reading a window of items at a time) and trims exactly those it stored, and an
+    item of the older shape (one event) is still one event."""
+    monkeypatch.setattr(buffer, "GROUP", 3)
+    monkeypatch.setattr(buffer, "WINDOW", 2)
+    monkeypatch.setattr(handover, "LINGER", 3600)  # hand over only when flushed below
+    with app.app_context():
+        handover.pending_here().linger = 3600
+    for number in range(7):
+        assert send(client, app, url=f"http://localhost/g{number}").status_code == 204
+    with app.app_context():
+        handover.pending_here().flush()
+        conn = connection()
+        assert conn.llen(buffer.QUEUE_KEY) == 3  # 3 + 3 + 1
+        older = json.loads(conn.lrange(buffer.QUEUE_KEY, -1, -1)[0])[0]
+        conn.rpush(buffer.QUEUE_KEY, json.dumps({**older, "id": "f" * 32,
+                                                 "u": "http://localhost/older"}))
+        assert buffer.pending() == 8
+        batches = []
+        stored = buffer.store_batch
+        monkeypatch.setattr(buffer, "store_batch",
+                            lambda events: (batches.append(len(events)), stored(events)))
+        assert buffer.drain(batch=4) == 8
+        assert conn.llen(buffer.QUEUE_KEY) == 0 and buffer.pending() == 0
+    assert batches == [6, 2]  # items until at least 4 events: 3 + 3, then 1 + the older one
+    urls = sorted(e.url for e in events(app))
+    assert urls == sorted([f"http://localhost/g{n}" for n in range(7)]
+                          + ["http://localhost/older"])
+
+
 @pytest.mark.both_backends
 def test_events_handed_to_a_frozen_redis_and_to_the_database_are_stored_once(make_app, tmp_path):
     """Redis frozen (SIGSTOP) during a hand-over: the RPUSH times out on the client side, so
