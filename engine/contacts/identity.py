@@ -133,15 +133,16 @@ def contacts_of(visitor_ids: set[str]) -> dict[str, int]:
         .where(Visitor.id.in_(visitor_ids), Visitor.contact_id.is_not(None))).all())
 
 
-def touch_many(last_seen: dict[str, datetime]) -> None:
+def touch_many(seen: dict[str, tuple[datetime, datetime]]) -> None:
     """`touch` for a whole batch in one statement (inside `write()`, an upsert through
-    `engine.bulk`: the tracking drain touches thousands of browsers a batch); never links:
-    linking stays `identify`'s job."""
-    if not last_seen:
+    `engine.bulk`: the tracking drain touches thousands of browsers a batch). `seen` gives each
+    browser's first and last time in the batch: a new browser is first seen at the first, a
+    known one last seen at the last. Never links: linking stays `identify`'s job."""
+    if not seen:
         return
     bulk.insert_rows(db.session.connection(), VISITORS,
-                     [{"id": vid, "first_seen": seen, "last_seen": seen, "contact_id": None}
-                      for vid, seen in sorted(last_seen.items())],
+                     [{"id": vid, "first_seen": first, "last_seen": last, "contact_id": None}
+                      for vid, (first, last) in sorted(seen.items())],
                      skip_conflicts=("id",), overwrite=("last_seen",))
 
 

@@ -94,7 +94,7 @@ def store(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["contact_id"] = known.get(row["visitor_id"])
         new_visits, zones = visits.assign(rows, timeout)
         record_many(rows)  # on the timeline, and on their way to `on_event`
-        identity.touch_many(visits.last_seen(rows))
+        identity.touch_many(visits.seen_span(rows))
         rollups.add(rows, new_visits)
         for contact_id in {known[v["visitor_id"]] for v in new_visits if v["visitor_id"] in known}:
             visits.update_touches(contact_id, identity.visitors_of(contact_id))

@@ -152,8 +152,12 @@ def described(visit_ids: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def last_seen(events: list[dict[str, Any]]) -> dict[str, datetime]:
-    seen: dict[str, datetime] = {}
+def seen_span(events: list[dict[str, Any]]) -> dict[str, tuple[datetime, datetime]]:
+    """`{visitor id: (first, last)}`: when each browser of the batch was first and last seen
+    in it."""
+    seen: dict[str, tuple[datetime, datetime]] = {}
     for e in events:
-        seen[e["visitor_id"]] = max(seen.get(e["visitor_id"], e["occurred_at"]), e["occurred_at"])
+        at, found = e["occurred_at"], seen.get(e["visitor_id"])
+        seen[e["visitor_id"]] = (at, at) if found is None else (min(found[0], at),
+                                                                max(found[1], at))
     return seen

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.contacts import identity
-from engine.contacts.models import Contact
+from engine.contacts.models import Contact, Visitor
 from engine.contacts.visitors import COOKIE
 from engine.db import db, write
 from engine.jobs.embedded import EmbeddedRedis
@@ -64,6 +64,24 @@ def test_page_view_is_stored_with_context_and_visitor_cookie(app, client):
     click = events(app)[-1]
     assert click.visitor_id == event.visitor_id  # the cookie set by the first answer
     assert click.properties["href"] == "https://partner.example/offer"
+
+
+def test_a_browser_is_first_seen_at_its_first_event_and_last_seen_at_its_last(app, client):
+    """Several page views of a new browser stored in one batch: its visitor row starts at the
+    first of them and ends at the last; a later batch moves only the end."""
+    for number in range(3):
+        send(client, app, url=f"http://localhost/p{number}")
+        time.sleep(0.01)
+    drain(app)
+    send(client, app, url="http://localhost/later")
+    drain(app)
+    stored = events(app)
+    with app.app_context():
+        visitor = db.session.get(Visitor, stored[0].visitor_id)
+        first_seen, last_seen = visitor.first_seen, visitor.last_seen
+    assert {e.visitor_id for e in stored} == {visitor.id}
+    assert first_seen == stored[0].occurred_at < stored[2].occurred_at
+    assert last_seen == stored[-1].occurred_at
 
 
 def test_sessions_split_after_idle_time_and_new_campaigns(app, client):
