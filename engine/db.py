@@ -100,34 +100,28 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def bind_processor(self, dialect: Any) -> Callable[[Any], Any] | None:
-        """On SQLite, `process_bind_param` and SQLAlchemy's text format in one step: the
-        busiest writers bind thousands of times a batch (every event's time, every visitor's
-        last visit), and the two steps cost a tenth of storing a batch of page views. Same
-        text: `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC."""
+        """On SQLite, `process_bind_param` then the text, in one function: the busiest writers
+        bind thousands of times a batch (every event's time, every visitor's last visit), and
+        SQLAlchemy's wrapper around the type and its own formatting cost a tenth of storing a
+        batch of page views (2.4 µs a time against 1.5 µs here). Same text:
+        `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given; use engine.db.utcnow() or an aware "
-                                 "datetime")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            naive = self.process_bind_param(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
         return process
 
     def result_processor(self, dialect: Any, coltype: Any) -> Callable[[Any], Any] | None:
-        """On SQLite, reading the text and marking it UTC in one step (as binding)."""
+        """On SQLite, reading the text and `process_result_value` in one function (as
+        binding)."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
 
         def process(value: str | None) -> datetime | None:
-            if value is None:
-                return None
-            found = datetime.fromisoformat(value)
-            return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+            return None if value is None else self.process_result_value(
+                datetime.fromisoformat(value), dialect)
         return process
 
 

@@ -24,6 +24,7 @@ from engine.web import signing
 COOKIE = "magnet_vid"
 MAX_AGE = 2 * 365 * 86400
 VISITOR_ID = re.compile(r"[0-9a-f]{32}")
+_IN_HEADER = re.compile(rf"(?:^|;)[ \t]*{COOKIE}[ \t]*=[ \t]*([^;]*?)[ \t]*(?:;|$)")
 
 
 class _Cookies:
@@ -90,9 +91,6 @@ def cookie_in(header: str) -> str | None:
         return None
     value = found.group(1)
     return parse_cookie(header).get(COOKIE) if value.startswith('"') else value
-
-
-_IN_HEADER = re.compile(rf"(?:^|;)[ \t]*{COOKIE}[ \t]*=[ \t]*([^;]*?)[ \t]*(?:;|$)")
 
 
 @lru_cache(maxsize=2)

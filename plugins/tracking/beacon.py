@@ -37,7 +37,7 @@ from werkzeug.wsgi import get_host
 
 from engine.contacts import visitors
 from engine.web import private_paths, signing
-from engine.web.edge import Answer, Headers, json_answer
+from engine.web.edge import Answer, Headers, json_answer, read_body
 from plugins.tracking import clean, handover, limits
 from plugins.tracking.settings import settings
 
@@ -174,20 +174,6 @@ def record(environ: dict[str, Any], payload: dict[str, Any], page: str) -> Heade
     handover.push(event)
     https = environ.get("wsgi.url_scheme") == "https"
     return [("Set-Cookie", visitors.cookie_header(visitor_id, https))] if new_visitor else []
-
-
-def read_body(environ: dict[str, Any], limit: int) -> bytes | None:
-    """At most `limit` bytes of the request body; None when it is longer."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or -1)
-    except ValueError:
-        return None
-    if length > limit:
-        return None
-    if length < 0 and not environ.get("wsgi.input_terminated"):
-        return b""  # neither a length nor a server that ends the stream: no body to read
-    body = environ["wsgi.input"].read(limit + 1 if length < 0 else length)
-    return None if len(body) > limit else body
 
 
 def event(environ: dict[str, Any]) -> Answer:

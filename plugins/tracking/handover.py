@@ -33,6 +33,8 @@ log = logging.getLogger("magnet.tracking")
 LINGER = 0.05  # seconds an accepted event may wait in the web process (MAGNET_TRACKING_LINGER)
 FLUSH_AT = 500  # hand over at once when this many are waiting
 MAX_HELD = 50_000  # kept in memory while neither Redis nor the database takes them
+# One encoder for every hand-over (`json.dumps` with options builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 IDLE_ROUNDS = 100  # rounds with nothing to hand over before the thread stops (5 s)
 
 
@@ -116,8 +118,6 @@ class Pending:
 
 
 EVERY_PENDING: weakref.WeakSet[Pending] = weakref.WeakSet()
-# One encoder for every hand-over (`json.dumps` with options builds a new one per call).
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @atexit.register
