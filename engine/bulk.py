@@ -48,7 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
-from engine.db import driver_binds
+from engine.db import driver_binds, unchanged
 
 PG = postgresql.dialect()
 SQLITE = sqlite.dialect()
@@ -122,10 +122,14 @@ def _sqlite_values(connection: Connection, table: Table, names: tuple[str, ...],
     """Each row's values in `names`' order, bound as SQLAlchemy binds them for their columns
     (a `TypeDecorator`'s `process_bind_param`, JSON as text, times as SQLite's text). A value
     that is the very object the row before had (the same dict of defaults in every new
-    contact, one time for a whole batch) is bound once: JSON's encoding was most of the cost."""
+    contact, one time for a whole batch) is bound once: JSON's encoding was most of the cost.
+    A column whose type binds nothing (text, numbers) is copied without a call per value."""
     columns = []
     binds = driver_binds(tuple(table.c[name] for name in names), connection.dialect)
     for bind, name in zip(binds, names, strict=True):
+        if bind is unchanged:
+            columns.append([row[name] for row in rows])
+            continue
         bound: list[Any] = []
         last: Any = bound  # no value is this list
         for row in rows:

@@ -15,6 +15,8 @@ On PostgreSQL the same code runs ordinary transactions.
 from __future__ import annotations
 
 import contextvars
+import secrets
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +68,28 @@ def utcnow() -> datetime:
     Everything that depends on time asks here, so tests move time with `clock` rather than
     sleeping (`engine.testing`'s `clock` fixture)."""
     return clock.now()
+
+
+def id_prefix(timestamp: float) -> str:
+    """The first 12 hex digits of `ordered_id`s made at `timestamp` (its milliseconds): every
+    id made earlier sorts below it."""
+    return f"{int(timestamp * 1000) & 0xFFFFFFFFFFFF:012x}"
+
+
+def ordered_id(timestamp: float | None = None,
+               randbits: Callable[[int], int] = secrets.randbits) -> str:
+    """A new key of 32 hex digits that sorts by the time it was made (`timestamp`, now by
+    default): 12 digits of milliseconds, then 80 random bits (by default from the system's
+    generator), the layout of a UUIDv7.
+
+    Why not 32 random digits: rows keyed by random ids land all over their indexes, so a
+    batch of thousands (a tracking drain's new visitors and visits) changes a page per row,
+    and every changed page is written to SQLite's log at the commit, then copied back by the
+    checkpoint. The cost grows with the table: in one worker, storing and delivering a page
+    view took 0.069 ms with a small timeline and 0.083 ms at 150,000 rows, against 0.062 and
+    0.070 ms with keys that sort by time (new rows land at the indexes' ends)."""
+    at = time.time() if timestamp is None else timestamp
+    return f"{id_prefix(at)}{randbits(80):020x}"
 
 
 class Clock:
@@ -195,10 +219,11 @@ def driver_binds(columns: tuple[Any, ...], dialect: Any) -> tuple[Callable[[Any]
     """For statements sent through `driver_write`: each column's value as the driver takes it,
     bound as the column's type binds it through SQLAlchemy (JSON as text, a UTC time as
     SQLAlchemy writes it), so rows written either way read back the same."""
-    return tuple(column.type.bind_processor(dialect) or _unchanged for column in columns)
+    return tuple(column.type.bind_processor(dialect) or unchanged for column in columns)
 
 
-def _unchanged(value: Any) -> Any:
+def unchanged(value: Any) -> Any:
+    """The bind of a column whose type binds nothing: the value as it is."""
     return value
 
 

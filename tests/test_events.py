@@ -97,6 +97,42 @@ def test_hook_on_event(stream_app, work):
         assert events.delivery.pending() == 0
 
 
+EVERYTHING = '''
+"""Keeps the id and type of every event it is given."""
+from sqlalchemy import text
+from engine.db import db
+from engine.plugins import hookimpl
+DEFAULT_ENABLED = True
+
+@hookimpl
+def on_event(events):
+    for e in events:
+        db.session.execute(text("INSERT INTO given (event_id, type) VALUES (:e, :t)"),
+                           {"e": e["id"], "t": e["type"]})
+'''
+
+
+@pytest.mark.both_backends
+def test_an_event_erased_while_queued_is_not_delivered_and_leaves_the_queue(make_app,
+                                                                             make_plugins, work):
+    """An event deleted from the timeline before its delivery (its person erased) reaches no
+    plugin, and its queue row goes with the batch's others: nothing waits for it."""
+    app = make_app(PLUGINS_PATH=str(make_plugins(everything=EVERYTHING)))
+    with app.app_context():
+        with write() as session:
+            session.execute(text("CREATE TABLE given (event_id BIGINT, type VARCHAR(50))"))
+            kept = events.record("purchase", visitor_id="v-kept", properties={"amount": 1})
+            erased = events.record("purchase", visitor_id="v-erased")
+            later = events.record("purchase", visitor_id="v-kept", properties={"amount": 2})
+        with write() as session:
+            session.execute(Activity.__table__.delete().where(Activity.id == erased))
+    work(app)
+    with app.app_context():
+        given = db.session.execute(text("SELECT event_id, type FROM given")).all()
+        assert sorted(tuple(row) for row in given) == [(kept, "purchase"), (later, "purchase")]
+        assert events.delivery.pending() == 0
+
+
 def test_a_rolled_back_event_is_neither_stored_nor_delivered(stream_app, work):
     app = stream_app
     with app.app_context():

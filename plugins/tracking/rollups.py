@@ -60,16 +60,19 @@ def add(events: list[dict[str, Any]], new_visits: list[dict[str, Any]]) -> None:
     """Count one batch of cleaned events (`day`, `type`, `visitor_id`, `contact_id`, `url`)."""
     totals: dict[date, Counter[str]] = defaultdict(Counter)
     pages: Counter[tuple[date, str]] = Counter()
-    actives: dict[tuple[str, str], set[str]] = defaultdict(set)
+    active_days: dict[tuple[date, str], set[str]] = defaultdict(set)
     for e in events:
         day = e["occurred_at"].date()
         totals[day][EVENT_COUNTERS[e["type"]]] += 1
         if e["type"] == "page_view":
             pages[(day, unquote(host_and_path(e["url"])[1])[:500])] += 1  # readable
-        for period in (day.isoformat(), day.isoformat()[:7]):
-            actives[(period, "v")].add(e["visitor_id"])
-            if e.get("contact_id"):
-                actives[(period, "c")].add(str(e["contact_id"]))
+        active_days[(day, "v")].add(e["visitor_id"])
+        if e.get("contact_id"):
+            active_days[(day, "c")].add(str(e["contact_id"]))
+    actives: dict[tuple[str, str], set[str]] = defaultdict(set)  # by day and by month
+    for (day, kind), subjects in active_days.items():
+        actives[(day.isoformat(), kind)] = subjects
+        actives[(day.isoformat()[:7], kind)] |= subjects
     sources: Counter[tuple[date, str, str]] = Counter()
     for visit in new_visits:
         day = visit["started_at"].date()

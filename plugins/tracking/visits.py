@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, delete, select, update
 
 from engine import bulk
 from engine.contacts import touches as core_touches
-from engine.db import db
+from engine.db import db, ordered_id
 from plugins.tracking import clean
 from plugins.tracking.models import Seen, Visit
 
@@ -61,12 +61,16 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> Assigned:
     for e in events:
         visit = current.get(e["visitor_id"])
         props = e["properties"]
-        source, medium, campaign = clean.source_of(props.get("referrer", ""), props.get("utm", {}),
-                                                   clean.host_and_path(e["url"])[0])
-        new_campaign = bool(props.get("utm")) and visit is not None and (
-            (visit["source"], visit["medium"], visit["campaign"]) != (source, medium, campaign))
+        # Where an event came from matters to a new visit, and to one with campaign tags (a
+        # new campaign starts a new visit); for the rest, most events, it is not worked out.
+        came_from = None
+        new_campaign = False
+        if props.get("utm") and visit is not None:
+            came_from = _came_from(e)
+            new_campaign = (visit["source"], visit["medium"], visit["campaign"]) != came_from
         if visit is None or e["occurred_at"] - visit["last_seen_at"] > timeout or new_campaign:
-            visit = {"id": secrets.token_hex(16), "visitor_id": e["visitor_id"],
+            source, medium, campaign = came_from or _came_from(e)
+            visit = {"id": ordered_id(), "visitor_id": e["visitor_id"],
                      "started_at": e["occurred_at"], "last_seen_at": e["occurred_at"],
                      "landing_url": e["url"][:2000], "referrer": props.get("referrer", "")[:2000],
                      "source": source[:200], "medium": medium[:100], "campaign": campaign[:200],
@@ -94,6 +98,13 @@ def assign(events: list[dict[str, Any]], timeout: timedelta) -> Assigned:
             [{"visit_id": v["id"], "seen": v["last_seen_at"], "views": v["page_views"],
               "count": v["events"], "zone": v["time_zone"]} for v in changed.values()])
     return Assigned(new, zones)
+
+
+def _came_from(event: dict[str, Any]) -> tuple[str, str, str]:
+    """(source, medium, campaign) of a cleaned event: its campaign tags, else its referrer."""
+    props = event["properties"]
+    return clean.source_of(props.get("referrer", ""), props.get("utm", {}),
+                           clean.host_and_path(event["url"])[0])
 
 
 def as_touch(visit: Visit) -> dict[str, Any]:

@@ -95,12 +95,13 @@ def test_sessions_split_after_idle_time_and_new_campaigns(app, client):
             visit.last_seen_at = visit.last_seen_at.replace(year=2020)
     send(client, app, url="http://localhost/b")
     send(client, app, url="http://localhost/c?utm_source=ads&utm_campaign=x")
+    send(client, app, url="http://localhost/d?utm_source=ads&utm_campaign=x")  # same campaign
     drain(app)
     with app.app_context():
         visits = db.session.scalars(select(Visit).order_by(Visit.started_at)).all()
-        assert [(v.landing_url, v.source, v.campaign) for v in visits] == [
-            ("http://localhost/", "(direct)", ""), ("http://localhost/b", "(direct)", ""),
-            ("http://localhost/c?utm_source=ads&utm_campaign=x", "ads", "x")]
+        assert [(v.landing_url, v.source, v.campaign, v.page_views) for v in visits] == [
+            ("http://localhost/", "(direct)", "", 2), ("http://localhost/b", "(direct)", "", 1),
+            ("http://localhost/c?utm_source=ads&utm_campaign=x", "ads", "x", 2)]
     assert len({e.properties["visit"] for e in events(app)}) == 3
 
 

@@ -83,3 +83,27 @@ def test_traffic_page_needs_a_signed_in_person_and_the_plugin(app):
 def test_visits_are_attributed_like_analytics_tools_do(referrer, utm, expected):
     from plugins.tracking.clean import source_of
     assert source_of(referrer, utm, "localhost") == expected
+
+
+def test_a_batch_over_two_days_counts_each_days_visitors_and_the_months_once(app):
+    """Active people are counted per day and per month from one batch: a browser seen on two
+    days of a month is a visitor of each day and once of the month; seen again, of neither."""
+    from datetime import UTC, date, datetime
+
+    from engine.db import write
+    from plugins.tracking import rollups
+
+    def view(day: int, visitor: str) -> dict:
+        return {"occurred_at": datetime(2026, 3, day, 12, tzinfo=UTC), "type": "page_view",
+                "visitor_id": visitor, "contact_id": None, "url": "http://localhost/"}
+
+    batch = [view(1, "a"), view(1, "c"), view(2, "a"), view(2, "b")]
+    with app.app_context():
+        for _ in range(2):
+            with write():
+                rollups.add(batch, [])
+        days = {d.day: (d.page_views, d.visitors) for d in db.session.scalars(
+            select(DailyTotals).where(DailyTotals.day.in_([date(2026, 3, 1), date(2026, 3, 2)])))}
+        month = db.session.get(MonthlyActives, "2026-03")
+    assert days == {date(2026, 3, 1): (4, 2), date(2026, 3, 2): (4, 2)}
+    assert month.visitors == 3
