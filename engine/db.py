@@ -85,9 +85,10 @@ def ordered_id(timestamp: float | None = None,
     Why not 32 random digits: rows keyed by random ids land all over their indexes, so a
     batch of thousands (a tracking drain's new visitors and visits) changes a page per row,
     and every changed page is written to SQLite's log at the commit, then copied back by the
-    checkpoint. The cost grows with the table: in one worker, storing and delivering a page
-    view took 0.069 ms with a small timeline and 0.083 ms at 150,000 rows, against 0.062 and
-    0.070 ms with keys that sort by time (new rows land at the indexes' ends)."""
+    checkpoint. The cost grew with the tables: in one worker, storing and delivering a page
+    view took 0.069 ms in a fresh database and 0.084 ms once 150,000 were stored, against 0.066
+    and 0.070 ms with keys that sort by time, whose new rows land at the indexes' ends
+    (`docs/benchmarks.md`)."""
     at = time.time() if timestamp is None else timestamp
     return f"{id_prefix(at)}{randbits(80):020x}"
 
